@@ -1,0 +1,291 @@
+//! Bus channel names (PROTOCOL.md B.2) and how a received channel is
+//! classified.
+//!
+//! With the default prefixes a cluster uses:
+//!
+//! | purpose | channel |
+//! |---|---|
+//! | cross-server events and callback replies | `csbp:server_bridge` |
+//! | unicast / multicast to sockets | `ws:private_socket` |
+//! | global broadcast to sockets | `ws:broadcast` |
+//! | room namespace `chat` | `ws:chat` |
+//! | custom | the string exactly as configured |
+//!
+//! ```
+//! use crosswire_protocol::channels::{ChannelKind, Channels};
+//! let ch = Channels::default();
+//! assert_eq!(ch.bridge(), "csbp:server_bridge");
+//! assert_eq!(ch.room_namespace("chat").unwrap(), "ws:chat");
+//! assert_eq!(ch.classify("ws:chat"), ChannelKind::Room);
+//! assert_eq!(ch.classify("my:custom"), ChannelKind::Custom);
+//! ```
+
+/// Default prefix of the bridge channel (the original's `bridgePrefix`).
+pub const DEFAULT_BRIDGE_PREFIX: &str = "csbp:";
+
+/// Default prefix of every WebSocket routing channel (the original's
+/// `wsPrefix`).
+pub const DEFAULT_WS_PREFIX: &str = "ws:";
+
+/// Suffix of the bridge channel.
+const BRIDGE_SUFFIX: &str = "server_bridge";
+/// Suffix of the unicast / multicast channel.
+const PRIVATE_SOCKET_SUFFIX: &str = "private_socket";
+/// Suffix of the broadcast channel.
+const BROADCAST_SUFFIX: &str = "broadcast";
+
+/// The channel names of one cluster, derived from its two prefixes.
+///
+/// All nodes sharing a bus must use the same prefixes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channels {
+    bridge_prefix: String,
+    ws_prefix: String,
+    bridge: String,
+    private_socket: String,
+    broadcast: String,
+}
+
+/// Which handler a message received on a channel goes to (PROTOCOL.md B.2,
+/// "Channel classification on receipt").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChannelKind {
+    /// `<bridgePrefix>server_bridge`: cross-server events and callback
+    /// replies ([`crate::envelope::BridgeMessage`]).
+    Bridge,
+    /// `<wsPrefix>broadcast`: a frame for every connected socket.
+    Broadcast,
+    /// `<wsPrefix>private_socket`: a frame for one or several socket ids.
+    PrivateSocket,
+    /// Any other channel starting with `wsPrefix`: a room namespace.
+    Room,
+    /// Everything else: the application's custom channels.
+    Custom,
+}
+
+/// Invalid prefixes or room namespaces.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ChannelError {
+    /// Both prefixes are equal (the original's constructor error).
+    #[error(
+        "bridgePrefix and wsPrefix must be different to avoid channel conflicts. Received: \"{0}\""
+    )]
+    SamePrefix(String),
+    /// An empty room namespace.
+    #[error("roomNamespace must be a non-empty string")]
+    EmptyNamespace,
+    /// A room namespace whose channel is one of the reserved channels
+    /// (`broadcast`, `private_socket`, or the bridge channel).
+    #[error("room namespace \"{0}\" maps to a reserved channel")]
+    ReservedNamespace(String),
+}
+
+impl Default for Channels {
+    fn default() -> Self {
+        Self::build(DEFAULT_BRIDGE_PREFIX, DEFAULT_WS_PREFIX)
+    }
+}
+
+impl Channels {
+    /// Channel names for the given prefixes. An empty prefix selects the
+    /// default (the original treats any falsy prefix that way); equal
+    /// prefixes are refused.
+    ///
+    /// ```
+    /// use crosswire_protocol::channels::{ChannelError, Channels};
+    /// let ch = Channels::new("", "app:").unwrap();
+    /// assert_eq!(ch.bridge(), "csbp:server_bridge");
+    /// assert_eq!(ch.broadcast(), "app:broadcast");
+    /// assert_eq!(Channels::new("x:", "x:").unwrap_err(), ChannelError::SamePrefix("x:".into()));
+    /// ```
+    pub fn new(bridge_prefix: &str, ws_prefix: &str) -> Result<Channels, ChannelError> {
+        let bridge_prefix = if bridge_prefix.is_empty() {
+            DEFAULT_BRIDGE_PREFIX
+        } else {
+            bridge_prefix
+        };
+        let ws_prefix = if ws_prefix.is_empty() {
+            DEFAULT_WS_PREFIX
+        } else {
+            ws_prefix
+        };
+        if bridge_prefix == ws_prefix {
+            return Err(ChannelError::SamePrefix(ws_prefix.to_owned()));
+        }
+        Ok(Self::build(bridge_prefix, ws_prefix))
+    }
+
+    fn build(bridge_prefix: &str, ws_prefix: &str) -> Channels {
+        Channels {
+            bridge_prefix: bridge_prefix.to_owned(),
+            ws_prefix: ws_prefix.to_owned(),
+            bridge: format!("{bridge_prefix}{BRIDGE_SUFFIX}"),
+            private_socket: format!("{ws_prefix}{PRIVATE_SOCKET_SUFFIX}"),
+            broadcast: format!("{ws_prefix}{BROADCAST_SUFFIX}"),
+        }
+    }
+
+    /// The bridge prefix (default `csbp:`).
+    pub fn bridge_prefix(&self) -> &str {
+        &self.bridge_prefix
+    }
+
+    /// The WebSocket routing prefix (default `ws:`).
+    pub fn ws_prefix(&self) -> &str {
+        &self.ws_prefix
+    }
+
+    /// The bridge channel, `csbp:server_bridge` by default.
+    pub fn bridge(&self) -> &str {
+        &self.bridge
+    }
+
+    /// The unicast / multicast channel, `ws:private_socket` by default.
+    pub fn private_socket(&self) -> &str {
+        &self.private_socket
+    }
+
+    /// The broadcast channel, `ws:broadcast` by default.
+    pub fn broadcast(&self) -> &str {
+        &self.broadcast
+    }
+
+    /// The channel of room namespace `ns`, by the original's `joinRoom` rule:
+    /// `ns` itself if it already starts with the WebSocket prefix, else the
+    /// prefix followed by `ns`.
+    ///
+    /// Unlike the original, namespaces whose channel would be one of the
+    /// reserved channels (`broadcast`, `private_socket`, or the bridge
+    /// channel) are refused, so a room message can never turn into a global
+    /// broadcast (weakness #12).
+    ///
+    /// ```
+    /// use crosswire_protocol::channels::{ChannelError, Channels};
+    /// let ch = Channels::default();
+    /// assert_eq!(ch.room_namespace("chat").unwrap(), "ws:chat");
+    /// assert_eq!(ch.room_namespace("ws:game").unwrap(), "ws:game");
+    /// assert_eq!(ch.room_namespace("csbp:x").unwrap(), "ws:csbp:x");
+    /// assert!(matches!(ch.room_namespace("broadcast"), Err(ChannelError::ReservedNamespace(_))));
+    /// assert_eq!(ch.room_namespace(""), Err(ChannelError::EmptyNamespace));
+    /// ```
+    pub fn room_namespace(&self, ns: &str) -> Result<String, ChannelError> {
+        if ns.is_empty() {
+            return Err(ChannelError::EmptyNamespace);
+        }
+        let channel = if ns.starts_with(&self.ws_prefix) {
+            ns.to_owned()
+        } else {
+            format!("{}{}", self.ws_prefix, ns)
+        };
+        if channel == self.private_socket || channel == self.broadcast || channel == self.bridge {
+            return Err(ChannelError::ReservedNamespace(ns.to_owned()));
+        }
+        Ok(channel)
+    }
+
+    /// The channel of a preset room namespace.
+    ///
+    /// The original maps presets with an extra rule (a preset starting with
+    /// the *bridge* prefix is used verbatim) while `joinRoom` only checks the
+    /// WebSocket prefix, so a preset `csbp:x` was subscribed as `csbp:x` but
+    /// joined as `ws:csbp:x` and never received its room messages
+    /// (weakness #12). crosswire maps presets with exactly the same rule as
+    /// [`Channels::room_namespace`], including the reserved-name checks, so
+    /// presets and joined rooms always agree.
+    ///
+    /// ```
+    /// use crosswire_protocol::channels::Channels;
+    /// let ch = Channels::default();
+    /// assert_eq!(ch.preset_namespace("lobby").unwrap(), "ws:lobby");
+    /// assert_eq!(ch.preset_namespace("csbp:x").unwrap(), ch.room_namespace("csbp:x").unwrap());
+    /// ```
+    pub fn preset_namespace(&self, ns: &str) -> Result<String, ChannelError> {
+        self.room_namespace(ns)
+    }
+
+    /// Classifies a channel a message was received on, in the original's
+    /// order: the bridge channel first, then any channel starting with the
+    /// WebSocket prefix (`private_socket` and `broadcast` are special, every
+    /// other one is a room namespace), then custom.
+    ///
+    /// ```
+    /// use crosswire_protocol::channels::{ChannelKind, Channels};
+    /// let ch = Channels::default();
+    /// assert_eq!(ch.classify("csbp:server_bridge"), ChannelKind::Bridge);
+    /// assert_eq!(ch.classify("ws:broadcast"), ChannelKind::Broadcast);
+    /// assert_eq!(ch.classify("ws:private_socket"), ChannelKind::PrivateSocket);
+    /// assert_eq!(ch.classify("ws:game"), ChannelKind::Room);
+    /// assert_eq!(ch.classify("csbp:other"), ChannelKind::Custom);
+    /// ```
+    pub fn classify(&self, channel: &str) -> ChannelKind {
+        if channel == self.bridge {
+            ChannelKind::Bridge
+        } else if channel.starts_with(&self.ws_prefix) {
+            if channel == self.private_socket {
+                ChannelKind::PrivateSocket
+            } else if channel == self.broadcast {
+                ChannelKind::Broadcast
+            } else {
+                ChannelKind::Room
+            }
+        } else {
+            ChannelKind::Custom
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let ch = Channels::default();
+        assert_eq!(ch, Channels::new("", "").unwrap());
+        assert_eq!(ch.bridge_prefix(), "csbp:");
+        assert_eq!(ch.ws_prefix(), "ws:");
+        assert_eq!(ch.bridge(), "csbp:server_bridge");
+        assert_eq!(ch.private_socket(), "ws:private_socket");
+        assert_eq!(ch.broadcast(), "ws:broadcast");
+    }
+
+    #[test]
+    fn same_prefix_message() {
+        let err = Channels::new("ws:", "").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bridgePrefix and wsPrefix must be different to avoid channel conflicts. Received: \"ws:\""
+        );
+    }
+
+    #[test]
+    fn reserved_namespaces() {
+        let ch = Channels::default();
+        for ns in [
+            "broadcast",
+            "private_socket",
+            "ws:broadcast",
+            "ws:private_socket",
+        ] {
+            assert_eq!(
+                ch.room_namespace(ns),
+                Err(ChannelError::ReservedNamespace(ns.into()))
+            );
+            assert_eq!(
+                ch.preset_namespace(ns),
+                Err(ChannelError::ReservedNamespace(ns.into()))
+            );
+        }
+        assert_eq!(ch.preset_namespace(""), Err(ChannelError::EmptyNamespace));
+        // Case matters, as in the original.
+        assert_eq!(ch.room_namespace("Broadcast").unwrap(), "ws:Broadcast");
+    }
+
+    #[test]
+    fn bridge_channel_inside_ws_prefix_is_reserved() {
+        let ch = Channels::new("ws:x:", "ws:").unwrap();
+        assert_eq!(ch.classify("ws:x:server_bridge"), ChannelKind::Bridge);
+        assert!(ch.room_namespace("x:server_bridge").is_err());
+        assert_eq!(ch.classify("ws:x:other"), ChannelKind::Room);
+    }
+}

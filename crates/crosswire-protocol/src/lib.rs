@@ -1,0 +1,26 @@
+//! Wire formats of crosswire, byte-compatible with the original
+//! `websocket-cross-server-adapter` (Node.js).
+//!
+//! This crate does no I/O. It holds:
+//!
+//! * [`client`] — the frames between a client and a node (Part A of the
+//!   protocol): event frames, callback replies, pushed events, heartbeats and
+//!   callback-id validation;
+//! * [`envelope`] — the messages between nodes on the bus (Part B), in both
+//!   codecs of the original: JSON and MessagePack (its "compression");
+//! * [`channels`] — the bus channel names and how a received channel is
+//!   classified;
+//! * [`ids`] — callback id generators in the original's formats;
+//! * [`params`] — connection URL parameters: the client's encoding and the
+//!   server's `parseWsRequestParams`;
+//! * [`json`] — JSON written exactly as JavaScript's `JSON.stringify` does.
+//!
+//! Decoders return errors and never panic, whatever the input.
+
+pub mod channels;
+pub mod client;
+pub mod envelope;
+pub mod ids;
+pub mod json;
+mod msgpack;
+pub mod params;

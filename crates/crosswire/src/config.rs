@@ -1,0 +1,78 @@
+//! Node configuration, with the original's defaults.
+
+use crate::socket::SlowConsumerPolicy;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Default largest inbound frame: 1 MiB (the original accepts 100 MiB).
+pub const DEFAULT_MAX_FRAME_SIZE: usize = 1024 * 1024;
+/// Default bound of each socket's outbound queue, in frames.
+pub const DEFAULT_OUTBOUND_QUEUE: usize = 1024;
+
+/// Everything a [`Node`](crate::Node) is built from. All durations are in
+/// milliseconds when read from TOML or JSON (`server_ping_interval_ms`, ...).
+///
+/// ```
+/// let config: crosswire::NodeConfig = toml_like();
+/// # fn toml_like() -> crosswire::NodeConfig {
+/// #   serde_json::from_str(r#"{"server_name":"n1","heartbeat":"ping","server_ping_interval_ms":5000}"#).unwrap()
+/// # }
+/// assert_eq!(config.server_ping_interval, std::time::Duration::from_secs(5));
+/// assert_eq!(config.enter_background_close_time, std::time::Duration::from_secs(10));
+/// ```
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeConfig {
+    /// Cluster-unique name of the node (the original's `serverName`).
+    pub server_name: String,
+    /// The application heartbeat string echoed back to clients (`heartbeatStr`,
+    /// default empty).
+    pub heartbeat: String,
+    /// Period of the protocol ping and liveness sweep (`serverPingInterval`,
+    /// default 20 s).
+    #[serde(rename = "server_ping_interval_ms", with = "ms")]
+    pub server_ping_interval: Duration,
+    /// How long a socket may stay in the background before it is terminated
+    /// (`enterBackgroundCloseTime`, default 10 s).
+    #[serde(rename = "enter_background_close_time_ms", with = "ms")]
+    pub enter_background_close_time: Duration,
+    /// Largest inbound frame in bytes; bigger frames close the socket with 1009.
+    pub max_frame_size: usize,
+    /// Bound of each socket's outbound queue, in frames.
+    pub outbound_queue: usize,
+    /// What to do with a socket whose outbound queue is full.
+    pub slow_consumer: SlowConsumerPolicy,
+    /// Prefix of the cross-server bridge channel (`bridgePrefix`, default `csbp:`).
+    pub bridge_prefix: String,
+    /// Prefix of the WebSocket routing channels (`wsPrefix`, default `ws:`).
+    pub ws_prefix: String,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            server_name: "crosswire".into(),
+            heartbeat: String::new(),
+            server_ping_interval: Duration::from_millis(20_000),
+            enter_background_close_time: Duration::from_millis(10_000),
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            outbound_queue: DEFAULT_OUTBOUND_QUEUE,
+            slow_consumer: SlowConsumerPolicy::Close,
+            bridge_prefix: crosswire_protocol::channels::DEFAULT_BRIDGE_PREFIX.into(),
+            ws_prefix: crosswire_protocol::channels::DEFAULT_WS_PREFIX.into(),
+        }
+    }
+}
+
+mod ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}

@@ -1,0 +1,52 @@
+//! The one error type of crosswire.
+
+use crosswire_protocol::channels::ChannelError;
+
+/// Everything that can go wrong in a crosswire call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An argument was empty or malformed; the message names it, with the
+    /// original's wording (e.g. `event must be a non-empty string`).
+    #[error("{0}")]
+    InvalidArgument(&'static str),
+    /// A client-event handler was registered under a name that is reserved
+    /// for system events (`connection`, `close`, ...) or for the protocol.
+    #[error("event name {0:?} is reserved; use the node's on_* system-event methods instead")]
+    ReservedEvent(String),
+    /// A room namespace or prefix is not usable as a bus channel.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// A payload could not be serialized to JSON.
+    #[error("payload could not be encoded: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// Binding or serving the WebSocket endpoint failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The socket is closed; nothing was sent.
+    #[error("socket is closed")]
+    SocketClosed,
+    /// The node has been shut down.
+    #[error("node is shut down")]
+    Shutdown,
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// `Result` with crosswire's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Checks that `value` is a non-empty string argument, with the original's message.
+pub(crate) fn non_empty(value: &str, message: &'static str) -> Result<()> {
+    if value.is_empty() {
+        Err(Error::InvalidArgument(message))
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) const EVENT_MSG: &str = "event must be a non-empty string";
+pub(crate) const SOCKET_ID_MSG: &str = "socketId must be a non-empty string";
+pub(crate) const NAMESPACE_MSG: &str = "roomNamespace must be a non-empty string";
+pub(crate) const ROOM_ID_MSG: &str = "roomId must be a non-empty string";

@@ -1,0 +1,288 @@
+//! Event registries: client events (named by clients) and system events
+//! (fired by the node itself), kept apart so that a client frame can never
+//! fire a system event.
+//!
+//! A registry entry is `(id, once, tag, handler)`. Dispatch takes a snapshot
+//! of the entries under a short read lock (an `Arc` clone), so registering a
+//! handler never blocks dispatch for long, and `once` entries are removed
+//! under the write lock before they run, so each fires exactly once even when
+//! several sockets send the same event at the same moment.
+
+use crate::socket::Socket;
+use futures_util::future::BoxFuture;
+use parking_lot::RwLock;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+/// Identifies one registered handler; pass it to `off_handler` to remove it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HandlerId(u64);
+
+impl HandlerId {
+    fn next() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        HandlerId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// Names a node fires itself; they can never be registered as client events,
+/// and a client frame naming one is dropped. Includes the original's system
+/// events, its reserved cross-server reply event and JavaScript prototype keys
+/// (which crashed the original).
+pub const RESERVED_EVENTS: &[&str] = &[
+    "connection",
+    "close",
+    "error",
+    "pong",
+    "message",
+    "client-ping",
+    "server-error",
+    "listening",
+    "ws-server-close",
+    "_Cs_Cb_",
+];
+
+/// Whether `event` is reserved ([`RESERVED_EVENTS`]).
+///
+/// ```
+/// assert!(crosswire::events::is_reserved("close"));
+/// assert!(!crosswire::events::is_reserved("say"));
+/// ```
+pub fn is_reserved(event: &str) -> bool {
+    RESERVED_EVENTS.contains(&event)
+}
+
+/// The answer channel of a client event sent with a callback id.
+///
+/// Each [`send`](Reply::send) writes one `{"payload":…,"callbackId":…}` frame,
+/// like the original's reply function; it may be called more than once, and
+/// every handler of the event shares the same reply.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    socket: Socket,
+    callback_id: Arc<str>,
+}
+
+impl Reply {
+    pub(crate) fn new(socket: Socket, callback_id: String) -> Self {
+        Reply {
+            socket,
+            callback_id: callback_id.into(),
+        }
+    }
+
+    /// The client's callback id.
+    pub fn callback_id(&self) -> &str {
+        &self.callback_id
+    }
+
+    /// Replies with `payload`.
+    ///
+    /// Fails with [`Error::SocketClosed`](crate::Error::SocketClosed) when the
+    /// socket is gone (the reply is then discarded, as in the original).
+    pub fn send<T: Serialize + ?Sized>(&self, payload: &T) -> crate::Result<()> {
+        let text = crosswire_protocol::client::encode_reply(&self.callback_id, Some(payload))?;
+        self.socket.send_text(text.into())
+    }
+
+    /// Replies without a value: the frame has no `payload` key (the original's
+    /// `reply()` with `undefined`).
+    pub fn send_empty(&self) -> crate::Result<()> {
+        let text = crosswire_protocol::client::encode_reply::<()>(&self.callback_id, None)?;
+        self.socket.send_text(text.into())
+    }
+}
+
+/// A handler of a client event: any `Fn(Socket, Value, Option<Reply>) -> impl Future`.
+///
+/// The payload is the frame's `payload` (JSON `null` when the frame had none);
+/// the reply is present when the frame carried a valid callback id.
+pub trait EventHandler: Send + Sync + 'static {
+    /// Calls the handler.
+    fn call(&self, socket: Socket, payload: Value, reply: Option<Reply>) -> BoxFuture<'static, ()>;
+}
+
+impl<F, Fut> EventHandler for F
+where
+    F: Fn(Socket, Value, Option<Reply>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    fn call(&self, socket: Socket, payload: Value, reply: Option<Reply>) -> BoxFuture<'static, ()> {
+        Box::pin(self(socket, payload, reply))
+    }
+}
+
+struct Entry<H: ?Sized> {
+    id: HandlerId,
+    once: bool,
+    tag: Option<String>,
+    handler: Arc<H>,
+}
+
+impl<H: ?Sized> Clone for Entry<H> {
+    fn clone(&self) -> Self {
+        Entry {
+            id: self.id,
+            once: self.once,
+            tag: self.tag.clone(),
+            handler: self.handler.clone(),
+        }
+    }
+}
+
+/// An ordered list of handlers for one event, copy-on-write.
+pub(crate) struct Listeners<H: ?Sized> {
+    entries: RwLock<Arc<Vec<Entry<H>>>>,
+}
+
+impl<H: ?Sized> Default for Listeners<H> {
+    fn default() -> Self {
+        Listeners {
+            entries: RwLock::new(Arc::new(Vec::new())),
+        }
+    }
+}
+
+impl<H: ?Sized> Listeners<H> {
+    pub(crate) fn add(&self, handler: Arc<H>, once: bool, tag: Option<String>) -> HandlerId {
+        let id = HandlerId::next();
+        let mut guard = self.entries.write();
+        let mut v = Vec::clone(&guard);
+        v.push(Entry {
+            id,
+            once,
+            tag,
+            handler,
+        });
+        *guard = Arc::new(v);
+        id
+    }
+
+    /// Removes the entries `pred` selects; returns how many were removed.
+    pub(crate) fn remove_where(&self, pred: impl Fn(HandlerId, Option<&str>) -> bool) -> usize {
+        let mut guard = self.entries.write();
+        let before = guard.len();
+        let v: Vec<_> = guard
+            .iter()
+            .filter(|e| !pred(e.id, e.tag.as_deref()))
+            .cloned()
+            .collect();
+        let removed = before - v.len();
+        if removed > 0 {
+            *guard = Arc::new(v);
+        }
+        removed
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.read().is_empty()
+    }
+
+    /// The handlers to call now, in registration order; `once` entries are
+    /// taken out of the registry by this call.
+    pub(crate) fn take_for_dispatch(&self) -> Vec<Arc<H>> {
+        let snapshot = self.entries.read().clone();
+        if !snapshot.iter().any(|e| e.once) {
+            return snapshot.iter().map(|e| e.handler.clone()).collect();
+        }
+        // Some entries are `once`: decide under the write lock which of them
+        // this dispatch owns, so a concurrent dispatch cannot run them too.
+        let mut guard = self.entries.write();
+        let current = guard.clone();
+        let out = current.iter().map(|e| e.handler.clone()).collect();
+        *guard = Arc::new(current.iter().filter(|e| !e.once).cloned().collect());
+        out
+    }
+}
+
+/// Client-event handlers by event name.
+#[derive(Default)]
+pub(crate) struct ClientEvents {
+    map: RwLock<HashMap<String, Arc<Listeners<dyn EventHandler>>>>,
+}
+
+impl ClientEvents {
+    pub(crate) fn add(
+        &self,
+        event: &str,
+        handler: Arc<dyn EventHandler>,
+        once: bool,
+        tag: Option<String>,
+    ) -> HandlerId {
+        let listeners = self
+            .map
+            .write()
+            .entry(event.to_owned())
+            .or_default()
+            .clone();
+        listeners.add(handler, once, tag)
+    }
+
+    pub(crate) fn get(&self, event: &str) -> Option<Arc<Listeners<dyn EventHandler>>> {
+        self.map.read().get(event).cloned()
+    }
+
+    pub(crate) fn remove_where(
+        &self,
+        event: Option<&str>,
+        pred: impl Fn(HandlerId, Option<&str>) -> bool,
+    ) -> usize {
+        let mut map = self.map.write();
+        let mut removed = 0;
+        for (name, listeners) in map.iter() {
+            if event.is_none_or(|e| e == name) {
+                removed += listeners.remove_where(&pred);
+            }
+        }
+        map.retain(|_, l| !l.is_empty());
+        removed
+    }
+}
+
+/// A system-event handler taking `A`.
+pub(crate) type SystemHandler<A> = dyn Fn(A) -> BoxFuture<'static, ()> + Send + Sync;
+
+/// Wraps a user closure into a [`SystemHandler`].
+pub(crate) fn system_handler<A, F, Fut>(f: F) -> Arc<SystemHandler<A>>
+where
+    A: 'static,
+    F: Fn(A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    Arc::new(move |a| Box::pin(f(a)) as BoxFuture<'static, ()>)
+}
+
+/// Runs `fut` until its first suspension point on the current task, then
+/// hands the rest to a new task.
+///
+/// This keeps handlers in the order their frames arrived (everything a
+/// handler does before its first `.await` happens in arrival order) while a
+/// slow handler never holds up the next frame.
+pub(crate) async fn run_detached(fut: BoxFuture<'static, ()>) {
+    let mut fut = Some(fut);
+    std::future::poll_fn(|cx: &mut Context<'_>| {
+        if let Some(f) = fut.as_mut() {
+            // A panicking handler must not take the connection down with it
+            // (the original wraps every listener call in try/catch).
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Pin::new(f).poll(cx))) {
+                Ok(Poll::Pending) => {}
+                Ok(Poll::Ready(())) => fut = None,
+                Err(_) => {
+                    tracing::error!("an event handler panicked");
+                    fut = None;
+                }
+            }
+        }
+        Poll::Ready(())
+    })
+    .await;
+    if let Some(rest) = fut {
+        tokio::spawn(rest);
+    }
+}

@@ -1,0 +1,74 @@
+//! # crosswire
+//!
+//! A distributed WebSocket framework: clients send named events (with
+//! optional callbacks) to a [`Node`]; the node pushes events to every
+//! socket, to socket ids, or to rooms grouped in namespaces; many nodes act
+//! as one server through a bus. It speaks the wire protocol of the Node.js
+//! library `websocket-cross-server-adapter`, so that library's browser
+//! client works against a crosswire node unchanged.
+//!
+//! ## The model
+//!
+//! * A [`Node`] owns its connections ([`Socket`]s). The application binds
+//!   a socket to one or more *socket ids* of its choosing
+//!   ([`Node::set_user_socket`]); sends address ids, not connections.
+//! * Client events are registered with [`Node::on`]; system events
+//!   (connection, close, pong, ...) with their own methods, in a separate
+//!   registry, so a client can never fire them.
+//! * Every send encodes its frame once; each socket has a bounded outbound
+//!   queue drained by its own writer, and a socket that cannot keep up is
+//!   handled by the [`SlowConsumerPolicy`].
+//!
+//! ```no_run
+//! use crosswire::{Node, RoomSend};
+//!
+//! #[tokio::main]
+//! async fn main() -> crosswire::Result<()> {
+//!     let node = Node::builder().server_name("n1").build()?;
+//!     let n = node.clone();
+//!     node.on_connection(move |socket, handshake| {
+//!         let n = n.clone();
+//!         async move {
+//!             match handshake.param("id") {
+//!                 Some(id) => { let _ = n.set_user_socket(id, &socket); }
+//!                 None => socket.close(4011, "Auth failure"),
+//!             }
+//!         }
+//!     });
+//!     let n = node.clone();
+//!     node.on("joinRoom", move |socket, payload, reply| {
+//!         let n = n.clone();
+//!         async move {
+//!             let room = payload["room"].as_str().unwrap_or("lobby").to_owned();
+//!             for id in socket.socket_ids() {
+//!                 let _ = n.join_room("chat", &room, &id);
+//!             }
+//!             let _ = n.broadcast_to_room("chat", &room, "joined", &payload, RoomSend::new());
+//!             if let Some(reply) = reply { let _ = reply.send(&true); }
+//!         }
+//!     })?;
+//!     node.listen("127.0.0.1:9000").await?;
+//!     tokio::signal::ctrl_c().await?;
+//!     node.shutdown(std::time::Duration::from_secs(5)).await;
+//!     Ok(())
+//! }
+//! ```
+
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod node;
+pub mod rooms;
+pub mod socket;
+pub mod stats;
+pub mod ws;
+
+pub use config::NodeConfig;
+pub use crosswire_protocol as protocol;
+pub use error::{Error, Result};
+pub use events::{EventHandler, HandlerId, Reply};
+pub use node::{CloseInfo, Node, NodeBuilder, RoomSend};
+pub use rooms::Match;
+pub use socket::{close_code, Handshake, SlowConsumerPolicy, Socket};
+pub use stats::StatsSnapshot;
+pub use ws::Refusal;

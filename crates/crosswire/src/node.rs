@@ -1,0 +1,931 @@
+//! The node: one server of a crosswire cluster. It owns the sockets, the
+//! socket-id registry, the room index and the event registries, and performs
+//! every send.
+
+use crate::config::NodeConfig;
+use crate::error::{non_empty, EVENT_MSG, NAMESPACE_MSG, ROOM_ID_MSG, SOCKET_ID_MSG};
+use crate::events::{
+    is_reserved, system_handler, ClientEvents, EventHandler, HandlerId, Listeners, Reply,
+    SystemHandler,
+};
+use crate::rooms::{Match, Rooms};
+use crate::socket::{to_utf8, CloseRequest, Handshake, Socket};
+use crate::stats::{Stats, StatsSnapshot};
+use crate::ws::UpgradeHook;
+use crate::{Error, Result};
+use axum::extract::ws::Utf8Bytes;
+use bytes::Bytes;
+use crosswire_protocol::channels::Channels;
+use crosswire_protocol::client::PushFrame;
+use dashmap::DashMap;
+use indexmap::IndexMap;
+use parking_lot::RwLock;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Why a connection closed, as the `close` event reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseInfo {
+    /// The close code the peer sent, or 1006 when the connection ended
+    /// without a close frame (dropped, terminated, or timed out).
+    pub code: u16,
+    /// The close reason the peer sent.
+    pub reason: String,
+}
+
+pub(crate) struct SystemEvents {
+    pub(crate) connection: Listeners<SystemHandler<(Socket, Arc<Handshake>)>>,
+    pub(crate) close: Listeners<SystemHandler<(Socket, CloseInfo)>>,
+    pub(crate) error: Listeners<SystemHandler<(Socket, Arc<str>)>>,
+    pub(crate) pong: Listeners<SystemHandler<(Socket, Bytes)>>,
+    pub(crate) message: Listeners<SystemHandler<(Socket, Utf8Bytes)>>,
+    pub(crate) client_ping: Listeners<SystemHandler<Socket>>,
+    pub(crate) server_error: Listeners<SystemHandler<Arc<Error>>>,
+    pub(crate) listening: Listeners<SystemHandler<SocketAddr>>,
+    pub(crate) server_close: Listeners<SystemHandler<()>>,
+}
+
+impl Default for SystemEvents {
+    fn default() -> Self {
+        SystemEvents {
+            connection: Listeners::default(),
+            close: Listeners::default(),
+            error: Listeners::default(),
+            pong: Listeners::default(),
+            message: Listeners::default(),
+            client_ping: Listeners::default(),
+            server_error: Listeners::default(),
+            listening: Listeners::default(),
+            server_close: Listeners::default(),
+        }
+    }
+}
+
+impl SystemEvents {
+    fn remove(&self, id: HandlerId) -> usize {
+        let p = |h: HandlerId, _: Option<&str>| h == id;
+        self.connection.remove_where(p)
+            + self.close.remove_where(p)
+            + self.error.remove_where(p)
+            + self.pong.remove_where(p)
+            + self.message.remove_where(p)
+            + self.client_ping.remove_where(p)
+            + self.server_error.remove_where(p)
+            + self.listening.remove_where(p)
+            + self.server_close.remove_where(p)
+    }
+}
+
+pub(crate) struct NodeInner {
+    pub(crate) config: NodeConfig,
+    pub(crate) channels: Channels,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) client_events: ClientEvents,
+    pub(crate) system: SystemEvents,
+    /// Every open connection, by connection number.
+    pub(crate) connections: DashMap<u64, Socket>,
+    /// Socket ids bound with `set_user_socket`.
+    pub(crate) bound: DashMap<String, Socket>,
+    pub(crate) rooms: RwLock<Rooms>,
+    pub(crate) next_conn: AtomicU64,
+    pub(crate) upgrade_hook: Option<UpgradeHook>,
+    pub(crate) shutting_down: AtomicBool,
+    /// Cancelled when the node shuts down: stops listeners and the sweep.
+    pub(crate) shutdown: CancellationToken,
+    /// Parent of every socket's stop token: cancelled to drop all connections.
+    pub(crate) kill: CancellationToken,
+    /// Tracks connection tasks, so shutdown can wait for them.
+    pub(crate) tasks: tokio_util::task::TaskTracker,
+}
+
+/// One server of a crosswire cluster (the original's
+/// `WebSocketCrossServerAdapter`). Cheap to clone: clones share the node.
+///
+/// ```no_run
+/// use crosswire::Node;
+/// # async fn run() -> crosswire::Result<()> {
+/// let node = Node::builder().server_name("n1").build()?;
+/// node.on("say", |socket, payload, reply| async move {
+///     if let Some(reply) = reply {
+///         let _ = reply.send(&serde_json::json!({"echo": payload}));
+///     }
+/// })?;
+/// let addr = node.listen("127.0.0.1:9000").await?;
+/// println!("listening on {addr}");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Node {
+    pub(crate) inner: Arc<NodeInner>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("server_name", &self.inner.config.server_name)
+            .field("connections", &self.inner.connections.len())
+            .finish()
+    }
+}
+
+/// Builds a [`Node`]; every option starts at the original's default.
+#[derive(Default)]
+pub struct NodeBuilder {
+    config: NodeConfig,
+    upgrade_hook: Option<UpgradeHook>,
+}
+
+impl NodeBuilder {
+    /// Starts from a whole configuration (e.g. read from TOML).
+    pub fn config(mut self, config: NodeConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The node's cluster-unique name (`serverName`).
+    pub fn server_name(mut self, name: impl Into<String>) -> Self {
+        self.config.server_name = name.into();
+        self
+    }
+
+    /// The application heartbeat string (`heartbeatStr`, default empty).
+    pub fn heartbeat(mut self, heartbeat: impl Into<String>) -> Self {
+        self.config.heartbeat = heartbeat.into();
+        self
+    }
+
+    /// Period of the protocol ping / liveness sweep (`serverPingInterval`, 20 s).
+    pub fn server_ping_interval(mut self, every: Duration) -> Self {
+        self.config.server_ping_interval = every;
+        self
+    }
+
+    /// Longest stay in the background (`enterBackgroundCloseTime`, 10 s).
+    pub fn enter_background_close_time(mut self, after: Duration) -> Self {
+        self.config.enter_background_close_time = after;
+        self
+    }
+
+    /// Largest inbound frame in bytes (default 1 MiB); bigger ones close the
+    /// socket with 1009.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.config.max_frame_size = bytes;
+        self
+    }
+
+    /// Bound of each socket's outbound queue, in frames (default 1024).
+    pub fn outbound_queue(mut self, frames: usize) -> Self {
+        self.config.outbound_queue = frames;
+        self
+    }
+
+    /// What to do with a socket whose outbound queue is full (default: close
+    /// it with 4003).
+    pub fn slow_consumer(mut self, policy: crate::SlowConsumerPolicy) -> Self {
+        self.config.slow_consumer = policy;
+        self
+    }
+
+    /// An async hook run before each WebSocket upgrade; it sees the path,
+    /// query and headers and may refuse with an HTTP status. Authentication
+    /// belongs here.
+    ///
+    /// ```no_run
+    /// use crosswire::{Node, Refusal};
+    /// use http::StatusCode;
+    /// # fn f() -> crosswire::Result<()> {
+    /// let node = Node::builder()
+    ///     .on_upgrade(|req| async move {
+    ///         match req.param("token") {
+    ///             Some("secret") => Ok(()),
+    ///             _ => Err(Refusal::new(StatusCode::UNAUTHORIZED, "bad token")),
+    ///         }
+    ///     })
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn on_upgrade<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Arc<Handshake>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), crate::Refusal>> + Send + 'static,
+    {
+        self.upgrade_hook = Some(Arc::new(move |h| Box::pin(hook(h))));
+        self
+    }
+
+    /// Builds the node. Must be called inside a Tokio runtime (the node starts
+    /// its liveness sweep).
+    pub fn build(self) -> Result<Node> {
+        let config = self.config;
+        let channels = Channels::new(&config.bridge_prefix, &config.ws_prefix)?;
+        if config.server_ping_interval.is_zero() {
+            return Err(Error::Config(
+                "server_ping_interval must be positive".into(),
+            ));
+        }
+        if config.max_frame_size == 0 || config.outbound_queue == 0 {
+            return Err(Error::Config(
+                "max_frame_size and outbound_queue must be positive".into(),
+            ));
+        }
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::Config("Node::build must be called inside a Tokio runtime".into())
+        })?;
+        let inner = Arc::new(NodeInner {
+            config,
+            channels,
+            stats: Arc::new(Stats::default()),
+            client_events: ClientEvents::default(),
+            system: SystemEvents::default(),
+            connections: DashMap::new(),
+            bound: DashMap::new(),
+            rooms: RwLock::new(Rooms::default()),
+            next_conn: AtomicU64::new(1),
+            upgrade_hook: self.upgrade_hook,
+            shutting_down: AtomicBool::new(false),
+            shutdown: CancellationToken::new(),
+            kill: CancellationToken::new(),
+            tasks: tokio_util::task::TaskTracker::new(),
+        });
+        handle.spawn(liveness_sweep(
+            Arc::downgrade(&inner),
+            inner.shutdown.clone(),
+        ));
+        Ok(Node { inner })
+    }
+}
+
+/// Every `server_ping_interval`: terminate sockets too long in the background
+/// or that missed the previous ping, and ping the rest (PROTOCOL.md A.7).
+async fn liveness_sweep(node: Weak<NodeInner>, stop: CancellationToken) {
+    let every = match node.upgrade() {
+        Some(n) => n.config.server_ping_interval,
+        None => return,
+    };
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Some(node) = node.upgrade() else { return };
+        let limit = node.config.enter_background_close_time;
+        for entry in node.connections.iter() {
+            let socket = entry.value();
+            if socket.background_for().is_some_and(|d| d > limit) {
+                Stats::incr(&node.stats.background_terminations);
+                tracing::debug!(socket = socket.id(), "background too long: terminating");
+                socket.terminate();
+            } else if !socket.0.alive.swap(false, Ordering::AcqRel) {
+                Stats::incr(&node.stats.liveness_terminations);
+                tracing::debug!(socket = socket.id(), "missed pong: terminating");
+                socket.terminate();
+            } else {
+                socket.request_ping();
+            }
+        }
+    }
+}
+
+/// Options of [`Node::broadcast_to_room`].
+#[derive(Debug, Clone, Default)]
+pub struct RoomSend {
+    exclude: Vec<String>,
+    local_only: bool,
+    destroy: bool,
+}
+
+impl RoomSend {
+    /// Default options: no exclusions, relayed to every node, room kept.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Socket ids that must not receive the frame (`excludeSocketIds`).
+    pub fn exclude<I, S>(mut self, ids: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.exclude.extend(ids.into_iter().map(Into::into));
+        self
+    }
+
+    /// Only this node's members (`localOnly`).
+    pub fn local_only(mut self) -> Self {
+        self.local_only = true;
+        self
+    }
+
+    /// Remove the room on this node after sending (`roomDstroy`).
+    pub fn destroy(mut self) -> Self {
+        self.destroy = true;
+        self
+    }
+}
+
+/// A set of excluded ids that is cheap for both short and long lists.
+enum Exclusions<'a> {
+    Few(&'a [String]),
+    Many(HashSet<&'a str>),
+}
+
+impl<'a> Exclusions<'a> {
+    fn new(ids: &'a [String]) -> Self {
+        if ids.len() <= 8 {
+            Exclusions::Few(ids)
+        } else {
+            Exclusions::Many(ids.iter().map(String::as_str).collect())
+        }
+    }
+
+    fn contains(&self, id: &str) -> bool {
+        match self {
+            Exclusions::Few(ids) => ids.iter().any(|x| x == id),
+            Exclusions::Many(set) => set.contains(id),
+        }
+    }
+}
+
+impl Node {
+    /// A builder with the original's defaults.
+    pub fn builder() -> NodeBuilder {
+        NodeBuilder::default()
+    }
+
+    /// The node's name (`getServerName`).
+    pub fn server_name(&self) -> &str {
+        &self.inner.config.server_name
+    }
+
+    /// The node's configuration.
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.config
+    }
+
+    /// The node's counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.inner.stats.snapshot()
+    }
+
+    // ----- client events -------------------------------------------------
+
+    fn add_client_handler(
+        &self,
+        event: &str,
+        handler: Arc<dyn EventHandler>,
+        once: bool,
+        tag: Option<String>,
+    ) -> Result<HandlerId> {
+        non_empty(event, EVENT_MSG)?;
+        if is_reserved(event) {
+            return Err(Error::ReservedEvent(event.to_owned()));
+        }
+        Ok(self.inner.client_events.add(event, handler, once, tag))
+    }
+
+    /// Registers a handler for client event `event` (`onWebSocketEvent`).
+    /// Handlers run in registration order for each frame; they may be async,
+    /// and a slow one never holds up the socket's next frames.
+    ///
+    /// Fails for an empty name and for reserved names such as `close`: system
+    /// events have their own methods ([`on_connection`](Self::on_connection), ...).
+    pub fn on<F, Fut>(&self, event: &str, handler: F) -> Result<HandlerId>
+    where
+        F: Fn(Socket, Value, Option<Reply>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.add_client_handler(event, Arc::new(handler), false, None)
+    }
+
+    /// Like [`on`](Self::on), with a tag for [`off_tag`](Self::off_tag).
+    pub fn on_tagged<F, Fut>(
+        &self,
+        event: &str,
+        tag: impl Into<String>,
+        handler: F,
+    ) -> Result<HandlerId>
+    where
+        F: Fn(Socket, Value, Option<Reply>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.add_client_handler(event, Arc::new(handler), false, Some(tag.into()))
+    }
+
+    /// Registers a handler that runs for the next frame of `event` only
+    /// (`onceWebSocketEvent`).
+    pub fn once<F, Fut>(&self, event: &str, handler: F) -> Result<HandlerId>
+    where
+        F: Fn(Socket, Value, Option<Reply>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.add_client_handler(event, Arc::new(handler), true, None)
+    }
+
+    /// Removes one handler, client or system event. Returns whether it existed.
+    pub fn off_handler(&self, id: HandlerId) -> bool {
+        self.inner.client_events.remove_where(None, |h, _| h == id) + self.inner.system.remove(id)
+            > 0
+    }
+
+    /// Removes the handlers of `event` registered with `tag`; returns how many.
+    pub fn off_tag(&self, event: &str, tag: &str) -> usize {
+        self.inner
+            .client_events
+            .remove_where(Some(event), |_, t| t == Some(tag))
+    }
+
+    /// Removes every handler of client event `event`; returns how many.
+    pub fn off_all(&self, event: &str) -> usize {
+        self.inner
+            .client_events
+            .remove_where(Some(event), |_, _| true)
+    }
+
+    // ----- system events -------------------------------------------------
+
+    /// A client completed the handshake. Frames from it are dispatched once
+    /// every connection handler has finished, so binding the socket id here
+    /// (see [`set_user_socket`](Self::set_user_socket)) happens before its
+    /// first event.
+    pub fn on_connection<F, Fut>(&self, f: F) -> HandlerId
+    where
+        F: Fn(Socket, Arc<Handshake>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let h = system_handler(move |(s, r)| f(s, r));
+        self.inner.system.connection.add(h, false, None)
+    }
+
+    /// A socket closed, for any reason. Runs before the node unbinds the
+    /// socket's ids and removes them from their rooms.
+    pub fn on_close<F, Fut>(&self, f: F) -> HandlerId
+    where
+        F: Fn(Socket, CloseInfo) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let h = system_handler(move |(s, c)| f(s, c));
+        self.inner.system.close.add(h, false, None)
+    }
+
+    /// A socket failed (a protocol or I/O error).
+    pub fn on_error<F, Fut>(&self, f: F) -> HandlerId
+    where
+        F: Fn(Socket, Arc<str>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let h = system_handler(move |(s, e)| f(s, e));
+        self.inner.system.error.add(h, false, None)
+    }
+
+    /// A protocol pong arrived (with its payload).
+    pub fn on_pong<F, Fut>(&self, f: F) -> HandlerId
+    where
+        F: Fn(Socket, Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let h = system_handler(move |(s, p)| f(s, p));
+        self.inner.system.pong.add(h, false, None)
+    }
+
+    /// After every inbound text (or UTF-8 binary) frame was handled,
+    /// heartbeats and dropped frames included.
+    pub fn on_message<F, Fut>(&self, f: F) -> HandlerId
+    where
+        F: Fn(Socket, Utf8Bytes) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let h = system_handler(move |(s, t)| f(s, t));
+        self.inner.system.message.add(h, false, None)
+    }
+
+    /// A heartbeat frame arrived (just before it is echoed).
+    pub fn on_client_ping<F, Fut>(&self, f: F) -> HandlerId
+    where
+        F: Fn(Socket) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.inner
+            .system
+            .client_ping
+            .add(system_handler(f), false, None)
+    }
+
+    /// The endpoint failed (e.g. accepting a connection).
+    pub fn on_server_error<F, Fut>(&self, f: F) -> HandlerId
+    where
+        F: Fn(Arc<Error>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.inner
+            .system
+            .server_error
+            .add(system_handler(f), false, None)
+    }
+
+    /// [`listen`](Self::listen) bound its address.
+    pub fn on_listening<F, Fut>(&self, f: F) -> HandlerId
+    where
+        F: Fn(SocketAddr) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.inner
+            .system
+            .listening
+            .add(system_handler(f), false, None)
+    }
+
+    /// The node shut down (`ws-server-close`).
+    pub fn on_server_close<F, Fut>(&self, f: F) -> HandlerId
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.inner
+            .system
+            .server_close
+            .add(system_handler(move |()| f()), false, None)
+    }
+
+    // ----- socket registry -----------------------------------------------
+
+    /// Binds `socket_id` to `socket` (`setUserSocket`). Returns the socket the
+    /// id was bound to before, if another one: it is neither closed nor
+    /// otherwise touched, so the caller decides (e.g. close it with 4012).
+    pub fn set_user_socket(&self, socket_id: &str, socket: &Socket) -> Result<Option<Socket>> {
+        non_empty(socket_id, SOCKET_ID_MSG)?;
+        let previous = self
+            .inner
+            .bound
+            .insert(socket_id.to_owned(), socket.clone());
+        if let Some(prev) = &previous {
+            if prev == socket {
+                return Ok(None);
+            }
+            prev.0.bound_ids.lock().retain(|id| id != socket_id);
+        }
+        socket.0.bound_ids.lock().push(socket_id.to_owned());
+        Ok(previous)
+    }
+
+    /// Unbinds `socket_id` and removes it from every room
+    /// (`removeUserSocket`). The socket itself stays open.
+    pub fn remove_user_socket(&self, socket_id: &str) -> Result<()> {
+        non_empty(socket_id, SOCKET_ID_MSG)?;
+        if let Some((_, socket)) = self.inner.bound.remove(socket_id) {
+            socket.0.bound_ids.lock().retain(|id| id != socket_id);
+        }
+        self.leave_all_rooms(socket_id);
+        Ok(())
+    }
+
+    /// The socket bound to `socket_id` (`getSocketInstance`).
+    pub fn get_socket(&self, socket_id: &str) -> Option<Socket> {
+        self.inner.bound.get(socket_id).map(|s| s.clone())
+    }
+
+    /// Number of bound socket ids (`getSocketClientCount`).
+    pub fn client_count(&self) -> usize {
+        self.inner.bound.len()
+    }
+
+    /// Number of open connections, bound or not.
+    pub fn connection_count(&self) -> usize {
+        self.inner.connections.len()
+    }
+
+    /// Called when a connection ended: unbind the ids it still owns and
+    /// remove them from their rooms.
+    pub(crate) fn release(&self, socket: &Socket) {
+        self.inner.connections.remove(&socket.id());
+        let ids = std::mem::take(&mut *socket.0.bound_ids.lock());
+        for id in ids {
+            if self
+                .inner
+                .bound
+                .remove_if(&id, |_, s| s == socket)
+                .is_some()
+            {
+                self.leave_all_rooms(&id);
+            }
+        }
+    }
+
+    // ----- rooms -----------------------------------------------------------
+
+    fn check_room_args(&self, ns: &str, room: &str) -> Result<()> {
+        non_empty(ns, NAMESPACE_MSG)?;
+        non_empty(room, ROOM_ID_MSG)?;
+        // Rejects namespaces that would map onto the broadcast or private
+        // channels (a defect of the original).
+        self.inner.channels.room_namespace(ns)?;
+        Ok(())
+    }
+
+    /// Adds `socket_id` to room `room` of namespace `ns` (`joinRoom`).
+    /// Membership belongs to the id; it need not be bound to a socket.
+    pub fn join_room(&self, ns: &str, room: &str, socket_id: &str) -> Result<()> {
+        self.check_room_args(ns, room)?;
+        non_empty(socket_id, SOCKET_ID_MSG)?;
+        self.inner.rooms.write().join(ns, room, socket_id);
+        Ok(())
+    }
+
+    /// Removes `socket_id` from a room (`leaveRoom`).
+    pub fn leave_room(&self, ns: &str, room: &str, socket_id: &str) -> Result<()> {
+        non_empty(ns, NAMESPACE_MSG)?;
+        non_empty(room, ROOM_ID_MSG)?;
+        non_empty(socket_id, SOCKET_ID_MSG)?;
+        self.inner.rooms.write().leave(ns, room, socket_id);
+        Ok(())
+    }
+
+    /// Deletes a room on this node with all its memberships (`removeRoom`).
+    pub fn remove_room(&self, ns: &str, room: &str) {
+        self.inner.rooms.write().remove_room(ns, room);
+    }
+
+    fn leave_all_rooms(&self, socket_id: &str) {
+        self.inner.rooms.write().leave_all(socket_id);
+    }
+
+    /// Number of memberships in the selected rooms (`getSocketCountInRoom`):
+    /// `room` `None` selects every room of `ns`; with [`Match::Prefix`], every
+    /// room whose id starts with `room`.
+    pub fn socket_count_in_room(&self, ns: &str, room: Option<&str>, matching: Match) -> usize {
+        self.inner.rooms.read().socket_count(ns, room, matching)
+    }
+
+    /// The distinct socket ids in the selected rooms (`getRoomSocketIds`).
+    pub fn room_socket_ids(
+        &self,
+        ns: &str,
+        room: Option<&str>,
+        matching: Match,
+    ) -> HashSet<String> {
+        self.inner.rooms.read().socket_ids(ns, room, matching)
+    }
+
+    /// The rooms `socket_id` is in, by namespace, optionally only namespaces
+    /// starting with `ns_prefix` (`getJoinedRooms`). A copy: changing it does
+    /// not change the node.
+    pub fn joined_rooms(
+        &self,
+        socket_id: &str,
+        ns_prefix: Option<&str>,
+    ) -> Result<IndexMap<String, Vec<String>>> {
+        non_empty(socket_id, SOCKET_ID_MSG)?;
+        Ok(self.inner.rooms.read().joined_rooms(socket_id, ns_prefix))
+    }
+
+    /// Whether `socket_id` is in room `room` of `ns`, or with `None` in any
+    /// room of exactly `ns` (`isJoinedRoom`).
+    pub fn is_joined_room(&self, socket_id: &str, ns: &str, room: Option<&str>) -> bool {
+        self.inner.rooms.read().is_joined(socket_id, ns, room)
+    }
+
+    /// Number of rooms in `ns`, or in every namespace starting with `ns`
+    /// (`getRoomCount`).
+    pub fn room_count(&self, ns: &str, matching: Match) -> usize {
+        self.inner.rooms.read().room_count(ns, matching)
+    }
+
+    /// Room ids of `ns` in creation order, or of every namespace starting with
+    /// `ns` (`getRoomIds`).
+    pub fn room_ids(&self, ns: &str, matching: Match) -> Vec<String> {
+        self.inner.rooms.read().room_ids(ns, matching)
+    }
+
+    /// Namespaces with at least one room on this node.
+    pub fn room_namespaces(&self) -> Vec<String> {
+        self.inner
+            .rooms
+            .read()
+            .namespaces()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    // ----- sending ---------------------------------------------------------
+
+    /// Sends `event` with `payload` to every connected socket of every node
+    /// (`broadcast`), bound to an id or not.
+    pub fn broadcast<T: Serialize + ?Sized>(&self, event: &str, payload: &T) -> Result<()> {
+        let frame = encode(event, payload)?;
+        self.broadcast_frame(&frame, false);
+        Ok(())
+    }
+
+    /// Like [`broadcast`](Self::broadcast) for this node's sockets only.
+    pub fn broadcast_local<T: Serialize + ?Sized>(&self, event: &str, payload: &T) -> Result<()> {
+        let frame = encode(event, payload)?;
+        self.broadcast_frame(&frame, true);
+        Ok(())
+    }
+
+    /// Broadcasts an encoded frame (see [`PushFrame`], e.g. for an event
+    /// without payload).
+    pub fn broadcast_frame(&self, frame: &PushFrame, local_only: bool) {
+        let text = to_utf8(frame);
+        for entry in self.inner.connections.iter() {
+            let _ = entry.value().push(text.clone());
+        }
+        if !local_only {
+            self.relay_broadcast(frame);
+        }
+    }
+
+    /// Sends to the socket bound to `socket_id`, on this node or any other
+    /// (`toSocketId`).
+    pub fn to_socket_id<T: Serialize + ?Sized>(
+        &self,
+        socket_id: &str,
+        event: &str,
+        payload: &T,
+    ) -> Result<()> {
+        non_empty(socket_id, SOCKET_ID_MSG)?;
+        let frame = encode(event, payload)?;
+        self.to_socket_id_frame(socket_id, &frame);
+        Ok(())
+    }
+
+    /// [`to_socket_id`](Self::to_socket_id) with an encoded frame.
+    pub fn to_socket_id_frame(&self, socket_id: &str, frame: &PushFrame) {
+        let local = self.inner.bound.get(socket_id).map(|s| s.clone());
+        match local {
+            Some(socket) if socket.is_open() => {
+                let _ = socket.push(to_utf8(frame));
+            }
+            _ => self.relay_to_sockets(&[socket_id], frame),
+        }
+    }
+
+    /// Sends to the sockets bound to `socket_ids`, wherever they are
+    /// (`toSocketIds`): local ones directly, the rest in one relay message.
+    /// Empty ids are skipped.
+    pub fn to_socket_ids<S: AsRef<str>, T: Serialize + ?Sized>(
+        &self,
+        socket_ids: &[S],
+        event: &str,
+        payload: &T,
+    ) -> Result<()> {
+        let frame = encode(event, payload)?;
+        self.to_socket_ids_frame(socket_ids, &frame);
+        Ok(())
+    }
+
+    /// [`to_socket_ids`](Self::to_socket_ids) with an encoded frame.
+    pub fn to_socket_ids_frame<S: AsRef<str>>(&self, socket_ids: &[S], frame: &PushFrame) {
+        let text = to_utf8(frame);
+        let mut remote: Vec<&str> = Vec::new();
+        for id in socket_ids
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|id| !id.is_empty())
+        {
+            let local = self.inner.bound.get(id).map(|s| s.clone());
+            match local {
+                Some(socket) if socket.is_open() => {
+                    let _ = socket.push(text.clone());
+                }
+                _ => remote.push(id),
+            }
+        }
+        if !remote.is_empty() {
+            self.relay_to_sockets(&remote, frame);
+        }
+    }
+
+    /// Sends to every member of room `room` of namespace `ns` on every node,
+    /// except the excluded ids (`broadcastToRoom`).
+    ///
+    /// ```no_run
+    /// # fn f(node: crosswire::Node) -> crosswire::Result<()> {
+    /// use crosswire::RoomSend;
+    /// node.broadcast_to_room("chat", "r1", "say", &"hi", RoomSend::new().exclude(["u9"]))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn broadcast_to_room<T: Serialize + ?Sized>(
+        &self,
+        ns: &str,
+        room: &str,
+        event: &str,
+        payload: &T,
+        options: RoomSend,
+    ) -> Result<()> {
+        self.check_room_args(ns, room)?;
+        let frame = encode(event, payload)?;
+        self.broadcast_to_room_frame(ns, room, &frame, options)
+    }
+
+    /// [`broadcast_to_room`](Self::broadcast_to_room) with an encoded frame.
+    pub fn broadcast_to_room_frame(
+        &self,
+        ns: &str,
+        room: &str,
+        frame: &PushFrame,
+        options: RoomSend,
+    ) -> Result<()> {
+        self.check_room_args(ns, room)?;
+        self.deliver_to_room(ns, Some(room), frame, &options.exclude);
+        if options.destroy {
+            self.remove_room(ns, room);
+        }
+        if !options.local_only {
+            self.relay_room(ns, room, frame, options.exclude);
+        }
+        Ok(())
+    }
+
+    /// Writes `frame` to the local members of one room (or, with `None`, of
+    /// every room of the namespace), skipping `exclude`.
+    pub(crate) fn deliver_to_room(
+        &self,
+        ns: &str,
+        room: Option<&str>,
+        frame: &PushFrame,
+        exclude: &[String],
+    ) {
+        let text = to_utf8(frame);
+        let exclusions = Exclusions::new(exclude);
+        let rooms = self.inner.rooms.read();
+        let send = |id: &str| {
+            if exclusions.contains(id) {
+                return;
+            }
+            if let Some(socket) = self.inner.bound.get(id) {
+                let _ = socket.push(text.clone());
+            }
+        };
+        match room {
+            Some(room) => {
+                if let Some(members) = rooms.members(ns, room) {
+                    members.iter().for_each(|id| send(id));
+                }
+            }
+            None => rooms.for_each_member_of_namespace(ns, send),
+        }
+    }
+
+    // ----- relaying to other nodes (the bus plugs in here) ------------------
+
+    fn relay_broadcast(&self, _frame: &PushFrame) {}
+
+    fn relay_to_sockets(&self, _socket_ids: &[&str], _frame: &PushFrame) {}
+
+    fn relay_room(&self, _ns: &str, _room: &str, _frame: &PushFrame, _exclude: Vec<String>) {}
+
+    // ----- lifecycle ---------------------------------------------------------
+
+    /// Whether [`shutdown`](Self::shutdown) was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Stops the node: refuses new connections, closes every socket with 1001,
+    /// waits for the connections to end (at most `grace`, then drops the
+    /// rest), releases the listening port and fires `server-close`.
+    pub async fn shutdown(&self, grace: Duration) {
+        if self.inner.shutting_down.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.inner.shutdown.cancel();
+        let sockets: Vec<Socket> = self
+            .inner
+            .connections
+            .iter()
+            .map(|e| e.value().clone())
+            .collect();
+        for socket in &sockets {
+            socket.request_close(CloseRequest::Close {
+                code: crate::close_code::GOING_AWAY,
+                reason: "server shutting down".into(),
+                drain: true,
+            });
+        }
+        self.inner.tasks.close();
+        if tokio::time::timeout(grace, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            self.inner.kill.cancel();
+            self.inner.tasks.wait().await;
+        }
+        for h in self.inner.system.server_close.take_for_dispatch() {
+            crate::events::run_detached(h(())).await;
+        }
+    }
+}
+
+fn encode<T: Serialize + ?Sized>(event: &str, payload: &T) -> Result<PushFrame> {
+    non_empty(event, EVENT_MSG)?;
+    Ok(PushFrame::encode(event, Some(payload))?)
+}

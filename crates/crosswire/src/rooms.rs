@@ -1,0 +1,330 @@
+//! The room index: namespace → room id → member socket ids, and the reverse
+//! map socket id → namespace → room ids.
+//!
+//! Membership belongs to socket *ids*, not to connections: an id can be a
+//! member while no socket is bound to it (as in the original). Namespaces are
+//! kept in an ordered map so that prefix queries walk only the matching range;
+//! exact lookups are a map lookup, never a scan. Rooms keep their insertion
+//! order, as the original's `getRoomIds` does.
+
+use indexmap::{IndexMap, IndexSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// How a room query matches its namespace or room id argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Match {
+    /// The name must be equal (the original's `{exactMatch: true}`, its default).
+    #[default]
+    Exact,
+    /// The name must start with the argument.
+    Prefix,
+}
+
+type Members = IndexSet<String>;
+
+#[derive(Debug, Default)]
+struct Namespace {
+    rooms: IndexMap<String, Members>,
+}
+
+/// The room index of one node. Not synchronised: the node wraps it in a lock.
+#[derive(Debug, Default)]
+pub(crate) struct Rooms {
+    namespaces: BTreeMap<String, Namespace>,
+    by_socket: HashMap<String, IndexMap<String, IndexSet<String>>>,
+}
+
+/// Walks the keys of `map` that start with `prefix`, in order.
+fn prefixed<'a, V>(
+    map: &'a BTreeMap<String, V>,
+    prefix: &'a str,
+) -> impl Iterator<Item = (&'a String, &'a V)> + 'a {
+    map.range::<str, _>((
+        std::ops::Bound::Included(prefix),
+        std::ops::Bound::Unbounded,
+    ))
+    .take_while(move |(k, _)| k.starts_with(prefix))
+}
+
+impl Rooms {
+    /// Adds `socket_id` to the room. Returns true when the namespace was created
+    /// by this call (its first room on this node).
+    pub(crate) fn join(&mut self, ns: &str, room: &str, socket_id: &str) -> bool {
+        let created = !self.namespaces.contains_key(ns);
+        let namespace = self.namespaces.entry(ns.to_owned()).or_default();
+        match namespace.rooms.get_mut(room) {
+            Some(members) => {
+                if !members.contains(socket_id) {
+                    members.insert(socket_id.to_owned());
+                }
+            }
+            None => {
+                let mut members = Members::default();
+                members.insert(socket_id.to_owned());
+                namespace.rooms.insert(room.to_owned(), members);
+            }
+        }
+        let joined = self.by_socket.entry(socket_id.to_owned()).or_default();
+        match joined.get_mut(ns) {
+            Some(rooms) => {
+                if !rooms.contains(room) {
+                    rooms.insert(room.to_owned());
+                }
+            }
+            None => {
+                let mut rooms = IndexSet::new();
+                rooms.insert(room.to_owned());
+                joined.insert(ns.to_owned(), rooms);
+            }
+        }
+        created
+    }
+
+    /// Removes `socket_id` from the room. Returns true when this emptied (and
+    /// deleted) the namespace.
+    pub(crate) fn leave(&mut self, ns: &str, room: &str, socket_id: &str) -> bool {
+        let mut ns_emptied = false;
+        if let Some(namespace) = self.namespaces.get_mut(ns) {
+            if let Some(members) = namespace.rooms.get_mut(room) {
+                members.swap_remove(socket_id);
+                if members.is_empty() {
+                    namespace.rooms.shift_remove(room);
+                }
+            }
+            if namespace.rooms.is_empty() {
+                self.namespaces.remove(ns);
+                ns_emptied = true;
+            }
+        }
+        self.forget_membership(socket_id, ns, room);
+        ns_emptied
+    }
+
+    fn forget_membership(&mut self, socket_id: &str, ns: &str, room: &str) {
+        if let Some(joined) = self.by_socket.get_mut(socket_id) {
+            if let Some(rooms) = joined.get_mut(ns) {
+                rooms.shift_remove(room);
+                if rooms.is_empty() {
+                    joined.shift_remove(ns);
+                }
+            }
+            if joined.is_empty() {
+                self.by_socket.remove(socket_id);
+            }
+        }
+    }
+
+    /// Deletes a room and every membership in it. Returns true when this emptied
+    /// the namespace.
+    pub(crate) fn remove_room(&mut self, ns: &str, room: &str) -> bool {
+        let Some(namespace) = self.namespaces.get_mut(ns) else {
+            return false;
+        };
+        let Some(members) = namespace.rooms.shift_remove(room) else {
+            return false;
+        };
+        let emptied = namespace.rooms.is_empty();
+        if emptied {
+            self.namespaces.remove(ns);
+        }
+        for id in &members {
+            self.forget_membership(id, ns, room);
+        }
+        emptied
+    }
+
+    /// Removes `socket_id` from every room. Returns the namespaces this emptied.
+    pub(crate) fn leave_all(&mut self, socket_id: &str) -> Vec<String> {
+        let Some(joined) = self.by_socket.remove(socket_id) else {
+            return Vec::new();
+        };
+        let mut emptied = Vec::new();
+        for (ns, rooms) in joined {
+            let Some(namespace) = self.namespaces.get_mut(&ns) else {
+                continue;
+            };
+            for room in rooms {
+                if let Some(members) = namespace.rooms.get_mut(&room) {
+                    members.swap_remove(socket_id);
+                    if members.is_empty() {
+                        namespace.rooms.shift_remove(&room);
+                    }
+                }
+            }
+            if namespace.rooms.is_empty() {
+                self.namespaces.remove(&ns);
+                emptied.push(ns);
+            }
+        }
+        emptied
+    }
+
+    /// Members of exactly one room (for sending).
+    pub(crate) fn members(&self, ns: &str, room: &str) -> Option<&IndexSet<String>> {
+        self.namespaces.get(ns)?.rooms.get(room)
+    }
+
+    /// Calls `f` for every member of every room of exactly `ns` (a socket in
+    /// several rooms is visited once per room).
+    pub(crate) fn for_each_member_of_namespace(&self, ns: &str, mut f: impl FnMut(&str)) {
+        if let Some(namespace) = self.namespaces.get(ns) {
+            for members in namespace.rooms.values() {
+                members.iter().for_each(|m| f(m));
+            }
+        }
+    }
+
+    /// Whether the namespace has any room on this node.
+    pub(crate) fn has_namespace(&self, ns: &str) -> bool {
+        self.namespaces.contains_key(ns)
+    }
+
+    fn selected_rooms<'a>(
+        &'a self,
+        ns: &'a str,
+        room: Option<&'a str>,
+        matching: Match,
+    ) -> Box<dyn Iterator<Item = &'a Members> + 'a> {
+        let Some(namespace) = self.namespaces.get(ns) else {
+            return Box::new(std::iter::empty());
+        };
+        match (room, matching) {
+            (None, _) | (Some(""), _) => Box::new(namespace.rooms.values()),
+            (Some(room), Match::Exact) => Box::new(namespace.rooms.get(room).into_iter()),
+            (Some(room), Match::Prefix) => Box::new(
+                namespace
+                    .rooms
+                    .iter()
+                    .filter(move |(id, _)| id.starts_with(room))
+                    .map(|(_, m)| m),
+            ),
+        }
+    }
+
+    pub(crate) fn socket_count(&self, ns: &str, room: Option<&str>, matching: Match) -> usize {
+        self.selected_rooms(ns, room, matching)
+            .map(|m| m.len())
+            .sum()
+    }
+
+    pub(crate) fn socket_ids(
+        &self,
+        ns: &str,
+        room: Option<&str>,
+        matching: Match,
+    ) -> HashSet<String> {
+        let mut out = HashSet::new();
+        for members in self.selected_rooms(ns, room, matching) {
+            out.extend(members.iter().cloned());
+        }
+        out
+    }
+
+    pub(crate) fn joined_rooms(
+        &self,
+        socket_id: &str,
+        ns_prefix: Option<&str>,
+    ) -> IndexMap<String, Vec<String>> {
+        let Some(joined) = self.by_socket.get(socket_id) else {
+            return IndexMap::new();
+        };
+        joined
+            .iter()
+            .filter(|(ns, _)| ns_prefix.is_none_or(|p| ns.starts_with(p)))
+            .map(|(ns, rooms)| (ns.clone(), rooms.iter().cloned().collect()))
+            .collect()
+    }
+
+    pub(crate) fn is_joined(&self, socket_id: &str, ns: &str, room: Option<&str>) -> bool {
+        let Some(rooms) = self.by_socket.get(socket_id).and_then(|j| j.get(ns)) else {
+            return false;
+        };
+        match room {
+            Some(room) => rooms.contains(room),
+            None => !rooms.is_empty(),
+        }
+    }
+
+    pub(crate) fn room_count(&self, ns: &str, matching: Match) -> usize {
+        match matching {
+            Match::Exact => self.namespaces.get(ns).map_or(0, |n| n.rooms.len()),
+            Match::Prefix => prefixed(&self.namespaces, ns)
+                .map(|(_, n)| n.rooms.len())
+                .sum(),
+        }
+    }
+
+    pub(crate) fn room_ids(&self, ns: &str, matching: Match) -> Vec<String> {
+        match matching {
+            Match::Exact => self
+                .namespaces
+                .get(ns)
+                .map(|n| n.rooms.keys().cloned().collect())
+                .unwrap_or_default(),
+            Match::Prefix => prefixed(&self.namespaces, ns)
+                .flat_map(|(_, n)| n.rooms.keys().cloned())
+                .collect(),
+        }
+    }
+
+    /// Namespaces that currently have rooms.
+    pub(crate) fn namespaces(&self) -> impl Iterator<Item = &str> {
+        self.namespaces.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_leave_and_namespace_lifecycle() {
+        let mut r = Rooms::default();
+        assert!(r.join("chat", "r1", "u1"));
+        assert!(!r.join("chat", "r2", "u1"));
+        assert!(!r.join("chat", "r1", "u2"));
+        assert_eq!(r.socket_count("chat", None, Match::Exact), 3);
+        assert_eq!(r.room_ids("chat", Match::Exact), vec!["r1", "r2"]);
+        assert!(!r.leave("chat", "r1", "u1"));
+        assert!(!r.leave("chat", "r2", "u1"));
+        assert!(r.leave("chat", "r1", "u2"));
+        assert!(!r.has_namespace("chat"));
+        assert!(r.by_socket.is_empty());
+    }
+
+    #[test]
+    fn leave_all_reports_emptied_namespaces() {
+        let mut r = Rooms::default();
+        r.join("a", "1", "u1");
+        r.join("b", "1", "u1");
+        r.join("b", "2", "u2");
+        let mut emptied = r.leave_all("u1");
+        emptied.sort();
+        assert_eq!(emptied, vec!["a"]);
+        assert!(r.has_namespace("b"));
+        assert!(!r.is_joined("u1", "b", None));
+    }
+
+    #[test]
+    fn prefix_queries_walk_only_matching_namespaces() {
+        let mut r = Rooms::default();
+        r.join("game", "g1", "u1");
+        r.join("game2", "g1", "u2");
+        r.join("gamf", "x", "u3");
+        r.join("chat", "c", "u4");
+        assert_eq!(r.room_count("game", Match::Prefix), 2);
+        assert_eq!(r.room_count("game", Match::Exact), 1);
+        assert_eq!(r.room_ids("ga", Match::Prefix), vec!["g1", "g1", "x"]);
+        assert_eq!(r.socket_count("game", Some("g"), Match::Prefix), 1);
+    }
+
+    #[test]
+    fn remove_room_forgets_members() {
+        let mut r = Rooms::default();
+        r.join("chat", "r1", "u1");
+        r.join("chat", "r1", "u2");
+        assert!(r.remove_room("chat", "r1"));
+        assert!(!r.is_joined("u1", "chat", Some("r1")));
+        assert!(r.joined_rooms("u2", None).is_empty());
+    }
+}

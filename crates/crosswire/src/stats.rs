@@ -1,0 +1,68 @@
+//! Counters of everything a node drops, refuses or closes.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters of one node. Read them with [`Node::stats`](crate::Node::stats).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub(crate) connections_accepted: AtomicU64,
+    pub(crate) frames_received: AtomicU64,
+    pub(crate) frames_dropped_invalid: AtomicU64,
+    pub(crate) frames_dropped_reserved: AtomicU64,
+    pub(crate) frames_dropped_unhandled: AtomicU64,
+    pub(crate) frames_oversize: AtomicU64,
+    pub(crate) frames_dropped_slow: AtomicU64,
+    pub(crate) slow_consumer_closes: AtomicU64,
+    pub(crate) liveness_terminations: AtomicU64,
+    pub(crate) background_terminations: AtomicU64,
+}
+
+impl Stats {
+    pub(crate) fn incr(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A copy of the counters.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        StatsSnapshot {
+            connections_accepted: g(&self.connections_accepted),
+            frames_received: g(&self.frames_received),
+            frames_dropped_invalid: g(&self.frames_dropped_invalid),
+            frames_dropped_reserved: g(&self.frames_dropped_reserved),
+            frames_dropped_unhandled: g(&self.frames_dropped_unhandled),
+            frames_oversize: g(&self.frames_oversize),
+            frames_dropped_slow: g(&self.frames_dropped_slow),
+            slow_consumer_closes: g(&self.slow_consumer_closes),
+            liveness_terminations: g(&self.liveness_terminations),
+            background_terminations: g(&self.background_terminations),
+        }
+    }
+}
+
+/// A point-in-time copy of a node's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct StatsSnapshot {
+    /// WebSocket connections accepted.
+    pub connections_accepted: u64,
+    /// Frames received from clients (all kinds).
+    pub frames_received: u64,
+    /// Frames dropped because they were not JSON, had no event, or were
+    /// binary frames that were not UTF-8.
+    pub frames_dropped_invalid: u64,
+    /// Frames dropped because they named a reserved or system event.
+    pub frames_dropped_reserved: u64,
+    /// Frames dropped because no handler was registered for their event.
+    pub frames_dropped_unhandled: u64,
+    /// Frames over `max_frame_size` (their sockets were closed with 1009).
+    pub frames_oversize: u64,
+    /// Outbound frames dropped under [`SlowConsumerPolicy::DropFrame`](crate::SlowConsumerPolicy::DropFrame).
+    pub frames_dropped_slow: u64,
+    /// Sockets closed with 4003 because their outbound queue was full.
+    pub slow_consumer_closes: u64,
+    /// Sockets terminated because they missed a protocol pong.
+    pub liveness_terminations: u64,
+    /// Sockets terminated because they stayed in the background too long.
+    pub background_terminations: u64,
+}
