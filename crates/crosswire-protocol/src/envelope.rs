@@ -322,16 +322,24 @@ fn write_field(
 /// Refuses values nested deeper than [`MAX_DEPTH`] (counting from the
 /// envelope), so that anything encoded also decodes.
 fn check_depth(value: &Value, depth: usize) -> Result<(), EnvelopeError> {
-    let children: Box<dyn Iterator<Item = &Value>> = match value {
-        Value::Array(items) => Box::new(items.iter()),
-        Value::Object(map) => Box::new(map.values()),
-        _ => return Ok(()),
-    };
-    if depth > MAX_DEPTH {
-        return Err(EnvelopeError::TooDeep);
-    }
-    for child in children {
-        check_depth(child, depth + 1)?;
+    match value {
+        Value::Array(items) => {
+            if depth > MAX_DEPTH {
+                return Err(EnvelopeError::TooDeep);
+            }
+            for child in items {
+                check_depth(child, depth + 1)?;
+            }
+        }
+        Value::Object(map) => {
+            if depth > MAX_DEPTH {
+                return Err(EnvelopeError::TooDeep);
+            }
+            for child in map.values() {
+                check_depth(child, depth + 1)?;
+            }
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -819,6 +827,7 @@ pub fn is_own_message(value: &Value, server_name: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

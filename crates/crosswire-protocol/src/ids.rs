@@ -138,6 +138,7 @@ fn push_base36(out: &mut String, mut n: u64) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -195,6 +195,7 @@ pub fn append_custom_params(url: &str, params: &[(&str, &str)]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -1,5 +1,7 @@
 //! Client ⇄ node frames (PROTOCOL.md A.3–A.6).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
+
 use crosswire_protocol::client::{
     decode_client_frame, decode_server_frame, encode_client_event, encode_reply,
     is_valid_callback_id, FrameError, Inbound, PushFrame, ServerFrame,

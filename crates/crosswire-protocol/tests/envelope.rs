@@ -1,6 +1,8 @@
 //! Receiver validation of bus envelopes (PROTOCOL.md B.4–B.7), the `cwMid`
 //! extension, and codec edge cases.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
+
 use crosswire_protocol::channels::ChannelKind;
 use crosswire_protocol::client::PushFrame;
 use crosswire_protocol::envelope::{

@@ -1,5 +1,7 @@
 //! Connection URL parameters (PROTOCOL.md A.2, BEHAVIOUR.md §2.10).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
+
 use crosswire_protocol::params::{
     append_custom_params, parse_ws_request_params, ParamValue, ParseOptions, RequestParams,
 };

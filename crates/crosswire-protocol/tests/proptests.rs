@@ -1,6 +1,8 @@
 //! Property tests: every envelope kind and client frame round-trips in both
 //! codecs, and no decoder panics on arbitrary input.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
+
 use crosswire_protocol::channels::{ChannelKind, Channels};
 use crosswire_protocol::client::{
     decode_client_frame, decode_server_frame, encode_client_event, encode_reply, Inbound,

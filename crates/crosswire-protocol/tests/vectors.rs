@@ -2,6 +2,8 @@
 //! both codecs: encoding must give the exact bytes, and decoding those bytes
 //! must give back the same message.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
+
 use crosswire_protocol::channels::{ChannelKind, Channels};
 use crosswire_protocol::client::PushFrame;
 use crosswire_protocol::envelope::{

@@ -201,17 +201,24 @@ impl<H: ?Sized> Listeners<H> {
     }
 }
 
-/// Client-event handlers by event name.
-#[derive(Default)]
-pub(crate) struct ClientEvents {
-    map: RwLock<HashMap<String, Arc<Listeners<dyn EventHandler>>>>,
+/// Handlers by event name (client events, cross-server events).
+pub(crate) struct EventMap<H: ?Sized> {
+    map: RwLock<HashMap<String, Arc<Listeners<H>>>>,
 }
 
-impl ClientEvents {
+impl<H: ?Sized> Default for EventMap<H> {
+    fn default() -> Self {
+        EventMap {
+            map: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+impl<H: ?Sized> EventMap<H> {
     pub(crate) fn add(
         &self,
         event: &str,
-        handler: Arc<dyn EventHandler>,
+        handler: Arc<H>,
         once: bool,
         tag: Option<String>,
     ) -> HandlerId {
@@ -224,8 +231,11 @@ impl ClientEvents {
         listeners.add(handler, once, tag)
     }
 
-    pub(crate) fn get(&self, event: &str) -> Option<Arc<Listeners<dyn EventHandler>>> {
-        self.map.read().get(event).cloned()
+    /// The handlers to run for one occurrence of `event` (see
+    /// [`Listeners::take_for_dispatch`]).
+    pub(crate) fn dispatch(&self, event: &str) -> Vec<Arc<H>> {
+        let listeners = self.map.read().get(event).cloned();
+        listeners.map(|l| l.take_for_dispatch()).unwrap_or_default()
     }
 
     pub(crate) fn remove_where(

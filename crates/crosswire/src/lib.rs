@@ -72,3 +72,4 @@ pub use rooms::Match;
 pub use socket::{close_code, Handshake, SlowConsumerPolicy, Socket};
 pub use stats::StatsSnapshot;
 pub use ws::Refusal;
+pub mod bus;

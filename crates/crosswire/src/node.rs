@@ -5,8 +5,7 @@
 use crate::config::NodeConfig;
 use crate::error::{non_empty, EVENT_MSG, NAMESPACE_MSG, ROOM_ID_MSG, SOCKET_ID_MSG};
 use crate::events::{
-    is_reserved, system_handler, ClientEvents, EventHandler, HandlerId, Listeners, Reply,
-    SystemHandler,
+    is_reserved, system_handler, EventHandler, EventMap, HandlerId, Listeners, Reply, SystemHandler,
 };
 use crate::rooms::{Match, Rooms};
 use crate::socket::{to_utf8, CloseRequest, Handshake, Socket};
@@ -87,7 +86,7 @@ pub(crate) struct NodeInner {
     pub(crate) config: NodeConfig,
     pub(crate) channels: Channels,
     pub(crate) stats: Arc<Stats>,
-    pub(crate) client_events: ClientEvents,
+    pub(crate) client_events: EventMap<dyn EventHandler>,
     pub(crate) system: SystemEvents,
     /// Every open connection, by connection number.
     pub(crate) connections: DashMap<u64, Socket>,
@@ -242,7 +241,7 @@ impl NodeBuilder {
             config,
             channels,
             stats: Arc::new(Stats::default()),
-            client_events: ClientEvents::default(),
+            client_events: EventMap::default(),
             system: SystemEvents::default(),
             connections: DashMap::new(),
             bound: DashMap::new(),

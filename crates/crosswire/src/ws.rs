@@ -321,11 +321,7 @@ async fn handle_text(node: &Node, socket: &Socket, text: Utf8Bytes) {
                 Stats::incr(&inner.stats.frames_dropped_reserved);
                 tracing::debug!(socket = socket.id(), event = %ev.event, "reserved event name: dropped");
             } else {
-                let handlers = inner
-                    .client_events
-                    .get(&ev.event)
-                    .map(|l| l.take_for_dispatch())
-                    .unwrap_or_default();
+                let handlers = inner.client_events.dispatch(&ev.event);
                 if handlers.is_empty() {
                     Stats::incr(&inner.stats.frames_dropped_unhandled);
                     tracing::debug!(socket = socket.id(), event = %ev.event, "no handler: dropped");

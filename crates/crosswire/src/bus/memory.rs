@@ -1,0 +1,132 @@
+//! The in-process bus.
+
+use super::{Bus, BusError, BusMessage};
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use tokio::sync::mpsc;
+
+/// Bound of each endpoint's receive queue, in messages.
+const QUEUE: usize = 65_536;
+
+struct Endpoint {
+    tx: mpsc::Sender<BusMessage>,
+    channels: RwLock<HashSet<Arc<str>>>,
+    dropped: AtomicU64,
+}
+
+#[derive(Default)]
+struct Hub {
+    endpoints: RwLock<HashMap<u64, Arc<Endpoint>>>,
+    next: AtomicU64,
+}
+
+/// A hub that connects the nodes of one process: every [`MemoryBus`] made by
+/// the same hub sees the others' publications.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> crosswire::Result<()> {
+/// use crosswire::bus::MemoryHub;
+/// let hub = MemoryHub::new();
+/// let a = crosswire::Node::builder().server_name("a").bus(hub.bus()).build()?;
+/// let b = crosswire::Node::builder().server_name("b").bus(hub.bus()).build()?;
+/// # let _ = (a, b); Ok(()) }
+/// ```
+#[derive(Clone, Default)]
+pub struct MemoryHub {
+    hub: Arc<Hub>,
+}
+
+impl MemoryHub {
+    /// A new, empty hub.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A new endpoint on this hub, for one node.
+    pub fn bus(&self) -> MemoryBus {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let id = self.hub.next.fetch_add(1, Ordering::Relaxed);
+        let endpoint = Arc::new(Endpoint {
+            tx,
+            channels: RwLock::new(HashSet::new()),
+            dropped: AtomicU64::new(0),
+        });
+        self.hub.endpoints.write().insert(id, endpoint.clone());
+        MemoryBus {
+            hub: Arc::downgrade(&self.hub),
+            id,
+            endpoint,
+            rx: Mutex::new(Some(rx)),
+        }
+    }
+}
+
+/// One node's endpoint on a [`MemoryHub`].
+///
+/// Delivery is synchronous and ordered: `publish` puts the message in every
+/// subscribed endpoint's queue before it returns. A queue that is full
+/// (a node that stopped reading) drops the message and counts it.
+pub struct MemoryBus {
+    hub: Weak<Hub>,
+    id: u64,
+    endpoint: Arc<Endpoint>,
+    rx: Mutex<Option<mpsc::Receiver<BusMessage>>>,
+}
+
+impl MemoryBus {
+    /// Messages this endpoint could not take because its queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.endpoint.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for MemoryBus {
+    fn drop(&mut self) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.endpoints.write().remove(&self.id);
+        }
+    }
+}
+
+impl Bus for MemoryBus {
+    fn publish(&self, channel: &str, payload: Bytes) -> BoxFuture<'static, Result<(), BusError>> {
+        let result = match self.hub.upgrade() {
+            None => Err(BusError::Closed),
+            Some(hub) => {
+                let channel: Arc<str> = channel.into();
+                for endpoint in hub.endpoints.read().values() {
+                    if !endpoint.channels.read().contains(&channel) {
+                        continue;
+                    }
+                    let msg = BusMessage {
+                        channel: channel.clone(),
+                        payload: payload.clone(),
+                    };
+                    if endpoint.tx.try_send(msg).is_err() {
+                        endpoint.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Ok(())
+            }
+        };
+        Box::pin(async move { result })
+    }
+
+    fn subscribe(&self, channel: &str) -> BoxFuture<'static, Result<(), BusError>> {
+        self.endpoint.channels.write().insert(channel.into());
+        Box::pin(async { Ok(()) })
+    }
+
+    fn unsubscribe(&self, channel: &str) -> BoxFuture<'static, Result<(), BusError>> {
+        self.endpoint.channels.write().remove(channel);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn take_incoming(&self) -> Option<mpsc::Receiver<BusMessage>> {
+        self.rx.lock().take()
+    }
+}
