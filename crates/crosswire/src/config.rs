@@ -1,6 +1,7 @@
 //! Node configuration, with the original's defaults.
 
 use crate::socket::SlowConsumerPolicy;
+use crosswire_protocol::envelope::Codec;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -46,6 +47,30 @@ pub struct NodeConfig {
     pub bridge_prefix: String,
     /// Prefix of the WebSocket routing channels (`wsPrefix`, default `ws:`).
     pub ws_prefix: String,
+    /// Bus codec, identical on every node of a cluster
+    /// (`enableRedisDataCompression`: MessagePack by default, or JSON).
+    pub codec: Codec,
+    /// Whether this node serves WebSocket clients. A node without (the
+    /// original's "pure cross-server" role) does not subscribe to the
+    /// socket routing channels.
+    pub websocket: bool,
+    /// Room namespaces subscribed at start and never auto-unsubscribed
+    /// (`presetRoomNamespaces`).
+    pub preset_room_namespaces: Vec<String>,
+    /// Unsubscribe a namespace channel when this node's last room in it goes
+    /// (`autoUnsubscribe`, default true).
+    pub auto_unsubscribe: bool,
+    /// Channels delivered to the custom channel handler (`customChannels`).
+    pub custom_channels: Vec<String>,
+    /// Largest bus message this node decodes; bigger ones are dropped and
+    /// counted.
+    pub max_bus_message_size: usize,
+    /// How often this node announces itself to the cluster (membership).
+    #[serde(rename = "announce_interval_ms", with = "ms")]
+    pub announce_interval: Duration,
+    /// After how long without an announcement a node is considered gone.
+    #[serde(rename = "member_timeout_ms", with = "ms")]
+    pub member_timeout: Duration,
 }
 
 impl Default for NodeConfig {
@@ -60,6 +85,14 @@ impl Default for NodeConfig {
             slow_consumer: SlowConsumerPolicy::Close,
             bridge_prefix: crosswire_protocol::channels::DEFAULT_BRIDGE_PREFIX.into(),
             ws_prefix: crosswire_protocol::channels::DEFAULT_WS_PREFIX.into(),
+            codec: Codec::MsgPack,
+            websocket: true,
+            preset_room_namespaces: Vec::new(),
+            auto_unsubscribe: true,
+            custom_channels: Vec::new(),
+            max_bus_message_size: 16 * 1024 * 1024,
+            announce_interval: Duration::from_millis(2_000),
+            member_timeout: Duration::from_millis(7_000),
         }
     }
 }

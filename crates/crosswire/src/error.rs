@@ -29,6 +29,9 @@ pub enum Error {
     /// The node has been shut down.
     #[error("node is shut down")]
     Shutdown,
+    /// The bus failed or is missing.
+    #[error("bus: {0}")]
+    Bus(String),
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),

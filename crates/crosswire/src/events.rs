@@ -88,14 +88,14 @@ impl Reply {
     /// socket is gone (the reply is then discarded, as in the original).
     pub fn send<T: Serialize + ?Sized>(&self, payload: &T) -> crate::Result<()> {
         let text = crosswire_protocol::client::encode_reply(&self.callback_id, Some(payload))?;
-        self.socket.send_text(text.into())
+        self.socket.send_text(text)
     }
 
     /// Replies without a value: the frame has no `payload` key (the original's
     /// `reply()` with `undefined`).
     pub fn send_empty(&self) -> crate::Result<()> {
         let text = crosswire_protocol::client::encode_reply::<()>(&self.callback_id, None)?;
-        self.socket.send_text(text.into())
+        self.socket.send_text(text)
     }
 }
 

@@ -54,7 +54,10 @@
 //! }
 //! ```
 
+pub mod bus;
+mod cluster;
 pub mod config;
+pub mod cross_server;
 pub mod error;
 pub mod events;
 pub mod node;
@@ -64,6 +67,10 @@ pub mod stats;
 pub mod ws;
 
 pub use config::NodeConfig;
+pub use cross_server::{
+    CrossReply, CrossServerCall, CrossServerMessage, CrossServerResponse, CrossServerResult,
+    ReplyData,
+};
 pub use crosswire_protocol as protocol;
 pub use error::{Error, Result};
 pub use events::{EventHandler, HandlerId, Reply};
@@ -72,4 +79,40 @@ pub use rooms::Match;
 pub use socket::{close_code, Handshake, SlowConsumerPolicy, Socket};
 pub use stats::StatsSnapshot;
 pub use ws::Refusal;
-pub mod bus;
+
+/// Support for crosswire's own benchmarks; not part of the public API.
+#[doc(hidden)]
+pub mod bench_support {
+    use crate::node::Node;
+    use crate::socket::{Handshake, Socket};
+    use axum::extract::ws::Utf8Bytes;
+    use std::sync::Arc;
+    use tokio::sync::mpsc;
+
+    /// Registers a socket without a network connection, bound to
+    /// `socket_id`; the receiver sees what its writer would write.
+    pub fn detached_socket(node: &Node, socket_id: &str) -> (Socket, mpsc::Receiver<Utf8Bytes>) {
+        let inner = &node.inner;
+        let conn_id = inner
+            .next_conn
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let handshake = Arc::new(Handshake {
+            uri: http::Uri::from_static("/"),
+            params: Default::default(),
+            headers: Default::default(),
+            remote_addr: None,
+            data: Default::default(),
+        });
+        let (socket, rx) = Socket::new(
+            conn_id,
+            inner.config.outbound_queue,
+            inner.config.slow_consumer,
+            handshake,
+            inner.stats.clone(),
+            inner.kill.child_token(),
+        );
+        inner.connections.insert(conn_id, socket.clone());
+        let _ = node.set_user_socket(socket_id, &socket);
+        (socket, rx)
+    }
+}

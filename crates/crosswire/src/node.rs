@@ -2,7 +2,10 @@
 //! socket-id registry, the room index and the event registries, and performs
 //! every send.
 
+use crate::bus::Bus;
+use crate::cluster::{Cluster, Reason};
 use crate::config::NodeConfig;
+use crate::cross_server::{CrossHandler, Pending};
 use crate::error::{non_empty, EVENT_MSG, NAMESPACE_MSG, ROOM_ID_MSG, SOCKET_ID_MSG};
 use crate::events::{
     is_reserved, system_handler, EventHandler, EventMap, HandlerId, Listeners, Reply, SystemHandler,
@@ -16,6 +19,8 @@ use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use crosswire_protocol::channels::Channels;
 use crosswire_protocol::client::PushFrame;
+use crosswire_protocol::envelope::WsRoute;
+use crosswire_protocol::ids::CallbackIds;
 use dashmap::DashMap;
 use indexmap::IndexMap;
 use parking_lot::RwLock;
@@ -39,6 +44,7 @@ pub struct CloseInfo {
     pub reason: String,
 }
 
+#[derive(Default)]
 pub(crate) struct SystemEvents {
     pub(crate) connection: Listeners<SystemHandler<(Socket, Arc<Handshake>)>>,
     pub(crate) close: Listeners<SystemHandler<(Socket, CloseInfo)>>,
@@ -49,22 +55,6 @@ pub(crate) struct SystemEvents {
     pub(crate) server_error: Listeners<SystemHandler<Arc<Error>>>,
     pub(crate) listening: Listeners<SystemHandler<SocketAddr>>,
     pub(crate) server_close: Listeners<SystemHandler<()>>,
-}
-
-impl Default for SystemEvents {
-    fn default() -> Self {
-        SystemEvents {
-            connection: Listeners::default(),
-            close: Listeners::default(),
-            error: Listeners::default(),
-            pong: Listeners::default(),
-            message: Listeners::default(),
-            client_ping: Listeners::default(),
-            server_error: Listeners::default(),
-            listening: Listeners::default(),
-            server_close: Listeners::default(),
-        }
-    }
 }
 
 impl SystemEvents {
@@ -102,7 +92,18 @@ pub(crate) struct NodeInner {
     pub(crate) kill: CancellationToken,
     /// Tracks connection tasks, so shutdown can wait for them.
     pub(crate) tasks: tokio_util::task::TaskTracker,
+    /// The bus side of the node, when it has a bus.
+    pub(crate) cluster: Option<Arc<Cluster>>,
+    pub(crate) cross_events: EventMap<CrossHandler>,
+    pub(crate) pending: DashMap<String, Pending>,
+    pub(crate) callback_ids: CallbackIdSource,
+    pub(crate) members: DashMap<String, std::time::Instant>,
+    pub(crate) custom_handler: RwLock<Option<Arc<CustomHandler>>>,
 }
+
+pub(crate) type CallbackIdSource = Box<dyn Fn() -> String + Send + Sync>;
+pub(crate) type CustomHandler =
+    dyn Fn(String, Value) -> futures_util::future::BoxFuture<'static, ()> + Send + Sync;
 
 /// One server of a crosswire cluster (the original's
 /// `WebSocketCrossServerAdapter`). Cheap to clone: clones share the node.
@@ -139,6 +140,8 @@ impl std::fmt::Debug for Node {
 pub struct NodeBuilder {
     config: NodeConfig,
     upgrade_hook: Option<UpgradeHook>,
+    bus: Option<Arc<dyn Bus>>,
+    callback_ids: Option<CallbackIdSource>,
 }
 
 impl NodeBuilder {
@@ -192,6 +195,76 @@ impl NodeBuilder {
         self
     }
 
+    /// The bus that connects this node to the others (e.g. a
+    /// [`MemoryHub`](crate::bus::MemoryHub) endpoint, or `RedisBus` from
+    /// crosswire-redis). Without one the node is a cluster of one.
+    pub fn bus(mut self, bus: impl Bus) -> Self {
+        self.bus = Some(Arc::new(bus));
+        self
+    }
+
+    /// Like [`bus`](Self::bus), for a bus already in an `Arc`.
+    pub fn bus_arc(mut self, bus: Arc<dyn Bus>) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// Bus codec (MessagePack by default; JSON like the original with
+    /// `enableRedisDataCompression: false`). Identical on every node.
+    pub fn codec(mut self, codec: crosswire_protocol::envelope::Codec) -> Self {
+        self.config.codec = codec;
+        self
+    }
+
+    /// Room namespaces subscribed at start and never auto-unsubscribed.
+    pub fn preset_room_namespaces<I, S>(mut self, namespaces: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.preset_room_namespaces = namespaces.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether namespace channels are unsubscribed when they empty (default true).
+    pub fn auto_unsubscribe(mut self, on: bool) -> Self {
+        self.config.auto_unsubscribe = on;
+        self
+    }
+
+    /// Channels delivered to the custom channel handler.
+    pub fn custom_channels<I, S>(mut self, channels: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.custom_channels = channels.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether the node serves WebSocket clients (default true). A node
+    /// without is a pure cross-server node (the original's "game server").
+    pub fn websocket(mut self, on: bool) -> Self {
+        self.config.websocket = on;
+        self
+    }
+
+    /// How often the node announces itself, and after how long a silent
+    /// node is dropped from [`Node::live_nodes`].
+    pub fn membership(mut self, announce_every: Duration, drop_after: Duration) -> Self {
+        self.config.announce_interval = announce_every;
+        self.config.member_timeout = drop_after;
+        self
+    }
+
+    /// Replaces the cross-server callback id generator (for tests that
+    /// compare published bytes with fixed vectors).
+    #[doc(hidden)]
+    pub fn callback_id_source(mut self, f: impl Fn() -> String + Send + Sync + 'static) -> Self {
+        self.callback_ids = Some(Box::new(f));
+        self
+    }
+
     /// An async hook run before each WebSocket upgrade; it sees the path,
     /// query and headers and may refuse with an HTTP status. Authentication
     /// belongs here.
@@ -237,6 +310,31 @@ impl NodeBuilder {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::Config("Node::build must be called inside a Tokio runtime".into())
         })?;
+        if config.server_name.is_empty() {
+            return Err(Error::Config(
+                "server_name must be a non-empty string".into(),
+            ));
+        }
+        let mut presets = Vec::new();
+        for ns in &config.preset_room_namespaces {
+            presets.push(channels.preset_namespace(ns)?);
+        }
+        let cluster = self
+            .bus
+            .map(|bus| Arc::new(Cluster::new(bus, config.codec, &config.server_name)));
+        let callback_ids = self.callback_ids.unwrap_or_else(|| {
+            let ids = CallbackIds::server(&config.server_name);
+            Box::new(move || ids.next())
+        });
+        let incoming = match &cluster {
+            Some(c) => Some(c.bus.take_incoming().ok_or_else(|| {
+                Error::Config(
+                    "the bus is already used by another node: give each node its own endpoint"
+                        .into(),
+                )
+            })?),
+            None => None,
+        };
         let inner = Arc::new(NodeInner {
             config,
             channels,
@@ -252,12 +350,66 @@ impl NodeBuilder {
             shutdown: CancellationToken::new(),
             kill: CancellationToken::new(),
             tasks: tokio_util::task::TaskTracker::new(),
+            cluster,
+            cross_events: EventMap::default(),
+            pending: DashMap::new(),
+            callback_ids,
+            members: DashMap::new(),
+            custom_handler: RwLock::new(None),
         });
         handle.spawn(liveness_sweep(
             Arc::downgrade(&inner),
             inner.shutdown.clone(),
         ));
+        if let (Some(cluster), Some(rx)) = (&inner.cluster, incoming) {
+            let ch = &inner.channels;
+            cluster.want(ch.bridge(), Reason::Core, true);
+            if inner.config.websocket {
+                for p in &presets {
+                    cluster.want(p, Reason::Preset, true);
+                }
+                cluster.want(ch.private_socket(), Reason::Core, true);
+                cluster.want(ch.broadcast(), Reason::Core, true);
+            }
+            for c in &inner.config.custom_channels {
+                cluster.want(c, Reason::Custom, true);
+            }
+            handle.spawn(cluster.clone().reconcile(inner.shutdown.clone()));
+            handle.spawn(crate::cluster::receive_loop(
+                Arc::downgrade(&inner),
+                rx,
+                inner.shutdown.clone(),
+            ));
+            handle.spawn(announcer(Arc::downgrade(&inner), inner.shutdown.clone()));
+        }
         Ok(Node { inner })
+    }
+}
+
+/// Announces the node on the bridge channel every `announce_interval`
+/// (membership; the original ignores these messages).
+async fn announcer(node: Weak<NodeInner>, stop: CancellationToken) {
+    let (every, cluster) = match node.upgrade() {
+        Some(n) => (n.config.announce_interval, n.cluster.clone()),
+        None => return,
+    };
+    if let Some(cluster) = cluster {
+        let bridge = node.upgrade().map(|n| n.channels.bridge().to_owned());
+        if let Some(bridge) = bridge {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = cluster.wait_confirmed(&bridge, true) => {}
+            }
+        }
+    }
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Some(inner) = node.upgrade() else { return };
+        Node { inner }.announce(crate::cross_server::MEMBER_EVENT);
     }
 }
 
@@ -634,8 +786,27 @@ impl Node {
     pub fn join_room(&self, ns: &str, room: &str, socket_id: &str) -> Result<()> {
         self.check_room_args(ns, room)?;
         non_empty(socket_id, SOCKET_ID_MSG)?;
-        self.inner.rooms.write().join(ns, room, socket_id);
+        let mut rooms = self.inner.rooms.write();
+        if rooms.join(ns, room, socket_id) {
+            // First room of this namespace here: subscribe its channel. Done
+            // under the room lock so subscription changes follow room changes
+            // in order.
+            self.namespace_changed(ns, true);
+        }
         Ok(())
+    }
+
+    /// A namespace got its first room (`created`) or lost its last one.
+    fn namespace_changed(&self, ns: &str, created: bool) {
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
+        if !created && !self.inner.config.auto_unsubscribe {
+            return;
+        }
+        if let Ok(channel) = self.inner.channels.room_namespace(ns) {
+            cluster.want(&channel, Reason::Room, created);
+        }
     }
 
     /// Removes `socket_id` from a room (`leaveRoom`).
@@ -643,17 +814,26 @@ impl Node {
         non_empty(ns, NAMESPACE_MSG)?;
         non_empty(room, ROOM_ID_MSG)?;
         non_empty(socket_id, SOCKET_ID_MSG)?;
-        self.inner.rooms.write().leave(ns, room, socket_id);
+        let mut rooms = self.inner.rooms.write();
+        if rooms.leave(ns, room, socket_id) {
+            self.namespace_changed(ns, false);
+        }
         Ok(())
     }
 
     /// Deletes a room on this node with all its memberships (`removeRoom`).
     pub fn remove_room(&self, ns: &str, room: &str) {
-        self.inner.rooms.write().remove_room(ns, room);
+        let mut rooms = self.inner.rooms.write();
+        if rooms.remove_room(ns, room) {
+            self.namespace_changed(ns, false);
+        }
     }
 
     fn leave_all_rooms(&self, socket_id: &str) {
-        self.inner.rooms.write().leave_all(socket_id);
+        let mut rooms = self.inner.rooms.write();
+        for ns in rooms.leave_all(socket_id) {
+            self.namespace_changed(&ns, false);
+        }
     }
 
     /// Number of memberships in the selected rooms (`getSocketCountInRoom`):
@@ -876,11 +1056,127 @@ impl Node {
 
     // ----- relaying to other nodes (the bus plugs in here) ------------------
 
-    fn relay_broadcast(&self, _frame: &PushFrame) {}
+    fn relay_broadcast(&self, frame: &PushFrame) {
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
+        let route = WsRoute::Broadcast {
+            data: frame.clone(),
+            sender_server: self.server_name().to_owned(),
+        };
+        cluster.publish_route(self.inner.channels.broadcast(), &route);
+    }
 
-    fn relay_to_sockets(&self, _socket_ids: &[&str], _frame: &PushFrame) {}
+    fn relay_to_sockets(&self, socket_ids: &[&str], frame: &PushFrame) {
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
+        let route = match socket_ids {
+            [one] => WsRoute::Socket {
+                data: frame.clone(),
+                socket_id: (*one).to_owned(),
+                sender_server: self.server_name().to_owned(),
+            },
+            many => WsRoute::Sockets {
+                data: frame.clone(),
+                socket_ids: many.iter().map(|s| (*s).to_owned()).collect(),
+                sender_server: self.server_name().to_owned(),
+            },
+        };
+        cluster.publish_route(self.inner.channels.private_socket(), &route);
+    }
 
-    fn relay_room(&self, _ns: &str, _room: &str, _frame: &PushFrame, _exclude: Vec<String>) {}
+    fn relay_room(&self, ns: &str, room: &str, frame: &PushFrame, exclude: Vec<String>) {
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
+        let Ok(channel) = self.inner.channels.room_namespace(ns) else {
+            return;
+        };
+        let route = WsRoute::Room {
+            data: frame.clone(),
+            room_namespace: ns.to_owned(),
+            room_id: Some(room.to_owned()),
+            sender_server: self.server_name().to_owned(),
+            exclude_socket_ids: exclude,
+        };
+        cluster.publish_route(&channel, &route);
+    }
+
+    // ----- bus channels --------------------------------------------------------
+
+    /// Waits until the node's bus subscriptions match what it needs (core
+    /// channels, presets, customs, joined namespaces). Immediate without a bus.
+    pub async fn ready(&self) {
+        if let Some(cluster) = self.cluster() {
+            cluster.wait_settled().await;
+        }
+    }
+
+    /// Subscribes to a custom channel (`manualSubscribe`); resolves once the
+    /// bus confirmed it. Its messages go to the custom channel handler.
+    pub async fn subscribe(&self, channel: &str) -> Result<()> {
+        non_empty(channel, "The channel must be a non-empty string")?;
+        let cluster = self
+            .cluster()
+            .ok_or_else(|| Error::Bus("the node has no bus".into()))?;
+        cluster.want(channel, Reason::Manual, true);
+        cluster.wait_confirmed(channel, true).await;
+        Ok(())
+    }
+
+    /// Drops a manual subscription (`manualUnsubscribe`). The channel stays
+    /// subscribed while the node still needs it for another reason (a
+    /// joined namespace, a preset): internal channels cannot be removed.
+    pub async fn unsubscribe(&self, channel: &str) -> Result<()> {
+        non_empty(channel, "The channel must be a non-empty string")?;
+        let cluster = self
+            .cluster()
+            .ok_or_else(|| Error::Bus("the node has no bus".into()))?;
+        cluster.want(channel, Reason::Manual, false);
+        if !cluster.is_wanted(channel) {
+            cluster.wait_confirmed(channel, false).await;
+        }
+        Ok(())
+    }
+
+    /// Channels this node is subscribed to (confirmed by the bus), sorted.
+    pub fn subscribed_channels(&self) -> Vec<String> {
+        self.cluster().map(|c| c.subscribed()).unwrap_or_default()
+    }
+
+    /// Sets the handler of messages on custom channels
+    /// (`setCustomChannelHandler`), replacing any previous one.
+    pub fn set_custom_channel_handler<F, Fut>(&self, handler: F)
+    where
+        F: Fn(String, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let h: Arc<CustomHandler> = Arc::new(move |c, v| Box::pin(handler(c, v)));
+        *self.inner.custom_handler.write() = Some(h);
+    }
+
+    /// Removes the custom channel handler (`removeCustomChannelHandler`).
+    pub fn remove_custom_channel_handler(&self) {
+        *self.inner.custom_handler.write() = None;
+    }
+
+    /// Publishes `message` as is on `channel` with the cluster codec
+    /// (`publishRedisMessage`); nothing is added to it.
+    pub fn publish_raw<T: Serialize + ?Sized>(&self, channel: &str, message: &T) -> Result<()> {
+        non_empty(channel, "channel must be a non-empty string")?;
+        let cluster = self
+            .cluster()
+            .ok_or_else(|| Error::Bus("the node has no bus".into()))?;
+        let value = serde_json::to_value(message)?;
+        if !value.is_object() {
+            return Err(Error::InvalidArgument("message must be an object"));
+        }
+        let bytes = crosswire_protocol::envelope::encode_value(&value, cluster.codec)
+            .map_err(|e| Error::Bus(e.to_string()))?;
+        cluster.publish_raw(channel, bytes);
+        Ok(())
+    }
 
     // ----- lifecycle ---------------------------------------------------------
 
@@ -896,6 +1192,7 @@ impl Node {
         if self.inner.shutting_down.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.announce(crate::cross_server::MEMBER_LEAVE_EVENT);
         self.inner.shutdown.cancel();
         let sockets: Vec<Socket> = self
             .inner
@@ -917,6 +1214,9 @@ impl Node {
         {
             self.inner.kill.cancel();
             self.inner.tasks.wait().await;
+        }
+        if let Some(cluster) = self.cluster() {
+            cluster.bus.close().await;
         }
         for h in self.inner.system.server_close.take_for_dispatch() {
             crate::events::run_detached(h(())).await;

@@ -175,6 +175,7 @@ impl Rooms {
     }
 
     /// Whether the namespace has any room on this node.
+    #[cfg(test)]
     pub(crate) fn has_namespace(&self, ns: &str) -> bool {
         self.namespaces.contains_key(ns)
     }

@@ -15,6 +15,14 @@ pub struct Stats {
     pub(crate) slow_consumer_closes: AtomicU64,
     pub(crate) liveness_terminations: AtomicU64,
     pub(crate) background_terminations: AtomicU64,
+    pub(crate) bus_received: AtomicU64,
+    pub(crate) bus_dropped_invalid: AtomicU64,
+    pub(crate) bus_dropped_oversize: AtomicU64,
+    pub(crate) bus_dropped_unhandled: AtomicU64,
+    pub(crate) bus_own_skipped: AtomicU64,
+    pub(crate) bus_duplicates: AtomicU64,
+    pub(crate) cross_unhandled: AtomicU64,
+    pub(crate) cross_replies_unknown: AtomicU64,
 }
 
 impl Stats {
@@ -36,6 +44,14 @@ impl Stats {
             slow_consumer_closes: g(&self.slow_consumer_closes),
             liveness_terminations: g(&self.liveness_terminations),
             background_terminations: g(&self.background_terminations),
+            bus_received: g(&self.bus_received),
+            bus_dropped_invalid: g(&self.bus_dropped_invalid),
+            bus_dropped_oversize: g(&self.bus_dropped_oversize),
+            bus_dropped_unhandled: g(&self.bus_dropped_unhandled),
+            bus_own_skipped: g(&self.bus_own_skipped),
+            bus_duplicates: g(&self.bus_duplicates),
+            cross_unhandled: g(&self.cross_unhandled),
+            cross_replies_unknown: g(&self.cross_replies_unknown),
         }
     }
 }
@@ -65,4 +81,20 @@ pub struct StatsSnapshot {
     pub liveness_terminations: u64,
     /// Sockets terminated because they stayed in the background too long.
     pub background_terminations: u64,
+    /// Messages received from the bus.
+    pub bus_received: u64,
+    /// Bus messages dropped because they could not be decoded or had a wrong shape.
+    pub bus_dropped_invalid: u64,
+    /// Bus messages dropped because they exceeded `max_bus_message_size`.
+    pub bus_dropped_oversize: u64,
+    /// Custom-channel messages dropped because no handler was set.
+    pub bus_dropped_unhandled: u64,
+    /// Own publications received back and skipped.
+    pub bus_own_skipped: u64,
+    /// Second copies of redundantly published messages, dropped.
+    pub bus_duplicates: u64,
+    /// Cross-server events with no handler on this node.
+    pub cross_unhandled: u64,
+    /// Cross-server replies for unknown (finished, deleted or forged) callback ids.
+    pub cross_replies_unknown: u64,
 }

@@ -6,7 +6,7 @@ use futures_util::future::BoxFuture;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// Bound of each endpoint's receive queue, in messages.
@@ -57,7 +57,7 @@ impl MemoryHub {
         });
         self.hub.endpoints.write().insert(id, endpoint.clone());
         MemoryBus {
-            hub: Arc::downgrade(&self.hub),
+            hub: self.hub.clone(),
             id,
             endpoint,
             rx: Mutex::new(Some(rx)),
@@ -71,7 +71,7 @@ impl MemoryHub {
 /// subscribed endpoint's queue before it returns. A queue that is full
 /// (a node that stopped reading) drops the message and counts it.
 pub struct MemoryBus {
-    hub: Weak<Hub>,
+    hub: Arc<Hub>,
     id: u64,
     endpoint: Arc<Endpoint>,
     rx: Mutex<Option<mpsc::Receiver<BusMessage>>>,
@@ -86,19 +86,16 @@ impl MemoryBus {
 
 impl Drop for MemoryBus {
     fn drop(&mut self) {
-        if let Some(hub) = self.hub.upgrade() {
-            hub.endpoints.write().remove(&self.id);
-        }
+        self.hub.endpoints.write().remove(&self.id);
     }
 }
 
 impl Bus for MemoryBus {
     fn publish(&self, channel: &str, payload: Bytes) -> BoxFuture<'static, Result<(), BusError>> {
-        let result = match self.hub.upgrade() {
-            None => Err(BusError::Closed),
-            Some(hub) => {
+        let result = {
+            {
                 let channel: Arc<str> = channel.into();
-                for endpoint in hub.endpoints.read().values() {
+                for endpoint in self.hub.endpoints.read().values() {
                     if !endpoint.channels.read().contains(&channel) {
                         continue;
                     }
@@ -110,7 +107,7 @@ impl Bus for MemoryBus {
                         endpoint.dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                Ok(())
+                Ok::<(), BusError>(())
             }
         };
         Box::pin(async move { result })

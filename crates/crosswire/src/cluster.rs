@@ -1,0 +1,419 @@
+//! The node's side of the bus: which channels it subscribes to, what it
+//! publishes, and how it routes what it receives.
+//!
+//! Subscriptions are *reconciled*: join, leave, presets and manual calls only
+//! change the desired state (synchronously, under the room lock), and one task
+//! per node brings the bus in line with it, one channel at a time. A leave
+//! followed at once by a join can therefore never end unsubscribed, which was
+//! a race of the original (its state was recorded only on confirmation).
+
+use crate::bus::{Bus, BusMessage};
+use crate::events::run_detached;
+use crate::node::{Node, NodeInner};
+use crate::stats::Stats;
+use bytes::Bytes;
+use crosswire_protocol::channels::ChannelKind;
+use crosswire_protocol::envelope::{
+    decode_bridge, decode_value, decode_ws_route, encode_bridge, encode_ws_route, is_own_message,
+    BridgeMessage, Codec, WsRoute,
+};
+use parking_lot::Mutex;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+/// Why a channel is wanted. A channel is subscribed while any reason holds.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Want {
+    core: bool,
+    preset: bool,
+    custom: bool,
+    manual: bool,
+    /// Namespaces (as spelled by callers) with rooms on this node that map
+    /// to this channel.
+    rooms: u32,
+}
+
+impl Want {
+    fn any(&self) -> bool {
+        self.core || self.preset || self.custom || self.manual || self.rooms > 0
+    }
+}
+
+/// Which reason to set or clear.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reason {
+    Core,
+    Preset,
+    Custom,
+    Manual,
+    Room,
+}
+
+#[derive(Default)]
+struct SubState {
+    desired: HashMap<String, Want>,
+    confirmed: HashSet<String>,
+}
+
+/// Recently seen message ids (redundant publishing sends each message twice).
+struct Dedup {
+    seen: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+const DEDUP_CAPACITY: usize = 200_000;
+
+impl Dedup {
+    /// True when `id` was seen before.
+    fn seen_before(&mut self, id: &str) -> bool {
+        if self.seen.contains(id) {
+            return true;
+        }
+        if self.order.len() == DEDUP_CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        self.seen.insert(id.to_owned());
+        self.order.push_back(id.to_owned());
+        false
+    }
+}
+
+pub(crate) struct Cluster {
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) codec: Codec,
+    subs: Mutex<SubState>,
+    wake: Notify,
+    generation: watch::Sender<u64>,
+    dedup: Mutex<Dedup>,
+    message_ids: Option<(String, AtomicU64)>,
+}
+
+impl Cluster {
+    pub(crate) fn new(bus: Arc<dyn Bus>, codec: Codec, server_name: &str) -> Self {
+        let message_ids = bus.redundant().then(|| {
+            let boot = crosswire_protocol::ids::to_base36(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64),
+            );
+            (format!("{server_name}:{boot}"), AtomicU64::new(1))
+        });
+        Cluster {
+            bus,
+            codec,
+            subs: Mutex::new(SubState::default()),
+            wake: Notify::new(),
+            generation: watch::Sender::new(0),
+            dedup: Mutex::new(Dedup {
+                seen: HashSet::new(),
+                order: VecDeque::new(),
+            }),
+            message_ids,
+        }
+    }
+
+    fn next_message_id(&self) -> Option<String> {
+        self.message_ids
+            .as_ref()
+            .map(|(prefix, n)| format!("{prefix}:{}", n.fetch_add(1, Ordering::Relaxed)))
+    }
+
+    /// Sets (`on`) or clears a reason to subscribe to `channel`.
+    pub(crate) fn want(&self, channel: &str, reason: Reason, on: bool) {
+        let mut state = self.subs.lock();
+        let want = state.desired.entry(channel.to_owned()).or_default();
+        match reason {
+            Reason::Core => want.core = on,
+            Reason::Preset => want.preset = on,
+            Reason::Custom => want.custom = on,
+            Reason::Manual => want.manual = on,
+            Reason::Room => {
+                if on {
+                    want.rooms += 1;
+                } else {
+                    want.rooms = want.rooms.saturating_sub(1);
+                }
+            }
+        }
+        if !want.any() && !state.confirmed.contains(channel) {
+            state.desired.remove(channel);
+        }
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// Whether the channel is wanted for any reason.
+    pub(crate) fn is_wanted(&self, channel: &str) -> bool {
+        self.subs.lock().desired.get(channel).is_some_and(Want::any)
+    }
+
+    /// Waits until the bus state of `channel` matches `subscribed`.
+    pub(crate) async fn wait_confirmed(&self, channel: &str, subscribed: bool) {
+        let mut rx = self.generation.subscribe();
+        loop {
+            if self.subs.lock().confirmed.contains(channel) == subscribed {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Waits until every wanted channel is confirmed and nothing else is.
+    pub(crate) async fn wait_settled(&self) {
+        let mut rx = self.generation.subscribe();
+        loop {
+            {
+                let s = self.subs.lock();
+                let settled = s
+                    .desired
+                    .iter()
+                    .all(|(c, w)| w.any() == s.confirmed.contains(c));
+                if settled {
+                    return;
+                }
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Channels confirmed subscribed.
+    pub(crate) fn subscribed(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.subs.lock().confirmed.iter().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Brings the bus in line with the desired state, forever.
+    pub(crate) async fn reconcile(self: Arc<Self>, stop: CancellationToken) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let work = {
+                let s = self.subs.lock();
+                s.desired
+                    .iter()
+                    .find(|(c, w)| w.any() != s.confirmed.contains(*c))
+                    .map(|(c, w)| (c.clone(), w.any()))
+            };
+            let Some((channel, subscribe)) = work else {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = self.wake.notified() => continue,
+                }
+            };
+            let result = tokio::select! {
+                _ = stop.cancelled() => return,
+                r = async {
+                    if subscribe {
+                        self.bus.subscribe(&channel).await
+                    } else {
+                        self.bus.unsubscribe(&channel).await
+                    }
+                } => r,
+            };
+            match result {
+                Ok(()) => {
+                    backoff = Duration::from_millis(50);
+                    let mut s = self.subs.lock();
+                    if subscribe {
+                        s.confirmed.insert(channel.clone());
+                    } else {
+                        s.confirmed.remove(&channel);
+                        if !s.desired.get(&channel).is_some_and(Want::any) {
+                            s.desired.remove(&channel);
+                        }
+                    }
+                    drop(s);
+                    self.generation.send_modify(|g| *g += 1);
+                }
+                Err(e) => {
+                    tracing::warn!(%channel, subscribe, error = %e, "subscription change failed; retrying");
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Publishes an encoded envelope. The bus takes the message now; the
+    /// outcome is counted by the bus.
+    fn publish(&self, channel: &str, bytes: Vec<u8>) {
+        let fut = self.bus.publish(channel, Bytes::from(bytes));
+        drop(fut);
+    }
+
+    pub(crate) fn publish_route(&self, channel: &str, route: &WsRoute) {
+        match encode_ws_route(route, self.next_message_id().as_deref(), self.codec) {
+            Ok(bytes) => self.publish(channel, bytes),
+            Err(e) => tracing::warn!(%channel, error = %e, "could not encode a routing envelope"),
+        }
+    }
+
+    pub(crate) fn publish_bridge(&self, channel: &str, msg: &BridgeMessage) -> crate::Result<()> {
+        let bytes = encode_bridge(msg, self.next_message_id().as_deref(), self.codec)
+            .map_err(|e| crate::Error::Bus(e.to_string()))?;
+        self.publish(channel, bytes);
+        Ok(())
+    }
+
+    pub(crate) fn publish_raw(&self, channel: &str, bytes: Vec<u8>) {
+        self.publish(channel, bytes);
+    }
+
+    fn is_duplicate(&self, message_id: Option<&str>) -> bool {
+        match message_id {
+            Some(id) => self.dedup.lock().seen_before(id),
+            None => false,
+        }
+    }
+}
+
+/// Reads the bus and routes every message, in order.
+pub(crate) async fn receive_loop(
+    node: Weak<NodeInner>,
+    mut rx: mpsc::Receiver<BusMessage>,
+    stop: CancellationToken,
+) {
+    loop {
+        let msg = tokio::select! {
+            _ = stop.cancelled() => return,
+            msg = rx.recv() => msg,
+        };
+        let Some(msg) = msg else { return };
+        let Some(inner) = node.upgrade() else { return };
+        Node { inner }.handle_bus_message(msg).await;
+    }
+}
+
+impl Node {
+    pub(crate) fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.inner.cluster.as_ref()
+    }
+
+    async fn handle_bus_message(&self, msg: BusMessage) {
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
+        let stats = &self.inner.stats;
+        Stats::incr(&stats.bus_received);
+        if msg.payload.len() > self.inner.config.max_bus_message_size {
+            Stats::incr(&stats.bus_dropped_oversize);
+            tracing::debug!(channel = %msg.channel, size = msg.payload.len(), "bus message too large: dropped");
+            return;
+        }
+        let own = self.server_name();
+        let codec = cluster.codec;
+        match self.inner.channels.classify(&msg.channel) {
+            ChannelKind::Bridge => match decode_bridge(&msg.payload, codec) {
+                Ok(env) => {
+                    if env.message.sender_server() == Some(own) {
+                        Stats::incr(&stats.bus_own_skipped);
+                    } else if cluster.is_duplicate(env.message_id.as_deref()) {
+                        Stats::incr(&stats.bus_duplicates);
+                    } else {
+                        self.handle_bridge(env.message).await;
+                    }
+                }
+                Err(e) => self.drop_invalid(&msg.channel, &e),
+            },
+            kind @ (ChannelKind::Broadcast | ChannelKind::PrivateSocket | ChannelKind::Room) => {
+                match decode_ws_route(kind, &msg.payload, codec) {
+                    Ok(env) => {
+                        if env.message.sender_server() == own {
+                            Stats::incr(&stats.bus_own_skipped);
+                        } else if cluster.is_duplicate(env.message_id.as_deref()) {
+                            Stats::incr(&stats.bus_duplicates);
+                        } else {
+                            self.deliver_route(&msg.channel, env.message);
+                        }
+                    }
+                    Err(e) => self.drop_invalid(&msg.channel, &e),
+                }
+            }
+            ChannelKind::Custom => match decode_value(&msg.payload, codec) {
+                Ok(value) => {
+                    if is_own_message(&value, own) {
+                        Stats::incr(&stats.bus_own_skipped);
+                        return;
+                    }
+                    let handler = self.inner.custom_handler.read().clone();
+                    match handler {
+                        Some(h) => {
+                            run_detached(h(msg.channel.to_string(), value)).await;
+                        }
+                        None => Stats::incr(&stats.bus_dropped_unhandled),
+                    }
+                }
+                Err(e) => self.drop_invalid(&msg.channel, &e),
+            },
+        }
+    }
+
+    fn drop_invalid(&self, channel: &str, error: &dyn std::fmt::Display) {
+        Stats::incr(&self.inner.stats.bus_dropped_invalid);
+        tracing::debug!(%channel, %error, "undecodable bus message: dropped");
+    }
+
+    /// Delivers a routed frame to this node's matching sockets.
+    fn deliver_route(&self, channel: &str, route: WsRoute) {
+        match route {
+            WsRoute::Broadcast { data, .. } => self.broadcast_frame(&data, true),
+            WsRoute::Socket {
+                data, socket_id, ..
+            } => self.deliver_local(&socket_id, &data),
+            WsRoute::Sockets {
+                data, socket_ids, ..
+            } => {
+                for id in &socket_ids {
+                    self.deliver_local(id, &data);
+                }
+            }
+            WsRoute::Room {
+                data,
+                room_namespace,
+                room_id,
+                exclude_socket_ids,
+                ..
+            } => {
+                // The namespace must belong to the channel it came on: a
+                // message cannot reach another namespace's members.
+                match self.inner.channels.room_namespace(&room_namespace) {
+                    Ok(c) if c == channel => {}
+                    _ => {
+                        Stats::incr(&self.inner.stats.bus_dropped_invalid);
+                        tracing::debug!(%channel, %room_namespace, "room message on a foreign channel: dropped");
+                        return;
+                    }
+                }
+                self.deliver_to_room(
+                    &room_namespace,
+                    room_id.as_deref(),
+                    &data,
+                    &exclude_socket_ids,
+                );
+            }
+        }
+    }
+
+    fn deliver_local(&self, socket_id: &str, frame: &crosswire_protocol::client::PushFrame) {
+        if socket_id.is_empty() {
+            return;
+        }
+        let socket = self.inner.bound.get(socket_id).map(|s| s.clone());
+        if let Some(socket) = socket {
+            let _ = socket.push(crate::socket::to_utf8(frame));
+        }
+    }
+}

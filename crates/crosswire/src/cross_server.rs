@@ -1,0 +1,675 @@
+//! Cross-server events: one node asks one, some or all nodes, and collects
+//! their replies (the original's `emitCrossServer` /
+//! `emitCrossServerWithPromise`), plus cluster membership.
+//!
+//! Replies travel as the original's `_Cs_Cb_` bridge messages, so crosswire
+//! and original nodes answer each other. A pending call lives in one table
+//! keyed by its callback id, with one timer that is cancelled when the call
+//! completes or is deleted.
+
+use crate::error::{non_empty, EVENT_MSG};
+use crate::events::HandlerId;
+use crate::node::Node;
+use crate::stats::Stats;
+use crate::{Error, Result};
+use crosswire_protocol::envelope::{
+    BridgeEvent, BridgeMessage, BridgeReply, KeyOrder, CALLBACK_EVENT,
+};
+use futures_util::future::BoxFuture;
+use indexmap::IndexMap;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Default timeout of a cross-server call (the original's 5000 ms).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(5000);
+
+/// Bridge event name of membership announcements. The original has no
+/// listener for it and ignores it.
+pub const MEMBER_EVENT: &str = "_cw_member_";
+/// Bridge event name of a node leaving the cluster.
+pub const MEMBER_LEAVE_EVENT: &str = "_cw_member_leave_";
+
+/// A cross-server event as its handlers see it: the original's inner bridge
+/// object (`data.payload` there is [`payload`](Self::payload) here).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CrossServerMessage {
+    /// Event name.
+    pub event: String,
+    /// The node that sent it (absent only on malformed foreign messages).
+    pub sender_server: Option<String>,
+    /// The payload (`null` when the sender gave none).
+    pub payload: Value,
+    /// The targeted nodes; empty for a broadcast.
+    pub target_server: Vec<String>,
+    /// Present when the sender expects replies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_id: Option<String>,
+}
+
+/// One reply to a cross-server call: the original's `_Cs_Cb_` object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplyData {
+    /// The replying node.
+    pub sender_server: String,
+    /// The call's callback id.
+    pub callback_id: String,
+    /// The reply value (`None` when the handler replied without one).
+    pub payload: Option<Value>,
+}
+
+impl Serialize for ReplyData {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("event", CALLBACK_EVENT)?;
+        m.serialize_entry("senderServer", &self.sender_server)?;
+        m.serialize_entry("targetServer", &[] as &[String])?;
+        m.serialize_entry("callbackId", &self.callback_id)?;
+        m.serialize_entry("isCallback", &true)?;
+        if let Some(p) = &self.payload {
+            m.serialize_entry("payload", p)?;
+        }
+        m.end()
+    }
+}
+
+/// One item of a call's response stream (the original's per-reply callback).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CrossServerResponse {
+    /// A reply arrived; `remaining` more are expected (0 for the last one).
+    Reply {
+        /// The reply.
+        data: ReplyData,
+        /// Replies still expected.
+        remaining: usize,
+    },
+    /// The call timed out with `unresponded` replies missing. Always the
+    /// last item.
+    Timeout {
+        /// The call's callback id.
+        callback_id: String,
+        /// Replies that never came.
+        unresponded: usize,
+    },
+}
+
+impl CrossServerResponse {
+    /// Whether this is a reply (the original's `success: true`).
+    pub fn is_success(&self) -> bool {
+        matches!(self, CrossServerResponse::Reply { .. })
+    }
+}
+
+impl Serialize for CrossServerResponse {
+    /// The original's callback argument shapes.
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        match self {
+            CrossServerResponse::Reply { data, remaining } => {
+                m.serialize_entry("success", &true)?;
+                m.serialize_entry("data", data)?;
+                m.serialize_entry("remainingResponses", remaining)?;
+            }
+            CrossServerResponse::Timeout {
+                callback_id,
+                unresponded,
+            } => {
+                m.serialize_entry("success", &false)?;
+                m.serialize_entry("error", "Cross-server callback timed out.")?;
+                m.serialize_entry("callbackId", callback_id)?;
+                m.serialize_entry("unrespondedCount", unresponded)?;
+            }
+        }
+        m.end()
+    }
+}
+
+/// The collected outcome of a call (the original's promise result).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrossServerResult {
+    /// True when every expected reply arrived in time.
+    pub success: bool,
+    /// Replies by replying node (a second reply of one node replaces its
+    /// first, as in the original).
+    pub responses: IndexMap<String, ReplyData>,
+    /// Replies that never came (0 on success).
+    pub unresponded_count: usize,
+    /// Replies received in all, duplicates included.
+    pub received: usize,
+}
+
+impl Serialize for CrossServerResult {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("success", &self.success)?;
+        if !self.success {
+            m.serialize_entry("message", "Cross-server callback timed out.")?;
+        }
+        m.serialize_entry("responses", &self.responses)?;
+        if !self.success {
+            m.serialize_entry("unrespondedCount", &self.unresponded_count)?;
+        }
+        m.end()
+    }
+}
+
+/// The stream of responses of one call. Ends after the last expected reply,
+/// after the timeout item, or when the call is deleted.
+#[derive(Debug)]
+pub struct CrossServerCall {
+    callback_id: String,
+    rx: mpsc::UnboundedReceiver<CrossServerResponse>,
+}
+
+impl CrossServerCall {
+    /// The call's callback id (for [`Node::delete_cross_server_callback`]).
+    pub fn callback_id(&self) -> &str {
+        &self.callback_id
+    }
+
+    /// The next response; `None` once the call is over.
+    pub async fn next(&mut self) -> Option<CrossServerResponse> {
+        self.rx.recv().await
+    }
+
+    /// Collects every response into the original's promise result.
+    pub async fn collect(mut self) -> CrossServerResult {
+        let mut result = CrossServerResult {
+            success: false,
+            responses: IndexMap::new(),
+            unresponded_count: 0,
+            received: 0,
+        };
+        while let Some(item) = self.rx.recv().await {
+            match item {
+                CrossServerResponse::Reply { data, remaining } => {
+                    result.received += 1;
+                    result.responses.insert(data.sender_server.clone(), data);
+                    if remaining == 0 {
+                        result.success = true;
+                    }
+                }
+                CrossServerResponse::Timeout { unresponded, .. } => {
+                    result.unresponded_count = unresponded;
+                }
+            }
+        }
+        result
+    }
+}
+
+impl futures_util::Stream for CrossServerCall {
+    type Item = CrossServerResponse;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+pub(crate) struct Pending {
+    remaining: usize,
+    tx: mpsc::UnboundedSender<CrossServerResponse>,
+    timer: tokio::task::AbortHandle,
+}
+
+/// Answers a cross-server event. Each [`send`](Self::send) is one reply; a
+/// handler may reply more than once (each counts, as in the original).
+#[derive(Clone, Debug)]
+pub struct CrossReply {
+    node: Node,
+    origin: Option<String>,
+    callback_id: String,
+}
+
+impl CrossReply {
+    /// The call's callback id.
+    pub fn callback_id(&self) -> &str {
+        &self.callback_id
+    }
+
+    /// Replies with `payload`.
+    pub fn send<T: Serialize + ?Sized>(&self, payload: &T) -> Result<()> {
+        self.reply(Some(serde_json::to_value(payload)?))
+    }
+
+    /// Replies without a value (`payload` omitted on the wire).
+    pub fn send_empty(&self) -> Result<()> {
+        self.reply(None)
+    }
+
+    fn reply(&self, payload: Option<Value>) -> Result<()> {
+        let data = ReplyData {
+            sender_server: self.node.server_name().to_owned(),
+            callback_id: self.callback_id.clone(),
+            payload,
+        };
+        if self.origin.as_deref() == Some(self.node.server_name()) {
+            // The caller is this node: resolve here. (The original also
+            // publishes such replies; no other node could use them.)
+            self.node.resolve_reply(data);
+            return Ok(());
+        }
+        let Some(cluster) = self.node.cluster() else {
+            return Err(Error::Bus("no bus: cannot reply to another node".into()));
+        };
+        let msg = BridgeMessage::Reply(BridgeReply {
+            sender_server: data.sender_server,
+            callback_id: data.callback_id,
+            payload: data.payload,
+        });
+        cluster.publish_bridge(self.node.inner.channels.bridge(), &msg)
+    }
+}
+
+pub(crate) type CrossHandler =
+    dyn Fn(CrossServerMessage, Option<CrossReply>) -> BoxFuture<'static, ()> + Send + Sync;
+
+/// A cross-server call being built; see [`Node::emit_cross_server`].
+#[derive(Debug)]
+#[must_use = "a cross-server call does nothing until send(), stream() or collect()"]
+pub struct CrossServerEmit<'a> {
+    node: &'a Node,
+    event: String,
+    payload: Value,
+    targets: Vec<String>,
+    except_self: bool,
+    expected: Option<usize>,
+    expect_all: bool,
+    timeout: Duration,
+}
+
+impl CrossServerEmit<'_> {
+    /// Target these nodes only (`targetServer`); the default is every node.
+    /// Duplicates are ignored.
+    pub fn to<I, S>(mut self, servers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        for s in servers {
+            let s = s.into();
+            if !s.is_empty() && !self.targets.contains(&s) {
+                self.targets.push(s);
+            }
+        }
+        self
+    }
+
+    /// For a broadcast: do not handle the event on this node (`exceptSelf`).
+    pub fn except_self(mut self) -> Self {
+        self.except_self = true;
+        self
+    }
+
+    /// For a broadcast: how many replies to wait for (`expectedResponses`,
+    /// default 1). Targeted calls expect one reply per target.
+    pub fn expect(mut self, replies: usize) -> Self {
+        self.expected = Some(replies.max(1));
+        self
+    }
+
+    /// For a broadcast: wait for one reply from every live node (see
+    /// [`Node::live_nodes`]), this one included unless [`except_self`](Self::except_self).
+    pub fn expect_all(mut self) -> Self {
+        self.expect_all = true;
+        self
+    }
+
+    /// How long to wait for the replies (default 5 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        if !timeout.is_zero() {
+            self.timeout = timeout;
+        }
+        self
+    }
+
+    /// Sends without asking for replies.
+    pub fn send(self) -> Result<()> {
+        self.start(false, KeyOrder::Emit).map(|_| ())
+    }
+
+    /// Sends and returns the stream of replies (the original's callback form).
+    pub fn stream(self) -> Result<CrossServerCall> {
+        self.start(true, KeyOrder::Emit)?
+            .ok_or_else(|| Error::Bus("no call registered".into()))
+    }
+
+    /// Sends and waits for the collected result (the original's promise form).
+    pub async fn collect(self) -> Result<CrossServerResult> {
+        let call = self
+            .start(true, KeyOrder::Promise)?
+            .ok_or_else(|| Error::Bus("no call registered".into()))?;
+        Ok(call.collect().await)
+    }
+
+    fn start(self, with_callback: bool, key_order: KeyOrder) -> Result<Option<CrossServerCall>> {
+        let node = self.node;
+        let own = node.server_name().to_owned();
+        let broadcast = self.targets.is_empty();
+        let includes_self = (broadcast && !self.except_self) || self.targets.contains(&own);
+        let expected = if broadcast {
+            if self.expect_all {
+                node.live_nodes()
+                    .iter()
+                    .filter(|n| !(self.except_self && **n == own))
+                    .count()
+                    .max(1)
+            } else {
+                self.expected.unwrap_or(1)
+            }
+        } else {
+            self.targets.len()
+        };
+        let call = with_callback.then(|| node.register_call(expected, self.timeout));
+        let callback_id = call.as_ref().map(|c| c.callback_id.clone());
+        let msg = CrossServerMessage {
+            event: self.event.clone(),
+            sender_server: Some(own.clone()),
+            payload: self.payload.clone(),
+            target_server: self.targets.clone(),
+            callback_id: callback_id.clone(),
+        };
+        if includes_self {
+            node.dispatch_cross_server(msg);
+        }
+        let only_self = self.targets.len() == 1 && self.targets[0] == own;
+        if !only_self {
+            if let Some(cluster) = node.cluster() {
+                let bridge = BridgeMessage::Event(BridgeEvent {
+                    event: self.event,
+                    sender_server: Some(own),
+                    payload: Some(self.payload),
+                    target_server: self.targets,
+                    callback_id,
+                    key_order,
+                });
+                cluster.publish_bridge(node.inner.channels.bridge(), &bridge)?;
+            }
+        }
+        Ok(call)
+    }
+}
+
+impl Node {
+    /// Registers a handler of cross-server event `event` (`onCrossServerEvent`).
+    /// The reply is present when the sender expects replies.
+    pub fn on_cross_server<F, Fut>(&self, event: &str, handler: F) -> Result<HandlerId>
+    where
+        F: Fn(CrossServerMessage, Option<CrossReply>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.add_cross_handler(event, handler, false, None)
+    }
+
+    /// Like [`on_cross_server`](Self::on_cross_server), with a tag.
+    pub fn on_cross_server_tagged<F, Fut>(
+        &self,
+        event: &str,
+        tag: impl Into<String>,
+        handler: F,
+    ) -> Result<HandlerId>
+    where
+        F: Fn(CrossServerMessage, Option<CrossReply>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.add_cross_handler(event, handler, false, Some(tag.into()))
+    }
+
+    /// A handler that runs once (`onceCrossServerEvent`).
+    pub fn once_cross_server<F, Fut>(&self, event: &str, handler: F) -> Result<HandlerId>
+    where
+        F: Fn(CrossServerMessage, Option<CrossReply>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.add_cross_handler(event, handler, true, None)
+    }
+
+    fn add_cross_handler<F, Fut>(
+        &self,
+        event: &str,
+        handler: F,
+        once: bool,
+        tag: Option<String>,
+    ) -> Result<HandlerId>
+    where
+        F: Fn(CrossServerMessage, Option<CrossReply>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        non_empty(event, EVENT_MSG)?;
+        if is_reserved_cross(event) {
+            return Err(Error::ReservedEvent(event.to_owned()));
+        }
+        let h: Arc<CrossHandler> = Arc::new(move |m, r| Box::pin(handler(m, r)));
+        Ok(self.inner.cross_events.add(event, h, once, tag))
+    }
+
+    /// Removes the cross-server handlers of `event` with `tag`; returns how many.
+    pub fn off_cross_server_tag(&self, event: &str, tag: &str) -> usize {
+        self.inner
+            .cross_events
+            .remove_where(Some(event), |_, t| t == Some(tag))
+    }
+
+    /// Removes every cross-server handler of `event`; returns how many.
+    pub fn off_cross_server_all(&self, event: &str) -> usize {
+        self.inner
+            .cross_events
+            .remove_where(Some(event), |_, _| true)
+    }
+
+    /// Starts a cross-server call of `event` with `payload` (the original's
+    /// `emitCrossServer`). By default it goes to every node, this one
+    /// included, and expects one reply.
+    ///
+    /// ```no_run
+    /// # async fn f(node: crosswire::Node) -> crosswire::Result<()> {
+    /// use std::time::Duration;
+    /// // Ask every live node for its room count and sum the replies.
+    /// let result = node
+    ///     .emit_cross_server("count", &serde_json::json!({"ns": "chat"}))?
+    ///     .expect_all()
+    ///     .timeout(Duration::from_secs(2))
+    ///     .collect()
+    ///     .await?;
+    /// let total: u64 = result.responses.values()
+    ///     .filter_map(|r| r.payload.as_ref()?.as_u64())
+    ///     .sum();
+    /// # let _ = total; Ok(()) }
+    /// ```
+    pub fn emit_cross_server<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        payload: &T,
+    ) -> Result<CrossServerEmit<'_>> {
+        non_empty(event, EVENT_MSG)?;
+        if is_reserved_cross(event) {
+            return Err(Error::ReservedEvent(event.to_owned()));
+        }
+        let payload = serde_json::to_value(payload)?;
+        if payload.is_null() {
+            return Err(Error::InvalidArgument(
+                "emitCrossServer: message cannot be null or undefined",
+            ));
+        }
+        Ok(CrossServerEmit {
+            node: self,
+            event: event.to_owned(),
+            payload,
+            targets: Vec::new(),
+            except_self: false,
+            expected: None,
+            expect_all: false,
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+
+    /// Cancels a pending call (`deleteCrossServerCallback`): its timer stops,
+    /// its stream ends, later replies are ignored. Returns whether it existed.
+    pub fn delete_cross_server_callback(&self, callback_id: &str) -> bool {
+        match self.inner.pending.remove(callback_id) {
+            Some((_, p)) => {
+                p.timer.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Number of calls waiting for replies.
+    pub fn pending_cross_server_calls(&self) -> usize {
+        self.inner.pending.len()
+    }
+
+    fn register_call(&self, expected: usize, timeout: Duration) -> CrossServerCall {
+        let callback_id = (self.inner.callback_ids)();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let node = std::sync::Arc::downgrade(&self.inner);
+        let id = callback_id.clone();
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            let Some(inner) = node.upgrade() else { return };
+            if let Some((_, p)) = inner.pending.remove(&id) {
+                let _ = p.tx.send(CrossServerResponse::Timeout {
+                    callback_id: id,
+                    unresponded: p.remaining,
+                });
+            }
+        })
+        .abort_handle();
+        self.inner.pending.insert(
+            callback_id.clone(),
+            Pending {
+                remaining: expected.max(1),
+                tx,
+                timer,
+            },
+        );
+        CrossServerCall { callback_id, rx }
+    }
+
+    /// Counts one reply to a pending call.
+    pub(crate) fn resolve_reply(&self, data: ReplyData) {
+        let done = {
+            let Some(mut p) = self.inner.pending.get_mut(&data.callback_id) else {
+                Stats::incr(&self.inner.stats.cross_replies_unknown);
+                return;
+            };
+            p.remaining = p.remaining.saturating_sub(1);
+            let remaining = p.remaining;
+            let _ = p.tx.send(CrossServerResponse::Reply {
+                data: data.clone(),
+                remaining,
+            });
+            remaining == 0
+        };
+        if done {
+            if let Some((_, p)) = self.inner.pending.remove(&data.callback_id) {
+                p.timer.abort();
+            }
+        }
+    }
+
+    /// Runs this node's handlers of a cross-server event.
+    pub(crate) fn dispatch_cross_server(&self, msg: CrossServerMessage) {
+        let handlers = self.inner.cross_events.dispatch(&msg.event);
+        if handlers.is_empty() {
+            Stats::incr(&self.inner.stats.cross_unhandled);
+            return;
+        }
+        let reply = msg.callback_id.clone().map(|callback_id| CrossReply {
+            node: self.clone(),
+            origin: msg.sender_server.clone(),
+            callback_id,
+        });
+        for h in handlers {
+            tokio::spawn(h(msg.clone(), reply.clone()));
+        }
+    }
+
+    /// Handles a message from the bridge channel (already self-skipped).
+    pub(crate) async fn handle_bridge(&self, msg: BridgeMessage) {
+        match msg {
+            BridgeMessage::Reply(r) => self.resolve_reply(ReplyData {
+                sender_server: r.sender_server,
+                callback_id: r.callback_id,
+                payload: r.payload,
+            }),
+            BridgeMessage::Event(ev) => {
+                if ev.event == MEMBER_EVENT || ev.event == MEMBER_LEAVE_EVENT {
+                    if let Some(sender) = ev.sender_server {
+                        self.observe_member(sender, ev.event == MEMBER_EVENT);
+                    }
+                    return;
+                }
+                let own = self.server_name();
+                if !ev.target_server.is_empty() && !ev.target_server.iter().any(|t| t == own) {
+                    return;
+                }
+                self.dispatch_cross_server(CrossServerMessage {
+                    event: ev.event,
+                    sender_server: ev.sender_server,
+                    payload: ev.payload.unwrap_or(Value::Null),
+                    target_server: ev.target_server,
+                    callback_id: ev.callback_id,
+                });
+            }
+        }
+    }
+
+    // ----- membership --------------------------------------------------------
+
+    /// Names of the nodes known to be alive, this one included, sorted.
+    /// Nodes announce themselves every `announce_interval` and drop out after
+    /// `member_timeout` of silence (or at once when they shut down).
+    pub fn live_nodes(&self) -> Vec<String> {
+        let timeout = self.inner.config.member_timeout;
+        let now = Instant::now();
+        self.inner
+            .members
+            .retain(|_, seen| now.duration_since(*seen) <= timeout);
+        let mut v: Vec<String> = self.inner.members.iter().map(|e| e.key().clone()).collect();
+        v.push(self.server_name().to_owned());
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    fn observe_member(&self, name: String, alive: bool) {
+        if name == self.server_name() {
+            return;
+        }
+        if alive {
+            let new = self.inner.members.insert(name, Instant::now()).is_none();
+            if new {
+                // Introduce ourselves to the newcomer at once.
+                self.announce(MEMBER_EVENT);
+            }
+        } else {
+            self.inner.members.remove(&name);
+        }
+    }
+
+    pub(crate) fn announce(&self, event: &str) {
+        if let Some(cluster) = self.cluster() {
+            let msg = BridgeMessage::Event(BridgeEvent {
+                event: event.to_owned(),
+                sender_server: Some(self.server_name().to_owned()),
+                payload: Some(serde_json::json!({ "v": 1 })),
+                target_server: Vec::new(),
+                callback_id: None,
+                key_order: KeyOrder::Emit,
+            });
+            let _ = cluster.publish_bridge(self.inner.channels.bridge(), &msg);
+        }
+    }
+}
+
+fn is_reserved_cross(event: &str) -> bool {
+    event == CALLBACK_EVENT || event == MEMBER_EVENT || event == MEMBER_LEAVE_EVENT
+}

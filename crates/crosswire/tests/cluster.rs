@@ -1,0 +1,475 @@
+//! Several nodes in one process on the in-memory bus: every send path across
+//! nodes, cross-server calls, membership and subscriptions, in both codecs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use crosswire::bus::MemoryHub;
+use crosswire::protocol::envelope::Codec;
+use crosswire::{CrossServerResponse, Node, NodeBuilder, RoomSend};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+struct Cluster {
+    nodes: Vec<(Node, SocketAddr)>,
+}
+
+async fn cluster(n: usize, codec: Codec) -> Cluster {
+    cluster_with(n, codec, |b| b).await
+}
+
+async fn cluster_with(n: usize, codec: Codec, f: impl Fn(NodeBuilder) -> NodeBuilder) -> Cluster {
+    let hub = MemoryHub::new();
+    let mut nodes = Vec::new();
+    for i in 1..=n {
+        let b = Node::builder()
+            .server_name(format!("n{i}"))
+            .codec(codec)
+            .bus(hub.bus())
+            .membership(Duration::from_millis(50), Duration::from_millis(400));
+        nodes.push(start_binding(f(b)).await);
+    }
+    for (node, _) in &nodes {
+        node.ready().await;
+    }
+    Cluster { nodes }
+}
+
+impl Cluster {
+    fn node(&self, i: usize) -> &Node {
+        &self.nodes[i].0
+    }
+    async fn client(&self, i: usize, id: &str) -> Ws {
+        let (node, addr) = &self.nodes[i];
+        connect_id(node, *addr, id).await
+    }
+}
+
+async fn every_send_path_crosses_nodes(codec: Codec) {
+    let c = cluster(3, codec).await;
+    let mut a = c.client(0, "a").await;
+    let mut b = c.client(1, "b").await;
+    let mut d = c.client(2, "d").await;
+
+    c.node(0).broadcast("news", &json!({"n": 1})).unwrap();
+    for ws in [&mut a, &mut b, &mut d] {
+        assert_eq!(next_text(ws).await, r#"{"event":"news","payload":{"n":1}}"#);
+    }
+    c.node(1).to_socket_id("d", "pm", &"hello").unwrap();
+    assert_eq!(
+        next_text(&mut d).await,
+        r#"{"event":"pm","payload":"hello"}"#
+    );
+    c.node(2)
+        .to_socket_ids(&["a", "b", "d", "ghost"], "multi", &[1, 2])
+        .unwrap();
+    for ws in [&mut a, &mut b, &mut d] {
+        assert_eq!(next_text(ws).await, r#"{"event":"multi","payload":[1,2]}"#);
+    }
+
+    for (i, id) in [(0, "a"), (1, "b"), (2, "d")] {
+        c.node(i).join_room("chat", "r1", id).unwrap();
+    }
+    for (node, _) in &c.nodes {
+        node.ready().await;
+    }
+    c.node(0)
+        .broadcast_to_room(
+            "chat",
+            "r1",
+            "say",
+            &json!({"t": "yo"}),
+            RoomSend::new().exclude(["b"]),
+        )
+        .unwrap();
+    assert_eq!(
+        next_text(&mut a).await,
+        r#"{"event":"say","payload":{"t":"yo"}}"#
+    );
+    assert_eq!(
+        next_text(&mut d).await,
+        r#"{"event":"say","payload":{"t":"yo"}}"#
+    );
+    // local only: nothing crosses.
+    c.node(0).broadcast_local("local", &1).unwrap();
+    c.node(0)
+        .broadcast_to_room("chat", "r1", "localroom", &1, RoomSend::new().local_only())
+        .unwrap();
+    assert_eq!(next_text(&mut a).await, r#"{"event":"local","payload":1}"#);
+    assert_eq!(
+        next_text(&mut a).await,
+        r#"{"event":"localroom","payload":1}"#
+    );
+    // b and d got nothing of the above: the next frame each sees is this one.
+    c.node(2).broadcast("after", &0).unwrap();
+    assert_eq!(next_text(&mut b).await, r#"{"event":"after","payload":0}"#);
+    assert_eq!(next_text(&mut d).await, r#"{"event":"after","payload":0}"#);
+}
+
+#[tokio::test]
+async fn every_send_path_crosses_nodes_msgpack() {
+    every_send_path_crosses_nodes(Codec::MsgPack).await;
+}
+
+#[tokio::test]
+async fn every_send_path_crosses_nodes_json() {
+    every_send_path_crosses_nodes(Codec::Json).await;
+}
+
+async fn answer_with_name(c: &Cluster) {
+    for (node, _) in &c.nodes {
+        let name = node.server_name().to_owned();
+        node.on_cross_server("who", move |msg, reply| {
+            let name = name.clone();
+            async move {
+                if let Some(r) = reply {
+                    r.send(&json!({"from": name, "got": msg.payload})).unwrap();
+                }
+            }
+        })
+        .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn cross_server_targeted_broadcast_and_except_self() {
+    for codec in [Codec::MsgPack, Codec::Json] {
+        let c = cluster(3, codec).await;
+        answer_with_name(&c).await;
+        // Targeted: one reply per target.
+        let r = c
+            .node(0)
+            .emit_cross_server("who", &1)
+            .unwrap()
+            .to(["n2", "n3"])
+            .collect()
+            .await
+            .unwrap();
+        assert!(r.success);
+        assert_eq!(r.responses.keys().collect::<Vec<_>>().len(), 2);
+        assert_eq!(
+            r.responses["n2"].payload,
+            Some(json!({"from": "n2", "got": 1}))
+        );
+        // Targeted at itself only: handled locally.
+        let r = c
+            .node(0)
+            .emit_cross_server("who", &2)
+            .unwrap()
+            .to(["n1"])
+            .collect()
+            .await
+            .unwrap();
+        assert!(r.success);
+        assert!(r.responses.contains_key("n1"));
+        // Broadcast expecting all three (self included).
+        let r = c
+            .node(1)
+            .emit_cross_server("who", &3)
+            .unwrap()
+            .expect(3)
+            .collect()
+            .await
+            .unwrap();
+        assert!(r.success, "{r:?}");
+        assert_eq!(r.responses.len(), 3);
+        // except_self: only the two others answer.
+        let r = c
+            .node(1)
+            .emit_cross_server("who", &4)
+            .unwrap()
+            .except_self()
+            .expect(2)
+            .collect()
+            .await
+            .unwrap();
+        assert!(r.success);
+        assert!(!r.responses.contains_key("n2"));
+    }
+}
+
+#[tokio::test]
+async fn cross_server_stream_gives_each_reply_then_ends() {
+    let c = cluster(3, Codec::MsgPack).await;
+    answer_with_name(&c).await;
+    let mut call = c
+        .node(0)
+        .emit_cross_server("who", &1)
+        .unwrap()
+        .expect(3)
+        .stream()
+        .unwrap();
+    let mut remaining = Vec::new();
+    while let Some(item) = call.next().await {
+        match item {
+            CrossServerResponse::Reply { remaining: n, .. } => remaining.push(n),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(remaining, vec![2, 1, 0]);
+    assert_eq!(c.node(0).pending_cross_server_calls(), 0);
+}
+
+#[tokio::test]
+async fn cross_server_partial_responses_at_timeout() {
+    let c = cluster(3, Codec::MsgPack).await;
+    // Only n2 answers.
+    c.node(1)
+        .on_cross_server("q", |_m, r| async move { r.unwrap().send(&"n2").unwrap() })
+        .unwrap();
+    let r = c
+        .node(0)
+        .emit_cross_server("q", &1)
+        .unwrap()
+        .expect(3)
+        .timeout(Duration::from_millis(200))
+        .collect()
+        .await
+        .unwrap();
+    assert!(!r.success);
+    assert_eq!(r.unresponded_count, 2);
+    assert_eq!(r.responses.len(), 1);
+    let shape = serde_json::to_value(&r).unwrap();
+    assert_eq!(shape["message"], "Cross-server callback timed out.");
+    assert_eq!(shape["unrespondedCount"], 2);
+    // Stream form: one reply, then the timeout item.
+    let mut call = c
+        .node(0)
+        .emit_cross_server("q", &1)
+        .unwrap()
+        .expect(2)
+        .timeout(Duration::from_millis(200))
+        .stream()
+        .unwrap();
+    assert!(call.next().await.unwrap().is_success());
+    match call.next().await.unwrap() {
+        CrossServerResponse::Timeout { unresponded, .. } => assert_eq!(unresponded, 1),
+        other => panic!("{other:?}"),
+    }
+    assert!(call.next().await.is_none());
+}
+
+#[tokio::test]
+async fn delete_cross_server_callback_really_cancels() {
+    let c = cluster(2, Codec::MsgPack).await;
+    let mut call = c
+        .node(0)
+        .emit_cross_server("nobody-answers", &1)
+        .unwrap()
+        .timeout(Duration::from_millis(100))
+        .stream()
+        .unwrap();
+    let id = call.callback_id().to_owned();
+    assert!(c.node(0).delete_cross_server_callback(&id));
+    assert!(!c.node(0).delete_cross_server_callback(&id));
+    // The stream ends without a timeout item, and nothing crashes later.
+    assert!(call.next().await.is_none());
+    tokio::time::sleep(Duration::from_millis(150)).await; // past the old timer
+    assert_eq!(c.node(0).pending_cross_server_calls(), 0);
+}
+
+#[tokio::test]
+async fn membership_join_and_leave() {
+    let c = cluster(3, Codec::MsgPack).await;
+    wait_until(|| c.node(0).live_nodes() == ["n1", "n2", "n3"]).await;
+    answer_with_name(&c).await;
+    let r = c
+        .node(0)
+        .emit_cross_server("who", &1)
+        .unwrap()
+        .expect_all()
+        .collect()
+        .await
+        .unwrap();
+    assert!(r.success);
+    assert_eq!(r.responses.len(), 3);
+    c.node(2).shutdown(Duration::from_secs(1)).await;
+    wait_until(|| c.node(0).live_nodes() == ["n1", "n2"]).await;
+    let r = c
+        .node(0)
+        .emit_cross_server("who", &1)
+        .unwrap()
+        .expect_all()
+        .collect()
+        .await
+        .unwrap();
+    assert!(r.success);
+    assert_eq!(r.responses.len(), 2);
+}
+
+#[tokio::test]
+async fn namespace_subscriptions_follow_rooms_including_rejoin_after_last_leave() {
+    let c = cluster(2, Codec::MsgPack).await;
+    let n1 = c.node(0);
+    assert!(!n1.subscribed_channels().contains(&"ws:chat".to_owned()));
+    n1.join_room("chat", "r1", "a").unwrap();
+    n1.ready().await;
+    assert!(n1.subscribed_channels().contains(&"ws:chat".to_owned()));
+    n1.leave_room("chat", "r1", "a").unwrap();
+    n1.ready().await;
+    assert!(!n1.subscribed_channels().contains(&"ws:chat".to_owned()));
+    // Leave then join at once: must end subscribed.
+    n1.join_room("chat", "r1", "a").unwrap();
+    n1.leave_room("chat", "r1", "a").unwrap();
+    n1.join_room("chat", "r1", "a").unwrap();
+    n1.ready().await;
+    assert!(n1.subscribed_channels().contains(&"ws:chat".to_owned()));
+}
+
+#[tokio::test]
+async fn presets_are_never_auto_unsubscribed() {
+    let c = cluster_with(1, Codec::MsgPack, |b| b.preset_room_namespaces(["lobby"])).await;
+    let n1 = c.node(0);
+    assert!(n1.subscribed_channels().contains(&"ws:lobby".to_owned()));
+    n1.join_room("lobby", "r", "a").unwrap();
+    n1.leave_room("lobby", "r", "a").unwrap();
+    n1.ready().await;
+    assert!(n1.subscribed_channels().contains(&"ws:lobby".to_owned()));
+}
+
+#[tokio::test]
+async fn custom_channels_and_raw_publish() {
+    let c = cluster_with(2, Codec::MsgPack, |b| b.custom_channels(["my:custom"])).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for (node, _) in &c.nodes {
+        let tx = tx.clone();
+        let name = node.server_name().to_owned();
+        node.set_custom_channel_handler(move |channel, value| {
+            let tx = tx.clone();
+            let name = name.clone();
+            async move { tx.send((name, channel, value)).unwrap() }
+        });
+    }
+    let msg = json!({"kind": "x", "n": -5, "f": 0.5});
+    c.node(0).publish_raw("my:custom", &msg).unwrap();
+    // Both nodes get it, the publisher too (no senderServer in it).
+    let mut got = [
+        tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .unwrap()
+            .unwrap(),
+        tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .unwrap()
+            .unwrap(),
+    ];
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got[0], ("n1".into(), "my:custom".into(), msg.clone()));
+    assert_eq!(got[1].0, "n2");
+    // A manual subscription works the same way.
+    c.node(1).subscribe("other").await.unwrap();
+    c.node(0)
+        .publish_raw("other", &json!({"senderServer": "n1"}))
+        .unwrap();
+    c.node(0).publish_raw("other", &json!({"k": 1})).unwrap();
+    let (name, channel, value) = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((name.as_str(), channel.as_str()), ("n2", "other"));
+    assert_eq!(value, json!({"senderServer": "n1"})); // not own for n2
+    let (name, _, value) = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((name.as_str(), value), ("n2", json!({"k": 1})));
+    c.node(1).unsubscribe("other").await.unwrap();
+    assert!(!c
+        .node(1)
+        .subscribed_channels()
+        .contains(&"other".to_owned()));
+}
+
+#[tokio::test]
+async fn server_only_node_answers_cross_server_events() {
+    let hub = MemoryHub::new();
+    let logic = Node::builder()
+        .server_name("logic")
+        .websocket(false)
+        .bus(hub.bus())
+        .build()
+        .unwrap();
+    logic
+        .on_cross_server("match", |m, r| async move {
+            r.unwrap().send(&json!({"matched": m.payload})).unwrap()
+        })
+        .unwrap();
+    let (ws_node, addr) = start_binding(Node::builder().server_name("ws1").bus(hub.bus())).await;
+    logic.ready().await;
+    ws_node.ready().await;
+    assert!(!logic
+        .subscribed_channels()
+        .contains(&"ws:broadcast".to_owned()));
+    // FAQ 1's chain: client -> ws node -> logic node -> back to the client.
+    let n = ws_node.clone();
+    ws_node
+        .on("findMatch", move |_s, p, reply| {
+            let n = n.clone();
+            async move {
+                let r = n
+                    .emit_cross_server("match", &p)
+                    .unwrap()
+                    .to(["logic"])
+                    .collect()
+                    .await
+                    .unwrap();
+                reply.unwrap().send(&r.responses["logic"].payload).unwrap();
+            }
+        })
+        .unwrap();
+    let mut ws = connect_id(&ws_node, addr, "p1").await;
+    send_text(
+        &mut ws,
+        r#"{"event":"findMatch","payload":{"mode":"duel"},"callbackId":"c1"}"#,
+    )
+    .await;
+    assert_eq!(
+        next_text(&mut ws).await,
+        r#"{"payload":{"matched":{"mode":"duel"}},"callbackId":"c1"}"#
+    );
+}
+
+#[tokio::test]
+async fn garbage_on_the_bus_is_dropped_and_counted() {
+    let hub = MemoryHub::new();
+    let (node, addr) = start_binding(Node::builder().server_name("n1").bus(hub.bus())).await;
+    let mut ws = connect_id(&node, addr, "a").await;
+    node.join_room("chat", "r", "a").unwrap();
+    node.ready().await;
+    let stranger = hub.bus();
+    use crosswire::bus::Bus;
+    for channel in [
+        "csbp:server_bridge",
+        "ws:broadcast",
+        "ws:private_socket",
+        "ws:chat",
+    ] {
+        for junk in [&b"\xc1\xff"[..], b"", b"\x81\xa4data\x05", b"{\"data\":1}"] {
+            let _ = stranger
+                .publish(channel, bytes::Bytes::copy_from_slice(junk))
+                .await;
+        }
+    }
+    // A forged reply for an unknown callback id.
+    let forged = crosswire::protocol::envelope::encode_bridge(
+        &crosswire::protocol::envelope::BridgeMessage::Reply(
+            crosswire::protocol::envelope::BridgeReply {
+                sender_server: "evil".into(),
+                callback_id: "n1-x-y-1".into(),
+                payload: None,
+            },
+        ),
+        None,
+        Codec::MsgPack,
+    )
+    .unwrap();
+    let _ = stranger.publish("csbp:server_bridge", forged.into()).await;
+    wait_until(|| {
+        node.stats().bus_dropped_invalid >= 16 && node.stats().cross_replies_unknown == 1
+    })
+    .await;
+    node.broadcast("still", &1).unwrap();
+    assert_eq!(next_text(&mut ws).await, r#"{"event":"still","payload":1}"#);
+}
