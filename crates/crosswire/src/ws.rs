@@ -101,6 +101,13 @@ impl Node {
         }
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
+        // Frames are batched by the writer; Nagle's algorithm would only add
+        // delay (up to a delayed-ACK timeout) to the last segment of a batch.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY");
+            }
+        });
         let app = self
             .router()
             .into_make_service_with_connect_info::<SocketAddr>();
