@@ -4,7 +4,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use crosswire::bench_support::detached_socket;
+use crosswire::bench_support::{detached_socket, drain};
 use crosswire::{Node, RoomSend};
 use futures_util::StreamExt;
 use serde_json::json;
@@ -19,14 +19,15 @@ fn fanout(c: &mut Criterion) {
     let mut receivers = Vec::with_capacity(RECIPIENTS);
     for i in 0..RECIPIENTS {
         let id = format!("u{i}");
-        let (_s, rx) = rt.block_on(async { detached_socket(&node, &id) });
+        let socket = rt.block_on(async { detached_socket(&node, &id) });
         node.join_room("bench", "r1", &id).unwrap();
-        receivers.push(rx);
+        receivers.push(socket);
     }
+    let mut buf = std::collections::VecDeque::new();
     let payload = json!({"s": 1, "q": 123456, "t": 1700000000000000u64, "text": "hello room"});
-    let drain = |receivers: &mut Vec<tokio::sync::mpsc::Receiver<_>>| {
-        for rx in receivers.iter_mut() {
-            while rx.try_recv().is_ok() {}
+    let mut drain_all = |receivers: &mut Vec<crosswire::Socket>| {
+        for s in receivers.iter() {
+            drain(s, &mut buf);
         }
     };
 
@@ -46,7 +47,7 @@ fn fanout(c: &mut Criterion) {
                 )
                 .unwrap();
                 total += start.elapsed();
-                drain(&mut receivers);
+                drain_all(&mut receivers);
             }
             total
         })
@@ -58,7 +59,7 @@ fn fanout(c: &mut Criterion) {
                 let start = Instant::now();
                 node.broadcast_local("all", &payload).unwrap();
                 total += start.elapsed();
-                drain(&mut receivers);
+                drain_all(&mut receivers);
             }
             total
         })

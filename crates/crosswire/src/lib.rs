@@ -61,6 +61,7 @@ pub mod cross_server;
 pub mod error;
 pub mod events;
 pub mod node;
+mod queue;
 pub mod rooms;
 pub mod socket;
 pub mod stats;
@@ -85,13 +86,11 @@ pub use ws::Refusal;
 pub mod bench_support {
     use crate::node::Node;
     use crate::socket::{Handshake, Socket};
-    use axum::extract::ws::Utf8Bytes;
     use std::sync::Arc;
-    use tokio::sync::mpsc;
 
     /// Registers a socket without a network connection, bound to
-    /// `socket_id`; the receiver sees what its writer would write.
-    pub fn detached_socket(node: &Node, socket_id: &str) -> (Socket, mpsc::Receiver<Utf8Bytes>) {
+    /// `socket_id`; [`drain`] empties its queue as a writer would.
+    pub fn detached_socket(node: &Node, socket_id: &str) -> Socket {
         let inner = &node.inner;
         let conn_id = inner
             .next_conn
@@ -103,7 +102,7 @@ pub mod bench_support {
             remote_addr: None,
             data: Default::default(),
         });
-        let (socket, rx) = Socket::new(
+        let socket = Socket::new(
             conn_id,
             inner.config.outbound_queue,
             inner.config.slow_consumer,
@@ -113,6 +112,16 @@ pub mod bench_support {
         );
         inner.connections.insert(conn_id, socket.clone());
         let _ = node.set_user_socket(socket_id, &socket);
-        (socket, rx)
+        socket
+    }
+
+    /// Takes every queued frame of a detached socket; returns how many.
+    pub fn drain(
+        socket: &Socket,
+        buf: &mut std::collections::VecDeque<axum::extract::ws::Utf8Bytes>,
+    ) -> usize {
+        buf.clear();
+        socket.0.queue.try_take(buf);
+        buf.len()
     }
 }

@@ -1,6 +1,7 @@
 //! One client connection: its bounded outbound queue, its close and liveness
 //! state, its handshake and the data the application attaches to it.
 
+use crate::queue::{OutQueue, PushError};
 use crate::stats::Stats;
 use crate::{Error, Result};
 use axum::extract::ws::Utf8Bytes;
@@ -14,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// Close codes crosswire's server sends (see also the original's 4001/4002,
@@ -107,7 +108,7 @@ pub(crate) struct Control {
 
 pub(crate) struct SocketInner {
     conn_id: u64,
-    tx: mpsc::Sender<Utf8Bytes>,
+    pub(crate) queue: OutQueue,
     pub(crate) control: Control,
     open: AtomicBool,
     pub(crate) alive: AtomicBool,
@@ -156,11 +157,10 @@ impl Socket {
         handshake: Arc<Handshake>,
         stats: Arc<Stats>,
         stop: CancellationToken,
-    ) -> (Socket, mpsc::Receiver<Utf8Bytes>) {
-        let (tx, rx) = mpsc::channel(queue.max(1));
+    ) -> Socket {
         let inner = SocketInner {
             conn_id,
-            tx,
+            queue: OutQueue::new(queue),
             control: Control::default(),
             open: AtomicBool::new(true),
             alive: AtomicBool::new(true),
@@ -171,7 +171,7 @@ impl Socket {
             policy,
             stats,
         };
-        (Socket(Arc::new(inner)), rx)
+        Socket(Arc::new(inner))
     }
 
     /// The connection's number, unique within its node.
@@ -241,10 +241,10 @@ impl Socket {
         if !self.is_open() {
             return Err(Error::SocketClosed);
         }
-        match self.0.tx.try_send(frame) {
+        match self.0.queue.push(frame) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(Error::SocketClosed),
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(PushError::Closed) => Err(Error::SocketClosed),
+            Err(PushError::Full) => {
                 match self.0.policy {
                     SlowConsumerPolicy::Close => {
                         Stats::incr(&self.0.stats.slow_consumer_closes);
@@ -297,6 +297,11 @@ impl Socket {
 
     pub(crate) fn mark_closed(&self) {
         self.0.open.store(false, Ordering::Release);
+    }
+
+    /// Frames waiting in the outbound queue.
+    pub fn queued(&self) -> usize {
+        self.0.queue.len()
     }
 
     pub(crate) fn request_ping(&self) {

@@ -24,17 +24,15 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use http::StatusCode;
 use serde_json::Value;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// How long a closing socket waits for the peer's close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Most frames written between two flushes.
-const MAX_BATCH: usize = 256;
 
 /// An upgrade refused by the upgrade hook: the HTTP status and body the
 /// client gets instead of `101 Switching Protocols`.
@@ -180,7 +178,7 @@ async fn run_connection(node: Node, ws: WebSocket, handshake: Arc<Handshake>) {
     let inner = &node.inner;
     let conn_id = inner.next_conn.fetch_add(1, Ordering::Relaxed);
     let stop = inner.kill.child_token();
-    let (socket, rx) = Socket::new(
+    let socket = Socket::new(
         conn_id,
         inner.config.outbound_queue,
         inner.config.slow_consumer,
@@ -194,7 +192,7 @@ async fn run_connection(node: Node, ws: WebSocket, handshake: Arc<Handshake>) {
         socket.close(close_code::GOING_AWAY, "server shutting down");
     }
     let (sink, stream) = ws.split();
-    let writer = tokio::spawn(write_loop(sink, rx, socket.clone()));
+    let writer = tokio::spawn(write_loop(sink, socket.clone()));
 
     // Connection handlers finish before the socket's first frame is dispatched.
     for h in inner.system.connection.take_for_dispatch() {
@@ -361,18 +359,20 @@ async fn handle_text(node: &Node, socket: &Socket, text: Utf8Bytes) {
 
 type Sink = SplitSink<WebSocket, Message>;
 
-async fn write_loop(mut sink: Sink, mut rx: mpsc::Receiver<Utf8Bytes>, socket: Socket) {
+async fn write_loop(mut sink: Sink, socket: Socket) {
     let stop = socket.0.stop.clone();
     let control = &socket.0.control;
+    let queue = &socket.0.queue;
+    let mut batch: VecDeque<Utf8Bytes> = VecDeque::new();
     loop {
         tokio::select! {
             biased;
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => break,
             _ = control.notify.notified() => {
                 let request = control.close.lock().take();
                 if let Some(CloseRequest::Close { code, reason, drain }) = request {
-                    if drain {
-                        while let Ok(frame) = rx.try_recv() {
+                    if drain && queue.try_take(&mut batch) {
+                        for frame in batch.drain(..) {
                             if sink.feed(Message::Text(frame)).await.is_err() {
                                 break;
                             }
@@ -385,24 +385,27 @@ async fn write_loop(mut sink: Sink, mut rx: mpsc::Receiver<Utf8Bytes>, socket: S
                         wait_stopped(&stop).await;
                     }
                     stop.cancel();
-                    return;
+                    break;
                 }
                 if control.ping.swap(false, Ordering::AcqRel)
                     && write_or_stop(&mut sink, &stop, Message::Ping(Bytes::new())).await.is_err()
                 {
                     stop.cancel();
-                    return;
+                    break;
                 }
             }
-            frame = rx.recv() => {
-                let Some(frame) = frame else { return };
-                if write_batch(&mut sink, &mut rx, &stop, &control.closing, frame).await.is_err() {
+            more = queue.take(&mut batch) => {
+                if !more {
+                    break;
+                }
+                if write_batch(&mut sink, &mut batch, &stop, &control.closing).await.is_err() {
                     stop.cancel();
-                    return;
+                    break;
                 }
             }
         }
     }
+    queue.close();
 }
 
 /// Sends one message and flushes, unless the socket is stopped meanwhile.
@@ -413,25 +416,17 @@ async fn write_or_stop(sink: &mut Sink, stop: &CancellationToken, msg: Message) 
     }
 }
 
-/// Feeds `first` and every frame already queued (up to a bound), then flushes
-/// once. A close request or stop interrupts a flush stuck on a peer that does
-/// not read.
+/// Feeds every frame of `batch`, then flushes once. A close request or stop
+/// interrupts a write stuck on a peer that does not read.
 async fn write_batch(
     sink: &mut Sink,
-    rx: &mut mpsc::Receiver<Utf8Bytes>,
+    batch: &mut VecDeque<Utf8Bytes>,
     stop: &CancellationToken,
     closing: &CancellationToken,
-    first: Utf8Bytes,
 ) -> Result<(), ()> {
     let write = async {
-        sink.feed(Message::Text(first)).await?;
-        let mut n = 1;
-        while n < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(frame) => sink.feed(Message::Text(frame)).await?,
-                Err(_) => break,
-            }
-            n += 1;
+        for frame in batch.drain(..) {
+            sink.feed(Message::Text(frame)).await?;
         }
         sink.flush().await
     };
