@@ -71,6 +71,25 @@ pub struct NodeConfig {
     /// After how long without an announcement a node is considered gone.
     #[serde(rename = "member_timeout_ms", with = "ms")]
     pub member_timeout: Duration,
+    /// Most connections this node holds; more are closed at once with 1013
+    /// (try again later). `None`: no limit.
+    pub max_connections: Option<usize>,
+    /// Per-socket limit on client events; over it the socket is closed with
+    /// 4004. `None` (the default): no limit.
+    pub rate_limit: Option<RateLimit>,
+    /// Origins allowed to open a WebSocket (the `Origin` header, e.g.
+    /// `https://app.example.com`); others are refused with HTTP 403 before the
+    /// upgrade. Empty (the default): every origin, and requests without one.
+    pub allowed_origins: Vec<String>,
+}
+
+/// A token bucket: `burst` events at once, refilled at `per_second`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RateLimit {
+    /// Sustained events per second.
+    pub per_second: f64,
+    /// Events allowed in a burst.
+    pub burst: u32,
 }
 
 impl Default for NodeConfig {
@@ -93,6 +112,9 @@ impl Default for NodeConfig {
             max_bus_message_size: 16 * 1024 * 1024,
             announce_interval: Duration::from_millis(2_000),
             member_timeout: Duration::from_millis(7_000),
+            max_connections: None,
+            rate_limit: None,
+            allowed_origins: Vec::new(),
         }
     }
 }

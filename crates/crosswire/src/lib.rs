@@ -54,6 +54,7 @@
 //! }
 //! ```
 
+pub mod auth;
 pub mod bus;
 mod cluster;
 pub mod config;
@@ -61,13 +62,14 @@ pub mod cross_server;
 pub mod error;
 pub mod events;
 pub mod node;
+pub mod ops;
 mod queue;
 pub mod rooms;
 pub mod socket;
 pub mod stats;
 pub mod ws;
 
-pub use config::NodeConfig;
+pub use config::{NodeConfig, RateLimit};
 pub use cross_server::{
     CrossReply, CrossServerCall, CrossServerMessage, CrossServerResponse, CrossServerResult,
     ReplyData,
@@ -76,6 +78,7 @@ pub use crosswire_protocol as protocol;
 pub use error::{Error, Result};
 pub use events::{EventHandler, HandlerId, Reply};
 pub use node::{CloseInfo, Node, NodeBuilder, RoomSend};
+pub use ops::Health;
 pub use rooms::Match;
 pub use socket::{close_code, Handshake, SlowConsumerPolicy, Socket};
 pub use stats::StatsSnapshot;
@@ -109,6 +112,7 @@ pub mod bench_support {
             handshake,
             inner.stats.clone(),
             inner.kill.child_token(),
+            true,
         );
         inner.connections.insert(conn_id, socket.clone());
         let _ = node.set_user_socket(socket_id, &socket);

@@ -99,6 +99,7 @@ pub(crate) struct NodeInner {
     pub(crate) callback_ids: CallbackIdSource,
     pub(crate) members: DashMap<String, std::time::Instant>,
     pub(crate) custom_handler: RwLock<Option<Arc<CustomHandler>>>,
+    pub(crate) auth: Option<Arc<crate::auth::AuthMessage>>,
 }
 
 pub(crate) type CallbackIdSource = Box<dyn Fn() -> String + Send + Sync>;
@@ -142,6 +143,7 @@ pub struct NodeBuilder {
     upgrade_hook: Option<UpgradeHook>,
     bus: Option<Arc<dyn Bus>>,
     callback_ids: Option<CallbackIdSource>,
+    auth: Option<Arc<crate::auth::AuthMessage>>,
 }
 
 impl NodeBuilder {
@@ -257,6 +259,61 @@ impl NodeBuilder {
         self
     }
 
+    /// Most connections this node holds; more are closed with 1013.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.config.max_connections = Some(max);
+        self
+    }
+
+    /// Limits each socket to `per_second` client events (bursts of `burst`);
+    /// a socket over the limit is closed with 4004.
+    pub fn rate_limit(mut self, per_second: f64, burst: u32) -> Self {
+        self.config.rate_limit = Some(crate::config::RateLimit { per_second, burst });
+        self
+    }
+
+    /// Origins allowed to connect (`Origin` header); others get HTTP 403.
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.allowed_origins = origins.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Requires each socket to authenticate with a client event `event`
+    /// within `timeout` (the FAQ's "auth message after connecting"). Until it
+    /// does, the socket receives no broadcasts and its other frames are
+    /// dropped; `verify` gets the event's payload and returns the socket id
+    /// to bind, or `None` to refuse. A socket that does not authenticate in
+    /// time is closed with 4005; a refused one with 4011. The reply of the
+    /// auth event is `{"ok":true}` or `{"ok":false}`.
+    ///
+    /// ```no_run
+    /// # fn f() -> crosswire::Result<()> {
+    /// use std::time::Duration;
+    /// let node = crosswire::Node::builder()
+    ///     .auth_message("auth", Duration::from_secs(5), |payload| async move {
+    ///         // Look the token up; return the user id it belongs to.
+    ///         payload["token"].as_str().filter(|t| *t == "secret").map(|_| "u1".to_owned())
+    ///     })
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn auth_message<F, Fut>(mut self, event: &str, timeout: Duration, verify: F) -> Self
+    where
+        F: Fn(Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<String>> + Send + 'static,
+    {
+        self.auth = Some(Arc::new(crate::auth::AuthMessage {
+            event: event.to_owned(),
+            timeout,
+            verify: Box::new(move |v| Box::pin(verify(v))),
+        }));
+        self
+    }
+
     /// Replaces the cross-server callback id generator (for tests that
     /// compare published bytes with fixed vectors).
     #[doc(hidden)]
@@ -356,6 +413,7 @@ impl NodeBuilder {
             callback_ids,
             members: DashMap::new(),
             custom_handler: RwLock::new(None),
+            auth: self.auth,
         });
         handle.spawn(liveness_sweep(
             Arc::downgrade(&inner),
@@ -915,7 +973,10 @@ impl Node {
     pub fn broadcast_frame(&self, frame: &PushFrame, local_only: bool) {
         let text = to_utf8(frame);
         for entry in self.inner.connections.iter() {
-            let _ = entry.value().push(text.clone());
+            let socket = entry.value();
+            if socket.is_authenticated() {
+                let _ = socket.push(text.clone());
+            }
         }
         if !local_only {
             self.relay_broadcast(frame);
@@ -1208,7 +1269,12 @@ impl Node {
             });
         }
         self.inner.tasks.close();
-        if tokio::time::timeout(grace, self.inner.tasks.wait())
+        let deadline = tokio::time::Instant::now() + grace;
+        // Let pending cross-server calls finish or time out, within the grace.
+        while !self.inner.pending.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if tokio::time::timeout_at(deadline, self.inner.tasks.wait())
             .await
             .is_err()
         {

@@ -35,6 +35,8 @@ pub mod close_code {
     pub const RATE_LIMITED: u16 = 4004;
     /// The client did not authenticate in time.
     pub const NOT_AUTHENTICATED: u16 = 4005;
+    /// Authentication failed (the original's documented convention).
+    pub const AUTH_FAILED: u16 = 4011;
 }
 
 /// What a node does with a socket whose outbound queue is full.
@@ -104,6 +106,8 @@ pub(crate) struct Control {
     /// Cancelled once a close is requested: interrupts a write stuck on a
     /// peer that does not read.
     pub(crate) closing: CancellationToken,
+    /// Cancelled once the writer has sent the close frame (or given up).
+    pub(crate) close_sent: CancellationToken,
 }
 
 pub(crate) struct SocketInner {
@@ -112,6 +116,7 @@ pub(crate) struct SocketInner {
     pub(crate) control: Control,
     open: AtomicBool,
     pub(crate) alive: AtomicBool,
+    pub(crate) authenticated: AtomicBool,
     background_since_ms: AtomicU64,
     handshake: Arc<Handshake>,
     pub(crate) bound_ids: Mutex<Vec<String>>,
@@ -157,6 +162,7 @@ impl Socket {
         handshake: Arc<Handshake>,
         stats: Arc<Stats>,
         stop: CancellationToken,
+        authenticated: bool,
     ) -> Socket {
         let inner = SocketInner {
             conn_id,
@@ -164,6 +170,7 @@ impl Socket {
             control: Control::default(),
             open: AtomicBool::new(true),
             alive: AtomicBool::new(true),
+            authenticated: AtomicBool::new(authenticated),
             background_since_ms: AtomicU64::new(0),
             handshake,
             bound_ids: Mutex::new(Vec::new()),
@@ -297,6 +304,14 @@ impl Socket {
 
     pub(crate) fn mark_closed(&self) {
         self.0.open.store(false, Ordering::Release);
+    }
+
+    /// Whether the socket may receive broadcasts and send events: always
+    /// true unless the node requires an auth message
+    /// ([`NodeBuilder::auth_message`](crate::NodeBuilder::auth_message)) and
+    /// the socket has not sent a valid one yet.
+    pub fn is_authenticated(&self) -> bool {
+        self.0.authenticated.load(Ordering::Acquire)
     }
 
     /// Frames waiting in the outbound queue.

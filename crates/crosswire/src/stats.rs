@@ -23,6 +23,9 @@ pub struct Stats {
     pub(crate) bus_duplicates: AtomicU64,
     pub(crate) cross_unhandled: AtomicU64,
     pub(crate) cross_replies_unknown: AtomicU64,
+    pub(crate) frames_dropped_unauthenticated: AtomicU64,
+    pub(crate) rate_limit_closes: AtomicU64,
+    pub(crate) connections_refused: AtomicU64,
 }
 
 impl Stats {
@@ -52,6 +55,9 @@ impl Stats {
             bus_duplicates: g(&self.bus_duplicates),
             cross_unhandled: g(&self.cross_unhandled),
             cross_replies_unknown: g(&self.cross_replies_unknown),
+            frames_dropped_unauthenticated: g(&self.frames_dropped_unauthenticated),
+            rate_limit_closes: g(&self.rate_limit_closes),
+            connections_refused: g(&self.connections_refused),
         }
     }
 }
@@ -97,4 +103,10 @@ pub struct StatsSnapshot {
     pub cross_unhandled: u64,
     /// Cross-server replies for unknown (finished, deleted or forged) callback ids.
     pub cross_replies_unknown: u64,
+    /// Frames dropped because the socket had not authenticated yet.
+    pub frames_dropped_unauthenticated: u64,
+    /// Sockets closed with 4004 for exceeding the rate limit.
+    pub rate_limit_closes: u64,
+    /// Connections refused (origin not allowed, hook refusal, connection limit).
+    pub connections_refused: u64,
 }

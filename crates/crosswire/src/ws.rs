@@ -140,6 +140,18 @@ async fn upgrade(node: Node, req: Request) -> Response {
     if node.is_shut_down() {
         return (StatusCode::SERVICE_UNAVAILABLE, "node is shutting down").into_response();
     }
+    let allowed = &node.inner.config.allowed_origins;
+    if !allowed.is_empty() {
+        let origin = parts
+            .headers
+            .get(http::header::ORIGIN)
+            .and_then(|o| o.to_str().ok());
+        if !origin.is_some_and(|o| allowed.iter().any(|a| a == o)) {
+            Stats::incr(&node.inner.stats.connections_refused);
+            tracing::debug!(?origin, "origin not allowed");
+            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+        }
+    }
     let uri = parts
         .extensions
         .get::<OriginalUri>()
@@ -163,6 +175,7 @@ async fn upgrade(node: Node, req: Request) -> Response {
     });
     if let Some(hook) = &node.inner.upgrade_hook {
         if let Err(refusal) = hook(handshake.clone()).await {
+            Stats::incr(&node.inner.stats.connections_refused);
             tracing::debug!(status = %refusal.status, "upgrade refused by hook");
             return refusal.into_response();
         }
@@ -185,11 +198,33 @@ async fn run_connection(node: Node, ws: WebSocket, handshake: Arc<Handshake>) {
         handshake.clone(),
         inner.stats.clone(),
         stop.clone(),
+        inner.auth.is_none(),
     );
     inner.connections.insert(conn_id, socket.clone());
     Stats::incr(&inner.stats.connections_accepted);
     if node.is_shut_down() {
         socket.close(close_code::GOING_AWAY, "server shutting down");
+    } else if inner
+        .config
+        .max_connections
+        .is_some_and(|max| inner.connections.len() > max)
+    {
+        Stats::incr(&inner.stats.connections_refused);
+        socket.close(close_code::TRY_AGAIN_LATER, "connection limit reached");
+    }
+    if let Some(auth) = &inner.auth {
+        let s = socket.clone();
+        let timeout = auth.timeout;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(timeout) => {
+                    if !s.is_authenticated() {
+                        s.close(close_code::NOT_AUTHENTICATED, "not authenticated in time");
+                    }
+                }
+                _ = s.0.stop.cancelled() => {}
+            }
+        });
     }
     let (sink, stream) = ws.split();
     let writer = tokio::spawn(write_loop(sink, socket.clone()));
@@ -236,6 +271,7 @@ async fn read_loop(node: &Node, mut stream: SplitStream<WebSocket>, socket: &Soc
         code: 1006,
         reason: String::new(),
     };
+    let mut bucket = node.inner.config.rate_limit.map(TokenBucket::new);
     loop {
         let msg = tokio::select! {
             _ = stop.cancelled() => break,
@@ -257,8 +293,9 @@ async fn read_loop(node: &Node, mut stream: SplitStream<WebSocket>, socket: &Soc
                         reason: "message too big".into(),
                         drain: false,
                     });
-                    // Let the writer send the close frame, then stop.
-                    wait_stopped(&stop).await;
+                    // The stream cannot be read past this frame: let the
+                    // writer send the close frame, then stop.
+                    wait_close_sent(socket).await;
                 } else {
                     tracing::debug!(socket = socket.id(), error = %message, "socket error");
                     let err: Arc<str> = message.into();
@@ -269,21 +306,34 @@ async fn read_loop(node: &Node, mut stream: SplitStream<WebSocket>, socket: &Soc
                 break;
             }
         };
+        if matches!(msg, Message::Text(_) | Message::Binary(_)) {
+            Stats::incr(&stats.frames_received);
+            if bucket.as_mut().is_some_and(|b| !b.take()) {
+                Stats::incr(&stats.rate_limit_closes);
+                tracing::debug!(
+                    socket = socket.id(),
+                    "rate limit exceeded: closing with 4004"
+                );
+                socket.request_close(CloseRequest::Close {
+                    code: close_code::RATE_LIMITED,
+                    reason: "rate limit exceeded".into(),
+                    drain: false,
+                });
+                wait_close_sent(socket).await;
+                break;
+            }
+        }
         match msg {
             Message::Text(text) => {
-                Stats::incr(&stats.frames_received);
                 handle_text(node, socket, text).await;
             }
-            Message::Binary(data) => {
-                Stats::incr(&stats.frames_received);
-                match Utf8Bytes::try_from(data) {
-                    Ok(text) => handle_text(node, socket, text).await,
-                    Err(_) => {
-                        Stats::incr(&stats.frames_dropped_invalid);
-                        tracing::debug!(socket = socket.id(), "binary frame is not UTF-8: dropped");
-                    }
+            Message::Binary(data) => match Utf8Bytes::try_from(data) {
+                Ok(text) => handle_text(node, socket, text).await,
+                Err(_) => {
+                    Stats::incr(&stats.frames_dropped_invalid);
+                    tracing::debug!(socket = socket.id(), "binary frame is not UTF-8: dropped");
                 }
-            }
+            },
             Message::Pong(payload) => {
                 socket.0.alive.store(true, Ordering::Release);
                 for h in node.inner.system.pong.take_for_dispatch() {
@@ -312,6 +362,11 @@ async fn wait_stopped(stop: &CancellationToken) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, stop.cancelled()).await;
 }
 
+/// Waits (bounded) until the writer has sent the socket's close frame.
+async fn wait_close_sent(socket: &Socket) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.0.control.close_sent.cancelled()).await;
+}
+
 async fn handle_text(node: &Node, socket: &Socket, text: Utf8Bytes) {
     let inner = &node.inner;
     match decode_client_frame(text.as_str(), &inner.config.heartbeat) {
@@ -320,6 +375,9 @@ async fn handle_text(node: &Node, socket: &Socket, text: Utf8Bytes) {
                 run_detached(h(socket.clone())).await;
             }
             let _ = socket.push(text.clone());
+        }
+        Ok(Inbound::Event(ev)) if !socket.is_authenticated() => {
+            authenticate(node, socket, ev).await;
         }
         Ok(Inbound::Event(ev)) => {
             if crate::events::is_reserved(&ev.event) {
@@ -357,6 +415,70 @@ async fn handle_text(node: &Node, socket: &Socket, text: Utf8Bytes) {
     }
 }
 
+/// Handles a frame from a socket that has not authenticated yet: only the
+/// auth event counts.
+async fn authenticate(node: &Node, socket: &Socket, ev: crosswire_protocol::client::ClientEvent) {
+    let Some(auth) = &node.inner.auth else { return };
+    if ev.event != auth.event {
+        Stats::incr(&node.inner.stats.frames_dropped_unauthenticated);
+        tracing::debug!(socket = socket.id(), event = %ev.event, "not authenticated: dropped");
+        return;
+    }
+    let reply = ev
+        .callback_id
+        .map(|id| crate::events::Reply::new(socket.clone(), id));
+    let user = (auth.verify)(ev.payload.unwrap_or(Value::Null)).await;
+    match user.filter(|u| !u.is_empty()) {
+        Some(user) => {
+            if let Ok(Some(previous)) = node.set_user_socket(&user, socket) {
+                tracing::debug!(%user, old = previous.id(), "user re-authenticated on another socket");
+            }
+            socket.0.authenticated.store(true, Ordering::Release);
+            if let Some(r) = reply {
+                let _ = r.send(&serde_json::json!({ "ok": true }));
+            }
+        }
+        None => {
+            if let Some(r) = reply {
+                let _ = r.send(&serde_json::json!({ "ok": false }));
+            }
+            socket.close(close_code::AUTH_FAILED, "Auth failure");
+        }
+    }
+}
+
+/// Per-socket token bucket for the rate limit.
+struct TokenBucket {
+    tokens: f64,
+    burst: f64,
+    per_second: f64,
+    last: tokio::time::Instant,
+}
+
+impl TokenBucket {
+    fn new(limit: crate::config::RateLimit) -> Self {
+        TokenBucket {
+            tokens: f64::from(limit.burst.max(1)),
+            burst: f64::from(limit.burst.max(1)),
+            per_second: limit.per_second.max(0.0),
+            last: tokio::time::Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = tokio::time::Instant::now();
+        let elapsed = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 type Sink = SplitSink<WebSocket, Message>;
 
 async fn write_loop(mut sink: Sink, socket: Socket) {
@@ -380,6 +502,7 @@ async fn write_loop(mut sink: Sink, socket: Socket) {
                     }
                     let frame = CloseFrame { code, reason: reason.into() };
                     let sent = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
+                    control.close_sent.cancel();
                     if matches!(sent, Ok(Ok(()))) {
                         // Wait for the peer's close frame; the reader then stops us.
                         wait_stopped(&stop).await;
@@ -406,6 +529,7 @@ async fn write_loop(mut sink: Sink, socket: Socket) {
         }
     }
     queue.close();
+    control.close_sent.cancel();
 }
 
 /// Sends one message and flushes, unless the socket is stopped meanwhile.

@@ -252,7 +252,7 @@ async fn cross_server_partial_responses_at_timeout() {
 }
 
 #[tokio::test]
-async fn delete_cross_server_callback_really_cancels() {
+async fn defect_03_delete_cross_server_callback_really_cancels() {
     let c = cluster(2, Codec::MsgPack).await;
     let mut call = c
         .node(0)

@@ -341,7 +341,7 @@ async fn reserved_names_cannot_be_registered_as_client_events() {
 }
 
 #[tokio::test]
-async fn upgrade_hook_refuses_with_http_status_before_upgrade() {
+async fn defect_04_upgrade_hook_refuses_with_http_status_before_upgrade() {
     let node = Node::builder()
         .on_upgrade(|hs| async move {
             if hs.param("token") == Some("good") && hs.headers.contains_key("host") {

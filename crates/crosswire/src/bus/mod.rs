@@ -28,6 +28,29 @@ pub struct BusMessage {
     pub payload: Bytes,
 }
 
+/// Health of a bus and of each of its transport nodes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BusHealth {
+    /// Whether messages can be published at all.
+    pub healthy: bool,
+    /// One entry per transport node (e.g. per Redis node); empty for buses
+    /// without nodes.
+    pub nodes: Vec<BusNodeHealth>,
+}
+
+/// Health of one transport node of a bus.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BusNodeHealth {
+    /// The node's address or name.
+    pub name: String,
+    /// Whether it is used for publishing now.
+    pub healthy: bool,
+    /// Last measured round trip in milliseconds, if any.
+    pub latency_ms: Option<f64>,
+    /// Messages published through it.
+    pub published: u64,
+}
+
 /// What can go wrong on a bus.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
@@ -81,6 +104,14 @@ pub trait Bus: Send + Sync + 'static {
     /// id so receivers can drop the second copy.
     fn redundant(&self) -> bool {
         false
+    }
+
+    /// The bus's health, for the node's health endpoint and metrics.
+    fn health(&self) -> BusHealth {
+        BusHealth {
+            healthy: true,
+            nodes: Vec::new(),
+        }
     }
 
     /// Stops the bus (closes connections, ends background tasks).

@@ -97,13 +97,16 @@ pub async fn next_json(ws: &mut Ws) -> Value {
 /// Waits for the connection to close; returns the close code the server
 /// sent (None if it ended without a close frame).
 pub async fn closed(ws: &mut Ws) -> Option<u16> {
+    let mut code = None;
     loop {
         match tokio::time::timeout(WAIT, ws.next())
             .await
             .expect("not closed in time")
         {
-            None | Some(Err(_)) => return None,
-            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+            None | Some(Err(_)) => return code,
+            // Keep reading after the close frame: that sends our reply and
+            // lets the server finish the closing handshake at once.
+            Some(Ok(Message::Close(frame))) => code = frame.map(|f| u16::from(f.code)),
             Some(Ok(_)) => continue,
         }
     }

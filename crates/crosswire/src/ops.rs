@@ -1,0 +1,243 @@
+//! Operations endpoints: Prometheus metrics and a health report.
+
+use crate::bus::BusHealth;
+use crate::node::Node;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::routing::{get, MethodRouter};
+use serde::Serialize;
+use std::fmt::Write;
+
+/// The node's health report (see [`Node::health`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Health {
+    /// `ok`, `degraded` (the bus has unhealthy nodes but can publish) or
+    /// `unavailable` (shutting down, or the bus cannot publish).
+    pub status: &'static str,
+    /// The node's name.
+    pub node: String,
+    /// Open connections.
+    pub connections: usize,
+    /// Live cluster members, this node included.
+    pub live_nodes: Vec<String>,
+    /// The bus, when the node has one.
+    pub bus: Option<BusHealth>,
+}
+
+impl Node {
+    /// The node's health: connections, cluster members and bus health.
+    pub fn health(&self) -> Health {
+        let bus = self.cluster().map(|c| c.bus.health());
+        let status = if self.is_shut_down() || bus.as_ref().is_some_and(|b| !b.healthy) {
+            "unavailable"
+        } else if bus
+            .as_ref()
+            .is_some_and(|b| b.nodes.iter().any(|n| !n.healthy))
+        {
+            "degraded"
+        } else {
+            "ok"
+        };
+        Health {
+            status,
+            node: self.server_name().to_owned(),
+            connections: self.connection_count(),
+            live_nodes: self.live_nodes(),
+            bus,
+        }
+    }
+
+    /// A route serving [`Node::health`] as JSON, with status 200 unless the
+    /// node is unavailable (503).
+    pub fn health_route(&self) -> MethodRouter {
+        let node = self.clone();
+        get(move || {
+            let node = node.clone();
+            async move {
+                let h = node.health();
+                let code = if h.status == "unavailable" {
+                    http::StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    http::StatusCode::OK
+                };
+                (code, axum::Json(h)).into_response()
+            }
+        })
+    }
+
+    /// A route serving the node's metrics in the Prometheus text format.
+    ///
+    /// ```no_run
+    /// # fn f(node: crosswire::Node) {
+    /// let app = axum::Router::new()
+    ///     .route("/ws", node.ws_route())
+    ///     .route("/metrics", node.metrics_route())
+    ///     .route("/health", node.health_route());
+    /// # let _ = app; }
+    /// ```
+    pub fn metrics_route(&self) -> MethodRouter {
+        let node = self.clone();
+        get(move || {
+            let node = node.clone();
+            async move {
+                (
+                    [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    node.metrics_text(),
+                )
+            }
+        })
+    }
+
+    /// The node's metrics in the Prometheus text exposition format.
+    pub fn metrics_text(&self) -> String {
+        let s = self.stats();
+        let node = escape(self.server_name());
+        let mut out = String::with_capacity(4096);
+        let mut metric = |name: &str, kind: &str, help: &str, value: f64, extra: &str| {
+            let _ = writeln!(out, "# HELP crosswire_{name} {help}");
+            let _ = writeln!(out, "# TYPE crosswire_{name} {kind}");
+            let _ = writeln!(out, "crosswire_{name}{{node=\"{node}\"{extra}}} {value}");
+        };
+        metric(
+            "connections",
+            "gauge",
+            "Open WebSocket connections.",
+            self.connection_count() as f64,
+            "",
+        );
+        metric(
+            "bound_socket_ids",
+            "gauge",
+            "Socket ids bound to connections.",
+            self.client_count() as f64,
+            "",
+        );
+        metric(
+            "pending_cross_server_calls",
+            "gauge",
+            "Cross-server calls waiting for replies.",
+            self.pending_cross_server_calls() as f64,
+            "",
+        );
+        metric(
+            "live_nodes",
+            "gauge",
+            "Cluster members known alive, this node included.",
+            self.live_nodes().len() as f64,
+            "",
+        );
+        metric(
+            "connections_accepted_total",
+            "counter",
+            "WebSocket connections accepted.",
+            s.connections_accepted as f64,
+            "",
+        );
+        metric(
+            "connections_refused_total",
+            "counter",
+            "Connections refused (origin, hook, limit).",
+            s.connections_refused as f64,
+            "",
+        );
+        metric(
+            "frames_received_total",
+            "counter",
+            "Frames received from clients.",
+            s.frames_received as f64,
+            "",
+        );
+        let dropped = [
+            ("invalid", s.frames_dropped_invalid),
+            ("reserved", s.frames_dropped_reserved),
+            ("unhandled", s.frames_dropped_unhandled),
+            ("unauthenticated", s.frames_dropped_unauthenticated),
+            ("oversize", s.frames_oversize),
+            ("slow_consumer", s.frames_dropped_slow),
+        ];
+        let _ = writeln!(
+            out,
+            "# HELP crosswire_frames_dropped_total Frames dropped, by reason."
+        );
+        let _ = writeln!(out, "# TYPE crosswire_frames_dropped_total counter");
+        for (reason, n) in dropped {
+            let _ = writeln!(
+                out,
+                "crosswire_frames_dropped_total{{node=\"{node}\",reason=\"{reason}\"}} {n}"
+            );
+        }
+        let closes = [
+            ("slow_consumer", s.slow_consumer_closes),
+            ("rate_limit", s.rate_limit_closes),
+            ("liveness", s.liveness_terminations),
+            ("background", s.background_terminations),
+        ];
+        let _ = writeln!(
+            out,
+            "# HELP crosswire_socket_closes_total Sockets closed by the node, by reason."
+        );
+        let _ = writeln!(out, "# TYPE crosswire_socket_closes_total counter");
+        for (reason, n) in closes {
+            let _ = writeln!(
+                out,
+                "crosswire_socket_closes_total{{node=\"{node}\",reason=\"{reason}\"}} {n}"
+            );
+        }
+        let bus = [
+            ("received", s.bus_received),
+            ("dropped_invalid", s.bus_dropped_invalid),
+            ("dropped_oversize", s.bus_dropped_oversize),
+            ("dropped_unhandled", s.bus_dropped_unhandled),
+            ("own_skipped", s.bus_own_skipped),
+            ("duplicates", s.bus_duplicates),
+        ];
+        let _ = writeln!(
+            out,
+            "# HELP crosswire_bus_messages_total Bus messages received, by outcome."
+        );
+        let _ = writeln!(out, "# TYPE crosswire_bus_messages_total counter");
+        for (outcome, n) in bus {
+            let _ = writeln!(
+                out,
+                "crosswire_bus_messages_total{{node=\"{node}\",outcome=\"{outcome}\"}} {n}"
+            );
+        }
+        if let Some(cluster) = self.cluster() {
+            let health = cluster.bus.health();
+            let _ = writeln!(
+                out,
+                "# HELP crosswire_bus_node_healthy Whether a bus node is used for publishing."
+            );
+            let _ = writeln!(out, "# TYPE crosswire_bus_node_healthy gauge");
+            for n in &health.nodes {
+                let _ = writeln!(
+                    out,
+                    "crosswire_bus_node_healthy{{node=\"{node}\",bus_node=\"{}\"}} {}",
+                    escape(&n.name),
+                    u8::from(n.healthy)
+                );
+            }
+            let _ = writeln!(
+                out,
+                "# HELP crosswire_bus_node_published_total Messages published through a bus node."
+            );
+            let _ = writeln!(out, "# TYPE crosswire_bus_node_published_total counter");
+            for n in &health.nodes {
+                let _ = writeln!(
+                    out,
+                    "crosswire_bus_node_published_total{{node=\"{node}\",bus_node=\"{}\"}} {}",
+                    escape(&n.name),
+                    n.published
+                );
+            }
+        }
+        out
+    }
+}
+
+/// Escapes a Prometheus label value.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

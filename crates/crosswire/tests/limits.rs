@@ -1,0 +1,188 @@
+//! Limits, authentication helpers and operations endpoints.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use crosswire::auth::{query_token_hook, AuthenticatedUser};
+use crosswire::Node;
+use serde_json::json;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+#[tokio::test]
+async fn connections_over_the_limit_are_closed_with_1013() {
+    let (node, addr) = start(Node::builder().max_connections(2)).await;
+    let _a = connect(addr, "").await;
+    let _b = connect(addr, "").await;
+    let mut c = connect(addr, "").await;
+    assert_eq!(closed(&mut c).await, Some(1013));
+    wait_until(|| node.connection_count() == 2).await;
+    assert_eq!(node.stats().connections_refused, 1);
+}
+
+#[tokio::test]
+async fn a_socket_over_the_rate_limit_is_closed_with_4004() {
+    let (node, addr) = start(Node::builder().rate_limit(1.0, 5)).await;
+    node.on("e", |_s, _p, _r| async {}).unwrap();
+    let mut ws = connect(addr, "").await;
+    for _ in 0..20 {
+        send_text(&mut ws, r#"{"event":"e","payload":1}"#).await;
+    }
+    assert_eq!(closed(&mut ws).await, Some(4004));
+    assert_eq!(node.stats().rate_limit_closes, 1);
+    // Within the limit nothing happens.
+    let mut ok = connect(addr, "").await;
+    for _ in 0..3 {
+        send_text(&mut ok, r#"{"event":"e","payload":1}"#).await;
+    }
+    sync(&mut ok).await;
+}
+
+#[tokio::test]
+async fn origins_not_allowed_are_refused_with_403() {
+    let (_node, addr) = start(Node::builder().allowed_origins(["https://app.example"])).await;
+    let mut req = format!("ws://{addr}/").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await.unwrap_err() {
+        tokio_tungstenite::tungstenite::Error::Http(r) => assert_eq!(r.status(), 403),
+        e => panic!("{e:?}"),
+    }
+    let mut req = format!("ws://{addr}/").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("origin", "https://app.example".parse().unwrap());
+    tokio_tungstenite::connect_async(req).await.unwrap();
+}
+
+#[tokio::test]
+async fn token_in_the_url_is_verified_at_upgrade() {
+    let node = Node::builder()
+        .on_upgrade(query_token_hook("token", |t| async move {
+            (t == "good").then(|| "alice".to_owned())
+        }))
+        .build()
+        .unwrap();
+    let addr = node.listen("127.0.0.1:0").await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    node.on_connection(move |s, _| {
+        let tx = tx.clone();
+        async move { tx.send(s.data::<AuthenticatedUser>()).unwrap() }
+    });
+    for q in ["", "?token=", "?token=bad"] {
+        match tokio_tungstenite::connect_async(format!("ws://{addr}/{q}"))
+            .await
+            .unwrap_err()
+        {
+            tokio_tungstenite::tungstenite::Error::Http(r) => assert_eq!(r.status(), 401, "{q}"),
+            e => panic!("{e:?}"),
+        }
+    }
+    let _ws = connect(addr, "?token=good").await;
+    assert_eq!(
+        tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .unwrap()
+            .unwrap(),
+        Some(AuthenticatedUser("alice".into()))
+    );
+}
+
+fn auth_node() -> crosswire::NodeBuilder {
+    Node::builder().auth_message("auth", Duration::from_millis(300), |p| async move {
+        match p["token"].as_str() {
+            Some("t1") => Some("u1".to_owned()),
+            _ => None,
+        }
+    })
+}
+
+#[tokio::test]
+async fn auth_message_gates_events_and_broadcasts() {
+    let (node, addr) = start(auth_node()).await;
+    node.on("e", |_s, _p, r| async move {
+        r.unwrap().send(&"handled").unwrap()
+    })
+    .unwrap();
+    let mut ws = connect(addr, "").await;
+    // Not authenticated: events are dropped, broadcasts skip it.
+    send_text(&mut ws, r#"{"event":"e","payload":1,"callbackId":"x"}"#).await;
+    node.broadcast("news", &1).unwrap();
+    sync(&mut ws).await; // the heartbeat echo comes first: nothing else was sent
+    assert_eq!(node.stats().frames_dropped_unauthenticated, 1);
+    send_text(
+        &mut ws,
+        r#"{"event":"auth","payload":{"token":"t1"},"callbackId":"a"}"#,
+    )
+    .await;
+    assert_eq!(
+        next_json(&mut ws).await,
+        json!({"payload": {"ok": true}, "callbackId": "a"})
+    );
+    assert!(node.get_socket("u1").is_some());
+    send_text(&mut ws, r#"{"event":"e","payload":1,"callbackId":"x"}"#).await;
+    assert_eq!(next_json(&mut ws).await["payload"], "handled");
+    node.broadcast("news", &2).unwrap();
+    assert_eq!(next_text(&mut ws).await, r#"{"event":"news","payload":2}"#);
+    // Past the timeout it stays open.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    sync(&mut ws).await;
+}
+
+#[tokio::test]
+async fn unauthenticated_sockets_are_closed_4005_and_bad_tokens_4011() {
+    let (_node, addr) = start(auth_node()).await;
+    let mut late = connect(addr, "").await;
+    let mut bad = connect(addr, "").await;
+    send_text(
+        &mut bad,
+        r#"{"event":"auth","payload":{"token":"nope"},"callbackId":"a"}"#,
+    )
+    .await;
+    assert_eq!(next_json(&mut bad).await["payload"], json!({"ok": false}));
+    assert_eq!(closed(&mut bad).await, Some(4011));
+    assert_eq!(closed(&mut late).await, Some(4005));
+}
+
+#[tokio::test]
+async fn metrics_and_health_routes() {
+    let node = Node::builder().server_name("ops").build().unwrap();
+    let app = axum::Router::new()
+        .route("/ws", node.ws_route())
+        .route("/metrics", node.metrics_route())
+        .route("/health", node.health_route());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut ws = connect(addr, "ws").await;
+    send_text(&mut ws, "not json").await;
+    sync(&mut ws).await;
+    let metrics = http_get(addr, "/metrics").await;
+    assert!(
+        metrics.contains("crosswire_connections{node=\"ops\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("crosswire_frames_dropped_total{node=\"ops\",reason=\"invalid\"} 1"));
+    let health: serde_json::Value = serde_json::from_str(
+        http_get(addr, "/health")
+            .await
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["connections"], 1);
+}
+
+/// A minimal HTTP/1.1 GET over a raw TCP stream (the response, headers included).
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
