@@ -1,0 +1,89 @@
+//! Errors: configuration errors ([`ConnectorError`]) and the errors an emit
+//! resolves to ([`EmitError`], with the original's error codes).
+
+/// A connector could not be created or configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectorError {
+    /// [`ConnectorOptions::url`](crate::ConnectorOptions::url) is empty.
+    #[error("url is required")]
+    MissingUrl,
+    /// A duration that must be positive is zero (the field name).
+    #[error("{0} must be greater than zero")]
+    ZeroDuration(&'static str),
+    /// An empty event name.
+    #[error("event must be a non-empty string")]
+    EmptyEvent,
+    /// [`Connector::new`](crate::Connector::new) was called outside a Tokio
+    /// runtime.
+    #[error("a Connector must be created inside a Tokio runtime")]
+    NoRuntime,
+}
+
+/// The error codes of [`EmitError::code`].
+pub mod error_code {
+    /// The connection is not open (the original's code).
+    pub const WS_NOT_OPEN: &str = "WS_NOT_OPEN";
+    /// No reply within the timeout (the original's code).
+    pub const CALLBACK_TIMEOUT: &str = "CALLBACK_TIMEOUT";
+    /// The connection closed while the reply was pending (new: the original
+    /// lets such callbacks wait for their timeout).
+    pub const DISCONNECTED: &str = "DISCONNECTED";
+    /// The event name was empty.
+    pub const INVALID_EVENT: &str = "INVALID_EVENT";
+    /// The payload could not be serialized.
+    pub const ENCODE_ERROR: &str = "ENCODE_ERROR";
+}
+
+/// Why an emit failed or a reply did not come.
+///
+/// The [`Display`](std::fmt::Display) texts of the first two variants are
+/// the original's `error` strings.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmitError {
+    /// The connection was not open when the event was emitted; nothing was
+    /// sent or queued (`WS_NOT_OPEN`).
+    #[error("WebSocket is not open")]
+    NotOpen,
+    /// No reply within the callback timeout (`CALLBACK_TIMEOUT`).
+    #[error("Is callback timeout: {callback_id}")]
+    Timeout {
+        /// The callback id that was sent.
+        callback_id: String,
+    },
+    /// The connection closed — for any reason: the node closed it, it
+    /// dropped, a pong timeout, [`reconnect`](crate::Connector::reconnect) or
+    /// [`manual_close`](crate::Connector::manual_close) — before the reply
+    /// arrived (`DISCONNECTED`). Raised at once, not after the timeout.
+    #[error("Connection closed before the reply: {callback_id}")]
+    Disconnected {
+        /// The callback id that was sent.
+        callback_id: String,
+    },
+    /// The event name was empty (`INVALID_EVENT`).
+    #[error("event must be a non-empty string")]
+    EmptyEvent,
+    /// The payload could not be serialized to JSON (`ENCODE_ERROR`).
+    #[error("payload could not be encoded: {0}")]
+    Encode(String),
+}
+
+impl EmitError {
+    /// The error code, as the original's `errorCode` (see [`error_code`]).
+    ///
+    /// ```
+    /// use crosswire_client::EmitError;
+    /// assert_eq!(EmitError::NotOpen.code(), "WS_NOT_OPEN");
+    /// let e = EmitError::Timeout { callback_id: "m0abcdef-k3x9-1".into() };
+    /// assert_eq!(e.code(), "CALLBACK_TIMEOUT");
+    /// assert_eq!(e.to_string(), "Is callback timeout: m0abcdef-k3x9-1");
+    /// ```
+    pub fn code(&self) -> &'static str {
+        match self {
+            EmitError::NotOpen => error_code::WS_NOT_OPEN,
+            EmitError::Timeout { .. } => error_code::CALLBACK_TIMEOUT,
+            EmitError::Disconnected { .. } => error_code::DISCONNECTED,
+            EmitError::EmptyEvent => error_code::INVALID_EVENT,
+            EmitError::Encode(_) => error_code::ENCODE_ERROR,
+        }
+    }
+}

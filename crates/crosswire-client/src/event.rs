@@ -1,0 +1,288 @@
+//! Events a connector reports, and the two listener registries: one for the
+//! connector's lifecycle events, one for events pushed by the node.
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Something that happened on a connector, as [`Connector::subscribe`]
+/// streams it. Lifecycle events and pushed events are distinct variants: a
+/// node pushing `{"event":"close"}` produces a [`ClientEvent::Push`], never a
+/// [`ClientEvent::Close`].
+///
+/// [`Connector::subscribe`]: crate::Connector::subscribe
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientEvent {
+    /// The connection opened (`open`). [`Connector::reconnecting`] is still
+    /// `true` while the listeners of an open that follows a reconnection
+    /// run; the retry count is reset right after.
+    ///
+    /// [`Connector::reconnecting`]: crate::Connector::reconnecting
+    Open,
+    /// An open connection closed (`close`): exactly one per [`Open`](Self::Open).
+    /// `code` is the code of the node's close frame, 1005 for a close frame
+    /// without one, 1006 for a connection that ended without a close frame;
+    /// for a close this client started (manual close, reconnect) it is the
+    /// code this client sent.
+    Close {
+        /// The close code.
+        code: u16,
+        /// The close reason.
+        reason: String,
+    },
+    /// A connection attempt failed, or an open connection broke (`error`);
+    /// the text describes the cause. An automatic reconnection follows.
+    Error(String),
+    /// Every text frame received (and every binary frame that is UTF-8),
+    /// before it is interpreted (`message`).
+    Message(String),
+    /// The heartbeat timer fired; the heartbeat string is being sent (`ping`).
+    Ping,
+    /// The heartbeat reply arrived after this round-trip time (`pong`).
+    Pong(Duration),
+    /// A reconnection attempt was scheduled (`reconnect`).
+    Reconnect(ReconnectInfo),
+    /// A reconnection was refused because the repeat limit (the value) was
+    /// reached (`repeat-limit`).
+    RepeatLimit(u32),
+    /// No heartbeat reply within the pong timeout (`pong-timeout`); the
+    /// connection is being closed with 4002.
+    PongTimeout,
+    /// An event pushed by the node (`{"event":…,"payload":…}`).
+    Push {
+        /// The event name.
+        event: String,
+        /// The payload; `None` when the frame had none.
+        payload: Option<Value>,
+    },
+}
+
+impl ClientEvent {
+    /// The lifecycle kind of this event; `None` for a pushed event.
+    pub fn kind(&self) -> Option<EventKind> {
+        Some(match self {
+            ClientEvent::Open => EventKind::Open,
+            ClientEvent::Close { .. } => EventKind::Close,
+            ClientEvent::Error(_) => EventKind::Error,
+            ClientEvent::Message(_) => EventKind::Message,
+            ClientEvent::Ping => EventKind::Ping,
+            ClientEvent::Pong(_) => EventKind::Pong,
+            ClientEvent::Reconnect(_) => EventKind::Reconnect,
+            ClientEvent::RepeatLimit(_) => EventKind::RepeatLimit,
+            ClientEvent::PongTimeout => EventKind::PongTimeout,
+            ClientEvent::Push { .. } => return None,
+        })
+    }
+}
+
+/// The connector's own (lifecycle) events, for
+/// [`Listen::on_kind`](crate::Listen::on_kind) and
+/// [`Connector::off_kind`](crate::Connector::off_kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// [`ClientEvent::Open`].
+    Open,
+    /// [`ClientEvent::Close`].
+    Close,
+    /// [`ClientEvent::Error`].
+    Error,
+    /// [`ClientEvent::Message`].
+    Message,
+    /// [`ClientEvent::Ping`].
+    Ping,
+    /// [`ClientEvent::Pong`].
+    Pong,
+    /// [`ClientEvent::Reconnect`].
+    Reconnect,
+    /// [`ClientEvent::RepeatLimit`].
+    RepeatLimit,
+    /// [`ClientEvent::PongTimeout`].
+    PongTimeout,
+}
+
+impl EventKind {
+    /// The original's event name (`open`, `repeat-limit`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Open => "open",
+            EventKind::Close => "close",
+            EventKind::Error => "error",
+            EventKind::Message => "message",
+            EventKind::Ping => "ping",
+            EventKind::Pong => "pong",
+            EventKind::Reconnect => "reconnect",
+            EventKind::RepeatLimit => "repeat-limit",
+            EventKind::PongTimeout => "pong-timeout",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A scheduled reconnection attempt (the original's `{repeat, timeout}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconnectInfo {
+    /// The attempt number since the last successful open (1-based).
+    pub attempt: u32,
+    /// The delay before the attempt.
+    pub delay: Duration,
+}
+
+/// Identifies one registered listener, for [`Connector::off`](crate::Connector::off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HandlerId(pub(crate) u64);
+
+pub(crate) type LifecycleFn = Arc<dyn Fn(&ClientEvent) + Send + Sync + 'static>;
+pub(crate) type PushFn = Arc<dyn Fn(&Value) + Send + Sync + 'static>;
+
+struct Entry<F> {
+    id: HandlerId,
+    once: bool,
+    tag: Option<String>,
+    f: F,
+}
+
+/// Both listener registries and the event subscribers.
+#[derive(Default)]
+pub(crate) struct Registry {
+    lifecycle: HashMap<EventKind, Vec<Entry<LifecycleFn>>>,
+    pushed: HashMap<String, Vec<Entry<PushFn>>>,
+    subscribers: Vec<mpsc::UnboundedSender<ClientEvent>>,
+    /// The connector's task ended: new subscribers get a finished stream.
+    pub(crate) finished: bool,
+}
+
+impl Registry {
+    pub(crate) fn add_lifecycle(
+        &mut self,
+        kind: EventKind,
+        id: HandlerId,
+        once: bool,
+        tag: Option<String>,
+        f: LifecycleFn,
+    ) {
+        self.lifecycle
+            .entry(kind)
+            .or_default()
+            .push(Entry { id, once, tag, f });
+    }
+
+    pub(crate) fn add_push(
+        &mut self,
+        event: &str,
+        id: HandlerId,
+        once: bool,
+        tag: Option<String>,
+        f: PushFn,
+    ) {
+        self.pushed
+            .entry(event.to_owned())
+            .or_default()
+            .push(Entry { id, once, tag, f });
+    }
+
+    fn remove_in<K, F>(
+        map: &mut HashMap<K, Vec<Entry<F>>>,
+        key: Option<&K>,
+        mut pred: impl FnMut(&Entry<F>) -> bool,
+    ) -> usize
+    where
+        K: std::hash::Hash + Eq,
+    {
+        let mut removed = 0;
+        let mut sweep = |v: &mut Vec<Entry<F>>| {
+            let before = v.len();
+            v.retain(|e| !pred(e));
+            removed += before - v.len();
+        };
+        match key {
+            Some(k) => {
+                if let Some(v) = map.get_mut(k) {
+                    sweep(v);
+                }
+            }
+            None => map.values_mut().for_each(&mut sweep),
+        }
+        map.retain(|_, v| !v.is_empty());
+        removed
+    }
+
+    pub(crate) fn remove_id(&mut self, id: HandlerId) -> bool {
+        Self::remove_in(&mut self.lifecycle, None, |e| e.id == id)
+            + Self::remove_in(&mut self.pushed, None, |e| e.id == id)
+            > 0
+    }
+
+    pub(crate) fn remove_tag(&mut self, tag: &str) -> usize {
+        Self::remove_in(&mut self.lifecycle, None, |e| e.tag.as_deref() == Some(tag))
+            + Self::remove_in(&mut self.pushed, None, |e| e.tag.as_deref() == Some(tag))
+    }
+
+    pub(crate) fn remove_event(&mut self, event: &str) -> usize {
+        Self::remove_in(&mut self.pushed, Some(&event.to_owned()), |_| true)
+    }
+
+    pub(crate) fn remove_kind(&mut self, kind: EventKind) -> usize {
+        Self::remove_in(&mut self.lifecycle, Some(&kind), |_| true)
+    }
+
+    /// The listeners of `kind` in registration order; `once` ones are removed.
+    pub(crate) fn take_lifecycle(&mut self, kind: EventKind) -> Vec<LifecycleFn> {
+        take(&mut self.lifecycle, &kind)
+    }
+
+    /// The listeners of pushed event `event`; `once` ones are removed.
+    pub(crate) fn take_push(&mut self, event: &str) -> Vec<PushFn> {
+        take(&mut self.pushed, event)
+    }
+
+    /// Whether anyone observes `kind` (listeners or subscribers).
+    pub(crate) fn observed(&self, kind: EventKind) -> bool {
+        !self.subscribers.is_empty() || self.lifecycle.contains_key(&kind)
+    }
+
+    pub(crate) fn subscribe(&mut self) -> mpsc::UnboundedReceiver<ClientEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if !self.finished {
+            self.subscribers.push(tx);
+        }
+        rx
+    }
+
+    /// Sends `ev` to every live subscriber, forgetting the dropped ones.
+    pub(crate) fn publish(&mut self, ev: &ClientEvent) {
+        self.subscribers.retain(|s| s.send(ev.clone()).is_ok());
+    }
+
+    /// Ends every subscription.
+    pub(crate) fn finish(&mut self) {
+        self.finished = true;
+        self.subscribers.clear();
+    }
+}
+
+fn take<K, Q, F>(map: &mut HashMap<K, Vec<Entry<F>>>, key: &Q) -> Vec<F>
+where
+    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
+    Q: std::hash::Hash + Eq + ?Sized,
+    F: Clone,
+{
+    let Some(entries) = map.get_mut(key) else {
+        return Vec::new();
+    };
+    let out = entries.iter().map(|e| e.f.clone()).collect();
+    if entries.iter().any(|e| e.once) {
+        entries.retain(|e| !e.once);
+        if entries.is_empty() {
+            map.remove(key);
+        }
+    }
+    out
+}

@@ -1,0 +1,301 @@
+//! The publisher task of one node: owns the publishing connection, sends the
+//! queued PUBLISHes in pipelined batches, PINGs, and reconnects.
+
+use crate::bus::{bump, Job, Shared};
+use crate::events::{ConnKind, HealthEventKind};
+use crate::node::{backoff, NodeShared};
+use futures_util::future::{BoxFuture, OptionFuture};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, RedisError, Value};
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::{self, Instant, MissedTickBehavior};
+
+/// Most PUBLISHes sent in one pipelined batch.
+const MAX_BATCH: usize = 512;
+/// Most payload bytes in one batch (one message may exceed it alone).
+const MAX_BATCH_BYTES: usize = 1 << 20;
+/// Unanswered PINGs / batches in a row after which the connection is
+/// dropped and reopened.
+const MAX_TIMEOUTS: u32 = 3;
+
+enum PingOutcome {
+    Answered(Duration),
+    Refused(String),
+    Broken(String),
+    TimedOut,
+}
+
+enum End {
+    Cancelled,
+    Lost(String),
+}
+
+/// Runs until the node is removed or the bus closed.
+pub(crate) async fn run(shared: Arc<Shared>, node: Arc<NodeShared>, mut jobs: mpsc::Receiver<Job>) {
+    let mut failures = 0u32;
+    let mut connected_before = false;
+    loop {
+        let Some(attempt) = idle(&shared, &node, &mut jobs, connect(&shared, &node)).await else {
+            break;
+        };
+        if let Ok((_, rtt)) = &attempt {
+            node.set_latency(*rtt);
+            shared.set_health(
+                &node,
+                ConnKind::Publisher,
+                true,
+                HealthEventKind::Connect,
+                None,
+            );
+        }
+        node.pub_attempted.store(true, Ordering::Release);
+        shared.bump_health();
+        match attempt {
+            Ok((conn, _)) => {
+                failures = 0;
+                if connected_before {
+                    bump(&shared.counters.reconnects);
+                }
+                connected_before = true;
+                match serve(&shared, &node, &mut jobs, conn).await {
+                    End::Cancelled => break,
+                    End::Lost(reason) => shared.set_health(
+                        &node,
+                        ConnKind::Publisher,
+                        false,
+                        HealthEventKind::Close,
+                        Some(reason),
+                    ),
+                }
+            }
+            Err(error) => {
+                tracing::debug!(node = %node.addr(), %error, "redis publisher connection failed");
+            }
+        }
+        let delay = backoff(failures, &shared.config);
+        failures = failures.saturating_add(1);
+        if idle(&shared, &node, &mut jobs, time::sleep(delay))
+            .await
+            .is_none()
+        {
+            break;
+        }
+    }
+    // Removed or closed: whatever is still queued goes elsewhere (or fails).
+    jobs.close();
+    while let Ok(job) = jobs.try_recv() {
+        shared.fail_over(job, node.id, "node removed".into());
+    }
+}
+
+/// Awaits `fut` while the node is not connected, handing every publish that
+/// still arrives to another node. `None` when cancelled.
+async fn idle<F: Future>(
+    shared: &Shared,
+    node: &NodeShared,
+    jobs: &mut mpsc::Receiver<Job>,
+    fut: F,
+) -> Option<F::Output> {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            biased;
+            _ = node.cancel.cancelled() => return None,
+            out = &mut fut => return Some(out),
+            Some(job) = jobs.recv() => shared.fail_over(job, node.id, "not connected".into()),
+        }
+    }
+}
+
+/// Opens the connection and checks it answers a PING within the timeout.
+async fn connect(
+    shared: &Shared,
+    node: &NodeShared,
+) -> Result<(MultiplexedConnection, Duration), String> {
+    let t = shared.config.timeout();
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(t))
+        .set_response_timeout(None);
+    let attempt = async {
+        let conn = node
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| e.to_string())?;
+        match ping(conn.clone(), t).await {
+            PingOutcome::Answered(rtt) => Ok((conn, rtt)),
+            PingOutcome::Refused(e) | PingOutcome::Broken(e) => Err(e),
+            PingOutcome::TimedOut => Err(no_answer("PING", t)),
+        }
+    };
+    time::timeout(t * 2 + Duration::from_millis(50), attempt)
+        .await
+        .unwrap_or_else(|_| Err(no_answer("connection", t * 2)))
+}
+
+fn no_answer(what: &str, t: Duration) -> String {
+    format!("{what} not answered within {} ms", t.as_millis())
+}
+
+async fn ping(mut conn: MultiplexedConnection, t: Duration) -> PingOutcome {
+    let start = Instant::now();
+    match time::timeout(t, conn.send_packed_command(&redis::cmd("PING"))).await {
+        Err(_) => PingOutcome::TimedOut,
+        Ok(Err(e)) => PingOutcome::Broken(e.to_string()),
+        Ok(Ok(Value::ServerError(e))) => PingOutcome::Refused(e.to_string()),
+        Ok(Ok(_)) => PingOutcome::Answered(start.elapsed()),
+    }
+}
+
+type BatchResult = Result<Result<Vec<Value>, RedisError>, time::error::Elapsed>;
+
+/// Serves one connection until it is lost or the node is cancelled.
+async fn serve(
+    shared: &Shared,
+    node: &NodeShared,
+    jobs: &mut mpsc::Receiver<Job>,
+    conn: MultiplexedConnection,
+) -> End {
+    let config = &shared.config;
+    let t = config.timeout();
+    let interval = config.interval();
+    let mut ticker = time::interval_at(Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut pinging: Option<BoxFuture<'static, PingOutcome>> = None;
+    let mut batch: Option<BoxFuture<'static, BatchResult>> = None;
+    let mut in_flight: Vec<Job> = Vec::new();
+    let mut timeouts = 0u32;
+    let end = loop {
+        tokio::select! {
+            biased;
+            _ = node.cancel.cancelled() => break End::Cancelled,
+            Some(result) = OptionFuture::from(batch.as_mut()) => {
+                batch = None;
+                let sent = std::mem::take(&mut in_flight);
+                match result {
+                    Ok(Ok(values)) => {
+                        timeouts = 0;
+                        settle(shared, node, sent, values);
+                    }
+                    Ok(Err(e)) => {
+                        let reason = e.to_string();
+                        for job in sent {
+                            shared.fail_over(job, node.id, reason.clone());
+                        }
+                        break End::Lost(reason);
+                    }
+                    Err(_) => {
+                        let reason = no_answer("PUBLISH", t);
+                        for job in sent {
+                            shared.fail_over(job, node.id, reason.clone());
+                        }
+                        shared.set_health(node, ConnKind::Publisher, false, HealthEventKind::Ping, Some(reason));
+                        timeouts += 1;
+                        if timeouts >= MAX_TIMEOUTS {
+                            break End::Lost(format!("{timeouts} commands in a row not answered"));
+                        }
+                    }
+                }
+            }
+            Some(outcome) = OptionFuture::from(pinging.as_mut()) => {
+                pinging = None;
+                match outcome {
+                    PingOutcome::Answered(rtt) => {
+                        timeouts = 0;
+                        node.set_latency(rtt);
+                        shared.set_health(node, ConnKind::Publisher, true, HealthEventKind::Ping, None);
+                    }
+                    PingOutcome::Refused(e) => {
+                        shared.set_health(node, ConnKind::Publisher, false, HealthEventKind::Error, Some(e));
+                    }
+                    PingOutcome::Broken(e) => break End::Lost(e),
+                    PingOutcome::TimedOut => {
+                        timeouts += 1;
+                        shared.set_health(
+                            node, ConnKind::Publisher, false, HealthEventKind::Ping,
+                            Some(no_answer("PING", t)),
+                        );
+                        if timeouts >= MAX_TIMEOUTS {
+                            break End::Lost(format!("{timeouts} commands in a row not answered"));
+                        }
+                    }
+                }
+            }
+            job = jobs.recv(), if batch.is_none() => {
+                let Some(first) = job else { break End::Cancelled };
+                let list = collect_batch(first, jobs);
+                if !node.pub_healthy.load(Ordering::Acquire) {
+                    for job in list {
+                        shared.fail_over(job, node.id, "publisher unhealthy".into());
+                    }
+                    continue;
+                }
+                let mut pipe = redis::pipe();
+                for job in &list {
+                    pipe.cmd("PUBLISH").arg(&*job.channel).arg(&job.payload[..]);
+                }
+                // Each attempt waits at most `ping_timeout` from when it was
+                // queued (a little longer if it queued behind a slow batch).
+                let oldest = list.iter().map(|j| j.attempt_start).min().unwrap_or_else(Instant::now);
+                let deadline = (oldest + t).max(Instant::now() + t / 4);
+                let count = list.len();
+                let mut c = conn.clone();
+                batch = Some(Box::pin(async move {
+                    time::timeout_at(deadline, async move { c.send_packed_commands(&pipe, 0, count).await }).await
+                }));
+                in_flight = list;
+            }
+            _ = ticker.tick(), if pinging.is_none()
+                && (config.pings() || !node.pub_healthy.load(Ordering::Acquire)) => {
+                pinging = Some(Box::pin(ping(conn.clone(), t)));
+            }
+            _ = node.probe.notified(), if pinging.is_none() => {
+                pinging = Some(Box::pin(ping(conn.clone(), t)));
+            }
+        }
+    };
+    for job in in_flight {
+        let reason = match end {
+            End::Cancelled => "node removed".to_owned(),
+            End::Lost(ref r) => r.clone(),
+        };
+        shared.fail_over(job, node.id, reason);
+    }
+    end
+}
+
+/// The first job plus whatever is queued behind it, within the batch limits.
+fn collect_batch(first: Job, jobs: &mut mpsc::Receiver<Job>) -> Vec<Job> {
+    let mut bytes = first.payload.len();
+    let mut list = vec![first];
+    while list.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+        match jobs.try_recv() {
+            Ok(job) => {
+                bytes += job.payload.len();
+                list.push(job);
+            }
+            Err(_) => break,
+        }
+    }
+    list
+}
+
+/// Resolves the jobs of an answered batch, one reply each.
+fn settle(shared: &Shared, node: &NodeShared, sent: Vec<Job>, values: Vec<Value>) {
+    let mut values = values.into_iter();
+    for job in sent {
+        match values.next() {
+            Some(Value::ServerError(e)) => shared.fail_over(job, node.id, e.to_string()),
+            Some(_) => {
+                bump(&node.published);
+                bump(&shared.counters.published);
+                job.group.succeed();
+            }
+            None => shared.fail_over(job, node.id, "missing reply".into()),
+        }
+    }
+}
