@@ -7,6 +7,7 @@
 
 use clap::Parser;
 use crosswire::{Node, RoomSend};
+use crosswire_redis::{RedisBus, RedisBusConfig};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -45,17 +46,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
     let args = Args::parse();
-    if !args.redis.is_empty() {
-        return Err(
-            "cross-node mode (--redis) needs the Redis bus, which this build does not have yet"
-                .into(),
-        );
+    let nodes = args
+        .nodes
+        .unwrap_or(if args.redis.is_empty() { 1 } else { 2 })
+        .max(1);
+    let mut builder = Node::builder().server_name(args.name.clone());
+    if args.redis.is_empty() {
+        if nodes != 1 {
+            return Err("--nodes other than 1 needs --redis".into());
+        }
+    } else {
+        let mut config = RedisBusConfig::new(args.redis.iter().cloned());
+        config.server_name = Some(args.name.clone());
+        config.redundant = args.redundant;
+        if let Some(s) = &args.strategy {
+            config.strategy = serde_json::from_value(Value::String(s.clone()))
+                .map_err(|_| format!("unknown strategy {s:?}: random, round-robin or fastest"))?;
+        }
+        builder = builder.bus(RedisBus::connect(config).await?);
     }
-    let nodes = args.nodes.unwrap_or(1);
-    if nodes != 1 {
-        return Err("--nodes other than 1 needs a bus between nodes".into());
-    }
-    let node = Node::builder().server_name(args.name.clone()).build()?;
+    let node = builder.build()?;
+    node.ready().await;
 
     let n = node.clone();
     node.on_connection(move |socket, hs| {
@@ -122,27 +133,62 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     })?;
 
-    let name = args.name.clone();
+    // rpc: ask node `target` to echo `data` back (cross-server, targeted).
+    node.on_cross_server("rpc", |msg, reply| async move {
+        if let Some(r) = reply {
+            let _ = r.send(msg.payload.get("data").unwrap_or(&Value::Null));
+        }
+    })?;
+    let n = node.clone();
     node.on("rpc", move |_s, p, reply| {
-        let own = name.clone();
+        let n = n.clone();
         async move {
-            // Single node: the only reachable target is this node itself.
-            if let (Some(r), Some(target)) = (reply, str_field(&p, "target")) {
-                if target == own {
-                    let _ = r.send(p.get("data").unwrap_or(&Value::Null));
+            let (Some(r), Some(target)) = (reply, str_field(&p, "target")) else {
+                return;
+            };
+            let Ok(call) = n.emit_cross_server("rpc", &p) else {
+                return;
+            };
+            if let Ok(result) = call.to([target]).collect().await {
+                if let Some(data) = result
+                    .responses
+                    .get(target)
+                    .and_then(|d| d.payload.as_ref())
+                {
+                    let _ = r.send(data);
                 }
             }
         }
     })?;
 
+    // count: every node (itself included) reports its local room size.
+    let n = node.clone();
+    node.on_cross_server("count", move |msg, reply| {
+        let n = n.clone();
+        async move {
+            let p = &msg.payload;
+            if let (Some(r), Some(ns), Some(room)) =
+                (reply, str_field(p, "ns"), str_field(p, "room"))
+            {
+                let local = n.socket_count_in_room(ns, Some(room), crosswire::Match::Exact);
+                let _ = r.send(&local);
+            }
+        }
+    })?;
     let n = node.clone();
     node.on("count", move |_s, p, reply| {
         let n = n.clone();
         async move {
-            if let (Some(r), Some(ns), Some(room)) =
-                (reply, str_field(&p, "ns"), str_field(&p, "room"))
-            {
-                let total = n.socket_count_in_room(ns, Some(room), crosswire::Match::Exact);
+            let Some(r) = reply else { return };
+            let Ok(call) = n.emit_cross_server("count", &p) else {
+                return;
+            };
+            if let Ok(result) = call.expect(nodes).collect().await {
+                let total: u64 = result
+                    .responses
+                    .values()
+                    .filter_map(|d| d.payload.as_ref().and_then(Value::as_u64))
+                    .sum();
                 let _ = r.send(&json!({ "total": total }));
             }
         }

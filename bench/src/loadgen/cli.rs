@@ -1,0 +1,211 @@
+//! Command-line interface of `loadgen` (SCENARIOS.md §6).
+
+use crate::loadgen::wire::Proto;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Load generator for the bench servers of `bench/SCENARIOS.md`.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "loadgen", version, about)]
+pub struct Cli {
+    /// Options shared by every scenario.
+    #[command(flatten)]
+    pub common: Common,
+    /// The scenario.
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// Options shared by every scenario.
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// Bench server URL, `ws://127.0.0.1:PORT` (repeatable; client i goes to
+    /// URL i mod count). Loopback addresses only.
+    #[arg(long = "url", global = true)]
+    pub urls: Vec<String>,
+    /// Wire protocol.
+    #[arg(long, value_enum, default_value_t = Proto::Original, global = true)]
+    pub proto: Proto,
+    /// Watched process `LABEL=PID` (repeatable): its CPU (user and system)
+    /// and, for `conns`, its RSS. Labels starting with `redis` count as Redis,
+    /// all others as bench servers (for CPU per delivered frame).
+    #[arg(long = "pid", global = true)]
+    pub pids: Vec<String>,
+    /// Source addresses 127.0.0.1..=127.0.0.K to spread connections over;
+    /// 0 = automatic (one address per 28,000 connections).
+    #[arg(long, default_value_t = 0, global = true)]
+    pub src_ips: usize,
+    /// Generator threads (one single-threaded runtime each).
+    #[arg(long, default_value_t = 2, global = true)]
+    pub threads: usize,
+    /// Microseconds each generator thread sleeps before waiting for I/O when
+    /// it runs out of work (receive coalescing; 0 = off).
+    #[arg(long, default_value_t = 200, global = true)]
+    pub park_us: u64,
+    /// Heartbeat string of the original protocol.
+    #[arg(long, default_value = "", global = true)]
+    pub heartbeat: String,
+    /// Concurrent connection attempts while opening connections.
+    #[arg(long, default_value_t = 200, global = true)]
+    pub connect_concurrency: usize,
+    /// Name of the system under test (copied into the JSON line).
+    #[arg(long, default_value = "", global = true)]
+    pub system: String,
+    /// Name of the case (copied into the JSON line).
+    #[arg(long = "case", default_value = "", global = true)]
+    pub case_name: String,
+    /// Hard time limit in seconds for the whole run (at most 3600).
+    #[arg(long, default_value_t = 3600, global = true)]
+    pub max_time: u64,
+}
+
+/// Scenarios and helpers.
+#[derive(Subcommand, Debug, Clone)]
+pub enum Cmd {
+    /// N subscribers in one room, P publishers sending `room` (or `all`).
+    Fanout(FanoutArgs),
+    /// C clients sending `to` to random other clients (other node if several).
+    Unicast(UnicastArgs),
+    /// C clients closed-loop `echo`.
+    Echo(LoopArgs),
+    /// C clients closed-loop `rpc` to the next node.
+    Rpc(RpcArgs),
+    /// C clients join one room, then closed-loop `count`.
+    Count(LoopArgs),
+    /// N idle connections (heartbeat only); RSS per connection with --pid.
+    Conns(ConnsArgs),
+    /// Prints a crosswire / peer table from JSON result lines (files or -).
+    Compare(CompareArgs),
+    /// Prints N free loopback TCP ports (for scripts).
+    FreePorts {
+        /// How many.
+        #[arg(default_value_t = 1)]
+        n: usize,
+    },
+}
+
+/// Rate control shared by `fanout` and `unicast`.
+#[derive(Args, Debug, Clone)]
+pub struct RateArgs {
+    /// Total publish rate in messages per second (the start rate with --find-max).
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// Seconds of sending per step.
+    #[arg(long, default_value_t = 5.0)]
+    pub duration: f64,
+    /// Ramp the rate (x --ramp) until a step fails, then bisect.
+    #[arg(long)]
+    pub find_max: bool,
+    /// Ramp factor of --find-max.
+    #[arg(long, default_value_t = 2.0)]
+    pub ramp: f64,
+    /// A step passes only if p99 latency is below this (ms).
+    #[arg(long, default_value_t = 50.0)]
+    pub p99_ms: f64,
+    /// Most steps of --find-max.
+    #[arg(long, default_value_t = 16)]
+    pub max_steps: usize,
+    /// Bisection ends when (fail - pass) / pass is below this.
+    #[arg(long, default_value_t = 0.05)]
+    pub precision: f64,
+    /// Highest rate --find-max tries (msgs/s).
+    #[arg(long, default_value_t = 1_000_000.0)]
+    pub max_rate: f64,
+    /// Seconds of an unmeasured warm-up step at the start rate (0 = none).
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+}
+
+/// Event used by `fanout`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FanEvent {
+    /// `room`: to the room's members on all nodes.
+    Room,
+    /// `all`: to every client on every node (publishers included).
+    All,
+}
+
+/// `fanout` options.
+#[derive(Args, Debug, Clone)]
+pub struct FanoutArgs {
+    /// Subscribers.
+    #[arg(short = 'n', long = "subscribers", default_value_t = 1000)]
+    pub n: usize,
+    /// Publishers (not in the room).
+    #[arg(short = 'p', long = "publishers", default_value_t = 10)]
+    pub p: usize,
+    /// Event to publish.
+    #[arg(long, value_enum, default_value_t = FanEvent::Room)]
+    pub event: FanEvent,
+    /// Rate control.
+    #[command(flatten)]
+    pub rate: RateArgs,
+}
+
+/// `unicast` options.
+#[derive(Args, Debug, Clone)]
+pub struct UnicastArgs {
+    /// Clients.
+    #[arg(short = 'c', long = "clients", default_value_t = 1000)]
+    pub c: usize,
+    /// Closed loop: W messages in flight per client (instead of --rate).
+    #[arg(long)]
+    pub window: Option<usize>,
+    /// Rate control.
+    #[command(flatten)]
+    pub rate: RateArgs,
+}
+
+/// Options of the closed-loop scenarios.
+#[derive(Args, Debug, Clone)]
+pub struct LoopArgs {
+    /// Clients.
+    #[arg(short = 'c', long = "clients", default_value_t = 50)]
+    pub c: usize,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Unmeasured seconds before.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+}
+
+/// `rpc` options.
+#[derive(Args, Debug, Clone)]
+pub struct RpcArgs {
+    /// Loop options.
+    #[command(flatten)]
+    pub lp: LoopArgs,
+    /// Node names in --url order (default n1, n2, ...).
+    #[arg(long, value_delimiter = ',')]
+    pub names: Vec<String>,
+}
+
+/// `conns` options.
+#[derive(Args, Debug, Clone)]
+pub struct ConnsArgs {
+    /// Connections.
+    #[arg(short = 'n', long = "connections", default_value_t = 1000)]
+    pub n: usize,
+    /// Seconds to wait after the last connection before reading RSS.
+    #[arg(long, default_value_t = 2.0)]
+    pub settle: f64,
+    /// Seconds to hold the connections (checking that none drops).
+    #[arg(long, default_value_t = 5.0)]
+    pub hold: f64,
+    /// Seconds between heartbeats (original protocol; 0 = none).
+    #[arg(long, default_value_t = 10.0)]
+    pub heartbeat_secs: f64,
+}
+
+/// `compare` options.
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// Files of JSON lines (`-` = stdin).
+    pub files: Vec<String>,
+    /// System whose figures are the numerator.
+    #[arg(long, default_value = "crosswire")]
+    pub ours: String,
+    /// System whose figures are the denominator.
+    #[arg(long, default_value = "socketio")]
+    pub peer: String,
+}
