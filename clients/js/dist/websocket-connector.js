@@ -1,0 +1,684 @@
+// Generated from src/websocket-connector.mjs by build.mjs: do not edit.
+(function (root) {
+  'use strict';
+
+  /**
+   * crosswire JavaScript client: WebSocketConnector.
+   *
+   * A dependency-free drop-in for the WebSocketConnector class of the Node.js
+   * library websocket-cross-server-adapter (1.0.7): same constructor options
+   * and defaults, same methods, same events, same frames on the wire. It runs
+   * in browsers and in Node.js (global WebSocket of Node >= 22, or
+   * `--experimental-websocket` on Node 20, or any implementation passed as
+   * `options.WebSocket`, e.g. the `ws` package).
+   *
+   * Deliberate differences from the original (each fixes a defect; see
+   * README.md in this folder):
+   *  - a pushed event named like a lifecycle event (open, close, error, ...)
+   *    or like an Object prototype key never reaches listeners;
+   *  - a socket dropped by manualClose()/reconnect() keeps a no-op error
+   *    handler, so the `ws` package cannot crash the process;
+   *  - automatic retries survive a synchronous connection failure;
+   *  - heartbeat timers stop when the connection closes;
+   *  - `close` is emitted once for every connection that opened (and never for
+   *    attempts that failed before opening); reconnect() closes with 4000, so a
+   *    server can tell it from manualClose() (4001);
+   *  - waiting callbacks fail at once with WS_CLOSED when the connection goes;
+   *  - a heartbeat reply counts only while a heartbeat is outstanding;
+   *  - an explicit `undefined` option keeps the default;
+   *  - customParams go before a #fragment, plain objects are sent as JSON;
+   *  - connect() opens again after manualClose();
+   *  - emitWithPromise() always resolves, even for invalid options.
+   */
+
+  const CONNECTING = 0;
+  const OPEN = 1;
+
+  /** Close code and reason sent by manualClose(). */
+  const MANUAL_CLOSE = [4001, 'client manual close'];
+  /** Close code and reason sent when the heartbeat reply is missing. */
+  const PONG_TIMEOUT = [4002, 'pong timeout'];
+  /** Close code and reason sent when reconnect() drops a live connection. */
+  const RECONNECT_CLOSE = [4000, 'client reconnect'];
+
+  /** Events the connector fires itself; a server push can never fire them. */
+  const LIFECYCLE_EVENTS = new Set([
+    'open',
+    'close',
+    'error',
+    'message',
+    'ping',
+    'pong',
+    'pong-timeout',
+    'reconnect',
+    'repeat-limit',
+  ]);
+
+  const DEFAULTS = Object.freeze({
+    url: '',
+    pingInterval: 10000,
+    pongTimeout: 2000,
+    fastReconnectThreshold: 3,
+    fastReconnectInterval: 3000,
+    reconnectMaxInterval: 120000,
+    pingMsg: '',
+    callbackTimeout: 5000,
+    repeatLimit: null,
+    pendingTimeout: 100,
+    customParams: {},
+  });
+
+  function noop() {}
+
+  function checkEvent(event) {
+    if (!event || typeof event !== 'string') {
+      throw new TypeError('event must be a non-empty string');
+    }
+  }
+
+  function isPositiveInteger(n) {
+    return typeof n === 'number' && Number.isInteger(n) && n > 0;
+  }
+
+  /**
+   * `url` with `params` added to its query (before any #fragment, which a
+   * WebSocket URL cannot carry and is dropped). Values are stringified as the
+   * original does (`String(v)`), except plain objects, sent as JSON.
+   */
+  function buildUrl(url, params) {
+    if (!params || typeof params !== 'object' || Array.isArray(params)) {
+      return url;
+    }
+    const query = new URLSearchParams();
+    for (const [key, value] of Object.entries(params)) {
+      const isPlainObject = value !== null && typeof value === 'object' && !Array.isArray(value);
+      query.append(key, isPlainObject ? JSON.stringify(value) : String(value));
+    }
+    const serialized = query.toString();
+    const hash = url.indexOf('#');
+    const base = hash >= 0 ? url.slice(0, hash) : url;
+    if (!serialized) {
+      return base;
+    }
+    return base + (base.includes('?') ? '&' : '?') + serialized;
+  }
+
+  /** Frame data as text, or null when it cannot be read synchronously (Blob). */
+  function frameText(data) {
+    if (typeof data === 'string') {
+      return data;
+    }
+    if (typeof ArrayBuffer !== 'undefined') {
+      if (data instanceof ArrayBuffer) {
+        return new TextDecoder().decode(new Uint8Array(data));
+      }
+      if (ArrayBuffer.isView(data)) {
+        return new TextDecoder().decode(data);
+      }
+      if (Array.isArray(data)) {
+        // `ws` with binaryType 'fragments'
+        return data.map((part) => new TextDecoder().decode(part)).join('');
+      }
+    }
+    return null;
+  }
+
+  /** The client of a crosswire node (or of the original server). */
+  class WebSocketConnector {
+    /**
+     * Connects at once.
+     * @param {object} options see index.d.ts; an option given as `undefined`
+     *   keeps its default.
+     */
+    constructor(options = {}) {
+      const given = {};
+      for (const [key, value] of Object.entries(options || {})) {
+        if (value !== undefined) {
+          given[key] = value;
+        }
+      }
+      this.options = { ...DEFAULTS, ...given };
+      delete this.options.WebSocket;
+      this._WebSocket = given.WebSocket || globalThis.WebSocket;
+      if (typeof this._WebSocket !== 'function') {
+        throw new TypeError(
+          'No WebSocket implementation: use a browser, Node.js >= 22 (or 20 with ' +
+            '--experimental-websocket), or pass options.WebSocket (e.g. the ws package)',
+        );
+      }
+
+      /** The current WebSocket, or null between attempts. */
+      this.ws = null;
+      /** Reconnection attempts since the last successful open. */
+      this.repeat = 0;
+      this.pingGoTime = 0;
+      this.pingTimer = null;
+      this.pongTimer = null;
+      this.reconnectTimer = null;
+      this.lockReconnect = false;
+      this.forbidReconnect = false;
+
+      this._listeners = new Map();
+      this._pending = new Map();
+      this._callbackCounter = 0;
+      /** State of the current socket: whether it opened, whether it erred. */
+      this._opened = false;
+      this._erredWhileOpen = false;
+
+      this._createWebSocket();
+    }
+
+    // ----- connection ---------------------------------------------------------
+
+    _createWebSocket() {
+      this._opened = false;
+      this._erredWhileOpen = false;
+      let ws;
+      try {
+        if (!this.options.url) {
+          throw new Error(
+            'Missing WebSocket URL: please provide a complete ws:// or wss:// address in options.url.',
+          );
+        }
+        ws = new this._WebSocket(buildUrl(String(this.options.url), this.options.customParams));
+      } catch (e) {
+        console.error('Failed to connect to WebSocket server:', e);
+        this.reconnect();
+        return;
+      }
+      this.ws = ws;
+      ws.onopen = (event) => this._onOpen(ws, event);
+      ws.onmessage = (event) => this._onMessage(ws, event);
+      ws.onerror = (event) => this._onError(ws, event);
+      ws.onclose = (event) => this._onClose(ws, event);
+    }
+
+    /** Stops listening to `ws` and closes it if needed; never throws. */
+    _discard(ws, [code, reason]) {
+      ws.onopen = null;
+      ws.onmessage = null;
+      ws.onclose = null;
+      // Keep an error handler: with the `ws` package an 'error' emitted without
+      // a listener (e.g. closing while CONNECTING) would crash the process.
+      ws.onerror = noop;
+      if (ws.readyState === CONNECTING || ws.readyState === OPEN) {
+        try {
+          ws.close(code, reason);
+        } catch (e) {
+          // already closing or an implementation that refuses the code
+        }
+      }
+      if (this.ws === ws) {
+        this.ws = null;
+      }
+    }
+
+    _onOpen(ws, event) {
+      if (ws !== this.ws) return;
+      this._opened = true;
+      this._executeListeners('open', event);
+      if (ws !== this.ws) return; // a listener closed or replaced it
+      this.repeat = 0;
+      this._heartCheck();
+    }
+
+    _onError(ws, event) {
+      if (ws !== this.ws) return;
+      this._executeListeners('error', event);
+      if (ws !== this.ws) return;
+      if (this._opened) {
+        // The connection was up: report its close first, then reconnect.
+        this._erredWhileOpen = true;
+        return;
+      }
+      this.reconnect();
+    }
+
+    _onClose(ws, event) {
+      if (ws !== this.ws) return;
+      this._clearHeartbeat();
+      if (!this._opened) {
+        // An attempt that never opened: not a `close`; retry.
+        this._discard(ws, RECONNECT_CLOSE);
+        this.reconnect();
+        return;
+      }
+      const erred = this._erredWhileOpen;
+      this.ws = null;
+      ws.onerror = noop;
+      this._failPending();
+      this._executeListeners('close', event);
+      if (erred) {
+        this.reconnect();
+      }
+    }
+
+    /**
+     * Drops the current connection (closing it with 4000 when it is up) and
+     * schedules a new attempt with the backoff delay. Refused while an attempt
+     * is already scheduled, after manualClose(), and once `repeatLimit`
+     * attempts were made (then `repeat-limit` is emitted).
+     * @param {boolean} [repeatReset=false] restart the attempt count at 0
+     */
+    reconnect(repeatReset = false) {
+      this._clearHeartbeat();
+      if (repeatReset) {
+        this.repeat = 0;
+      }
+      if (this.lockReconnect || this.forbidReconnect) {
+        return;
+      }
+      const limit = this.options.repeatLimit;
+      if (typeof limit === 'number' && limit <= this.repeat) {
+        if (this.ws && !this._opened) {
+          this._discard(this.ws, RECONNECT_CLOSE);
+        }
+        this._executeListeners('repeat-limit', limit);
+        return;
+      }
+      if (this.ws) {
+        const wasOpen = this._opened;
+        this._discard(this.ws, RECONNECT_CLOSE);
+        if (wasOpen) {
+          this._failPending();
+        }
+      }
+      this.lockReconnect = true;
+      this.repeat += 1;
+      const timeout = this._reconnectDelay(this.repeat);
+      this._executeListeners('reconnect', { repeat: this.repeat, timeout });
+      if (this.reconnectTimer) {
+        clearTimeout(this.reconnectTimer);
+      }
+      this.reconnectTimer = setTimeout(() => {
+        this.reconnectTimer = null;
+        // Unlock first: a synchronous failure below must be able to schedule
+        // the next attempt.
+        this.lockReconnect = false;
+        if (!this.forbidReconnect) {
+          this._createWebSocket();
+        }
+      }, timeout);
+    }
+
+    _reconnectDelay(r) {
+      const { fastReconnectThreshold: t, fastReconnectInterval: i, reconnectMaxInterval: m } =
+        this.options;
+      if (r <= t) {
+        return i;
+      }
+      return Math.floor(Math.max(Math.min(2 ** (r - t) * i + Math.random() * i, m), i));
+    }
+
+    /** Whether the connector is retrying (attempts since the last open > 0). */
+    reconnecting() {
+      return this.repeat > 0;
+    }
+
+    /**
+     * Closes the connection with 4001 and stops every timer; no `close` event
+     * and no reconnection follow. Callbacks still waiting fail with WS_CLOSED.
+     * connect() opens again.
+     */
+    manualClose() {
+      this.forbidReconnect = true;
+      this._clearHeartbeat();
+      if (this.reconnectTimer) {
+        clearTimeout(this.reconnectTimer);
+        this.reconnectTimer = null;
+      }
+      this.lockReconnect = false;
+      if (this.ws) {
+        this._discard(this.ws, MANUAL_CLOSE);
+      }
+      this._failPending();
+    }
+
+    /**
+     * Connects now: after manualClose(), or to skip the wait of a scheduled
+     * attempt. Does nothing while a connection is open or opening.
+     */
+    connect() {
+      if (this.ws && (this.ws.readyState === CONNECTING || this.ws.readyState === OPEN)) {
+        return;
+      }
+      if (this.reconnectTimer) {
+        clearTimeout(this.reconnectTimer);
+        this.reconnectTimer = null;
+      }
+      this.lockReconnect = false;
+      this.forbidReconnect = false;
+      this._createWebSocket();
+    }
+
+    // ----- inbound frames -------------------------------------------------------
+
+    _onMessage(ws, event) {
+      if (ws !== this.ws || !event || event.data === undefined) return;
+      const data = event.data;
+      this._executeListeners('message', data);
+      if (ws !== this.ws) return;
+      const text = frameText(data);
+      if (text === null) return;
+      if (text === this.options.pingMsg) {
+        if (this.pongTimer !== null) {
+          this._executeListeners('pong', Date.now() - this.pingGoTime);
+          if (ws === this.ws) this._heartCheck();
+        }
+        return;
+      }
+      this._handleMessage(text);
+    }
+
+    _handleMessage(text) {
+      let frame;
+      try {
+        frame = JSON.parse(text);
+      } catch (e) {
+        return;
+      }
+      if (!frame || typeof frame !== 'object') return;
+      if (frame.callbackId) {
+        const entry = this._pending.get(frame.callbackId);
+        if (entry) {
+          this._settle(frame.callbackId, entry, null, frame.payload);
+        }
+        return;
+      }
+      const event = frame.event;
+      if (typeof event !== 'string' || !event || LIFECYCLE_EVENTS.has(event)) return;
+      this._executeListeners(event, frame.payload);
+    }
+
+    // ----- listeners --------------------------------------------------------------
+
+    _executeListeners(event, arg) {
+      const list = this._listeners.get(event);
+      if (!list || list.length === 0) return;
+      for (const entry of list.slice()) {
+        if (entry.once) {
+          this._removeEntry(event, entry);
+        } else if (!list.includes(entry)) {
+          continue; // removed by an earlier listener of this round
+        }
+        try {
+          entry.fn(arg);
+        } catch (err) {
+          console.error(`[${event}] Listener execution failed:`, err);
+        }
+      }
+    }
+
+    _add(event, listener, once, tag) {
+      checkEvent(event);
+      if (typeof listener !== 'function') {
+        throw new TypeError('listener must be a function');
+      }
+      let list = this._listeners.get(event);
+      if (!list) {
+        list = [];
+        this._listeners.set(event, list);
+      }
+      list.push({ fn: listener, once, tag });
+    }
+
+    _removeEntry(event, entry) {
+      const list = this._listeners.get(event);
+      if (!list) return;
+      const i = list.indexOf(entry);
+      if (i >= 0) list.splice(i, 1);
+      if (list.length === 0) this._listeners.delete(event);
+    }
+
+    /**
+     * Adds a listener of `event`: a lifecycle event or a server-pushed event.
+     * @param {string} event
+     * @param {Function} listener
+     * @param {*} [tag] for off(event, tag)
+     */
+    on(event, listener, tag) {
+      this._add(event, listener, false, tag);
+    }
+
+    /** Like on(), for the next occurrence only. */
+    once(event, listener, tag) {
+      this._add(event, listener, true, tag);
+    }
+
+    /**
+     * Removes listeners of `event`: all of them without a second argument,
+     * those with that function, or those with that tag (strict equality).
+     */
+    off(event, listenerOrTag) {
+      checkEvent(event);
+      const list = this._listeners.get(event);
+      if (!list) return;
+      let keep;
+      if (listenerOrTag === undefined) {
+        keep = [];
+      } else if (typeof listenerOrTag === 'function') {
+        keep = list.filter((e) => e.fn !== listenerOrTag);
+      } else {
+        keep = list.filter((e) => e.tag !== listenerOrTag);
+      }
+      // Mutate in place so that a dispatch in progress sees the removal.
+      list.splice(0, list.length, ...keep);
+      if (list.length === 0) this._listeners.delete(event);
+    }
+
+    // ----- sending --------------------------------------------------------------------
+
+    _isOpen() {
+      return this.ws !== null && this.ws.readyState === OPEN;
+    }
+
+    _generateCallbackId() {
+      this._callbackCounter += 1;
+      return (
+        Date.now().toString(36) +
+        '-' +
+        Math.random().toString(36).substring(2, 6) +
+        '-' +
+        this._callbackCounter.toString(36)
+      );
+    }
+
+    _timeouts(options) {
+      const callbackTimeout = options.callbackTimeout || this.options.callbackTimeout;
+      const pendingTimeout = options.pendingTimeout || this.options.pendingTimeout;
+      if (!isPositiveInteger(callbackTimeout)) {
+        throw new Error(
+          'Invalid timeout parameters: "callbackTimeout" must be positive integers.',
+        );
+      }
+      if (pendingTimeout !== undefined && pendingTimeout !== null && !isPositiveInteger(pendingTimeout)) {
+        throw new Error('"pendingTimeout" must be a positive integer if provided.');
+      }
+      return { callbackTimeout, pendingTimeout };
+    }
+
+    _register(callbackId, kind, fn, onPending, { callbackTimeout, pendingTimeout }) {
+      const entry = { kind, fn, timeoutId: null, pendingTimer: null };
+      entry.timeoutId = setTimeout(() => {
+        if (this._pending.get(callbackId) !== entry) return;
+        const error =
+          kind === 'promise'
+            ? `Is promise callback timeout: ${callbackId}`
+            : `Is callback timeout: ${callbackId}`;
+        this._settle(callbackId, entry, { error, errorCode: 'CALLBACK_TIMEOUT' });
+      }, callbackTimeout);
+      if (typeof onPending === 'function' && pendingTimeout && pendingTimeout < callbackTimeout) {
+        entry.pendingTimer = setTimeout(() => {
+          entry.pendingTimer = null;
+          if (this._pending.get(callbackId) !== entry) return;
+          try {
+            onPending();
+          } catch (err) {
+            console.error('[onPending] failed:', err);
+          }
+        }, pendingTimeout);
+      }
+      this._pending.set(callbackId, entry);
+    }
+
+    /** Resolves a pending entry once: with `error`, or with the reply `payload`. */
+    _settle(callbackId, entry, error, payload) {
+      if (this._pending.get(callbackId) !== entry) return;
+      this._pending.delete(callbackId);
+      clearTimeout(entry.timeoutId);
+      if (entry.pendingTimer) clearTimeout(entry.pendingTimer);
+      try {
+        if (entry.kind === 'promise') {
+          entry.fn(error ? { success: false, ...error } : { success: true, data: payload });
+        } else if (error) {
+          entry.fn(error, null);
+        } else {
+          entry.fn(null, payload);
+        }
+      } catch (err) {
+        console.error('[callback] failed:', err);
+      }
+    }
+
+    _failPending() {
+      if (this._pending.size === 0) return;
+      for (const [id, entry] of [...this._pending]) {
+        this._settle(id, entry, {
+          error: 'WebSocket closed before the reply arrived',
+          errorCode: 'WS_CLOSED',
+        });
+      }
+    }
+
+    _send(event, data, callbackId) {
+      const frame = { event, payload: data };
+      if (callbackId !== undefined) frame.callbackId = callbackId;
+      this.ws.send(JSON.stringify(frame));
+    }
+
+    /**
+     * Sends `event` with `data`. With a callback, the server's reply arrives as
+     * `callback(null, payload)`; failures as `callback({error, errorCode}, null)`
+     * with errorCode WS_NOT_OPEN (called at once), CALLBACK_TIMEOUT or WS_CLOSED.
+     * @param {string} event
+     * @param {*} data not null or undefined
+     * @param {Function} [callback]
+     * @param {{callbackTimeout?: number, pendingTimeout?: number, onPending?: Function}} [options]
+     */
+    emit(event, data, callback, options = {}) {
+      checkEvent(event);
+      if (data === null || data === undefined) {
+        throw new Error('emit: data cannot be null or undefined');
+      }
+      const withCallback = typeof callback === 'function';
+      if (!this._isOpen()) {
+        if (withCallback) {
+          callback({ error: 'WebSocket is not open', errorCode: 'WS_NOT_OPEN' }, null);
+        }
+        return;
+      }
+      if (!withCallback) {
+        this._send(event, data);
+        return;
+      }
+      const opts = options || {};
+      const timeouts = this._timeouts(opts);
+      const callbackId = this._generateCallbackId();
+      this._register(callbackId, 'callback', callback, opts.onPending, timeouts);
+      this._send(event, data, callbackId);
+    }
+
+    /**
+     * Sends `event` with `data` and resolves with the reply:
+     * `{success: true, data}` or `{success: false, error, errorCode?}`. Never
+     * rejects.
+     */
+    emitWithPromise(event, data, options = {}) {
+      return new Promise((resolve) => {
+        if (!event || typeof event !== 'string') {
+          resolve({ success: false, error: 'No event provided in emitWithPromise' });
+          return;
+        }
+        if (data === null || data === undefined) {
+          resolve({ success: false, error: 'Data cannot be null or undefined' });
+          return;
+        }
+        if (!this._isOpen()) {
+          resolve({ success: false, error: 'WebSocket is not open', errorCode: 'WS_NOT_OPEN' });
+          return;
+        }
+        const opts = options || {};
+        let timeouts;
+        try {
+          timeouts = this._timeouts(opts);
+        } catch (e) {
+          resolve({ success: false, error: e.message, errorCode: 'INVALID_OPTIONS' });
+          return;
+        }
+        const callbackId = this._generateCallbackId();
+        this._register(callbackId, 'promise', resolve, opts.onPending, timeouts);
+        this._send(event, data, callbackId);
+      });
+    }
+
+    // ----- heartbeat --------------------------------------------------------------------
+
+    _clearHeartbeat() {
+      if (this.pingTimer) clearTimeout(this.pingTimer);
+      if (this.pongTimer) clearTimeout(this.pongTimer);
+      this.pingTimer = null;
+      this.pongTimer = null;
+    }
+
+    _heartCheck() {
+      this._clearHeartbeat();
+      this._startPing();
+    }
+
+    _startPing() {
+      if (this.forbidReconnect) return;
+      if (this.pingTimer) clearTimeout(this.pingTimer);
+      this.pingTimer = setTimeout(() => {
+        this.pingTimer = null;
+        this._executeListeners('ping');
+        this.pingGoTime = Date.now();
+        if (this._isOpen()) {
+          this.ws.send(this.options.pingMsg);
+        }
+        if (this.pongTimer) clearTimeout(this.pongTimer);
+        this.pongTimer = setTimeout(() => {
+          this.pongTimer = null;
+          this._executeListeners('pong-timeout');
+          if (this._isOpen()) {
+            this.ws.close(PONG_TIMEOUT[0], PONG_TIMEOUT[1]);
+          }
+        }, this.options.pongTimeout);
+      }, this.options.pingInterval);
+    }
+
+    /**
+     * Changes the heartbeat period (from the next heartbeat on, or at once
+     * with `immediate`).
+     */
+    setPingInterval(newInterval, immediate = false) {
+      if (typeof newInterval !== 'number' || !(newInterval > 0)) {
+        throw new TypeError('pingInterval must be a positive number');
+      }
+      this.options.pingInterval = newInterval;
+      if (immediate && this.pingTimer) {
+        this._startPing();
+      }
+    }
+
+    /** The heartbeat period in ms. */
+    getPingInterval() {
+      return this.options.pingInterval;
+    }
+  }
+
+  if (typeof module === 'object' && module && module.exports) {
+    module.exports = { WebSocketConnector, default: WebSocketConnector };
+  } else {
+    root.WebSocketConnector = WebSocketConnector;
+  }
+})(typeof globalThis !== 'undefined' ? globalThis : this);

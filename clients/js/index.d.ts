@@ -1,0 +1,129 @@
+// Type declarations of the crosswire JavaScript client (WebSocketConnector).
+
+/** Constructor options; every option has the original's default. */
+export interface WebSocketConnectorOptions {
+  /** Full `ws://` or `wss://` URL. Required. */
+  url?: string;
+  /** Milliseconds between an open (or a heartbeat reply) and the next heartbeat. Default 10000. */
+  pingInterval?: number;
+  /** Milliseconds to wait for the heartbeat reply before closing with 4002. Default 2000. */
+  pongTimeout?: number;
+  /** Number of attempts that use the fixed fast delay. Default 3. */
+  fastReconnectThreshold?: number;
+  /** Fast delay, also the backoff unit and jitter range. Default 3000. */
+  fastReconnectInterval?: number;
+  /** Cap of the backoff delay. Default 120000. */
+  reconnectMaxInterval?: number;
+  /** Heartbeat string; must equal the server's heartbeat string. Default `''`. */
+  pingMsg?: string;
+  /** Default reply timeout of emit/emitWithPromise. Default 5000. */
+  callbackTimeout?: number;
+  /** Maximum number of scheduled reconnection attempts; `null` = unlimited. Default null. */
+  repeatLimit?: number | null;
+  /** Default delay before `onPending`. Default 100. */
+  pendingTimeout?: number;
+  /** Query parameters added to the URL (plain objects are sent as JSON). Default `{}`. */
+  customParams?: Record<string, unknown>;
+  /**
+   * WebSocket implementation to use instead of the global one (e.g. the
+   * `ws` package on Node.js 20). crosswire extension.
+   */
+  WebSocket?: new (url: string) => WebSocketLike;
+}
+
+/** What the connector needs from a WebSocket implementation. */
+export interface WebSocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: any) => void) | null;
+  onmessage: ((event: { data: any }) => void) | null;
+  onerror: ((event: any) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+}
+
+/** Why a callback or promise did not get a reply. */
+export interface EmitError {
+  error: string;
+  /**
+   * WS_NOT_OPEN: not connected when sending; CALLBACK_TIMEOUT: no reply in
+   * time; WS_CLOSED: the connection went before the reply (crosswire);
+   * INVALID_OPTIONS: invalid timeouts (emitWithPromise only, crosswire).
+   */
+  errorCode?: 'WS_NOT_OPEN' | 'CALLBACK_TIMEOUT' | 'WS_CLOSED' | 'INVALID_OPTIONS';
+}
+
+export interface EmitOptions {
+  /** Reply timeout for this call (falsy: the instance default). */
+  callbackTimeout?: number;
+  /** Delay before onPending (falsy: the instance default). */
+  pendingTimeout?: number;
+  /** Called once when no reply came within pendingTimeout (< callbackTimeout). */
+  onPending?: () => void;
+}
+
+export type EmitResult<T = any> =
+  | { success: true; data: T }
+  | ({ success: false } & EmitError);
+
+export interface ReconnectInfo {
+  /** Attempt number since the last successful open. */
+  repeat: number;
+  /** Milliseconds until the attempt. */
+  timeout: number;
+}
+
+/** Arguments of the connector's own events. */
+export interface LifecycleEvents {
+  open: (event: any) => void;
+  close: (event: { code: number; reason: string; wasClean?: boolean }) => void;
+  error: (event: any) => void;
+  message: (data: any) => void;
+  ping: () => void;
+  /** Round-trip time of the heartbeat, in ms. */
+  pong: (rttMs: number) => void;
+  'pong-timeout': () => void;
+  reconnect: (info: ReconnectInfo) => void;
+  'repeat-limit': (repeatLimit: number) => void;
+}
+
+export declare class WebSocketConnector {
+  constructor(options: WebSocketConnectorOptions);
+
+  /** The effective options (defaults merged with the given ones). */
+  readonly options: Required<Omit<WebSocketConnectorOptions, 'WebSocket' | 'repeatLimit'>> & {
+    repeatLimit: number | null;
+  };
+  /** The current WebSocket, or null between attempts. */
+  readonly ws: WebSocketLike | null;
+  /** Reconnection attempts since the last successful open. */
+  readonly repeat: number;
+
+  on<K extends keyof LifecycleEvents>(event: K, listener: LifecycleEvents[K], tag?: unknown): void;
+  on(event: string, listener: (payload: any) => void, tag?: unknown): void;
+  once<K extends keyof LifecycleEvents>(event: K, listener: LifecycleEvents[K], tag?: unknown): void;
+  once(event: string, listener: (payload: any) => void, tag?: unknown): void;
+  /** Removes all listeners of `event`, those with this function, or those with this tag. */
+  off(event: string, listenerOrTag?: unknown): void;
+
+  emit(
+    event: string,
+    data: unknown,
+    callback?: (error: EmitError | null, payload: any) => void,
+    options?: EmitOptions,
+  ): void;
+  emitWithPromise<T = any>(event: string, data: unknown, options?: EmitOptions): Promise<EmitResult<T>>;
+
+  /** Drops the connection (close 4000) and schedules a new attempt. */
+  reconnect(repeatReset?: boolean): void;
+  /** Whether attempts were made since the last successful open. */
+  reconnecting(): boolean;
+  /** Closes with 4001 and stops reconnecting; connect() opens again. */
+  manualClose(): void;
+  /** Connects now (after manualClose, or instead of waiting for a scheduled attempt). crosswire extension. */
+  connect(): void;
+  setPingInterval(newInterval: number, immediate?: boolean): void;
+  getPingInterval(): number;
+}
+
+export default WebSocketConnector;

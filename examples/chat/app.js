@@ -1,0 +1,239 @@
+// The chat page. Uses window.WebSocketConnector (clients/js, loaded by a
+// <script> tag before this file). Everything shown comes from the network
+// and is written with textContent only, never as HTML.
+//
+// Page URL options (for trying things out, and for the browser test):
+// ?ping=MS heartbeat interval (default 3000), ?retry=MS fast reconnect delay
+// (default 1000), ?retryMax=MS longest reconnect delay (default 10000),
+// ?refresh=MS how often the online count is asked again (default 5000).
+(function () {
+  'use strict';
+
+  var MAX_TEXT = 2000;
+  var MAX_SHOWN = 500;
+
+  var $ = function (id) {
+    return document.getElementById(id);
+  };
+  var query = new URLSearchParams(location.search);
+  function option(key, fallback) {
+    var v = Number(query.get(key));
+    return Number.isInteger(v) && v > 0 ? v : fallback;
+  }
+
+  var connector = new WebSocketConnector({
+    url: (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws',
+    pingInterval: option('ping', 3000),
+    fastReconnectInterval: option('retry', 1000),
+    fastReconnectThreshold: 3,
+    reconnectMaxInterval: option('retryMax', 10000),
+  });
+  window.chat = { connector: connector };
+
+  // The room we are in ({name, room}); kept across reconnections so that the
+  // page joins again by itself.
+  var joined = null;
+
+  // ----- status ---------------------------------------------------------------
+
+  function setStatus(state, text) {
+    var el = $('status');
+    el.className = 'status ' + state;
+    el.dataset.state = state;
+    el.textContent = text;
+  }
+
+  function showError(id, text) {
+    var el = $(id);
+    el.textContent = text || '';
+    el.hidden = !text;
+  }
+
+  connector.on('open', function () {
+    setStatus('connected', 'connected');
+    $('room-panel').classList.remove('offline');
+    if (joined) {
+      join(joined.name, joined.room, true);
+    }
+  });
+
+  connector.on('welcome', function (info) {
+    if (!info) return;
+    $('node').textContent = String(info.node);
+    $('nodes').textContent = String(info.nodes);
+  });
+
+  connector.on('close', function (event) {
+    $('latency').textContent = '–';
+    $('room-panel').classList.add('offline');
+    if (event.code === 4011 || event.code === 4012) {
+      setStatus('gave-up', 'disconnected by the server (' + event.code + ' ' + event.reason + ')');
+      return;
+    }
+    setStatus('disconnected', 'disconnected (code ' + event.code + ')');
+    connector.reconnect();
+  });
+
+  connector.on('reconnect', function (info) {
+    setStatus(
+      'reconnecting',
+      'reconnecting: attempt ' + info.repeat + ' in ' + (info.timeout / 1000).toFixed(1) + ' s',
+    );
+  });
+
+  connector.on('repeat-limit', function (limit) {
+    setStatus('gave-up', 'gave up after ' + limit + ' attempts');
+  });
+
+  connector.on('pong', function (ms) {
+    $('latency').textContent = ms + ' ms';
+  });
+
+  connector.on('pong-timeout', function () {
+    $('latency').textContent = 'no answer';
+  });
+
+  // ----- room -----------------------------------------------------------------
+
+  function showPresence(p) {
+    if (!p || !joined || p.room !== joined.room) return;
+    $('online').textContent = String(p.count);
+    $('online-names').textContent = (p.names || []).join(', ');
+    if (p.nodes) $('nodes').textContent = String(p.nodes);
+  }
+
+  function join(name, room, again) {
+    showError('join-error', '');
+    connector.emit('join', { name: name, room: room }, function (err, res) {
+      if (err) {
+        showError('join-error', (again ? 'could not join again: ' : 'could not join: ') + err.error);
+        return;
+      }
+      if (!res || !res.ok) {
+        showError('join-error', (res && res.error) || 'could not join');
+        return;
+      }
+      var changed = !joined || joined.room !== res.room;
+      joined = { name: res.name, room: res.room };
+      $('room-name').textContent = res.room;
+      $('me').textContent = res.name;
+      $('node').textContent = String(res.node);
+      $('room-panel').hidden = false;
+      if (changed) {
+        $('messages').textContent = '';
+        addSystem({ text: 'you joined ' + res.room + ' on node ' + res.node });
+      }
+      showPresence(res.online);
+      $('text').focus();
+    });
+  }
+
+  $('join-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    join($('name').value, $('room').value, false);
+  });
+
+  $('leave').addEventListener('click', function () {
+    connector.emit('leave', {}, function () {});
+    joined = null;
+    $('room-panel').hidden = true;
+  });
+
+  connector.on('presence', showPresence);
+
+  // Counts also change when a node goes away: ask again now and then.
+  setInterval(function () {
+    if (!joined) return;
+    connector.emitWithPromise('online', {}).then(function (res) {
+      if (res.success && res.data && res.data.ok) showPresence(res.data);
+    });
+  }, option('refresh', 5000));
+
+  // ----- messages -------------------------------------------------------------
+
+  function time(ts) {
+    var d = new Date(typeof ts === 'number' ? ts : Date.now());
+    return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  }
+
+  function span(cls, text) {
+    var el = document.createElement('span');
+    el.className = cls;
+    el.textContent = text;
+    return el;
+  }
+
+  function append(li) {
+    var list = $('messages');
+    var atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 4;
+    list.appendChild(li);
+    while (list.children.length > MAX_SHOWN) list.removeChild(list.firstChild);
+    if (atBottom) list.scrollTop = list.scrollHeight;
+  }
+
+  connector.on('chat-message', function (m) {
+    if (!m || !joined || m.room !== joined.room) return;
+    var li = document.createElement('li');
+    li.className = 'message';
+    if (window.chat.me && m.from === window.chat.me) li.classList.add('mine');
+    li.appendChild(span('time', time(m.ts)));
+    li.appendChild(span('name', String(m.name) + ':'));
+    li.appendChild(span('text', String(m.text)));
+    li.appendChild(span('node', 'via ' + String(m.node)));
+    append(li);
+  });
+
+  connector.on('system', function (m) {
+    if (!m || !joined || m.room !== joined.room) return;
+    addSystem(m);
+  });
+
+  function addSystem(m) {
+    var li = document.createElement('li');
+    li.className = 'system';
+    li.appendChild(span('time', time(m.ts)));
+    li.appendChild(span('text', String(m.text)));
+    append(li);
+  }
+
+  connector.on('welcome', function (info) {
+    if (info) window.chat.me = info.id;
+  });
+
+  function updateCount() {
+    var n = Array.from($('text').value.trim()).length;
+    var el = $('count');
+    el.textContent = n + ' / ' + MAX_TEXT;
+    el.classList.toggle('over', n > MAX_TEXT);
+  }
+
+  function send() {
+    var text = $('text').value;
+    if (!text.trim()) return;
+    showError('send-error', '');
+    connector.emit('say', { text: text }, function (err, res) {
+      if (err) {
+        showError('send-error', 'not sent: ' + err.error);
+        return;
+      }
+      if (!res || !res.ok) {
+        showError('send-error', 'not sent: ' + ((res && res.error) || 'unknown error'));
+        return;
+      }
+      $('text').value = '';
+      updateCount();
+    });
+  }
+
+  $('say-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    send();
+  });
+  $('text').addEventListener('keydown', function (ev) {
+    if (ev.key === 'Enter' && !ev.shiftKey) {
+      ev.preventDefault();
+      send();
+    }
+  });
+  $('text').addEventListener('input', updateCount);
+})();

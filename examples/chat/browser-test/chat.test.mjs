@@ -1,0 +1,253 @@
+// The chat demo in a real browser: headless Chromium (Debian's
+// /usr/bin/chromium, driven by playwright-core) on two chat nodes that share
+// a Redis server of their own.
+//
+// Needs: the chat binary (cargo build -p crosswire-examples --bin chat),
+// redis-server, chromium. clients/js/run-tests.sh provides all three.
+// Screenshots go to target/screenshots/.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const REPO = path.resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+const TARGET = path.resolve(REPO, process.env.CARGO_TARGET_DIR || 'target');
+const CHAT_BIN = process.env.CROSSWIRE_CHAT_BIN || path.join(TARGET, 'debug', 'chat');
+const REDIS_SERVER = process.env.REDIS_SERVER || 'redis-server';
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const SCREENSHOTS = path.join(REPO, 'target', 'screenshots');
+/** Longest wait for anything the page should show. */
+const WAIT = 10000;
+
+const children = [];
+let browser;
+
+async function freePort() {
+  const server = net.createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Spawns `cmd`; resolves with [child, match] once stdout matches `ready`. */
+async function start(cmd, args, ready) {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let out = '';
+  const match = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${cmd} not ready in ${WAIT} ms:\n${out}`)), WAIT);
+    const onData = (chunk) => {
+      out += chunk;
+      const m = ready.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (chunk) => (out += chunk));
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`${cmd} exited (${code}):\n${out}`)));
+  });
+  child.removeAllListeners('exit');
+  child.exited = new Promise((resolve) => child.once('exit', resolve));
+  return [child, match];
+}
+
+async function stop(child, signal = 'SIGTERM') {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await child.exited;
+  clearTimeout(timer);
+}
+
+function startNode(name, port, redisUrl) {
+  return start(CHAT_BIN, ['--port', String(port), '--name', name, '--redis', redisUrl], /listening on (http:\/\/\S+)/);
+}
+
+/** Resolves once `url`'s node lists `count` live nodes. */
+async function waitForCluster(url, count) {
+  const deadline = Date.now() + WAIT;
+  for (;;) {
+    try {
+      const status = await (await fetch(new URL('api/status', url))).json();
+      if (status.nodes.length === count) return status;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error(`${url} did not see ${count} nodes`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+before(async () => {
+  for (const [what, file] of [
+    ['chat binary', CHAT_BIN],
+    ['chromium', CHROMIUM],
+  ]) {
+    if (!existsSync(file)) throw new Error(`${what} missing: ${file} (clients/js/run-tests.sh installs/builds it)`);
+  }
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-dev-shm-usage',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-quic',
+      '--no-first-run',
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  for (const child of children) await stop(child, 'SIGKILL');
+});
+
+/** Opens the page of node `url`, with fast heartbeat, retries and refreshes. */
+async function openPage(url, problems) {
+  const page = await browser.newPage({ viewport: { width: 900, height: 760 } });
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('console', (msg) => {
+    // Chromium logs every refused connection attempt while a node is down.
+    if (msg.type() === 'error' && !/WebSocket connection to .* failed/.test(msg.text())) {
+      problems.push(`console: ${msg.text()}`);
+    }
+  });
+  await page.goto(`${url}?ping=200&retry=200&retryMax=400&refresh=300`);
+  await page.locator('#status[data-state="connected"]').waitFor({ timeout: WAIT });
+  return page;
+}
+
+async function join(page, name, room) {
+  await page.fill('#name', name);
+  await page.fill('#room', room);
+  await page.click('#join');
+}
+
+async function say(page, text) {
+  await page.fill('#text', text);
+  await page.click('#send');
+}
+
+/** Waits until the last chat message of `page` is `text` from `name`; returns it. */
+async function lastMessage(page, name, text) {
+  const last = page.locator('#messages li.message').last();
+  await assertText(last.locator('.text'), text);
+  await assertText(last.locator('.name'), `${name}:`);
+  return last;
+}
+
+async function assertText(locator, expected) {
+  const deadline = Date.now() + WAIT;
+  let actual;
+  for (;;) {
+    actual = (await locator.count()) > 0 ? await locator.first().textContent() : null;
+    if (expected instanceof RegExp ? expected.test(actual ?? '') : actual === expected) return actual;
+    if (Date.now() > deadline) {
+      assert.fail(`expected ${locator} to show ${expected}, it shows ${JSON.stringify(actual)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+test('two nodes on Redis: join, online count, messages, escaping, limits, reconnection', async () => {
+  const redisPort = await freePort();
+  await start(
+    REDIS_SERVER,
+    ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    /Ready to accept connections/,
+  );
+  const redisUrl = `redis://127.0.0.1:${redisPort}`;
+  const [, [, url1]] = await startNode('b1', 0, redisUrl);
+  let [node2, [, url2]] = await startNode('b2', 0, redisUrl);
+  await waitForCluster(url1, 2);
+  await waitForCluster(url2, 2);
+
+  const problems = [];
+  const a = await openPage(url1, problems);
+  const b = await openPage(url2, problems);
+  await assertText(a.locator('#node'), 'b1');
+  await assertText(b.locator('#node'), 'b2');
+
+  // Over-long name: the server answers the callback with an error; shown.
+  await join(a, 'x'.repeat(33), 'lobby');
+  await assertText(a.locator('#join-error'), /name is too long: 33 characters, at most 32/);
+  assert.equal(await a.locator('#room-panel').isVisible(), false);
+
+  await join(a, 'alice', 'lobby');
+  await assertText(a.locator('#me'), 'alice');
+  assert.equal(await a.locator('#join-error').isVisible(), false);
+  await join(b, 'bob', 'lobby');
+  await assertText(b.locator('#me'), 'bob');
+
+  // Online: counted on both nodes with a cross-server call.
+  await assertText(b.locator('#online'), '2');
+  await assertText(b.locator('#online-names'), 'alice, bob');
+  await assertText(a.locator('#online'), '2');
+  await assertText(a.locator('#nodes'), '2');
+
+  // A message from node 1 reaches the page on node 2.
+  await say(a, 'hello from node 1');
+  const got = await lastMessage(b, 'alice', 'hello from node 1');
+  await assertText(got.locator('.node'), 'via b1');
+  await lastMessage(a, 'alice', 'hello from node 1');
+  await say(b, 'hi alice, this is node 2');
+  await lastMessage(a, 'bob', 'hi alice, this is node 2');
+
+  // Markup is shown as text, never run.
+  const evil = '<img src=x onerror="window.__xss=1"><b>bold</b>';
+  await say(a, evil);
+  await lastMessage(b, 'alice', evil);
+  await lastMessage(a, 'alice', evil);
+  for (const page of [a, b]) {
+    assert.equal(await page.locator('#messages img, #messages b').count(), 0);
+    assert.equal(await page.evaluate(() => window.__xss), undefined);
+  }
+
+  // Own latency, from the heartbeat.
+  await assertText(a.locator('#latency'), /^\d+ ms$/);
+  await assertText(b.locator('#latency'), /^\d+ ms$/);
+
+  // Over-long message: error through the callback, shown, nothing sent.
+  const tooLong = 'y'.repeat(2001);
+  await say(a, tooLong);
+  await assertText(a.locator('#send-error'), /message is too long: 2001 characters, at most 2000/);
+  assert.equal(await a.locator('#text').inputValue(), tooLong);
+  await a.screenshot({ path: path.join(SCREENSHOTS, 'chat-node1.png') });
+  await b.screenshot({ path: path.join(SCREENSHOTS, 'chat-node2.png') });
+  await say(a, 'y'.repeat(2000));
+  await lastMessage(b, 'alice', 'y'.repeat(2000));
+  assert.equal(await a.locator('#send-error').isVisible(), false);
+  assert.equal(await b.locator('#messages li.message .text', { hasText: tooLong }).count(), 0);
+
+
+  // Node 2 goes away: its page shows it is reconnecting; node 1 counts one.
+  const port2 = new URL(url2).port;
+  await stop(node2);
+  await assertText(b.locator('#status'), /^reconnecting: attempt \d+ in/);
+  await assertText(a.locator('#online'), '1');
+  await b.screenshot({ path: path.join(SCREENSHOTS, 'chat-node2-reconnecting.png') });
+
+  // It comes back on the same port: the page reconnects and joins again.
+  [node2] = await startNode('b2', port2, redisUrl);
+  await b.locator('#status[data-state="connected"]').waitFor({ timeout: WAIT });
+  await assertText(b.locator('#online'), '2');
+  await assertText(a.locator('#online'), '2');
+  await say(b, 'bob is back');
+  await lastMessage(a, 'bob', 'bob is back');
+
+  assert.deepEqual(problems, []);
+});

@@ -1,0 +1,516 @@
+//! The chat demo: a web page served by crosswire itself, using the JavaScript
+//! client (`clients/js`).
+//!
+//! A person picks a name, joins a room, sees who is online in the room
+//! (counted on every node with a cross-server call), and sends messages that
+//! reach everyone in the room on every node.
+//!
+//! ```text
+//! cargo run -p crosswire-examples --bin chat                  # one node, in-memory bus
+//! cargo run -p crosswire-examples --bin chat -- --nodes 2     # two nodes in one process
+//! cargo run -p crosswire-examples --bin chat -- --port 8081 --redis redis://127.0.0.1:6379
+//! ```
+//!
+//! Routes: `/` the page, `/app.js`, `/style.css`, `/websocket-connector.js`
+//! (the client as a plain script), `/websocket-connector.mjs` (as an ES
+//! module), `/api/status` (the node and the live nodes it knows), `/ws` the
+//! WebSocket endpoint.
+//!
+//! Client events (each answers `{ok: true, ...}` or `{ok: false, error}`
+//! through the callback): `join {name, room}`, `say {text}`, `online`,
+//! `leave`. Pushed events: `welcome`, `chat-message`, `system`, `presence`.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use clap::Parser;
+use crosswire::bus::MemoryHub;
+use crosswire::{Match, Node, Reply, RoomSend, Socket};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+
+/// Room namespace of the demo.
+const NS: &str = "chat";
+/// Longest name, in characters.
+const MAX_NAME: usize = 32;
+/// Longest room name, in characters.
+const MAX_ROOM: usize = 32;
+/// Longest message, in characters.
+const MAX_TEXT: usize = 2000;
+/// Most names listed in a presence update.
+const MAX_LISTED: usize = 100;
+/// Cross-server event: "who of room R is on your node?".
+const WHO: &str = "chat:who";
+
+const INDEX_HTML: &str = include_str!("../../chat/index.html");
+const APP_JS: &str = include_str!("../../chat/app.js");
+const STYLE_CSS: &str = include_str!("../../chat/style.css");
+const CONNECTOR_JS: &str = include_str!("../../../clients/js/dist/websocket-connector.js");
+const CONNECTOR_MJS: &str = include_str!("../../../clients/js/src/websocket-connector.mjs");
+
+/// Content-Security-Policy of every page resource: scripts and styles from
+/// this origin only, no inline code (a second line of defence behind the
+/// page's escaping).
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
+                   img-src 'self'; connect-src 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+#[derive(Parser, Debug)]
+#[command(about = "crosswire chat demo: a web page and a WebSocket node")]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (0: any free port). With --nodes N, node i listens
+    /// on port + i.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Node name, unique in the cluster (default: chat-PORT).
+    #[arg(long)]
+    name: Option<String>,
+    /// Redis node URL; repeat it (or separate with commas) for several
+    /// independent Redis nodes. Without it the nodes use an in-memory bus.
+    #[arg(long, value_delimiter = ',')]
+    redis: Vec<String>,
+    /// Nodes to run in this process on the in-memory bus (not with --redis).
+    #[arg(long, default_value_t = 1)]
+    nodes: u16,
+}
+
+/// What the node knows about a connected person (kept on the socket).
+#[derive(Clone, Debug, Default)]
+struct Member {
+    /// Socket id, unique in the cluster: `<node>:<connection number>`.
+    id: String,
+    name: Option<String>,
+    room: Option<String>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn ok(reply: Option<Reply>, mut value: Value) {
+    if let Some(reply) = reply {
+        if let Some(map) = value.as_object_mut() {
+            map.insert("ok".into(), Value::Bool(true));
+        }
+        let _ = reply.send(&value);
+    }
+}
+
+fn fail(reply: Option<Reply>, error: &str) {
+    if let Some(reply) = reply {
+        let _ = reply.send(&json!({ "ok": false, "error": error }));
+    }
+}
+
+/// A trimmed text field of at most `max` characters, without control characters.
+fn text_field(payload: &Value, key: &str, what: &str, max: usize) -> Result<String, String> {
+    let raw = match payload.get(key) {
+        None | Some(Value::Null) => return Err(format!("{what} is required")),
+        Some(Value::String(s)) => s.trim(),
+        Some(_) => return Err(format!("{what} must be text")),
+    };
+    if raw.is_empty() {
+        return Err(format!("{what} is required"));
+    }
+    let len = raw.chars().count();
+    if len > max {
+        return Err(format!(
+            "{what} is too long: {len} characters, at most {max}"
+        ));
+    }
+    if raw
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(format!("{what} contains control characters"));
+    }
+    Ok(raw.to_owned())
+}
+
+/// People of `room` on every live node: `(count, names)`. Nodes that do not
+/// answer in time are left out.
+async fn presence(node: &Node, room: &str) -> (u64, Vec<String>) {
+    let call = match node.emit_cross_server(WHO, &json!({ "room": room })) {
+        Ok(call) => call,
+        Err(_) => return (0, Vec::new()),
+    };
+    let Ok(result) = call
+        .expect_all()
+        .timeout(Duration::from_millis(1500))
+        .collect()
+        .await
+    else {
+        return (0, Vec::new());
+    };
+    let mut count = 0;
+    let mut names = Vec::new();
+    for reply in result.responses.values() {
+        let Some(p) = &reply.payload else { continue };
+        count += p.get("count").and_then(Value::as_u64).unwrap_or(0);
+        if let Some(list) = p.get("names").and_then(Value::as_array) {
+            names.extend(list.iter().filter_map(Value::as_str).map(str::to_owned));
+        }
+    }
+    names.sort_by_key(|n| n.to_lowercase());
+    names.truncate(MAX_LISTED);
+    (count, names)
+}
+
+fn presence_value(node: &Node, room: &str, (count, names): (u64, Vec<String>)) -> Value {
+    json!({ "room": room, "count": count, "names": names, "nodes": node.live_nodes().len() })
+}
+
+/// Tells everyone in `room` how many people it has now.
+async fn announce_presence(node: &Node, room: &str) {
+    let p = presence(node, room).await;
+    let value = presence_value(node, room, p);
+    let _ = node.broadcast_to_room(NS, room, "presence", &value, RoomSend::new());
+}
+
+fn system_message(node: &Node, room: &str, text: String) {
+    let msg = json!({ "room": room, "text": text, "node": node.server_name(), "ts": now_ms() });
+    let _ = node.broadcast_to_room(NS, room, "system", &msg, RoomSend::new());
+}
+
+/// Takes `member` out of its room, tells the room, and updates the presence.
+fn leave_room(node: &Node, member: &Member) {
+    let (Some(room), Some(name)) = (&member.room, &member.name) else {
+        return;
+    };
+    let _ = node.leave_room(NS, room, &member.id);
+    system_message(node, room, format!("{name} left"));
+    if !node.is_shut_down() {
+        let node = node.clone();
+        let room = room.clone();
+        tokio::spawn(async move { announce_presence(&node, &room).await });
+    }
+}
+
+fn register(node: &Node) -> crosswire::Result<()> {
+    // Who of a room is on this node (asked by every node for the presence).
+    let n = node.clone();
+    node.on_cross_server(WHO, move |msg, reply| {
+        let n = n.clone();
+        async move {
+            let Some(reply) = reply else { return };
+            let room = msg
+                .payload
+                .get("room")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let ids = if room.is_empty() {
+                Default::default()
+            } else {
+                n.room_socket_ids(NS, Some(room), Match::Exact)
+            };
+            let names: Vec<String> = ids
+                .iter()
+                .filter_map(|id| n.get_socket(id)?.data::<Member>()?.name)
+                .take(MAX_LISTED)
+                .collect();
+            let _ = reply.send(&json!({ "count": ids.len(), "names": names }));
+        }
+    })?;
+
+    let n = node.clone();
+    node.on_connection(move |socket, _handshake| {
+        let n = n.clone();
+        async move {
+            let id = format!("{}:{}", n.server_name(), socket.id());
+            if n.set_user_socket(&id, &socket).is_err() {
+                socket.close(4011, "no socket id");
+                return;
+            }
+            socket.insert_data(Member {
+                id: id.clone(),
+                ..Member::default()
+            });
+            let _ = socket.emit(
+                "welcome",
+                &json!({ "id": id, "node": n.server_name(), "nodes": n.live_nodes().len() }),
+            );
+        }
+    });
+
+    let n = node.clone();
+    node.on_close(move |socket, _info| {
+        let n = n.clone();
+        async move {
+            if let Some(member) = socket.data::<Member>() {
+                leave_room(&n, &member);
+            }
+        }
+    });
+
+    let n = node.clone();
+    node.on("join", move |socket, payload, reply| {
+        let n = n.clone();
+        async move { join(&n, &socket, &payload, reply).await }
+    })?;
+
+    let n = node.clone();
+    node.on("say", move |socket, payload, reply| {
+        let n = n.clone();
+        async move { say(&n, &socket, &payload, reply) }
+    })?;
+
+    let n = node.clone();
+    node.on("online", move |socket, _payload, reply| {
+        let n = n.clone();
+        async move {
+            let Some(room) = socket.data::<Member>().and_then(|m| m.room) else {
+                return fail(reply, "join a room first");
+            };
+            let p = presence(&n, &room).await;
+            ok(reply, presence_value(&n, &room, p));
+        }
+    })?;
+
+    let n = node.clone();
+    node.on("leave", move |socket, _payload, reply| {
+        let n = n.clone();
+        async move {
+            let Some(mut member) = socket.data::<Member>() else {
+                return fail(reply, "unknown connection");
+            };
+            leave_room(&n, &member);
+            member.room = None;
+            socket.insert_data(member);
+            ok(reply, json!({}));
+        }
+    })?;
+    Ok(())
+}
+
+async fn join(node: &Node, socket: &Socket, payload: &Value, reply: Option<Reply>) {
+    let Some(mut member) = socket.data::<Member>() else {
+        return fail(reply, "unknown connection");
+    };
+    let name = match text_field(payload, "name", "name", MAX_NAME) {
+        Ok(name) => name,
+        Err(e) => return fail(reply, &e),
+    };
+    let room = match text_field(payload, "room", "room", MAX_ROOM) {
+        Ok(room) => room,
+        Err(e) => return fail(reply, &e),
+    };
+    if member.room.as_deref() != Some(room.as_str()) {
+        leave_room(node, &member);
+    }
+    if let Err(e) = node.join_room(NS, &room, &member.id) {
+        return fail(reply, &format!("cannot join: {e}"));
+    }
+    member.name = Some(name.clone());
+    member.room = Some(room.clone());
+    socket.insert_data(member.clone());
+    system_message(
+        node,
+        &room,
+        format!("{name} joined (on node {})", node.server_name()),
+    );
+    let p = presence(node, &room).await;
+    let value = presence_value(node, &room, p);
+    let _ = node.broadcast_to_room(NS, &room, "presence", &value, RoomSend::new());
+    ok(
+        reply,
+        json!({
+            "id": member.id,
+            "name": name,
+            "room": room,
+            "node": node.server_name(),
+            "online": value,
+        }),
+    );
+}
+
+fn say(node: &Node, socket: &Socket, payload: &Value, reply: Option<Reply>) {
+    let member = socket.data::<Member>().unwrap_or_default();
+    let (Some(room), Some(name)) = (member.room, member.name) else {
+        return fail(reply, "join a room first");
+    };
+    let text = match text_field(payload, "text", "message", MAX_TEXT) {
+        Ok(text) => text,
+        Err(e) => return fail(reply, &e),
+    };
+    let msg = json!({
+        "room": room,
+        "from": member.id,
+        "name": name,
+        "text": text,
+        "node": node.server_name(),
+        "ts": now_ms(),
+    });
+    match node.broadcast_to_room(NS, &room, "chat-message", &msg, RoomSend::new()) {
+        Ok(()) => ok(reply, json!({})),
+        Err(e) => fail(reply, &format!("not sent: {e}")),
+    }
+}
+
+fn page(node: &Node) -> Router {
+    let asset = |content_type: &'static str, body: &'static str| {
+        get(move || async move {
+            (
+                [
+                    (header::CONTENT_TYPE, content_type),
+                    (header::CONTENT_SECURITY_POLICY, CSP),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                    (header::CACHE_CONTROL, "no-cache"),
+                ],
+                body,
+            )
+        })
+    };
+    let n = node.clone();
+    Router::new()
+        .route("/", asset("text/html; charset=utf-8", INDEX_HTML))
+        .route("/index.html", asset("text/html; charset=utf-8", INDEX_HTML))
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::http::StatusCode::NO_CONTENT }),
+        )
+        .route("/app.js", asset("text/javascript; charset=utf-8", APP_JS))
+        .route("/style.css", asset("text/css; charset=utf-8", STYLE_CSS))
+        .route(
+            "/websocket-connector.js",
+            asset("text/javascript; charset=utf-8", CONNECTOR_JS),
+        )
+        .route(
+            "/websocket-connector.mjs",
+            asset("text/javascript; charset=utf-8", CONNECTOR_MJS),
+        )
+        .route(
+            "/api/status",
+            get(move || {
+                let n = n.clone();
+                async move {
+                    Json(json!({
+                        "node": n.server_name(),
+                        "nodes": n.live_nodes(),
+                        "connections": n.connection_count(),
+                    }))
+                    .into_response()
+                }
+            }),
+        )
+        .route("/ws", node.ws_route())
+}
+
+/// Binds, builds and serves one node; returns it once it accepts connections.
+async fn start_node(
+    args: &Args,
+    index: u16,
+    bus: Option<Box<dyn FnOnce(crosswire::NodeBuilder) -> crosswire::NodeBuilder>>,
+    stop: CancellationToken,
+) -> Result<Node, Box<dyn std::error::Error>> {
+    let port = if args.port == 0 {
+        0
+    } else {
+        args.port.checked_add(index).ok_or("port out of range")?
+    };
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot listen on {}:{port}: {e}", args.host))?;
+    let local = listener.local_addr()?;
+    let name = match (&args.name, index) {
+        (Some(name), 0) => name.clone(),
+        (Some(name), i) => format!("{name}-{i}"),
+        (None, _) => format!("chat-{}", local.port()),
+    };
+    let mut builder = Node::builder().server_name(name);
+    if let Some(with_bus) = bus {
+        builder = with_bus(builder);
+    }
+    let node = builder.build()?;
+    register(&node)?;
+    node.ready().await;
+    let app = page(&node).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
+    let n = node.clone();
+    tokio::spawn(async move {
+        if let Err(e) = served.await {
+            tracing::error!(node = %n.server_name(), error = %e, "HTTP server failed");
+        }
+    });
+    let host = match local {
+        SocketAddr::V6(a) => format!("[{}]", a.ip()),
+        SocketAddr::V4(a) => a.ip().to_string(),
+    };
+    println!(
+        "chat node {} listening on http://{host}:{}/",
+        node.server_name(),
+        local.port()
+    );
+    Ok(node)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    if args.nodes == 0 {
+        return Err("--nodes must be at least 1".into());
+    }
+    if !args.redis.is_empty() && args.nodes != 1 {
+        return Err(
+            "--nodes is for the in-memory bus: start one process per node with --redis".into(),
+        );
+    }
+    let stop = CancellationToken::new();
+    let mut nodes = Vec::new();
+    if args.redis.is_empty() {
+        let hub = MemoryHub::new();
+        for i in 0..args.nodes {
+            let bus = hub.bus();
+            let node =
+                start_node(&args, i, Some(Box::new(move |b| b.bus(bus))), stop.clone()).await?;
+            nodes.push(node);
+        }
+        println!("bus: in-memory ({} node(s) in this process)", args.nodes);
+    } else {
+        let config = crosswire_redis::RedisBusConfig::new(args.redis.iter().map(String::as_str));
+        let bus = crosswire_redis::RedisBus::connect(config).await?;
+        let node = start_node(&args, 0, Some(Box::new(move |b| b.bus(bus))), stop.clone()).await?;
+        nodes.push(node);
+        println!("bus: Redis {}", args.redis.join(", "));
+    }
+
+    shutdown_signal().await;
+    for node in &nodes {
+        node.shutdown(Duration::from_secs(2)).await;
+    }
+    stop.cancel();
+    Ok(())
+}

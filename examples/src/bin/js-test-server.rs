@@ -1,0 +1,185 @@
+//! A crosswire node for the JavaScript client's tests (`clients/js/test`).
+//!
+//! Listens on a free port of 127.0.0.1, prints `LISTENING <addr>` on stdout
+//! and serves until its standard input closes (the test process ended) or
+//! Ctrl-C. A client connecting with `?id=...` is bound to that socket id.
+//!
+//! Client events (all answer through the callback when one is given):
+//!
+//! | event | payload | effect |
+//! | --- | --- | --- |
+//! | `echo` | any | replies with the payload |
+//! | `echoEmpty` | any | replies without a value |
+//! | `replyTwice` | any | replies `"first"`, then `"second"` |
+//! | `delayedEcho` | `{ms, payload}` | replies with `payload` after `ms` |
+//! | `noReply` | any | never replies |
+//! | `whoami` | any | replies `{params, path}` of the handshake |
+//! | `push` | `{event, payload}` | pushes that event to this socket, then replies |
+//! | `pushRaw` | `{frames: [text]}` | sends these raw text frames, then replies |
+//! | `kick` | `{code, reason}` | closes the socket with that code |
+//! | `terminate` | any | drops the connection without a close frame |
+//! | `closeInfo` | `{id}` | replies `{code, reason}` of the last close of socket id `id` (waits up to 2 s), or `null` |
+
+use crosswire::protocol::client::PushFrame;
+use crosswire::{Node, Reply};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::sync::Notify;
+
+#[derive(Default)]
+struct Closes {
+    by_id: Mutex<HashMap<String, (u16, String)>>,
+    changed: Notify,
+}
+
+impl Closes {
+    fn map(&self) -> MutexGuard<'_, HashMap<String, (u16, String)>> {
+        self.by_id.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn wait_for(&self, id: &str, within: Duration) -> Option<(u16, String)> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.changed.notified();
+            if let Some(found) = self.map().get(id).cloned() {
+                return Some(found);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+}
+
+fn answer(reply: Option<Reply>, value: &Value) {
+    if let Some(reply) = reply {
+        let _ = reply.send(value);
+    }
+}
+
+fn str_field<'a>(payload: &'a Value, key: &str) -> Option<&'a str> {
+    payload.get(key).and_then(Value::as_str)
+}
+
+fn register(node: &Node, closes: &Arc<Closes>) -> crosswire::Result<()> {
+    node.on("echo", |_socket, payload, reply| async move {
+        answer(reply, &payload);
+    })?;
+    node.on("echoEmpty", |_socket, _payload, reply| async move {
+        if let Some(reply) = reply {
+            let _ = reply.send_empty();
+        }
+    })?;
+    node.on("replyTwice", |_socket, _payload, reply| async move {
+        if let Some(reply) = reply {
+            let _ = reply.send(&"first");
+            let _ = reply.send(&"second");
+        }
+    })?;
+    node.on("delayedEcho", |_socket, payload, reply| async move {
+        let ms = payload.get("ms").and_then(Value::as_u64).unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
+        answer(reply, payload.get("payload").unwrap_or(&Value::Null));
+    })?;
+    node.on("noReply", |_socket, _payload, _reply| async move {})?;
+    node.on("whoami", |socket, _payload, reply| async move {
+        let params = serde_json::to_value(&socket.handshake().params).unwrap_or(Value::Null);
+        answer(reply, &params);
+    })?;
+    node.on("push", |socket, payload, reply| async move {
+        let event = str_field(&payload, "event").unwrap_or_default();
+        let sent = socket.emit(event, payload.get("payload").unwrap_or(&Value::Null));
+        answer(reply, &json!({ "ok": sent.is_ok() }));
+    })?;
+    node.on("pushRaw", |socket, payload, reply| async move {
+        let frames = payload.get("frames").and_then(Value::as_array);
+        for frame in frames.into_iter().flatten().filter_map(Value::as_str) {
+            let _ = socket.send_frame(&PushFrame::from_text(frame));
+        }
+        answer(reply, &json!({ "ok": true }));
+    })?;
+    node.on("kick", |socket, payload, _reply| async move {
+        let code = payload
+            .get("code")
+            .and_then(Value::as_u64)
+            .and_then(|c| u16::try_from(c).ok())
+            .filter(|c| (4000..=4999).contains(c) || *c == 1000)
+            .unwrap_or(4010);
+        let reason = str_field(&payload, "reason").unwrap_or("kicked");
+        socket.close(code, reason);
+    })?;
+    node.on("terminate", |socket, _payload, _reply| async move {
+        socket.terminate();
+    })?;
+    let c = closes.clone();
+    node.on("closeInfo", move |_socket, payload, reply| {
+        let c = c.clone();
+        async move {
+            let id = str_field(&payload, "id").unwrap_or_default();
+            let found = c.wait_for(id, Duration::from_secs(2)).await;
+            let value = found.map_or(
+                Value::Null,
+                |(code, reason)| json!({ "code": code, "reason": reason }),
+            );
+            answer(reply, &value);
+        }
+    })?;
+
+    let n = node.clone();
+    node.on_connection(move |socket, handshake| {
+        let n = n.clone();
+        async move {
+            if let Some(id) = handshake.param("id").filter(|id| !id.is_empty()) {
+                let _ = n.set_user_socket(id, &socket);
+            }
+        }
+    });
+    let c = closes.clone();
+    node.on_close(move |socket, info| {
+        let c = c.clone();
+        async move {
+            {
+                let mut map = c.map();
+                for id in socket.socket_ids() {
+                    map.insert(id, (info.code, info.reason.clone()));
+                }
+            }
+            c.changed.notify_waiters();
+        }
+    });
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> crosswire::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let node = Node::builder()
+        .server_name("js-test-server")
+        .server_ping_interval(Duration::from_secs(60))
+        .build()?;
+    let closes = Arc::new(Closes::default());
+    register(&node, &closes)?;
+    let addr = node.listen("127.0.0.1:0").await?;
+    println!("LISTENING {addr}");
+
+    // Serve until stdin closes (the test process is gone) or Ctrl-C.
+    let stdin_closed = async {
+        let mut stdin = tokio::io::stdin();
+        let mut buf = [0u8; 256];
+        while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+    };
+    tokio::select! {
+        _ = stdin_closed => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    node.shutdown(Duration::from_millis(500)).await;
+    Ok(())
+}
