@@ -473,3 +473,43 @@ async fn garbage_on_the_bus_is_dropped_and_counted() {
     node.broadcast("still", &1).unwrap();
     assert_eq!(next_text(&mut ws).await, r#"{"event":"still","payload":1}"#);
 }
+
+/// A node that dies without saying goodbye (no leave message) drops out of
+/// `live_nodes` once `member_timeout` passes without an announcement.
+#[tokio::test]
+async fn a_silent_node_drops_out_after_the_member_timeout() {
+    let hub = MemoryHub::new();
+    let node = Node::builder()
+        .server_name("n1")
+        .bus(hub.bus())
+        .membership(Duration::from_millis(50), Duration::from_millis(300))
+        .build()
+        .unwrap();
+    node.ready().await;
+    // A "node" that announces itself once, then goes silent (as if killed).
+    let ghost = hub.bus();
+    let announce = crosswire::protocol::envelope::encode_bridge(
+        &crosswire::protocol::envelope::BridgeMessage::Event(
+            crosswire::protocol::envelope::BridgeEvent {
+                event: crosswire::cross_server::MEMBER_EVENT.into(),
+                sender_server: Some("ghost".into()),
+                payload: Some(json!({"v": 1})),
+                target_server: vec![],
+                callback_id: None,
+                key_order: Default::default(),
+            },
+        ),
+        None,
+        Codec::MsgPack,
+    )
+    .unwrap();
+    use crosswire::bus::Bus;
+    ghost
+        .publish("csbp:server_bridge", announce.into())
+        .await
+        .unwrap();
+    wait_until(|| node.live_nodes() == ["ghost", "n1"]).await;
+    let seen = std::time::Instant::now();
+    wait_until(|| node.live_nodes() == ["n1"]).await;
+    assert!(seen.elapsed() >= Duration::from_millis(200));
+}
