@@ -92,10 +92,16 @@ pub(crate) struct Cluster {
     generation: watch::Sender<u64>,
     dedup: Mutex<Dedup>,
     message_ids: Option<(String, AtomicU64)>,
+    signer: Option<crate::signing::Signer>,
 }
 
 impl Cluster {
-    pub(crate) fn new(bus: Arc<dyn Bus>, codec: Codec, server_name: &str) -> Self {
+    pub(crate) fn new(
+        bus: Arc<dyn Bus>,
+        codec: Codec,
+        server_name: &str,
+        signer: Option<crate::signing::Signer>,
+    ) -> Self {
         let message_ids = bus.redundant().then(|| {
             let boot = crosswire_protocol::ids::to_base36(
                 std::time::SystemTime::now()
@@ -115,6 +121,7 @@ impl Cluster {
                 order: VecDeque::new(),
             }),
             message_ids,
+            signer,
         }
     }
 
@@ -250,6 +257,10 @@ impl Cluster {
     /// Publishes an encoded envelope. The bus takes the message now; the
     /// outcome is counted by the bus.
     fn publish(&self, channel: &str, bytes: Vec<u8>) {
+        let bytes = match &self.signer {
+            Some(signer) => signer.sign(channel, &bytes),
+            None => bytes,
+        };
         let fut = self.bus.publish(channel, Bytes::from(bytes));
         drop(fut);
     }
@@ -315,8 +326,24 @@ impl Node {
         }
         let own = self.server_name();
         let codec = cluster.codec;
+        let payload: &[u8] = match &cluster.signer {
+            None => &msg.payload,
+            Some(signer) => match signer.verify(&msg.channel, &msg.payload) {
+                Ok(body) => body,
+                Err(why) => {
+                    use crate::signing::Refused;
+                    let counter = match why {
+                        Refused::Unsigned | Refused::BadSignature => &stats.bus_dropped_unsigned,
+                        Refused::Stale | Refused::Replayed => &stats.bus_dropped_replayed,
+                    };
+                    Stats::incr(counter);
+                    tracing::debug!(channel = %msg.channel, ?why, "bus message refused by signature check");
+                    return;
+                }
+            },
+        };
         match self.inner.channels.classify(&msg.channel) {
-            ChannelKind::Bridge => match decode_bridge(&msg.payload, codec) {
+            ChannelKind::Bridge => match decode_bridge(payload, codec) {
                 Ok(env) => {
                     if env.message.sender_server() == Some(own) {
                         Stats::incr(&stats.bus_own_skipped);
@@ -329,7 +356,7 @@ impl Node {
                 Err(e) => self.drop_invalid(&msg.channel, &e),
             },
             kind @ (ChannelKind::Broadcast | ChannelKind::PrivateSocket | ChannelKind::Room) => {
-                match decode_ws_route(kind, &msg.payload, codec) {
+                match decode_ws_route(kind, payload, codec) {
                     Ok(env) => {
                         if env.message.sender_server() == own {
                             Stats::incr(&stats.bus_own_skipped);
@@ -342,7 +369,7 @@ impl Node {
                     Err(e) => self.drop_invalid(&msg.channel, &e),
                 }
             }
-            ChannelKind::Custom => match decode_value(&msg.payload, codec) {
+            ChannelKind::Custom => match decode_value(payload, codec) {
                 Ok(value) => {
                     if is_own_message(&value, own) {
                         Stats::incr(&stats.bus_own_skipped);

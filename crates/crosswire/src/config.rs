@@ -81,6 +81,13 @@ pub struct NodeConfig {
     /// `https://app.example.com`); others are refused with HTTP 403 before the
     /// upgrade. Empty (the default): every origin, and requests without one.
     pub allowed_origins: Vec<String>,
+    /// Shared secret to sign every bus message with (HMAC-SHA256, a
+    /// timestamp and a nonce); unsigned, forged or replayed messages are
+    /// dropped. Off by default: the original cannot read signed messages.
+    pub bus_secret: Option<String>,
+    /// How old (or how far in the future) a signed message may be.
+    #[serde(rename = "bus_replay_window_ms", with = "ms")]
+    pub bus_replay_window: Duration,
 }
 
 /// A token bucket: `burst` events at once, refilled at `per_second`.
@@ -115,6 +122,8 @@ impl Default for NodeConfig {
             max_connections: None,
             rate_limit: None,
             allowed_origins: Vec::new(),
+            bus_secret: None,
+            bus_replay_window: Duration::from_secs(30),
         }
     }
 }

@@ -65,6 +65,7 @@ pub mod node;
 pub mod ops;
 mod queue;
 pub mod rooms;
+pub mod signing;
 pub mod socket;
 pub mod stats;
 pub mod ws;

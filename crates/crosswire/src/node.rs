@@ -314,6 +314,14 @@ impl NodeBuilder {
         self
     }
 
+    /// Signs every bus message with `secret` and refuses unsigned, forged or
+    /// replayed ones (see [`crate::signing`]). Every node of the cluster needs
+    /// the same secret; original Node.js nodes cannot take part.
+    pub fn bus_secret(mut self, secret: impl Into<String>) -> Self {
+        self.config.bus_secret = Some(secret.into());
+        self
+    }
+
     /// Replaces the cross-server callback id generator (for tests that
     /// compare published bytes with fixed vectors).
     #[doc(hidden)]
@@ -376,9 +384,19 @@ impl NodeBuilder {
         for ns in &config.preset_room_namespaces {
             presets.push(channels.preset_namespace(ns)?);
         }
+        let signer = match &config.bus_secret {
+            Some(secret) => Some(
+                crate::signing::Signer::new(secret.as_bytes(), config.bus_replay_window)
+                    .ok_or_else(|| Error::Config("bus_secret must not be empty".into()))?,
+            ),
+            None => None,
+        };
+        if config.bus_secret.as_deref() == Some("") {
+            return Err(Error::Config("bus_secret must not be empty".into()));
+        }
         let cluster = self
             .bus
-            .map(|bus| Arc::new(Cluster::new(bus, config.codec, &config.server_name)));
+            .map(|bus| Arc::new(Cluster::new(bus, config.codec, &config.server_name, signer)));
         let callback_ids = self.callback_ids.unwrap_or_else(|| {
             let ids = CallbackIds::server(&config.server_name);
             Box::new(move || ids.next())

@@ -190,6 +190,8 @@ impl Node {
             ("dropped_unhandled", s.bus_dropped_unhandled),
             ("own_skipped", s.bus_own_skipped),
             ("duplicates", s.bus_duplicates),
+            ("dropped_unsigned", s.bus_dropped_unsigned),
+            ("dropped_replayed", s.bus_dropped_replayed),
         ];
         let _ = writeln!(
             out,

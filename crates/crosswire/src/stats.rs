@@ -26,6 +26,8 @@ pub struct Stats {
     pub(crate) frames_dropped_unauthenticated: AtomicU64,
     pub(crate) rate_limit_closes: AtomicU64,
     pub(crate) connections_refused: AtomicU64,
+    pub(crate) bus_dropped_unsigned: AtomicU64,
+    pub(crate) bus_dropped_replayed: AtomicU64,
 }
 
 impl Stats {
@@ -58,6 +60,8 @@ impl Stats {
             frames_dropped_unauthenticated: g(&self.frames_dropped_unauthenticated),
             rate_limit_closes: g(&self.rate_limit_closes),
             connections_refused: g(&self.connections_refused),
+            bus_dropped_unsigned: g(&self.bus_dropped_unsigned),
+            bus_dropped_replayed: g(&self.bus_dropped_replayed),
         }
     }
 }
@@ -109,4 +113,8 @@ pub struct StatsSnapshot {
     pub rate_limit_closes: u64,
     /// Connections refused (origin not allowed, hook refusal, connection limit).
     pub connections_refused: u64,
+    /// Bus messages refused because they were unsigned or their signature was wrong (signing mode).
+    pub bus_dropped_unsigned: u64,
+    /// Bus messages refused as stale or replayed (signing mode; also the second copy of a redundant publish).
+    pub bus_dropped_replayed: u64,
 }

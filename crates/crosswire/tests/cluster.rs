@@ -513,3 +513,70 @@ async fn a_silent_node_drops_out_after_the_member_timeout() {
     wait_until(|| node.live_nodes() == ["n1"]).await;
     assert!(seen.elapsed() >= Duration::from_millis(200));
 }
+
+/// With a shared secret, nodes talk; unsigned, forged and replayed messages
+/// are refused (a stranger with bus access can neither forge nor replay).
+#[tokio::test]
+async fn signed_bus_refuses_forged_and_replayed_messages() {
+    use crosswire::bus::{Bus, BusMessage};
+    let hub = MemoryHub::new();
+    let (n1, _a1) = start_binding(
+        Node::builder()
+            .server_name("n1")
+            .bus(hub.bus())
+            .bus_secret("s3cret"),
+    )
+    .await;
+    let (n2, a2) = start_binding(
+        Node::builder()
+            .server_name("n2")
+            .bus(hub.bus())
+            .bus_secret("s3cret"),
+    )
+    .await;
+    n1.ready().await;
+    n2.ready().await;
+    let mut ws = connect_id(&n2, a2, "u").await;
+    // A spy records what n1 publishes on the broadcast channel.
+    let spy = hub.bus();
+    let mut spy_rx = spy.take_incoming().unwrap();
+    spy.subscribe("ws:broadcast").await.unwrap();
+    n1.broadcast("news", &1).unwrap();
+    assert_eq!(next_text(&mut ws).await, r#"{"event":"news","payload":1}"#);
+    let captured: BusMessage = tokio::time::timeout(WAIT, spy_rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    // Replaying the captured signed message is refused.
+    spy.publish("ws:broadcast", captured.payload.clone())
+        .await
+        .unwrap();
+    // An unsigned (original-format) message is refused.
+    let unsigned = crosswire::protocol::envelope::encode_ws_route(
+        &crosswire::protocol::envelope::WsRoute::Broadcast {
+            data: crosswire::protocol::client::PushFrame::encode("forged", Some(&1)).unwrap(),
+            sender_server: "n1".into(),
+        },
+        None,
+        Codec::MsgPack,
+    )
+    .unwrap();
+    spy.publish("ws:broadcast", unsigned.into()).await.unwrap();
+    // A node with another secret cannot talk to them.
+    let (other, _) = start_binding(
+        Node::builder()
+            .server_name("n3")
+            .bus(hub.bus())
+            .bus_secret("other"),
+    )
+    .await;
+    other.ready().await;
+    other.broadcast("intruder", &1).unwrap();
+    wait_until(|| {
+        let s = n2.stats();
+        s.bus_dropped_replayed >= 1 && s.bus_dropped_unsigned >= 2
+    })
+    .await;
+    n1.broadcast("after", &2).unwrap();
+    assert_eq!(next_text(&mut ws).await, r#"{"event":"after","payload":2}"#);
+}
