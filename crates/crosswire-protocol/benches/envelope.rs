@@ -32,18 +32,26 @@ fn envelopes(c: &mut Criterion) {
         let name = format!("{codec:?}");
         let room_bytes = encode_ws_route(&room, None, codec).unwrap();
         let bridge_bytes = encode_bridge(&bridge, None, codec).unwrap();
-        g.bench_with_input(BenchmarkId::new("encode_room", &name), &codec, |b, &codec| {
-            b.iter(|| encode_ws_route(&room, None, codec).unwrap())
-        });
-        g.bench_with_input(BenchmarkId::new("decode_room", &name), &codec, |b, &codec| {
-            b.iter(|| decode_ws_route(ChannelKind::Room, &room_bytes, codec).unwrap())
-        });
-        g.bench_with_input(BenchmarkId::new("encode_bridge", &name), &codec, |b, &codec| {
-            b.iter(|| encode_bridge(&bridge, None, codec).unwrap())
-        });
-        g.bench_with_input(BenchmarkId::new("decode_bridge", &name), &codec, |b, &codec| {
-            b.iter(|| decode_bridge(&bridge_bytes, codec).unwrap())
-        });
+        g.bench_with_input(
+            BenchmarkId::new("encode_room", &name),
+            &codec,
+            |b, &codec| b.iter(|| encode_ws_route(&room, None, codec).unwrap()),
+        );
+        g.bench_with_input(
+            BenchmarkId::new("decode_room", &name),
+            &codec,
+            |b, &codec| b.iter(|| decode_ws_route(ChannelKind::Room, &room_bytes, codec).unwrap()),
+        );
+        g.bench_with_input(
+            BenchmarkId::new("encode_bridge", &name),
+            &codec,
+            |b, &codec| b.iter(|| encode_bridge(&bridge, None, codec).unwrap()),
+        );
+        g.bench_with_input(
+            BenchmarkId::new("decode_bridge", &name),
+            &codec,
+            |b, &codec| b.iter(|| decode_bridge(&bridge_bytes, codec).unwrap()),
+        );
     }
     let frame = r#"{"event":"room","payload":{"ns":"bench","room":"r1","data":{"s":17,"q":4294967296,"t":1764230000123456}},"callbackId":"17"}"#;
     g.bench_function("decode_client_frame", |b| {

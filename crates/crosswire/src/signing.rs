@@ -38,10 +38,14 @@ pub(crate) enum Refused {
     Replayed,
 }
 
+/// Nonces seen within the replay window, and their (timestamp, nonce) in
+/// arrival order for expiry.
+type Seen = (HashSet<u64>, VecDeque<(u64, u64)>);
+
 pub(crate) struct Signer {
     mac: Hmac<Sha256>,
     window: Duration,
-    seen: Mutex<(HashSet<u64>, VecDeque<(u64, u64)>)>,
+    seen: Mutex<Seen>,
 }
 
 fn now_ms() -> u64 {
@@ -124,6 +128,7 @@ impl Signer {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
