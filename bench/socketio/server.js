@@ -68,7 +68,8 @@ async function main() {
     pub.on("error", (e) => console.error(`redis pub: ${e.message}`));
     sub.on("error", (e) => console.error(`redis sub: ${e.message}`));
     await Promise.all([pub.connect(), sub.connect()]);
-    io.adapter(createAdapter(pub, sub));
+    // requestsTimeout bounds serverSideEmit acks (rpc, count): 5 s.
+    io.adapter(createAdapter(pub, sub, { requestsTimeout: 5000 }));
     clients = [pub, sub];
   }
   const clustered = args.redis.length > 0;
@@ -128,7 +129,7 @@ async function main() {
         return;
       }
       if (!clustered) return; // no such node
-      io.timeout(5000).serverSideEmit("rpc", { target, data }, (err, responses) => {
+      io.serverSideEmit("rpc", { target, data }, (err, responses) => {
         if (err && !responses) return;
         const hit = (responses || []).find((r) => r !== null && r !== undefined);
         if (hit !== undefined) cb(hit);
@@ -145,7 +146,7 @@ async function main() {
         return;
       }
       // The Redis adapter counts the other nodes itself (PUBSUB NUMSUB).
-      io.timeout(5000).serverSideEmit("count", { ns, room }, (err, responses) => {
+      io.serverSideEmit("count", { ns, room }, (err, responses) => {
         if (err) return; // a node did not answer: no reply (the client times out)
         const others = (responses || []).reduce((a, b) => a + (Number(b) || 0), 0);
         cb({ total: local + others });

@@ -176,6 +176,7 @@ pub fn compare(a: &CompareArgs) -> i32 {
     }
     let mut code = 0;
     let mut failures = Vec::new();
+    let mut warnings = Vec::new();
     println!(
         "| case | figure | {} | {} | ratio {}/{} |",
         a.ours, a.peer, a.ours, a.peer
@@ -239,6 +240,35 @@ pub fn compare(a: &CompareArgs) -> i32 {
                 }
                 Some(_) => {}
             }
+            if let Some(r) = r {
+                let cpu = r.pointer("/result/cpu");
+                let lg = cpu
+                    .and_then(|c| c.get("loadgen_pct"))
+                    .and_then(Value::as_f64);
+                if cpu.and_then(|c| c.get("generator_bound")) == Some(&Value::Bool(true))
+                    || r.get("generator_bound_any") == Some(&Value::Bool(true))
+                {
+                    warnings.push(format!(
+                        "{case}: {name}: GENERATOR-BOUND (loadgen above 90% of a core; at the reported point {})",
+                        fmt_num(lg)
+                    ));
+                }
+                if cpu.and_then(|c| c.get("noisy")) == Some(&Value::Bool(true)) {
+                    let o = cpu
+                        .and_then(|c| c.get("others_pct"))
+                        .and_then(Value::as_f64);
+                    warnings.push(format!(
+                        "{case}: {name}: noisy (other processes used {}% of a core)",
+                        fmt_num(o)
+                    ));
+                }
+            }
+        }
+    }
+    if !warnings.is_empty() {
+        println!();
+        for w in &warnings {
+            println!("WARNING: {w}");
         }
     }
     if !failures.is_empty() {

@@ -244,7 +244,7 @@ async fn rate_task(
                     break;
                 }
                 let new = *cmd.borrow_and_update();
-                plan = new.map(|cmd| {
+                plan = new.filter(|_| sends != Sends::Nothing).map(|cmd| {
                     let offset = phase / cmd.rate.max(1e-9);
                     let dur = cmd.end.saturating_duration_since(cmd.start).as_secs_f64();
                     let total = ((dur - offset) * cmd.rate).ceil().max(0.0) as u64;
@@ -255,7 +255,7 @@ async fn rate_task(
                 plan = None;
             }
             p = ctx.permits[me as usize % ctx.permits.len().max(1)].acquire(),
-                if window && plan.is_some_and(|p| Instant::now() >= p.cmd.start) => {
+                if window && plan.is_some() => {
                 if let Ok(p) = p {
                     p.forget();
                     to_send = 1;
@@ -730,6 +730,24 @@ fn rate_outcome(
         ));
         lines.extend(r.cpu.lines());
     }
+    let bound: Vec<String> = steps
+        .iter()
+        .filter(|s| s.cpu.loadgen_pct() > 90.0)
+        .map(|s| {
+            format!(
+                "{} ({:.0} msgs/s, loadgen {:.0}%)",
+                s.step,
+                s.rate,
+                s.cpu.loadgen_pct()
+            )
+        })
+        .collect();
+    if !bound.is_empty() {
+        notes.push(format!(
+            "generator-bound steps (loadgen > 90% of a core): {}",
+            bound.join(", ")
+        ));
+    }
     for n in &notes {
         lines.push(format!("note: {n}"));
     }
@@ -747,6 +765,7 @@ fn rate_outcome(
             }))
         } else { None },
         "steps": steps.iter().map(StepResult::to_json).collect::<Vec<_>>(),
+        "generator_bound_any": !bound.is_empty(),
         "notes": notes,
     });
     Outcome {

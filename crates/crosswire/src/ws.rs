@@ -31,6 +31,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Initial read buffer of each connection, in bytes.
+const READ_BUFFER: usize = 4 * 1024;
+
 /// How long a closing socket waits for the peer's close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -184,6 +187,10 @@ async fn upgrade(node: Node, req: Request) -> Response {
     let tasks = node.inner.tasks.clone();
     ws.max_message_size(max)
         .max_frame_size(max)
+        // tungstenite allocates the read buffer up front (128 KiB by
+        // default): most frames are small, so start small and let a big
+        // frame grow it.
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| tasks.track_future(run_connection(node, socket, handshake)))
 }
 

@@ -1,0 +1,233 @@
+#!/usr/bin/env bash
+# crosswire vs Socket.IO 4 + @socket.io/redis-adapter, side by side, in one run.
+#
+#   bench/run.sh [--set single|cluster|all] [--cases "fanout1-max echo1 ..."] [--out DIR]
+#
+# Builds the crosswire bench server and the load generator (release), installs
+# the peer's npm packages if needed, starts its own redis-server on a free
+# loopback port, and for every case starts fresh nodes of each system in turn
+# (crosswire first, then the peer), runs `loadgen`, and stops them. At the end
+# it prints a table with the ratio crosswire / peer per figure (`loadgen
+# compare`). Everything listens on 127.0.0.1 only.
+#
+# It exits non-zero, loudly, when a server does not start or a run breaks the
+# contract (loss, duplicates, dropped connections, wrong replies), after
+# printing the table of what did run. Runs where the load generator used more
+# than 90 % of a core are flagged GENERATOR-BOUND; runs where other processes
+# used more than 10 % of a core are flagged noisy.
+#
+# Cases:  single  = fanout1-max fanout1-40k echo1 rpc1 count1 conns1
+#         cluster = fanout2-max unicast2-max rpc2 count2   (two nodes + Redis)
+# Knobs (environment): STEP_SECS (5, seconds per fan-out step), FANOUT_N (1000),
+# FANOUT_P (10), ECHO_C (50), LOOP_SECS (10), CONNS_N (19000), UNICAST_C (1000),
+# THREADS (2, generator threads), CARGO_TARGET_DIR, NODE (node binary).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+SET=single
+CASES=""
+OUT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --set) SET="$2"; shift 2 ;;
+    --cases) CASES="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown argument $1" >&2; exit 64 ;;
+  esac
+done
+
+SINGLE_CASES="fanout1-max fanout1-40k echo1 rpc1 count1 conns1"
+CLUSTER_CASES="fanout2-max unicast2-max rpc2 count2"
+if [ -z "$CASES" ]; then
+  case "$SET" in
+    single) CASES="$SINGLE_CASES" ;;
+    cluster) CASES="$CLUSTER_CASES" ;;
+    all) CASES="$SINGLE_CASES $CLUSTER_CASES" ;;
+    *) echo "run.sh: --set single|cluster|all" >&2; exit 64 ;;
+  esac
+fi
+
+STEP_SECS="${STEP_SECS:-5}"
+FANOUT_N="${FANOUT_N:-1000}"
+FANOUT_P="${FANOUT_P:-10}"
+ECHO_C="${ECHO_C:-50}"
+LOOP_SECS="${LOOP_SECS:-10}"
+CONNS_N="${CONNS_N:-19000}"
+UNICAST_C="${UNICAST_C:-1000}"
+THREADS="${THREADS:-2}"
+NODE="${NODE:-node}"
+
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+BIN="$TARGET/release"
+STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
+OUT="${OUT:-$TARGET/bench-results/$STAMP}"
+mkdir -p "$OUT"
+RESULTS="$OUT/results.jsonl"
+: > "$RESULTS"
+FAILURES=()
+
+say() { echo "== $*" >&2; }
+fail() { echo "FAILED: $*" >&2; FAILURES+=("$*"); }
+
+# ------------------------------------------------------------------ build
+say "building bench-server and loadgen (release, target $TARGET)"
+cargo build --release -p crosswire-bench --bins >&2
+if [ ! -d bench/socketio/node_modules ]; then
+  say "installing the peer's npm packages"
+  (cd bench/socketio && npm ci --no-audit --no-fund >&2)
+fi
+command -v redis-server >/dev/null || { echo "run.sh: redis-server not found" >&2; exit 1; }
+command -v "$NODE" >/dev/null || { echo "run.sh: node not found" >&2; exit 1; }
+
+# Servers and the generator may each hold up to ~19.9k sockets.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+say "open files limit: $(ulimit -n); cores: $(nproc); $(free -g | awk '/Mem:/{print $2" GiB memory"}')"
+
+# ------------------------------------------------------------------ processes
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do
+    [ -n "$p" ] && kill "$p" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+free_ports() { "$BIN/loadgen" free-ports "$1"; }
+
+# wait_listening PID LOG NAME: waits up to 30 s for a line with "listening".
+wait_listening() {
+  local pid="$1" log="$2" name="$3"
+  for _ in $(seq 1 300); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "--- $log" >&2; tail -n 20 "$log" >&2 || true
+      fail "$name did not start (exited; log $log)"
+      return 1
+    fi
+    if grep -q listening "$log" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "--- $log" >&2; tail -n 20 "$log" >&2 || true
+  fail "$name did not start within 30 s (log $log)"
+  return 1
+}
+
+REDIS_PORT="$(free_ports 1)"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+  --protected-mode yes > "$OUT/redis.log" 2>&1 &
+REDIS_PID=$!
+PIDS+=("$REDIS_PID")
+for _ in $(seq 1 100); do
+  redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
+  sleep 0.1
+done
+if ! redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
+  echo "FAILED: redis-server did not start (log $OUT/redis.log)" >&2
+  exit 1
+fi
+REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+say "redis-server on $REDIS_URL (pid $REDIS_PID)"
+
+NODE_PIDS=()
+NODE_URLS=()
+NODE_PIDARGS=()
+# start_nodes SYSTEM COUNT CASE: fresh nodes n1..nCOUNT; 0 on success.
+start_nodes() {
+  local system="$1" count="$2" case_="$3" i port log pid
+  NODE_PIDS=(); NODE_URLS=(); NODE_PIDARGS=()
+  local ports; ports=($(free_ports "$count"))
+  for i in $(seq 1 "$count"); do
+    port="${ports[$((i - 1))]}"
+    log="$OUT/$case_.$system.n$i.log"
+    local redis_args=()
+    if [ "$count" -gt 1 ]; then redis_args=(--redis "$REDIS_URL" --nodes "$count"); fi
+    case "$system" in
+      crosswire) "$BIN/bench-server" --port "$port" --name "n$i" "${redis_args[@]}" > "$log" 2>&1 & ;;
+      socketio) "$NODE" bench/socketio/server.js --port "$port" --name "n$i" "${redis_args[@]}" > "$log" 2>&1 & ;;
+    esac
+    pid=$!
+    PIDS+=("$pid"); NODE_PIDS+=("$pid")
+    NODE_URLS+=(--url "ws://127.0.0.1:$port")
+    NODE_PIDARGS+=(--pid "n$i=$pid")
+  done
+  for i in $(seq 1 "$count"); do
+    wait_listening "${NODE_PIDS[$((i - 1))]}" "$OUT/$case_.$system.n$i.log" "$system node n$i ($case_)" || return 1
+  done
+  if [ "$count" -gt 1 ]; then
+    NODE_PIDARGS+=(--pid "redis=$REDIS_PID")
+    sleep 1 # let the nodes see each other through Redis
+  fi
+  return 0
+}
+
+stop_nodes() {
+  local p
+  for p in "${NODE_PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  for p in "${NODE_PIDS[@]:-}"; do
+    [ -z "$p" ] && continue
+    for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null || true
+  done
+  NODE_PIDS=()
+}
+
+# run_case CASE NODES LOADGEN-ARGS...: runs the case against both systems.
+run_case() {
+  local case_="$1" count="$2"; shift 2
+  local system proto rc
+  for system in crosswire socketio; do
+    proto=original; [ "$system" = socketio ] && proto=socketio
+    say "$case_: $system ($count node(s))"
+    if ! start_nodes "$system" "$count" "$case_"; then
+      stop_nodes
+      continue
+    fi
+    set +e
+    "$BIN/loadgen" --proto "$proto" "${NODE_URLS[@]}" "${NODE_PIDARGS[@]}" \
+      --threads "$THREADS" --system "$system" --case "$case_" "$@" \
+      > "$OUT/$case_.$system.out" 2> "$OUT/$case_.$system.err"
+    rc=$?
+    set -e
+    cat "$OUT/$case_.$system.out" | grep -v '^{' >&2 || true
+    tail -n 1 "$OUT/$case_.$system.out" | grep '^{' >> "$RESULTS" || true
+    if [ "$rc" -ne 0 ]; then
+      tail -n 5 "$OUT/$case_.$system.err" >&2 || true
+      fail "$case_ on $system: loadgen exited $rc (see $OUT/$case_.$system.out)"
+    fi
+    stop_nodes
+  done
+}
+
+for c in $CASES; do
+  case "$c" in
+    fanout1-max) run_case "$c" 1 fanout -n "$FANOUT_N" -p "$FANOUT_P" --find-max --rate 10 --duration "$STEP_SECS" ;;
+    fanout1-40k) run_case "$c" 1 fanout -n "$FANOUT_N" -p "$FANOUT_P" --rate 40 --duration 10 ;;
+    echo1) run_case "$c" 1 echo -c "$ECHO_C" --duration "$LOOP_SECS" --warmup 2 ;;
+    rpc1) run_case "$c" 1 rpc -c "$ECHO_C" --duration 5 --warmup 1 ;;
+    count1) run_case "$c" 1 count -c "$ECHO_C" --duration 5 --warmup 1 ;;
+    conns1) run_case "$c" 1 conns -n "$CONNS_N" --settle 3 --hold 5 ;;
+    fanout2-max) run_case "$c" 2 fanout -n "$FANOUT_N" -p "$FANOUT_P" --find-max --rate 10 --duration "$STEP_SECS" ;;
+    unicast2-max) run_case "$c" 2 unicast -c "$UNICAST_C" --find-max --rate 2000 --duration "$STEP_SECS" ;;
+    rpc2) run_case "$c" 2 rpc -c "$ECHO_C" --duration "$LOOP_SECS" --warmup 2 ;;
+    count2) run_case "$c" 2 count -c "$ECHO_C" --duration "$LOOP_SECS" --warmup 2 ;;
+    *) fail "unknown case $c" ;;
+  esac
+done
+
+echo
+echo "Results: $OUT (results.jsonl, per-run .out/.err, server logs)"
+echo
+set +e
+"$BIN/loadgen" compare "$RESULTS" | tee "$OUT/table.md"
+cmp_rc=${PIPESTATUS[0]}
+set -e
+if [ "${#FAILURES[@]}" -gt 0 ] || [ "$cmp_rc" -ne 0 ]; then
+  echo
+  for f in "${FAILURES[@]:-}"; do [ -n "$f" ] && echo "FAILED: $f"; done
+  echo "run.sh: FAILED (see above)" >&2
+  exit 1
+fi
+echo "run.sh: all runs met the contract"
