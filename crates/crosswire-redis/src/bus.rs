@@ -456,6 +456,18 @@ impl Shared {
 
     async fn shutdown(&self) {
         self.closed.store(true, Ordering::Release);
+        // Let what was already queued reach Redis (bounded), so that a node's
+        // last messages — e.g. its leave announcement — are not lost.
+        let deadline = tokio::time::Instant::now() + self.config.timeout();
+        while tokio::time::Instant::now() < deadline
+            && self.nodes().iter().any(|n| {
+                n.pub_healthy.load(Ordering::Acquire)
+                    && (n.jobs.capacity() < n.jobs.max_capacity()
+                        || n.in_flight.load(Ordering::Acquire) > 0)
+            })
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         self.cancel.cancel();
         *self.incoming_tx.write() = None;
         for node in self.nodes().iter() {
@@ -798,5 +810,22 @@ impl Bus for RedisBus {
     fn close(&self) -> BoxFuture<'static, ()> {
         let shared = self.shared().clone();
         Box::pin(async move { shared.shutdown().await })
+    }
+
+    fn health(&self) -> crosswire::bus::BusHealth {
+        let nodes: Vec<crosswire::bus::BusNodeHealth> = self
+            .nodes()
+            .into_iter()
+            .map(|n| crosswire::bus::BusNodeHealth {
+                name: n.url,
+                healthy: n.publish_target,
+                latency_ms: n.latency.map(|d| d.as_secs_f64() * 1000.0),
+                published: n.published,
+            })
+            .collect();
+        crosswire::bus::BusHealth {
+            healthy: nodes.iter().any(|n| n.healthy),
+            nodes,
+        }
     }
 }

@@ -102,6 +102,8 @@ pub(crate) struct NodeShared {
     pub(crate) jobs: mpsc::Sender<Job>,
     pub(crate) pub_healthy: AtomicBool,
     pub(crate) sub_healthy: AtomicBool,
+    /// PUBLISHes sent on the connection and not yet answered.
+    pub(crate) in_flight: std::sync::atomic::AtomicUsize,
     /// The first connection attempt of the publisher / subscriber finished.
     pub(crate) pub_attempted: AtomicBool,
     pub(crate) sub_attempted: AtomicBool,
@@ -155,6 +157,7 @@ impl NodeShared {
             client,
             jobs,
             pub_healthy: AtomicBool::new(false),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
             sub_healthy: AtomicBool::new(false),
             pub_attempted: AtomicBool::new(false),
             sub_attempted: AtomicBool::new(false),

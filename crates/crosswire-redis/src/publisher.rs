@@ -176,6 +176,7 @@ async fn serve(
             Some(result) = OptionFuture::from(batch.as_mut()) => {
                 batch = None;
                 let sent = std::mem::take(&mut in_flight);
+                node.in_flight.store(0, Ordering::Release);
                 match result {
                     Ok(Ok(values)) => {
                         timeouts = 0;
@@ -247,6 +248,7 @@ async fn serve(
                 batch = Some(Box::pin(async move {
                     time::timeout_at(deadline, async move { c.send_packed_commands(&pipe, 0, count).await }).await
                 }));
+                node.in_flight.store(list.len(), Ordering::Release);
                 in_flight = list;
             }
             _ = ticker.tick(), if pinging.is_none()

@@ -230,7 +230,7 @@ async fn kill_during_stream(redundant: bool) -> (HashMap<u64, usize>, u64, usize
         redundant,
     };
     let (n1, _, bus1) = ws_node("n1", &[&r1, &r2], &o).await;
-    let (n2, addr2, _bus2) = ws_node("n2", &[&r1, &r2], &o).await;
+    let (n2, addr2, bus2) = ws_node("n2", &[&r1, &r2], &o).await;
     let health = record_health(&bus1);
     let mut member = client(&n2, addr2, "m").await;
     n2.join_room("chat", "r", "m").unwrap();
@@ -269,7 +269,13 @@ async fn kill_during_stream(redundant: bool) -> (HashMap<u64, usize>, u64, usize
     }
     // The node comes back: it is resubscribed and used again.
     r2.restart();
+    // Both ends must be back on the restarted node: a message published
+    // there before the receiving node has resubscribed is lost in the
+    // default mode (the redundant mode covers that window too).
     within(LIMIT, bus1.wait_for_publish_targets(2))
+        .await
+        .unwrap();
+    within(LIMIT, bus2.wait_for_publish_targets(2))
         .await
         .unwrap();
     let before = bus1.nodes().iter().map(|n| n.published).collect::<Vec<_>>();
@@ -501,4 +507,40 @@ async fn own_publishes_match_part_c_vectors_msgpack() {
 #[tokio::test]
 async fn own_publishes_match_part_c_vectors_json() {
     own_publishes_match_vectors(Codec::Json).await;
+}
+
+/// A node that shuts down says goodbye over Redis (its queued publishes,
+/// the leave announcement included, reach Redis before the bus closes), and
+/// the node's health reports every Redis node.
+#[tokio::test]
+async fn shutdown_announces_leave_over_redis_and_health_reports_redis_nodes() {
+    let r1 = RedisServer::start();
+    let r2 = RedisServer::start();
+    let mut nodes = Vec::new();
+    for name in ["n1", "n2"] {
+        let mut cfg = config(&[&r1, &r2], Strategy::RoundRobin);
+        cfg.server_name = Some(name.into());
+        let bus = support::connect(cfg).await;
+        // A member timeout far beyond the test: only the leave message can
+        // remove n2 in time.
+        let node = Node::builder()
+            .server_name(name)
+            .bus(bus)
+            .membership(Duration::from_millis(100), Duration::from_secs(600))
+            .build()
+            .unwrap();
+        within(LIMIT, node.ready()).await;
+        nodes.push(node);
+    }
+    eventually(LIMIT, "both members known", || {
+        nodes[0].live_nodes().len() == 2
+    })
+    .await;
+    let health = nodes[0].health();
+    assert_eq!(health.status, "ok");
+    let bus = health.bus.unwrap();
+    assert_eq!(bus.nodes.len(), 2);
+    assert!(bus.healthy && bus.nodes.iter().all(|n| n.healthy));
+    nodes[1].shutdown(Duration::from_secs(2)).await;
+    eventually(LIMIT, "n2 left", || nodes[0].live_nodes() == ["n1"]).await;
 }

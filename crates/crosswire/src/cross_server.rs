@@ -166,6 +166,8 @@ impl Serialize for CrossServerResult {
 pub struct CrossServerCall {
     callback_id: String,
     rx: mpsc::UnboundedReceiver<CrossServerResponse>,
+    /// The call expected no reply at all (it succeeds with none).
+    empty_success: bool,
 }
 
 impl CrossServerCall {
@@ -182,7 +184,7 @@ impl CrossServerCall {
     /// Collects every response into the original's promise result.
     pub async fn collect(mut self) -> CrossServerResult {
         let mut result = CrossServerResult {
-            success: false,
+            success: self.empty_success,
             responses: IndexMap::new(),
             unresponded_count: 0,
             received: 0,
@@ -355,11 +357,12 @@ impl CrossServerEmit<'_> {
         let includes_self = (broadcast && !self.except_self) || self.targets.contains(&own);
         let expected = if broadcast {
             if self.expect_all {
+                // May be 0 (no other live node with except_self): the call
+                // then completes at once, successfully, with no replies.
                 node.live_nodes()
                     .iter()
                     .filter(|n| !(self.except_self && **n == own))
                     .count()
-                    .max(1)
             } else {
                 self.expected.unwrap_or(1)
             }
@@ -529,6 +532,14 @@ impl Node {
     fn register_call(&self, expected: usize, timeout: Duration) -> CrossServerCall {
         let callback_id = (self.inner.callback_ids)();
         let (tx, rx) = mpsc::unbounded_channel();
+        if expected == 0 {
+            // Nothing to wait for: the stream ends at once.
+            return CrossServerCall {
+                callback_id,
+                rx,
+                empty_success: true,
+            };
+        }
         let node = std::sync::Arc::downgrade(&self.inner);
         let id = callback_id.clone();
         let timer = tokio::spawn(async move {
@@ -545,12 +556,16 @@ impl Node {
         self.inner.pending.insert(
             callback_id.clone(),
             Pending {
-                remaining: expected.max(1),
+                remaining: expected,
                 tx,
                 timer,
             },
         );
-        CrossServerCall { callback_id, rx }
+        CrossServerCall {
+            callback_id,
+            rx,
+            empty_success: false,
+        }
     }
 
     /// Counts one reply to a pending call.

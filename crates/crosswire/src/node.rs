@@ -657,10 +657,13 @@ impl Node {
         self.add_client_handler(event, Arc::new(handler), true, None)
     }
 
-    /// Removes one handler, client or system event. Returns whether it existed.
+    /// Removes one handler, of a client, system or cross-server event.
+    /// Returns whether it existed.
     pub fn off_handler(&self, id: HandlerId) -> bool {
-        self.inner.client_events.remove_where(None, |h, _| h == id) + self.inner.system.remove(id)
-            > 0
+        let removed = self.inner.client_events.remove_where(None, |h, _| h == id)
+            + self.inner.cross_events.remove_where(None, |h, _| h == id)
+            + self.inner.system.remove(id);
+        removed > 0
     }
 
     /// Removes the handlers of `event` registered with `tag`; returns how many.

@@ -580,3 +580,40 @@ async fn signed_bus_refuses_forged_and_replayed_messages() {
     n1.broadcast("after", &2).unwrap();
     assert_eq!(next_text(&mut ws).await, r#"{"event":"after","payload":2}"#);
 }
+
+#[tokio::test]
+async fn off_handler_removes_cross_server_handlers_and_a_call_with_nobody_to_ask_succeeds() {
+    let c = cluster(1, Codec::MsgPack).await;
+    let n1 = c.node(0);
+    let id = n1
+        .on_cross_server("q", |_m, r| async move { r.unwrap().send(&1).unwrap() })
+        .unwrap();
+    let r = n1
+        .emit_cross_server("q", &1)
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert!(r.success);
+    assert!(n1.off_handler(id));
+    assert!(!n1.off_handler(id));
+    let r = n1
+        .emit_cross_server("q", &1)
+        .unwrap()
+        .timeout(Duration::from_millis(100))
+        .collect()
+        .await
+        .unwrap();
+    assert!(!r.success, "the handler is gone, nobody answers");
+    // Alone and except_self: nobody to wait for, success at once (no timeout).
+    let r = n1
+        .emit_cross_server("q", &1)
+        .unwrap()
+        .except_self()
+        .expect_all()
+        .timeout(Duration::from_secs(60))
+        .collect()
+        .await
+        .unwrap();
+    assert!(r.success && r.responses.is_empty());
+}
