@@ -290,19 +290,9 @@ async fn read_loop(node: &Node, mut stream: SplitStream<WebSocket>, socket: &Soc
             Some(Err(e)) => {
                 let message = e.to_string();
                 if is_capacity_error(e) {
+                    // The stream cannot be read past this frame.
                     Stats::incr(&stats.frames_oversize);
-                    tracing::debug!(
-                        socket = socket.id(),
-                        "frame over the size limit: closing with 1009"
-                    );
-                    socket.request_close(CloseRequest::Close {
-                        code: close_code::TOO_BIG,
-                        reason: "message too big".into(),
-                        drain: false,
-                    });
-                    // The stream cannot be read past this frame: let the
-                    // writer send the close frame, then stop.
-                    wait_close_sent(socket).await;
+                    close_now(socket, close_code::TOO_BIG, "message too big").await;
                 } else {
                     tracing::debug!(socket = socket.id(), error = %message, "socket error");
                     let err: Arc<str> = message.into();
@@ -317,16 +307,7 @@ async fn read_loop(node: &Node, mut stream: SplitStream<WebSocket>, socket: &Soc
             Stats::incr(&stats.frames_received);
             if bucket.as_mut().is_some_and(|b| !b.take()) {
                 Stats::incr(&stats.rate_limit_closes);
-                tracing::debug!(
-                    socket = socket.id(),
-                    "rate limit exceeded: closing with 4004"
-                );
-                socket.request_close(CloseRequest::Close {
-                    code: close_code::RATE_LIMITED,
-                    reason: "rate limit exceeded".into(),
-                    drain: false,
-                });
-                wait_close_sent(socket).await;
+                close_now(socket, close_code::RATE_LIMITED, "rate limit exceeded").await;
                 break;
             }
         }
@@ -367,6 +348,19 @@ async fn read_loop(node: &Node, mut stream: SplitStream<WebSocket>, socket: &Soc
 /// Waits (bounded) until the socket's stop token is cancelled.
 async fn wait_stopped(stop: &CancellationToken) {
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, stop.cancelled()).await;
+}
+
+/// Closes a socket that broke a rule, without sending what is queued for it,
+/// and waits (bounded) until the close frame is on its way; the caller then
+/// stops reading.
+async fn close_now(socket: &Socket, code: u16, reason: &str) {
+    tracing::debug!(socket = socket.id(), code, reason, "closing");
+    socket.request_close(CloseRequest::Close {
+        code,
+        reason: reason.to_owned(),
+        drain: false,
+    });
+    wait_close_sent(socket).await;
 }
 
 /// Waits (bounded) until the writer has sent the socket's close frame.
