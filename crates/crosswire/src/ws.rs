@@ -494,12 +494,15 @@ async fn write_loop(mut sink: Sink, socket: Socket) {
             _ = control.notify.notified() => {
                 let request = control.close.lock().take();
                 if let Some(CloseRequest::Close { code, reason, drain }) = request {
-                    if drain && queue.try_take(&mut batch) {
-                        for frame in batch.drain(..) {
-                            if sink.feed(Message::Text(frame)).await.is_err() {
-                                break;
-                            }
-                        }
+                    // The same bounded write as any batch: a peer that does
+                    // not read cannot hold the writer here.
+                    if drain
+                        && queue.try_take(&mut batch)
+                        && write_batch(&mut sink, &mut batch, &stop, &control.closing).await.is_err()
+                    {
+                        // The peer does not read: no close frame could reach it.
+                        stop.cancel();
+                        break;
                     }
                     let frame = CloseFrame { code, reason: reason.into() };
                     let sent = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;

@@ -278,3 +278,19 @@ async fn slow_consumer_drop_policy_keeps_the_socket_and_counts() {
     drop(sock);
     let _ = next_text(&mut ws).await;
 }
+
+/// `close()` on a socket that stopped reading, with more queued than the
+/// kernel buffers take: the writer must not hang on the drain, and the
+/// connection ends (its close handlers run, its id is released).
+#[tokio::test]
+async fn close_of_a_stalled_socket_with_a_full_queue_does_not_hang() {
+    let (node, addr) = start_binding(Node::builder().outbound_queue(4096)).await;
+    let _stalled = connect_id(&node, addr, "s").await; // never read
+    let socket = node.get_socket("s").unwrap();
+    let payload = "z".repeat(16 * 1024);
+    for _ in 0..3000 {
+        socket.emit("big", &payload).unwrap();
+    }
+    socket.close(4012, "bye");
+    wait_until(|| node.connection_count() == 0 && node.get_socket("s").is_none()).await;
+}
