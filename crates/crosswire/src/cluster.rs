@@ -399,12 +399,16 @@ impl Node {
             WsRoute::Broadcast { data, .. } => self.broadcast_frame(&data, true),
             WsRoute::Socket {
                 data, socket_id, ..
-            } => self.deliver_local(&socket_id, &data),
+            } => {
+                self.push_to_bound(&socket_id, &crate::socket::to_utf8(&data));
+            }
             WsRoute::Sockets {
                 data, socket_ids, ..
             } => {
+                // One conversion for every recipient.
+                let text = crate::socket::to_utf8(&data);
                 for id in &socket_ids {
-                    self.deliver_local(id, &data);
+                    self.push_to_bound(id, &text);
                 }
             }
             WsRoute::Room {
@@ -431,16 +435,6 @@ impl Node {
                     &exclude_socket_ids,
                 );
             }
-        }
-    }
-
-    fn deliver_local(&self, socket_id: &str, frame: &crosswire_protocol::client::PushFrame) {
-        if socket_id.is_empty() {
-            return;
-        }
-        let socket = self.inner.bound.get(socket_id).map(|s| s.clone());
-        if let Some(socket) = socket {
-            let _ = socket.push(crate::socket::to_utf8(frame));
         }
     }
 }

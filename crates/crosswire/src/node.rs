@@ -1020,12 +1020,20 @@ impl Node {
 
     /// [`to_socket_id`](Self::to_socket_id) with an encoded frame.
     pub fn to_socket_id_frame(&self, socket_id: &str, frame: &PushFrame) {
-        let local = self.inner.bound.get(socket_id).map(|s| s.clone());
-        match local {
+        if !self.push_to_bound(socket_id, &to_utf8(frame)) {
+            self.relay_to_sockets(&[socket_id], frame);
+        }
+    }
+
+    /// Queues `text` for the open socket bound to `socket_id` on this node;
+    /// false when there is none.
+    pub(crate) fn push_to_bound(&self, socket_id: &str, text: &Utf8Bytes) -> bool {
+        match self.inner.bound.get(socket_id) {
             Some(socket) if socket.is_open() => {
-                let _ = socket.push(to_utf8(frame));
+                let _ = socket.push(text.clone());
+                true
             }
-            _ => self.relay_to_sockets(&[socket_id], frame),
+            _ => false,
         }
     }
 
@@ -1052,12 +1060,8 @@ impl Node {
             .map(AsRef::as_ref)
             .filter(|id| !id.is_empty())
         {
-            let local = self.inner.bound.get(id).map(|s| s.clone());
-            match local {
-                Some(socket) if socket.is_open() => {
-                    let _ = socket.push(text.clone());
-                }
-                _ => remote.push(id),
+            if !self.push_to_bound(id, &text) {
+                remote.push(id);
             }
         }
         if !remote.is_empty() {
@@ -1119,11 +1123,8 @@ impl Node {
         let exclusions = Exclusions::new(exclude);
         let rooms = self.inner.rooms.read();
         let send = |id: &str| {
-            if exclusions.contains(id) {
-                return;
-            }
-            if let Some(socket) = self.inner.bound.get(id) {
-                let _ = socket.push(text.clone());
+            if !exclusions.contains(id) {
+                self.push_to_bound(id, &text);
             }
         };
         match room {
