@@ -9,6 +9,8 @@ use std::time::Duration;
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 1024 * 1024;
 /// Default bound of each socket's outbound queue, in frames.
 pub const DEFAULT_OUTBOUND_QUEUE: usize = 1024;
+/// Default read buffer of each connection: 1 KiB.
+pub const DEFAULT_READ_BUFFER_SIZE: usize = 1024;
 
 /// Everything a [`Node`](crate::Node) is built from. All durations are in
 /// milliseconds when read from TOML or JSON (`server_ping_interval_ms`, ...).
@@ -41,6 +43,11 @@ pub struct NodeConfig {
     pub max_frame_size: usize,
     /// Bound of each socket's outbound queue, in frames.
     pub outbound_queue: usize,
+    /// Read buffer of each connection, in bytes, and the most one read
+    /// takes from the kernel. Every idle connection holds it, so it is small
+    /// by default (1 KiB); a bigger frame grows it while it is read. Raise
+    /// it when most frames are large.
+    pub read_buffer_size: usize,
     /// What to do with a socket whose outbound queue is full.
     pub slow_consumer: SlowConsumerPolicy,
     /// Prefix of the cross-server bridge channel (`bridgePrefix`, default `csbp:`).
@@ -108,6 +115,7 @@ impl Default for NodeConfig {
             enter_background_close_time: Duration::from_millis(10_000),
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             outbound_queue: DEFAULT_OUTBOUND_QUEUE,
+            read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
             slow_consumer: SlowConsumerPolicy::Close,
             bridge_prefix: crosswire_protocol::channels::DEFAULT_BRIDGE_PREFIX.into(),
             ws_prefix: crosswire_protocol::channels::DEFAULT_WS_PREFIX.into(),

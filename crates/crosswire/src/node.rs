@@ -190,6 +190,22 @@ impl NodeBuilder {
         self
     }
 
+    /// Read buffer of each connection in bytes (default 1 KiB; see
+    /// [`NodeConfig::read_buffer_size`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().read_buffer_size(8 * 1024).build()?;
+    /// assert_eq!(node.config().read_buffer_size, 8 * 1024);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.config.read_buffer_size = bytes;
+        self
+    }
+
     /// What to do with a socket whose outbound queue is full (default: close
     /// it with 4003).
     pub fn slow_consumer(mut self, policy: crate::SlowConsumerPolicy) -> Self {
@@ -367,9 +383,10 @@ impl NodeBuilder {
                 "server_ping_interval must be positive".into(),
             ));
         }
-        if config.max_frame_size == 0 || config.outbound_queue == 0 {
+        if config.max_frame_size == 0 || config.outbound_queue == 0 || config.read_buffer_size == 0
+        {
             return Err(Error::Config(
-                "max_frame_size and outbound_queue must be positive".into(),
+                "max_frame_size, outbound_queue and read_buffer_size must be positive".into(),
             ));
         }
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {

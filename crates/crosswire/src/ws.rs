@@ -31,9 +31,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// Initial read buffer of each connection, in bytes.
-const READ_BUFFER: usize = 4 * 1024;
-
 /// How long a closing socket waits for the peer's close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -155,10 +152,12 @@ async fn upgrade(node: Node, req: Request) -> Response {
             return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
         }
     }
-    let uri = parts
-        .extensions
-        .get::<OriginalUri>()
-        .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
+    let uri = detach_uri(
+        parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or(&parts.uri, |o| &o.0),
+    );
     let remote_addr = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -172,7 +171,7 @@ async fn upgrade(node: Node, req: Request) -> Response {
     let handshake = Arc::new(Handshake {
         uri,
         params,
-        headers: parts.headers,
+        headers: detach_headers(&parts.headers),
         remote_addr,
         data: Default::default(),
     });
@@ -184,14 +183,37 @@ async fn upgrade(node: Node, req: Request) -> Response {
         }
     }
     let max = node.inner.config.max_frame_size;
+    let read_buffer = node.inner.config.read_buffer_size;
     let tasks = node.inner.tasks.clone();
     ws.max_message_size(max)
         .max_frame_size(max)
         // tungstenite allocates the read buffer up front (128 KiB by
-        // default): most frames are small, so start small and let a big
-        // frame grow it.
-        .read_buffer_size(READ_BUFFER)
+        // default) and every idle connection keeps it: most frames are
+        // small, so start small and let a big frame grow it.
+        .read_buffer_size(read_buffer)
         .on_upgrade(move |socket| tasks.track_future(run_connection(node, socket, handshake)))
+}
+
+/// A copy of `uri` in its own allocation. hyper parses the request head
+/// without copying: its URI and header values are slices of the connection's
+/// read buffer (8–16 KiB), so keeping them for the socket's life would keep
+/// that whole buffer alive.
+fn detach_uri(uri: &http::Uri) -> http::Uri {
+    let text = uri.to_string();
+    http::Uri::from_maybe_shared(Bytes::from(text)).unwrap_or_else(|_| uri.clone())
+}
+
+/// A copy of `headers` in their own allocations (see [`detach_uri`]).
+fn detach_headers(headers: &http::HeaderMap) -> http::HeaderMap {
+    let mut copy = http::HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        // `HeaderValue::from_bytes` copies (header names are copied by
+        // hyper already).
+        let detached =
+            http::HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        copy.append(name.clone(), detached);
+    }
+    copy
 }
 
 async fn run_connection(node: Node, ws: WebSocket, handshake: Arc<Handshake>) {

@@ -186,3 +186,41 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     s.read_to_string(&mut out).await.unwrap();
     out
 }
+
+#[tokio::test]
+async fn frames_larger_than_the_read_buffer_arrive_whole() {
+    let (node, addr) = start(Node::builder().read_buffer_size(64)).await;
+    node.on("len", |s, payload, reply| async move {
+        let text = payload.as_str().unwrap_or_default().len();
+        let hs = s.handshake();
+        let seen = json!({
+            "len": text,
+            "path": hs.uri.path(),
+            "id": hs.param("id"),
+            "agent": hs.headers.get("user-agent").and_then(|v| v.to_str().ok()),
+        });
+        reply.unwrap().send(&seen).unwrap();
+    })
+    .unwrap();
+    let mut req = format!("ws://{addr}/room/a?id=u1")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("user-agent", "limits-test/1".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let big = "x".repeat(200_000);
+    let frame = json!({"event": "len", "payload": big, "callbackId": "c1"}).to_string();
+    send_text(&mut ws, &frame).await;
+    let reply = next_json(&mut ws).await;
+    assert_eq!(reply["callbackId"], "c1");
+    assert_eq!(
+        reply["payload"],
+        json!({"len": 200_000, "path": "/room/a", "id": "u1", "agent": "limits-test/1"})
+    );
+}
+
+#[tokio::test]
+async fn a_zero_read_buffer_is_refused() {
+    let err = Node::builder().read_buffer_size(0).build().unwrap_err();
+    assert!(err.to_string().contains("read_buffer_size"), "{err}");
+}
