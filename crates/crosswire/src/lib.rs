@@ -112,7 +112,6 @@ pub mod bench_support {
             inner.config.slow_consumer,
             handshake,
             inner.stats.clone(),
-            inner.kill.child_token(),
             true,
         );
         inner.connections.insert(conn_id, socket.clone());

@@ -88,8 +88,6 @@ pub(crate) struct NodeInner {
     pub(crate) shutting_down: AtomicBool,
     /// Cancelled when the node shuts down: stops listeners and the sweep.
     pub(crate) shutdown: CancellationToken,
-    /// Parent of every socket's stop token: cancelled to drop all connections.
-    pub(crate) kill: CancellationToken,
     /// Tracks connection tasks, so shutdown can wait for them.
     pub(crate) tasks: tokio_util::task::TaskTracker,
     /// The bus side of the node, when it has a bus.
@@ -440,7 +438,6 @@ impl NodeBuilder {
             upgrade_hook: self.upgrade_hook,
             shutting_down: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
-            kill: CancellationToken::new(),
             tasks: tokio_util::task::TaskTracker::new(),
             cluster,
             cross_events: EventMap::default(),
@@ -1317,7 +1314,9 @@ impl Node {
             .await
             .is_err()
         {
-            self.inner.kill.cancel();
+            for socket in self.inner.connections.iter() {
+                socket.value().terminate();
+            }
             self.inner.tasks.wait().await;
         }
         if let Some(cluster) = self.cluster() {

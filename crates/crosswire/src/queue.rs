@@ -1,15 +1,17 @@
-//! A socket's bounded outbound queue.
+//! A socket's bounded outbound queue, and the one waker of its connection
+//! task.
 //!
-//! Senders append under a short lock; the writer takes the whole queue at
-//! once by swapping it with its own (empty) buffer, so one wake-up and one lock
-//! serve every frame queued meanwhile, and in steady state nothing is
-//! allocated. The writer is woken only when the queue goes from empty to
-//! non-empty.
+//! Senders append under a short lock; the connection task takes the whole
+//! queue at once by swapping it with its own (empty) buffer, so one wake-up
+//! and one lock serve every frame queued meanwhile, and in steady state
+//! nothing is allocated. The task is woken only when the queue goes from
+//! empty to non-empty, or by [`OutQueue::wake`] (close and ping requests).
 
 use axum::extract::ws::Utf8Bytes;
+use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
-use tokio::sync::Notify;
+use std::task::Waker;
 
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +30,7 @@ struct State {
 pub(crate) struct OutQueue {
     state: Mutex<State>,
     bound: usize,
-    ready: Notify,
+    waker: AtomicWaker,
 }
 
 impl OutQueue {
@@ -39,7 +41,7 @@ impl OutQueue {
                 closed: false,
             }),
             bound: bound.max(1),
-            ready: Notify::new(),
+            waker: AtomicWaker::new(),
         }
     }
 
@@ -56,7 +58,7 @@ impl OutQueue {
         let first = s.frames.len() == 1;
         drop(s);
         if first {
-            self.ready.notify_one();
+            self.waker.wake();
         }
         Ok(())
     }
@@ -72,28 +74,25 @@ impl OutQueue {
         true
     }
 
-    /// Waits for frames and moves them all into `into` (which must be
-    /// empty). Returns false once the queue is closed and empty.
-    pub(crate) async fn take(&self, into: &mut VecDeque<Utf8Bytes>) -> bool {
-        loop {
-            {
-                let mut s = self.state.lock();
-                if !s.frames.is_empty() {
-                    std::mem::swap(into, &mut s.frames);
-                    return true;
-                }
-                if s.closed {
-                    return false;
-                }
-            }
-            self.ready.notified().await;
-        }
+    /// Registers the connection task's waker: pushes to an empty queue and
+    /// [`wake`](OutQueue::wake) wake it. Register before checking for work.
+    pub(crate) fn register(&self, waker: &Waker) {
+        self.waker.register(waker);
     }
 
-    /// Refuses further frames and wakes the writer.
+    /// Wakes the connection task (a close or ping request is waiting).
+    pub(crate) fn wake(&self) {
+        self.waker.wake();
+    }
+
+    /// Refuses further frames and drops those still queued.
     pub(crate) fn close(&self) {
-        self.state.lock().closed = true;
-        self.ready.notify_one();
+        let dropped = {
+            let mut s = self.state.lock();
+            s.closed = true;
+            std::mem::take(&mut s.frames)
+        };
+        drop(dropped);
     }
 
     /// Frames waiting.
@@ -106,19 +105,37 @@ impl OutQueue {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn bounded_and_taken_whole() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn bounded_taken_whole_and_woken_on_first_frame_only() {
         let q = OutQueue::new(2);
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        q.register(&Waker::from(count.clone()));
         assert_eq!(q.push("a".into()), Ok(()));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        q.register(&Waker::from(count.clone()));
         assert_eq!(q.push("b".into()), Ok(()));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "not empty: no wake");
         assert_eq!(q.push("c".into()), Err(PushError::Full));
         let mut batch = VecDeque::new();
-        assert!(q.take(&mut batch).await);
+        assert!(q.try_take(&mut batch));
         assert_eq!(batch.len(), 2);
         batch.clear();
         assert!(!q.try_take(&mut batch));
+        q.wake();
+        assert_eq!(count.0.load(Ordering::SeqCst), 2);
         q.close();
         assert_eq!(q.push("d".into()), Err(PushError::Closed));
-        assert!(!q.take(&mut batch).await);
+        assert!(!q.try_take(&mut batch));
     }
 }

@@ -15,8 +15,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 /// Close codes crosswire's server sends (see also the original's 4001/4002,
 /// which only its client sends, and 4010+ for applications).
@@ -100,14 +98,8 @@ pub(crate) enum CloseRequest {
 /// Wake-ups for the writer that must not wait behind a full queue.
 #[derive(Default)]
 pub(crate) struct Control {
-    pub(crate) notify: Notify,
     pub(crate) ping: AtomicBool,
     pub(crate) close: Mutex<Option<CloseRequest>>,
-    /// Cancelled once a close is requested: interrupts a write stuck on a
-    /// peer that does not read.
-    pub(crate) closing: CancellationToken,
-    /// Cancelled once the writer has sent the close frame (or given up).
-    pub(crate) close_sent: CancellationToken,
 }
 
 pub(crate) struct SocketInner {
@@ -120,8 +112,8 @@ pub(crate) struct SocketInner {
     background_since_ms: AtomicU64,
     handshake: Arc<Handshake>,
     pub(crate) bound_ids: Mutex<Vec<String>>,
-    /// Cancelled to drop the connection at once (reader and writer stop).
-    pub(crate) stop: CancellationToken,
+    /// Set to drop the connection at once (with a wake of its task).
+    pub(crate) stopped: AtomicBool,
     policy: SlowConsumerPolicy,
     stats: Arc<Stats>,
 }
@@ -161,7 +153,6 @@ impl Socket {
         policy: SlowConsumerPolicy,
         handshake: Arc<Handshake>,
         stats: Arc<Stats>,
-        stop: CancellationToken,
         authenticated: bool,
     ) -> Socket {
         let inner = SocketInner {
@@ -174,7 +165,7 @@ impl Socket {
             background_since_ms: AtomicU64::new(0),
             handshake,
             bound_ids: Mutex::new(Vec::new()),
-            stop,
+            stopped: AtomicBool::new(false),
             policy,
             stats,
         };
@@ -292,11 +283,13 @@ impl Socket {
     pub(crate) fn request_close(&self, req: CloseRequest) {
         let was_open = self.0.open.swap(false, Ordering::AcqRel);
         match req {
-            CloseRequest::Terminate => self.0.stop.cancel(),
+            CloseRequest::Terminate => {
+                self.0.stopped.store(true, Ordering::Release);
+                self.0.queue.wake();
+            }
             req if was_open => {
                 *self.0.control.close.lock() = Some(req);
-                self.0.control.closing.cancel();
-                self.0.control.notify.notify_one();
+                self.0.queue.wake();
             }
             _ => {}
         }
@@ -321,7 +314,7 @@ impl Socket {
 
     pub(crate) fn request_ping(&self) {
         self.0.control.ping.store(true, Ordering::Release);
-        self.0.control.notify.notify_one();
+        self.0.queue.wake();
     }
 
     /// Marks the client as gone to the background now (the original's

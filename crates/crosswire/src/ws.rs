@@ -1,10 +1,10 @@
 //! The WebSocket endpoint: the upgrade (with the application's hook), the
 //! per-connection reader and writer, and the standalone listener.
 //!
-//! Each connection has two tasks. The reader decodes frames and dispatches
-//! them in arrival order. The writer drains the socket's bounded queue: it
-//! writes every frame already queued, then flushes once, so a burst costs
-//! one system call rather than one per frame.
+//! Each connection has one task. It decodes the client's frames and
+//! dispatches them in arrival order, and between them drains the socket's
+//! bounded queue: it writes every frame already queued, then flushes once,
+//! so a burst costs one system call rather than one per frame.
 
 use crate::events::run_detached;
 use crate::node::{CloseInfo, Node};
@@ -19,20 +19,25 @@ use axum::Router;
 use bytes::Bytes;
 use crosswire_protocol::client::{decode_client_frame, Inbound};
 use crosswire_protocol::params::{parse_ws_request_params, ParseOptions};
+use futures_util::future::poll_fn;
 use futures_util::future::BoxFuture;
-use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use http::StatusCode;
 use serde_json::Value;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// How long a closing socket waits for the peer's close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a closing socket waits for a client to take what is queued, and
+/// for a client that broke a rule to take the close frame.
+const RULE_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// An upgrade refused by the upgrade hook: the HTTP status and body the
 /// client gets instead of `101 Switching Protocols`.
@@ -219,14 +224,12 @@ fn detach_headers(headers: &http::HeaderMap) -> http::HeaderMap {
 async fn run_connection(node: Node, ws: WebSocket, handshake: Arc<Handshake>) {
     let inner = &node.inner;
     let conn_id = inner.next_conn.fetch_add(1, Ordering::Relaxed);
-    let stop = inner.kill.child_token();
     let socket = Socket::new(
         conn_id,
         inner.config.outbound_queue,
         inner.config.slow_consumer,
         handshake.clone(),
         inner.stats.clone(),
-        stop.clone(),
         inner.auth.is_none(),
     );
     inner.connections.insert(conn_id, socket.clone());
@@ -245,28 +248,25 @@ async fn run_connection(node: Node, ws: WebSocket, handshake: Arc<Handshake>) {
         let s = socket.clone();
         let timeout = auth.timeout;
         tokio::spawn(async move {
-            tokio::select! {
-                _ = tokio::time::sleep(timeout) => {
-                    if !s.is_authenticated() {
-                        s.close(close_code::NOT_AUTHENTICATED, "not authenticated in time");
-                    }
-                }
-                _ = s.0.stop.cancelled() => {}
+            tokio::time::sleep(timeout).await;
+            if s.is_open() && !s.is_authenticated() {
+                s.close(close_code::NOT_AUTHENTICATED, "not authenticated in time");
             }
         });
     }
-    let (sink, stream) = ws.split();
-    let writer = tokio::spawn(write_loop(sink, socket.clone()));
+    let mut conn = Conn::new(ws, socket.clone());
 
-    // Connection handlers finish before the socket's first frame is dispatched.
+    // Connection handlers finish before the socket's first frame is
+    // dispatched; what they send goes out meanwhile.
     for h in inner.system.connection.take_for_dispatch() {
-        run_to_end(h((socket.clone(), handshake.clone()))).await;
+        conn.write_while(run_to_end(h((socket.clone(), handshake.clone()))))
+            .await;
     }
 
-    let close = read_loop(&node, stream, &socket).await;
+    let close = serve(&node, &mut conn).await;
     socket.mark_closed();
-    stop.cancel();
-    let _ = writer.await;
+    socket.0.queue.close();
+    drop(conn);
 
     tracing::debug!(socket = conn_id, code = close.code, "connection closed");
     for h in inner.system.close.take_for_dispatch() {
@@ -293,28 +293,39 @@ fn is_capacity_error(e: axum::Error) -> bool {
     )
 }
 
-async fn read_loop(node: &Node, mut stream: SplitStream<WebSocket>, socket: &Socket) -> CloseInfo {
+/// What woke the connection task.
+enum Step {
+    /// A frame from the client.
+    Frame(Message),
+    /// The client's stream ended, cleanly (`None`) or with an error.
+    Ended(Option<axum::Error>),
+    /// A close was requested ([`Socket::close`], a slow consumer).
+    Close(CloseRequest),
+    /// The socket was terminated or a write failed: drop the connection.
+    Stop,
+}
+
+/// Reads and dispatches the client's frames while writing what is queued for
+/// it, until the connection ends. Returns how it ended.
+async fn serve(node: &Node, conn: &mut Conn) -> CloseInfo {
+    let socket = conn.socket.clone();
     let stats = &node.inner.stats;
-    let stop = socket.0.stop.clone();
     let mut close = CloseInfo {
         code: 1006,
         reason: String::new(),
     };
     let mut bucket = node.inner.config.rate_limit.map(TokenBucket::new);
     loop {
-        let msg = tokio::select! {
-            _ = stop.cancelled() => break,
-            msg = stream.next() => msg,
-        };
-        let msg = match msg {
-            None => break,
-            Some(Ok(msg)) => msg,
-            Some(Err(e)) => {
+        let msg = match conn.step().await {
+            Step::Frame(msg) => msg,
+            Step::Ended(None) | Step::Stop | Step::Close(CloseRequest::Terminate) => break,
+            Step::Ended(Some(e)) => {
                 let message = e.to_string();
                 if is_capacity_error(e) {
                     // The stream cannot be read past this frame.
                     Stats::incr(&stats.frames_oversize);
-                    close_now(socket, close_code::TOO_BIG, "message too big").await;
+                    conn.close(close_code::TOO_BIG, "message too big", false)
+                        .await;
                 } else {
                     tracing::debug!(socket = socket.id(), error = %message, "socket error");
                     let err: Arc<str> = message.into();
@@ -324,21 +335,33 @@ async fn read_loop(node: &Node, mut stream: SplitStream<WebSocket>, socket: &Soc
                 }
                 break;
             }
+            Step::Close(CloseRequest::Close {
+                code,
+                reason,
+                drain,
+            }) => {
+                if let Some(reply) = conn.close(code, &reason, drain).await {
+                    close = reply;
+                }
+                break;
+            }
         };
         if matches!(msg, Message::Text(_) | Message::Binary(_)) {
             Stats::incr(&stats.frames_received);
             if bucket.as_mut().is_some_and(|b| !b.take()) {
                 Stats::incr(&stats.rate_limit_closes);
-                close_now(socket, close_code::RATE_LIMITED, "rate limit exceeded").await;
+                socket.mark_closed();
+                conn.close(close_code::RATE_LIMITED, "rate limit exceeded", false)
+                    .await;
                 break;
             }
         }
         match msg {
             Message::Text(text) => {
-                handle_text(node, socket, text).await;
+                handle_text(node, &socket, text).await;
             }
             Message::Binary(data) => match Utf8Bytes::try_from(data) {
-                Ok(text) => handle_text(node, socket, text).await,
+                Ok(text) => handle_text(node, &socket, text).await,
                 Err(_) => {
                     Stats::incr(&stats.frames_dropped_invalid);
                     tracing::debug!(socket = socket.id(), "binary frame is not UTF-8: dropped");
@@ -352,42 +375,26 @@ async fn read_loop(node: &Node, mut stream: SplitStream<WebSocket>, socket: &Soc
             }
             Message::Ping(_) => {}
             Message::Close(frame) => {
+                // tungstenite answers it; the stream then ends.
                 socket.mark_closed();
-                if let Some(CloseFrame { code, reason }) = frame {
-                    close = CloseInfo {
-                        code,
-                        reason: reason.as_str().to_owned(),
-                    };
-                } else {
-                    close.code = 1005;
-                }
+                close = close_info(frame);
             }
         }
     }
     close
 }
 
-/// Waits (bounded) until the socket's stop token is cancelled.
-async fn wait_stopped(stop: &CancellationToken) {
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, stop.cancelled()).await;
-}
-
-/// Closes a socket that broke a rule, without sending what is queued for it,
-/// and waits (bounded) until the close frame is on its way; the caller then
-/// stops reading.
-async fn close_now(socket: &Socket, code: u16, reason: &str) {
-    tracing::debug!(socket = socket.id(), code, reason, "closing");
-    socket.request_close(CloseRequest::Close {
-        code,
-        reason: reason.to_owned(),
-        drain: false,
-    });
-    wait_close_sent(socket).await;
-}
-
-/// Waits (bounded) until the writer has sent the socket's close frame.
-async fn wait_close_sent(socket: &Socket) {
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.0.control.close_sent.cancelled()).await;
+fn close_info(frame: Option<CloseFrame>) -> CloseInfo {
+    match frame {
+        Some(CloseFrame { code, reason }) => CloseInfo {
+            code,
+            reason: reason.as_str().to_owned(),
+        },
+        None => CloseInfo {
+            code: 1005,
+            reason: String::new(),
+        },
+    }
 }
 
 async fn handle_text(node: &Node, socket: &Socket, text: Utf8Bytes) {
@@ -502,94 +509,190 @@ impl TokenBucket {
     }
 }
 
-type Sink = SplitSink<WebSocket, Message>;
+/// One connection, driven by its single task: what is queued for the socket
+/// is written while the client's frames are read, without a second task or a
+/// lock around the WebSocket. The socket's queue holds the task's waker: a
+/// frame queued on an empty queue, a close, ping or terminate request wakes
+/// it.
+struct Conn {
+    ws: WebSocket,
+    socket: Socket,
+    /// Frames taken from the queue and not yet handed to the WebSocket.
+    batch: VecDeque<Utf8Bytes>,
+    /// A protocol ping is due.
+    ping: bool,
+    /// Frames were handed to the WebSocket since the last completed flush.
+    unflushed: bool,
+}
 
-async fn write_loop(mut sink: Sink, socket: Socket) {
-    let stop = socket.0.stop.clone();
-    let control = &socket.0.control;
-    let queue = &socket.0.queue;
-    let mut batch: VecDeque<Utf8Bytes> = VecDeque::new();
-    loop {
+impl Conn {
+    fn new(ws: WebSocket, socket: Socket) -> Self {
+        Conn {
+            ws,
+            socket,
+            batch: VecDeque::new(),
+            ping: false,
+            unflushed: false,
+        }
+    }
+
+    /// Writes until nothing is queued or the socket cannot take more, and
+    /// reads until the client's next frame, a request or the end.
+    async fn step(&mut self) -> Step {
+        poll_fn(|cx| self.poll_step(cx)).await
+    }
+
+    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
+        let inner = &self.socket.0;
+        // Registered before looking for work, so none is missed.
+        inner.queue.register(cx.waker());
+        if inner.stopped.load(Ordering::Acquire) {
+            return Poll::Ready(Step::Stop);
+        }
+        if let Some(request) = inner.control.close.lock().take() {
+            return Poll::Ready(Step::Close(request));
+        }
+        if inner.control.ping.swap(false, Ordering::AcqRel) {
+            self.ping = true;
+        }
+        if let Poll::Ready(Err(())) = self.poll_write(cx) {
+            return Poll::Ready(Step::Stop);
+        }
+        match self.ws.poll_next_unpin(cx) {
+            Poll::Ready(Some(Ok(msg))) => Poll::Ready(Step::Frame(msg)),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Step::Ended(Some(e))),
+            Poll::Ready(None) => Poll::Ready(Step::Ended(None)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Takes the queue (once per call), hands every frame to the WebSocket
+    /// and flushes once: a burst costs one write. `Ready(Ok)` when all is
+    /// written, `Pending` while the socket cannot take more, `Ready(Err)`
+    /// when the connection is gone.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        if self.batch.is_empty()
+            && !self.ping
+            && !self.unflushed
+            && !self.socket.0.queue.try_take(&mut self.batch)
+        {
+            return Poll::Ready(Ok(()));
+        }
+        while self.ping || !self.batch.is_empty() {
+            match self.ws.poll_ready_unpin(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => return Poll::Ready(Err(())),
+                Poll::Pending => return Poll::Pending,
+            }
+            let msg = if std::mem::take(&mut self.ping) {
+                Message::Ping(Bytes::new())
+            } else {
+                match self.batch.pop_front() {
+                    Some(frame) => Message::Text(frame),
+                    None => break,
+                }
+            };
+            if self.ws.start_send_unpin(msg).is_err() {
+                return Poll::Ready(Err(()));
+            }
+            self.unflushed = true;
+        }
+        if self.unflushed {
+            match self.ws.poll_flush_unpin(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(_)) => return Poll::Ready(Err(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Writes until everything queued is sent.
+    async fn drain(&mut self) -> Result<(), ()> {
+        loop {
+            poll_fn(|cx| self.poll_write(cx)).await?;
+            if self.socket.0.queue.len() == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Awaits `fut` while writing what is queued (the connection handlers
+    /// run before the first frame is read, but what they send goes out).
+    async fn write_while<F: Future>(&mut self, fut: F) -> F::Output {
+        tokio::pin!(fut);
+        let mut writing = true;
+        poll_fn(|cx| {
+            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                return Poll::Ready(out);
+            }
+            if writing {
+                self.socket.0.queue.register(cx.waker());
+                if let Poll::Ready(Err(())) = self.poll_write(cx) {
+                    writing = false;
+                }
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Sends a close frame, after what is queued when `drain` (else what is
+    /// queued is dropped). A close the node asked for (`drain`) then waits
+    /// for the client's reply, which it returns; a close for a broken rule
+    /// does not. Every wait is bounded: a client that does not read cannot
+    /// hold the task.
+    async fn close(&mut self, code: u16, reason: &str, drain: bool) -> Option<CloseInfo> {
+        tracing::debug!(socket = self.socket.id(), code, reason, "closing");
+        let socket = self.socket.clone();
+        let handshake = async {
+            if drain {
+                // Give a healthy client a moment to take what is queued.
+                match tokio::time::timeout(RULE_CLOSE_GRACE, self.drain()).await {
+                    Ok(Ok(())) => {}
+                    _ => return None,
+                }
+            } else {
+                self.batch.clear();
+            }
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            // Behind a broken rule there may be a client that does not read.
+            let limit = if drain {
+                CLOSE_TIMEOUT
+            } else {
+                RULE_CLOSE_GRACE
+            };
+            let sent = tokio::time::timeout(limit, self.ws.send(Message::Close(Some(frame))));
+            if !matches!(sent.await, Ok(Ok(()))) || !drain {
+                return None;
+            }
+            let reply = async {
+                while let Some(Ok(msg)) = self.ws.next().await {
+                    if let Message::Close(frame) = msg {
+                        return Some(close_info(frame));
+                    }
+                }
+                None
+            };
+            tokio::time::timeout(CLOSE_TIMEOUT, reply)
+                .await
+                .ok()
+                .flatten()
+        };
+        let stopped = poll_fn(|cx| {
+            socket.0.queue.register(cx.waker());
+            if socket.0.stopped.load(Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        });
         tokio::select! {
-            biased;
-            _ = stop.cancelled() => break,
-            _ = control.notify.notified() => {
-                let request = control.close.lock().take();
-                if let Some(CloseRequest::Close { code, reason, drain }) = request {
-                    // The same bounded write as any batch: a peer that does
-                    // not read cannot hold the writer here.
-                    if drain
-                        && queue.try_take(&mut batch)
-                        && write_batch(&mut sink, &mut batch, &stop, &control.closing).await.is_err()
-                    {
-                        // The peer does not read: no close frame could reach it.
-                        stop.cancel();
-                        break;
-                    }
-                    let frame = CloseFrame { code, reason: reason.into() };
-                    let sent = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(Message::Close(Some(frame)))).await;
-                    control.close_sent.cancel();
-                    if matches!(sent, Ok(Ok(()))) {
-                        // Wait for the peer's close frame; the reader then stops us.
-                        wait_stopped(&stop).await;
-                    }
-                    stop.cancel();
-                    break;
-                }
-                if control.ping.swap(false, Ordering::AcqRel)
-                    && write_or_stop(&mut sink, &stop, Message::Ping(Bytes::new())).await.is_err()
-                {
-                    stop.cancel();
-                    break;
-                }
-            }
-            more = queue.take(&mut batch) => {
-                if !more {
-                    break;
-                }
-                if write_batch(&mut sink, &mut batch, &stop, &control.closing).await.is_err() {
-                    stop.cancel();
-                    break;
-                }
-            }
-        }
-    }
-    queue.close();
-    control.close_sent.cancel();
-}
-
-/// Sends one message and flushes, unless the socket is stopped meanwhile.
-async fn write_or_stop(sink: &mut Sink, stop: &CancellationToken, msg: Message) -> Result<(), ()> {
-    tokio::select! {
-        r = sink.send(msg) => r.map_err(|_| ()),
-        _ = stop.cancelled() => Err(()),
-    }
-}
-
-/// Feeds every frame of `batch`, then flushes once. A close request or stop
-/// interrupts a write stuck on a peer that does not read.
-async fn write_batch(
-    sink: &mut Sink,
-    batch: &mut VecDeque<Utf8Bytes>,
-    stop: &CancellationToken,
-    closing: &CancellationToken,
-) -> Result<(), ()> {
-    let write = async {
-        for frame in batch.drain(..) {
-            sink.feed(Message::Text(frame)).await?;
-        }
-        sink.flush().await
-    };
-    tokio::pin!(write);
-    tokio::select! {
-        r = &mut write => r.map_err(|_| ()),
-        _ = stop.cancelled() => Err(()),
-        _ = closing.cancelled() => {
-            // Give a healthy peer a moment to take the batch before closing.
-            match tokio::time::timeout(Duration::from_secs(1), write).await {
-                Ok(r) => r.map_err(|_| ()),
-                Err(_) => Err(()),
-            }
+            reply = handshake => reply,
+            () = stopped => None,
         }
     }
 }
