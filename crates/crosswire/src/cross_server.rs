@@ -792,8 +792,9 @@ impl CrossServerEmit<'_> {
     ///     async {}
     /// })?;
     /// node.emit_cross_server("log", &"started")?.send()?;
-    /// tokio::task::yield_now().await;
-    /// assert_eq!(seen.load(Ordering::SeqCst), 1);
+    /// while seen.load(Ordering::SeqCst) == 0 {
+    ///     tokio::task::yield_now().await;
+    /// }
     /// assert_eq!(node.pending_cross_server_calls(), 0);
     /// # Ok(())
     /// # }
