@@ -23,6 +23,33 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// The state of the connection, as WebSocket's `readyState`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let node = crosswire::Node::builder().build()?;
+/// # node.on("echo", |_socket, payload, reply| async move {
+/// #     if let Some(reply) = reply {
+/// #         let _ = reply.send(&payload);
+/// #     }
+/// # })?;
+/// # node.on("shout", |socket, payload, _reply| async move {
+/// #     let _ = socket.emit("heard", &payload);
+/// # })?;
+/// # let addr = node.listen("127.0.0.1:0").await?;
+/// # let url = format!("ws://{addr}");
+/// use crosswire_client::{ClientEvent, Connector, ConnectorOptions, ReadyState};
+/// let c = Connector::new(ConnectorOptions::new(url))?;
+/// assert_eq!(c.state(), ReadyState::Closed);
+/// let mut events = c.subscribe();
+/// c.start();
+/// while events.recv().await != Some(ClientEvent::Open) {}
+/// assert_eq!(c.state(), ReadyState::Open);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadyState {
     /// A connection attempt is in progress.
@@ -145,6 +172,8 @@ fn duration_ns(d: Duration) -> u64 {
 ///   custom parameters go before a `#fragment` (which is dropped);
 ///   [`start`](Self::start) re-opens a manually closed connector (32).
 ///
+/// # Examples
+///
 /// ```no_run
 /// use crosswire_client::{Connector, ConnectorOptions};
 /// use serde_json::json;
@@ -186,6 +215,32 @@ impl Connector {
     /// listeners or [`subscribe`](Self::subscribe), then call
     /// [`start`](Self::start), so that no event is missed. Must be called
     /// inside a Tokio runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// use crosswire_client::{ClientEvent, Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new(url).param("id", "u1"))?;
+    /// let mut events = c.subscribe(); // before start: no event is missed
+    /// c.start();
+    /// assert_eq!(events.recv().await, Some(ClientEvent::Open));
+    /// assert!(Connector::new(ConnectorOptions::new("")).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new(options: ConnectorOptions) -> Result<Self, ConnectorError> {
         options.validate()?;
         let runtime =
@@ -208,6 +263,32 @@ impl Connector {
     /// Creates a connector and connects at once, as the original's
     /// constructor does. Listeners registered afterwards may miss the first
     /// events; prefer [`new`](Self::new) + [`start`](Self::start).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::connect(ConnectorOptions::new(url))?;
+    /// while !c.is_open() {
+    ///     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    /// }
+    /// assert_eq!(c.emit_with_callback("echo", &1).await?, Some(1.into()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn connect(options: ConnectorOptions) -> Result<Self, ConnectorError> {
         let c = Self::new(options)?;
         c.start();
@@ -218,6 +299,35 @@ impl Connector {
     /// (cancelling a scheduled reconnection). After
     /// [`manual_close`](Self::manual_close) it re-enables the connector
     /// with a fresh retry count.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// use crosswire_client::{ClientEvent, Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new(url))?;
+    /// let mut events = c.subscribe();
+    /// c.start();
+    /// assert_eq!(events.recv().await, Some(ClientEvent::Open));
+    /// c.manual_close();
+    /// assert!(matches!(events.recv().await, Some(ClientEvent::Close { code: 4001, .. })));
+    /// c.start(); // re-opens a manually closed connector
+    /// assert_eq!(events.recv().await, Some(ClientEvent::Open));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn start(&self) {
         self.command(Command::Start);
     }
@@ -227,37 +337,179 @@ impl Connector {
     }
 
     /// The options the connector was created with.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// use std::time::Duration;
+    /// let opts = ConnectorOptions { callback_timeout: Duration::from_secs(1), ..ConnectorOptions::new("ws://127.0.0.1:9000") };
+    /// let c = Connector::new(opts)?;
+    /// assert_eq!(c.options().callback_timeout, Duration::from_secs(1));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn options(&self) -> &ConnectorOptions {
         &self.shared.options
     }
 
     /// The URL it connects to, custom parameters included.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000/chat").param("id", "u 1"))?;
+    /// assert_eq!(c.url(), "ws://127.0.0.1:9000/chat?id=u+1");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn url(&self) -> &str {
         &self.shared.url
     }
 
     /// The connection state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// # let c = crosswire_client::Connector::new(crosswire_client::ConnectorOptions::new(&url))?;
+    /// # let mut events = c.subscribe();
+    /// # c.start();
+    /// # while events.recv().await.ok_or("ended")? != crosswire_client::ClientEvent::Open {}
+    /// use crosswire_client::ReadyState;
+    /// assert_eq!(c.state(), ReadyState::Open);
+    /// c.manual_close();
+    /// while c.state() != ReadyState::Closed {
+    ///     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn state(&self) -> ReadyState {
         ReadyState::from_u8(self.shared.state.load(Ordering::Acquire))
     }
 
     /// Whether the connection is open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// # let c = crosswire_client::Connector::new(crosswire_client::ConnectorOptions::new(&url))?;
+    /// # let mut events = c.subscribe();
+    /// # c.start();
+    /// # while events.recv().await.ok_or("ended")? != crosswire_client::ClientEvent::Open {}
+    /// assert!(c.is_open());
+    /// c.manual_close();
+    /// while !matches!(events.recv().await, Some(crosswire_client::ClientEvent::Close { .. })) {}
+    /// assert!(!c.is_open());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_open(&self) -> bool {
         self.state() == ReadyState::Open
     }
 
     /// Whether reconnection attempts were made since the last open (the
     /// original's `reconnecting()`; stays `true` after the repeat limit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let url = {
+    /// #     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// #     format!("ws://{}", l.local_addr()?)
+    /// # };
+    /// use crosswire_client::{ClientEvent, Connector, ConnectorOptions};
+    /// use std::time::Duration;
+    /// let opts = ConnectorOptions { fast_reconnect_interval: Duration::from_millis(10), ..ConnectorOptions::new(url) };
+    /// let c = Connector::new(opts)?;
+    /// assert!(!c.reconnecting());
+    /// let mut events = c.subscribe();
+    /// c.start(); // nothing listens there: the attempt fails and is retried
+    /// while !matches!(events.recv().await, Some(ClientEvent::Reconnect(_))) {}
+    /// assert!(c.reconnecting());
+    /// assert!(c.reconnect_attempts() >= 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn reconnecting(&self) -> bool {
         self.reconnect_attempts() > 0
     }
 
     /// Reconnection attempts scheduled since the last open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let url = {
+    /// #     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// #     format!("ws://{}", l.local_addr()?)
+    /// # };
+    /// use crosswire_client::{ClientEvent, Connector, ConnectorOptions};
+    /// use std::time::Duration;
+    /// let opts = ConnectorOptions { fast_reconnect_interval: Duration::from_millis(10), ..ConnectorOptions::new(url) };
+    /// let c = Connector::new(opts)?;
+    /// assert_eq!(c.reconnect_attempts(), 0);
+    /// let mut events = c.subscribe();
+    /// c.start();
+    /// while !matches!(events.recv().await, Some(ClientEvent::Reconnect(info)) if info.attempt == 2) {}
+    /// assert_eq!(c.reconnect_attempts(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn reconnect_attempts(&self) -> u32 {
         self.shared.repeat.load(Ordering::Acquire)
     }
 
     /// The current heartbeat interval.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// use std::time::Duration;
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+    /// assert_eq!(c.ping_interval(), Duration::from_secs(10));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn ping_interval(&self) -> Duration {
         self.shared.ping_interval()
     }
@@ -266,6 +518,21 @@ impl Connector {
     /// next open or heartbeat reply); with `immediate`, a waiting heartbeat
     /// timer restarts now with the new interval (an outstanding heartbeat
     /// keeps its pong timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// use std::time::Duration;
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+    /// c.set_ping_interval(Duration::from_secs(30), false)?;
+    /// assert_eq!(c.ping_interval(), Duration::from_secs(30));
+    /// assert!(c.set_ping_interval(Duration::ZERO, true).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn set_ping_interval(
         &self,
         interval: Duration,
@@ -287,6 +554,37 @@ impl Connector {
     /// schedule. `reset_count` restarts the schedule (and lifts a reached
     /// repeat limit). Ignored while a reconnection is already scheduled or
     /// after [`manual_close`](Self::manual_close).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// # let c = crosswire_client::Connector::new(crosswire_client::ConnectorOptions::new(&url))?;
+    /// # let mut events = c.subscribe();
+    /// # c.start();
+    /// # while events.recv().await.ok_or("ended")? != crosswire_client::ClientEvent::Open {}
+    /// use crosswire_client::ClientEvent;
+    /// c.reconnect(true);
+    /// assert_eq!(
+    ///     events.recv().await,
+    ///     Some(ClientEvent::Close { code: crosswire_client::close_code::RECONNECT, reason: "client reconnect".into() })
+    /// );
+    /// assert!(matches!(events.recv().await, Some(ClientEvent::Reconnect(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn reconnect(&self, reset_count: bool) {
         self.command(Command::Reconnect(reset_count));
     }
@@ -295,11 +593,61 @@ impl Connector {
     /// attempt in progress, safely), stops the heartbeat and any scheduled
     /// reconnection, fails pending callbacks with `DISCONNECTED`, and
     /// refuses [`reconnect`](Self::reconnect) until [`start`](Self::start).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// # let c = crosswire_client::Connector::new(crosswire_client::ConnectorOptions::new(&url))?;
+    /// # let mut events = c.subscribe();
+    /// # c.start();
+    /// # while events.recv().await.ok_or("ended")? != crosswire_client::ClientEvent::Open {}
+    /// use crosswire_client::ClientEvent;
+    /// let pending = c.emit_with_callback("never-answered", &1);
+    /// c.manual_close();
+    /// assert_eq!(pending.await.map_err(|e| e.code()), Err("DISCONNECTED"));
+    /// assert_eq!(
+    ///     events.recv().await,
+    ///     Some(ClientEvent::Close { code: 4001, reason: "client manual close".into() })
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn manual_close(&self) {
         self.command(Command::ManualClose);
     }
 
     /// A handle that does not keep the connector alive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+    /// let weak = c.downgrade();
+    /// c.on_close(move |_code, _reason| {
+    ///     if let Some(c) = weak.upgrade() {
+    ///         c.reconnect(false);
+    ///     }
+    /// });
+    /// assert!(c.downgrade().upgrade().is_some());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn downgrade(&self) -> WeakConnector {
         WeakConnector {
             tx: self.tx.downgrade(),
@@ -312,6 +660,41 @@ impl Connector {
     /// Sends `{"event":…,"payload":…}` without waiting for anything.
     /// Fails with [`EmitError::NotOpen`] (`WS_NOT_OPEN`) when the connection
     /// is not open: nothing is queued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// # let c = crosswire_client::Connector::new(crosswire_client::ConnectorOptions::new(&url))?;
+    /// # let mut events = c.subscribe();
+    /// # c.start();
+    /// # while events.recv().await.ok_or("ended")? != crosswire_client::ClientEvent::Open {}
+    /// use crosswire_client::{ClientEvent, EmitError};
+    /// c.emit("shout", &"hi")?; // the node answers with a push
+    /// loop {
+    ///     if let Some(ClientEvent::Push { event, payload }) = events.recv().await {
+    ///         assert_eq!((event.as_str(), payload), ("heard", Some("hi".into())));
+    ///         break;
+    ///     }
+    /// }
+    /// c.manual_close();
+    /// while !matches!(events.recv().await, Some(crosswire_client::ClientEvent::Close { .. })) {}
+    /// assert_eq!(c.emit("shout", &"hi"), Err(EmitError::NotOpen));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, payload: &T) -> Result<(), EmitError> {
         if event.is_empty() {
             return Err(EmitError::EmptyEvent);
@@ -334,6 +717,32 @@ impl Connector {
     /// `CALLBACK_TIMEOUT`, or `DISCONNECTED` as soon as the connection closes
     /// before the reply. The frame is sent when this is called, not when the
     /// future is first polled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// # let c = crosswire_client::Connector::new(crosswire_client::ConnectorOptions::new(&url))?;
+    /// # let mut events = c.subscribe();
+    /// # c.start();
+    /// # while events.recv().await.ok_or("ended")? != crosswire_client::ClientEvent::Open {}
+    /// let reply = c.emit_with_callback("echo", &serde_json::json!({"text": "hi"})).await?;
+    /// assert_eq!(reply, Some(serde_json::json!({"text": "hi"})));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn emit_with_callback<T: Serialize + ?Sized>(
         &self,
         event: &str,
@@ -344,6 +753,43 @@ impl Connector {
 
     /// [`emit_with_callback`](Self::emit_with_callback) with per-call
     /// options (timeout, pending timeout, `on_pending` hook).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// # let c = crosswire_client::Connector::new(crosswire_client::ConnectorOptions::new(&url))?;
+    /// # let mut events = c.subscribe();
+    /// # c.start();
+    /// # while events.recv().await.ok_or("ended")? != crosswire_client::ClientEvent::Open {}
+    /// use crosswire_client::{EmitError, EmitOptions};
+    /// use std::time::Duration;
+    /// let (tx, late) = std::sync::mpsc::channel();
+    /// let opts = EmitOptions::new()
+    ///     .timeout(Duration::from_millis(50))
+    ///     .pending_timeout(Duration::from_millis(10))
+    ///     .on_pending(move || {
+    ///         let _ = tx.send(());
+    ///     });
+    /// // No handler answers "nobody" on the node.
+    /// let reply = c.emit_with_options("nobody", &1, opts).await;
+    /// assert!(matches!(reply, Err(EmitError::Timeout { .. })));
+    /// assert!(late.try_recv().is_ok());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn emit_with_options<T: Serialize + ?Sized>(
         &self,
         event: &str,
@@ -366,6 +812,36 @@ impl Connector {
     /// The callback form: `callback` runs once, on the connector's task,
     /// with the reply or the error (synchronously, before this returns, for
     /// `WS_NOT_OPEN`, as in the original). Returns the callback id sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// # let c = crosswire_client::Connector::new(crosswire_client::ConnectorOptions::new(&url))?;
+    /// # let mut events = c.subscribe();
+    /// # c.start();
+    /// # while events.recv().await.ok_or("ended")? != crosswire_client::ClientEvent::Open {}
+    /// let (tx, mut replies) = tokio::sync::mpsc::unbounded_channel();
+    /// let id = c.emit_then("echo", &5, crosswire_client::EmitOptions::new(), move |reply| {
+    ///     let _ = tx.send(reply);
+    /// });
+    /// assert!(id.is_some());
+    /// assert_eq!(replies.recv().await, Some(Ok(Some(5.into()))));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn emit_then<T, F>(
         &self,
         event: &str,
@@ -430,6 +906,8 @@ impl Connector {
 
     /// A listener registration with options (once, tag).
     ///
+    /// # Examples
+    ///
     /// ```no_run
     /// # fn f(c: &crosswire_client::Connector) -> Result<(), crosswire_client::ConnectorError> {
     /// c.listen().once().tag("ui").on_open(|| println!("first open"));
@@ -448,6 +926,37 @@ impl Connector {
     /// Listens to event `event` pushed by the node; the listener gets the
     /// payload (`Null` when the frame had none). Any name is allowed,
     /// including `close` or `open`: these never reach lifecycle listeners.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// # let c = crosswire_client::Connector::new(crosswire_client::ConnectorOptions::new(&url))?;
+    /// # let mut events = c.subscribe();
+    /// # c.start();
+    /// # while events.recv().await.ok_or("ended")? != crosswire_client::ClientEvent::Open {}
+    /// let (tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    /// c.on("heard", move |payload| {
+    ///     let _ = tx.send(payload.clone());
+    /// })?;
+    /// c.emit("shout", &[1, 2])?;
+    /// assert_eq!(heard.recv().await, Some(serde_json::json!([1, 2])));
+    /// assert!(c.on("", |_| {}).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on(
         &self,
         event: &str,
@@ -457,6 +966,46 @@ impl Connector {
     }
 
     /// Like [`on`](Self::on), for the next push of `event` only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// # let c = crosswire_client::Connector::new(crosswire_client::ConnectorOptions::new(&url))?;
+    /// # let mut events = c.subscribe();
+    /// # c.start();
+    /// # while events.recv().await.ok_or("ended")? != crosswire_client::ClientEvent::Open {}
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let count = Arc::new(AtomicUsize::new(0));
+    /// let n = count.clone();
+    /// c.once("heard", move |_payload| {
+    ///     n.fetch_add(1, Ordering::SeqCst);
+    /// })?;
+    /// c.emit("shout", &1)?;
+    /// c.emit("shout", &2)?;
+    /// let mut pushes = 0;
+    /// while pushes < 2 {
+    ///     if let Some(crosswire_client::ClientEvent::Push { .. }) = events.recv().await {
+    ///         pushes += 1;
+    ///     }
+    /// }
+    /// assert_eq!(count.load(Ordering::SeqCst), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn once(
         &self,
         event: &str,
@@ -466,66 +1015,375 @@ impl Connector {
     }
 
     /// Listens to `open`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new(url))?;
+    /// let (tx, mut opened) = tokio::sync::mpsc::unbounded_channel();
+    /// c.on_open(move || {
+    ///     let _ = tx.send(());
+    /// });
+    /// c.start();
+    /// assert_eq!(opened.recv().await, Some(()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_open(&self, f: impl Fn() + Send + Sync + 'static) -> HandlerId {
         self.listen().on_open(f)
     }
 
     /// Listens to `close` (code, reason).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// # let c = crosswire_client::Connector::new(crosswire_client::ConnectorOptions::new(&url))?;
+    /// # let mut events = c.subscribe();
+    /// # c.start();
+    /// # while events.recv().await.ok_or("ended")? != crosswire_client::ClientEvent::Open {}
+    /// let (tx, mut closed) = tokio::sync::mpsc::unbounded_channel();
+    /// c.on_close(move |code, reason| {
+    ///     let _ = tx.send((code, reason.to_owned()));
+    /// });
+    /// node.shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert_eq!(closed.recv().await, Some((1001, "server shutting down".to_owned())));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_close(&self, f: impl Fn(u16, &str) + Send + Sync + 'static) -> HandlerId {
         self.listen().on_close(f)
     }
 
     /// Listens to `error` (a description of the failure).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let url = {
+    /// #     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// #     format!("ws://{}", l.local_addr()?)
+    /// # };
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new(url))?;
+    /// let (tx, mut errors) = tokio::sync::mpsc::unbounded_channel();
+    /// c.on_error(move |error| {
+    ///     let _ = tx.send(error.to_owned());
+    /// });
+    /// c.start(); // nothing listens there
+    /// assert!(errors.recv().await.is_some_and(|e| !e.is_empty()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_error(&self, f: impl Fn(&str) + Send + Sync + 'static) -> HandlerId {
         self.listen().on_error(f)
     }
 
     /// Listens to `message` (every frame's text).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// # let c = crosswire_client::Connector::new(crosswire_client::ConnectorOptions::new(&url))?;
+    /// # let mut events = c.subscribe();
+    /// # c.start();
+    /// # while events.recv().await.ok_or("ended")? != crosswire_client::ClientEvent::Open {}
+    /// let (tx, mut frames) = tokio::sync::mpsc::unbounded_channel();
+    /// c.on_message(move |text| {
+    ///     let _ = tx.send(text.to_owned());
+    /// });
+    /// c.emit("shout", &1)?;
+    /// assert_eq!(frames.recv().await.as_deref(), Some(r#"{"event":"heard","payload":1}"#));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_message(&self, f: impl Fn(&str) + Send + Sync + 'static) -> HandlerId {
         self.listen().on_message(f)
     }
 
     /// Listens to `ping` (a heartbeat is being sent).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// # let c = crosswire_client::Connector::new(crosswire_client::ConnectorOptions::new(&url))?;
+    /// # let mut events = c.subscribe();
+    /// # c.start();
+    /// # while events.recv().await.ok_or("ended")? != crosswire_client::ClientEvent::Open {}
+    /// use std::time::Duration;
+    /// let (tx, mut pings) = tokio::sync::mpsc::unbounded_channel();
+    /// c.on_ping(move || {
+    ///     let _ = tx.send(());
+    /// });
+    /// c.set_ping_interval(Duration::from_millis(10), true)?;
+    /// assert_eq!(pings.recv().await, Some(()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_ping(&self, f: impl Fn() + Send + Sync + 'static) -> HandlerId {
         self.listen().on_ping(f)
     }
 
     /// Listens to `pong` (the heartbeat round-trip time).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// # let c = crosswire_client::Connector::new(crosswire_client::ConnectorOptions::new(&url))?;
+    /// # let mut events = c.subscribe();
+    /// # c.start();
+    /// # while events.recv().await.ok_or("ended")? != crosswire_client::ClientEvent::Open {}
+    /// use std::time::Duration;
+    /// let (tx, mut pongs) = tokio::sync::mpsc::unbounded_channel();
+    /// c.on_pong(move |latency| {
+    ///     let _ = tx.send(latency);
+    /// });
+    /// c.set_ping_interval(Duration::from_millis(10), true)?; // the node echoes the heartbeat
+    /// assert!(pongs.recv().await.is_some_and(|rtt| rtt < Duration::from_secs(2)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_pong(&self, f: impl Fn(Duration) + Send + Sync + 'static) -> HandlerId {
         self.listen().on_pong(f)
     }
 
     /// Listens to `reconnect` (attempt number and delay).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let url = {
+    /// #     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// #     format!("ws://{}", l.local_addr()?)
+    /// # };
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// use std::time::Duration;
+    /// let opts = ConnectorOptions { fast_reconnect_interval: Duration::from_millis(10), ..ConnectorOptions::new(url) };
+    /// let c = Connector::new(opts)?;
+    /// let (tx, mut scheduled) = tokio::sync::mpsc::unbounded_channel();
+    /// c.on_reconnect(move |info| {
+    ///     let _ = tx.send(info);
+    /// });
+    /// c.start();
+    /// let info = scheduled.recv().await.ok_or("ended")?;
+    /// assert_eq!((info.attempt, info.delay), (1, Duration::from_millis(10)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_reconnect(&self, f: impl Fn(ReconnectInfo) + Send + Sync + 'static) -> HandlerId {
         self.listen().on_reconnect(f)
     }
 
     /// Listens to `repeat-limit` (the limit).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let url = {
+    /// #     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// #     format!("ws://{}", l.local_addr()?)
+    /// # };
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// use std::time::Duration;
+    /// let opts = ConnectorOptions {
+    ///     fast_reconnect_interval: Duration::from_millis(10),
+    ///     repeat_limit: Some(2),
+    ///     ..ConnectorOptions::new(url)
+    /// };
+    /// let c = Connector::new(opts)?;
+    /// let (tx, mut limit) = tokio::sync::mpsc::unbounded_channel();
+    /// c.on_repeat_limit(move |n| {
+    ///     let _ = tx.send(n);
+    /// });
+    /// c.start();
+    /// assert_eq!(limit.recv().await, Some(2));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_repeat_limit(&self, f: impl Fn(u32) + Send + Sync + 'static) -> HandlerId {
         self.listen().on_repeat_limit(f)
     }
 
     /// Listens to `pong-timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().heartbeat("hb").build()?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// use crosswire_client::{ClientEvent, Connector, ConnectorOptions};
+    /// use std::time::Duration;
+    /// // The client's heartbeat string differs from the node's: no reply comes.
+    /// let opts = ConnectorOptions {
+    ///     ping_interval: Duration::from_millis(10),
+    ///     pong_timeout: Duration::from_millis(20),
+    ///     ..ConnectorOptions::new(format!("ws://{addr}"))
+    /// };
+    /// let c = Connector::new(opts)?;
+    /// let (tx, mut timeouts) = tokio::sync::mpsc::unbounded_channel();
+    /// c.on_pong_timeout(move || {
+    ///     let _ = tx.send(());
+    /// });
+    /// let mut events = c.subscribe();
+    /// c.start();
+    /// assert_eq!(timeouts.recv().await, Some(()));
+    /// while !matches!(events.recv().await, Some(ClientEvent::Close { code: 4002, .. })) {}
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_pong_timeout(&self, f: impl Fn() + Send + Sync + 'static) -> HandlerId {
         self.listen().on_pong_timeout(f)
     }
 
     /// Removes one listener (lifecycle or pushed). Returns whether it existed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+    /// let open = c.on_open(|| {});
+    /// let news = c.on("news", |_| {})?;
+    /// assert!(c.off(open));
+    /// assert!(c.off(news));
+    /// assert!(!c.off(news));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn off(&self, id: HandlerId) -> bool {
         self.shared.registry.lock().remove_id(id)
     }
 
     /// Removes every listener registered with `tag`; returns how many.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+    /// c.listen().tag("ui").on_open(|| {});
+    /// c.listen().tag("ui").on("news", |_| {})?;
+    /// assert_eq!(c.off_tag("ui"), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn off_tag(&self, tag: &str) -> usize {
         self.shared.registry.lock().remove_tag(tag)
     }
 
     /// Removes every listener of pushed event `event`; returns how many.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+    /// c.on("news", |_| {})?;
+    /// c.once("news", |_| {})?;
+    /// assert_eq!(c.off_event("news"), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn off_event(&self, event: &str) -> usize {
         self.shared.registry.lock().remove_event(event)
     }
 
     /// Removes every listener of lifecycle event `kind`; returns how many.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions, EventKind};
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+    /// c.on_pong(|_| {});
+    /// c.on_pong(|_| {});
+    /// c.on_open(|| {});
+    /// assert_eq!(c.off_kind(EventKind::Pong), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn off_kind(&self, kind: EventKind) -> usize {
         self.shared.registry.lock().remove_kind(kind)
     }
@@ -533,6 +1391,34 @@ impl Connector {
     /// Every event from now on, lifecycle and pushed, in order, as a stream
     /// (after the listeners of each event ran). The stream is unbounded:
     /// drop it when not reading. It ends when the connector's task ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// use crosswire_client::{ClientEvent, Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new(url))?;
+    /// let mut events = c.subscribe();
+    /// c.start();
+    /// assert_eq!(events.recv().await, Some(ClientEvent::Open));
+    /// c.emit("shout", &1)?;
+    /// assert!(matches!(events.recv().await, Some(ClientEvent::Message(_))));
+    /// assert_eq!(events.recv().await, Some(ClientEvent::Push { event: "heard".into(), payload: Some(1.into()) }));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn subscribe(&self) -> EventStream {
         EventStream {
             rx: self.shared.registry.lock().subscribe(),
@@ -541,6 +1427,21 @@ impl Connector {
 }
 
 /// A [`Connector`] handle that does not keep the connector alive.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire_client::{Connector, ConnectorOptions};
+/// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+/// let weak = c.downgrade();
+/// assert!(weak.upgrade().is_some());
+/// drop(c);
+/// assert!(weak.upgrade().is_none());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct WeakConnector {
     tx: mpsc::WeakUnboundedSender<Command>,
@@ -549,6 +1450,21 @@ pub struct WeakConnector {
 
 impl WeakConnector {
     /// The connector, if any strong handle still exists.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+    /// let weak = c.downgrade();
+    /// assert_eq!(weak.upgrade().map(|c| c.url().to_owned()).as_deref(), Some("ws://127.0.0.1:9000/"));
+    /// drop(c);
+    /// assert!(weak.upgrade().is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn upgrade(&self) -> Option<Connector> {
         Some(Connector {
             tx: self.tx.upgrade()?,
@@ -560,6 +1476,21 @@ impl WeakConnector {
 /// A listener registration: optionally [`once`](Self::once) and/or
 /// [`tag`](Self::tag)ged, then one of the `on…` methods. Made by
 /// [`Connector::listen`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire_client::{Connector, ConnectorOptions};
+/// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+/// c.listen().once().on_open(|| println!("first open only"));
+/// c.listen().tag("hud").on_pong(|rtt| println!("latency {rtt:?}"));
+/// c.listen().tag("hud").on("score", |payload| println!("score {payload}"))?;
+/// assert_eq!(c.off_tag("hud"), 2);
+/// # Ok(())
+/// # }
+/// ```
 #[must_use = "a Listen does nothing until one of its on… methods is called"]
 #[derive(Debug)]
 pub struct Listen<'a> {
@@ -570,18 +1501,79 @@ pub struct Listen<'a> {
 
 impl Listen<'_> {
     /// The listener runs for the next event only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// # let c = crosswire_client::Connector::new(crosswire_client::ConnectorOptions::new(&url))?;
+    /// # let mut events = c.subscribe();
+    /// # c.start();
+    /// # while events.recv().await.ok_or("ended")? != crosswire_client::ClientEvent::Open {}
+    /// let (tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    /// c.listen().once().on("heard", move |payload| {
+    ///     let _ = tx.send(payload.clone());
+    /// })?;
+    /// c.emit("shout", &1)?;
+    /// c.emit("shout", &2)?;
+    /// assert_eq!(heard.recv().await, Some(1.into()));
+    /// assert_eq!(heard.recv().await, None); // the listener (and its sender) is gone
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn once(mut self) -> Self {
         self.once = true;
         self
     }
 
     /// Tags the listener, for [`Connector::off_tag`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+    /// c.listen().tag("plugin").on_message(|_| {});
+    /// c.listen().tag("plugin").once().on_close(|_, _| {});
+    /// assert_eq!(c.off_tag("plugin"), 2);
+    /// assert_eq!(c.off_tag("plugin"), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn tag(mut self, tag: impl Into<String>) -> Self {
         self.tag = Some(tag.into());
         self
     }
 
     /// Listens to pushed event `event` (see [`Connector::on`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+    /// let id = c.listen().tag("feed").on("news", |payload| println!("{payload}"))?;
+    /// assert!(c.listen().on("", |_| {}).is_err());
+    /// assert!(c.off(id));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on(
         self,
         event: &str,
@@ -601,6 +1593,37 @@ impl Listen<'_> {
     }
 
     /// Listens to lifecycle event `kind`; the listener gets the whole event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// # let c = crosswire_client::Connector::new(crosswire_client::ConnectorOptions::new(&url))?;
+    /// # let mut events = c.subscribe();
+    /// # c.start();
+    /// # while events.recv().await.ok_or("ended")? != crosswire_client::ClientEvent::Open {}
+    /// use crosswire_client::{ClientEvent, EventKind};
+    /// let (tx, mut closes) = tokio::sync::mpsc::unbounded_channel();
+    /// c.listen().on_kind(EventKind::Close, move |event| {
+    ///     let _ = tx.send(event.clone());
+    /// });
+    /// c.manual_close();
+    /// assert_eq!(closes.recv().await, Some(ClientEvent::Close { code: 4001, reason: "client manual close".into() }));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_kind(
         self,
         kind: EventKind,
@@ -617,11 +1640,37 @@ impl Listen<'_> {
     }
 
     /// Listens to `open`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+    /// let id = c.listen().tag("ui").on_open(|| {});
+    /// assert!(c.off(id));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_open(self, f: impl Fn() + Send + Sync + 'static) -> HandlerId {
         self.on_kind(EventKind::Open, move |_| f())
     }
 
     /// Listens to `close` (code, reason).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+    /// let id = c.listen().tag("ui").on_close(|code, reason| println!("{code} {reason}"));
+    /// assert!(c.off(id));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_close(self, f: impl Fn(u16, &str) + Send + Sync + 'static) -> HandlerId {
         self.on_kind(EventKind::Close, move |ev| {
             if let ClientEvent::Close { code, reason } = ev {
@@ -631,6 +1680,19 @@ impl Listen<'_> {
     }
 
     /// Listens to `error`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+    /// let id = c.listen().tag("ui").on_error(|e| eprintln!("{e}"));
+    /// assert!(c.off(id));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_error(self, f: impl Fn(&str) + Send + Sync + 'static) -> HandlerId {
         self.on_kind(EventKind::Error, move |ev| {
             if let ClientEvent::Error(e) = ev {
@@ -640,6 +1702,19 @@ impl Listen<'_> {
     }
 
     /// Listens to `message`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+    /// let id = c.listen().tag("ui").on_message(|text| println!("{text}"));
+    /// assert!(c.off(id));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_message(self, f: impl Fn(&str) + Send + Sync + 'static) -> HandlerId {
         self.on_kind(EventKind::Message, move |ev| {
             if let ClientEvent::Message(m) = ev {
@@ -649,11 +1724,37 @@ impl Listen<'_> {
     }
 
     /// Listens to `ping`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+    /// let id = c.listen().tag("ui").on_ping(|| {});
+    /// assert!(c.off(id));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_ping(self, f: impl Fn() + Send + Sync + 'static) -> HandlerId {
         self.on_kind(EventKind::Ping, move |_| f())
     }
 
     /// Listens to `pong`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+    /// let id = c.listen().tag("ui").on_pong(|rtt| println!("{rtt:?}"));
+    /// assert!(c.off(id));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_pong(self, f: impl Fn(Duration) + Send + Sync + 'static) -> HandlerId {
         self.on_kind(EventKind::Pong, move |ev| {
             if let ClientEvent::Pong(d) = ev {
@@ -663,6 +1764,19 @@ impl Listen<'_> {
     }
 
     /// Listens to `reconnect`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+    /// let id = c.listen().tag("ui").on_reconnect(|info| println!("attempt {} in {:?}", info.attempt, info.delay));
+    /// assert!(c.off(id));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_reconnect(self, f: impl Fn(ReconnectInfo) + Send + Sync + 'static) -> HandlerId {
         self.on_kind(EventKind::Reconnect, move |ev| {
             if let ClientEvent::Reconnect(info) = ev {
@@ -672,6 +1786,19 @@ impl Listen<'_> {
     }
 
     /// Listens to `repeat-limit`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+    /// let id = c.listen().tag("ui").on_repeat_limit(|limit| eprintln!("gave up after {limit}"));
+    /// assert!(c.off(id));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_repeat_limit(self, f: impl Fn(u32) + Send + Sync + 'static) -> HandlerId {
         self.on_kind(EventKind::RepeatLimit, move |ev| {
             if let ClientEvent::RepeatLimit(limit) = ev {
@@ -681,6 +1808,19 @@ impl Listen<'_> {
     }
 
     /// Listens to `pong-timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+    /// let id = c.listen().tag("ui").on_pong_timeout(|| eprintln!("no pong"));
+    /// assert!(c.off(id));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_pong_timeout(self, f: impl Fn() + Send + Sync + 'static) -> HandlerId {
         self.on_kind(EventKind::PongTimeout, move |_| f())
     }
@@ -689,6 +1829,33 @@ impl Listen<'_> {
 /// The reply to an emit with callback: resolves to the reply payload or an
 /// [`EmitError`]. Dropping it does not cancel anything; the entry is
 /// cleaned up by its timeout.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let node = crosswire::Node::builder().build()?;
+/// # node.on("echo", |_socket, payload, reply| async move {
+/// #     if let Some(reply) = reply {
+/// #         let _ = reply.send(&payload);
+/// #     }
+/// # })?;
+/// # node.on("shout", |socket, payload, _reply| async move {
+/// #     let _ = socket.emit("heard", &payload);
+/// # })?;
+/// # let addr = node.listen("127.0.0.1:0").await?;
+/// # let url = format!("ws://{addr}");
+/// # let c = crosswire_client::Connector::new(crosswire_client::ConnectorOptions::new(&url))?;
+/// # let mut events = c.subscribe();
+/// # c.start();
+/// # while events.recv().await.ok_or("ended")? != crosswire_client::ClientEvent::Open {}
+/// let reply = c.emit_with_callback("echo", &"ping");
+/// assert!(reply.callback_id().is_some());
+/// assert_eq!(reply.await?, Some("ping".into()));
+/// # Ok(())
+/// # }
+/// ```
 #[must_use = "the reply is lost unless the future is awaited"]
 #[derive(Debug)]
 pub struct ReplyFuture {
@@ -704,6 +1871,36 @@ enum ReplyState {
 
 impl ReplyFuture {
     /// The callback id sent with the event (`None` when nothing was sent).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// # let c = crosswire_client::Connector::new(crosswire_client::ConnectorOptions::new(&url))?;
+    /// # let mut events = c.subscribe();
+    /// # c.start();
+    /// # while events.recv().await.ok_or("ended")? != crosswire_client::ClientEvent::Open {}
+    /// let reply = c.emit_with_callback("echo", &1);
+    /// let id = reply.callback_id().map(str::to_owned);
+    /// assert_eq!(id.as_ref().map(|id| id.split('-').count()), Some(3)); // the client's id format
+    /// c.manual_close();
+    /// while !matches!(events.recv().await, Some(crosswire_client::ClientEvent::Close { .. })) {}
+    /// assert_eq!(c.emit_with_callback("echo", &1).callback_id(), None); // not open: nothing sent
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn callback_id(&self) -> Option<&str> {
         self.callback_id.as_deref()
     }
@@ -729,6 +1926,32 @@ impl Future for ReplyFuture {
 }
 
 /// The stream of [`ClientEvent`]s made by [`Connector::subscribe`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let node = crosswire::Node::builder().build()?;
+/// # node.on("echo", |_socket, payload, reply| async move {
+/// #     if let Some(reply) = reply {
+/// #         let _ = reply.send(&payload);
+/// #     }
+/// # })?;
+/// # node.on("shout", |socket, payload, _reply| async move {
+/// #     let _ = socket.emit("heard", &payload);
+/// # })?;
+/// # let addr = node.listen("127.0.0.1:0").await?;
+/// # let url = format!("ws://{addr}");
+/// use crosswire_client::{ClientEvent, Connector, ConnectorOptions};
+/// use futures_util::StreamExt;
+/// let c = Connector::new(ConnectorOptions::new(url))?;
+/// let mut events = c.subscribe();
+/// c.start();
+/// assert_eq!(events.next().await, Some(ClientEvent::Open));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct EventStream {
     rx: mpsc::UnboundedReceiver<ClientEvent>,
@@ -736,11 +1959,65 @@ pub struct EventStream {
 
 impl EventStream {
     /// The next event; `None` once the connector's task ended.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// use crosswire_client::{ClientEvent, Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new(url))?;
+    /// let mut events = c.subscribe();
+    /// c.start();
+    /// assert_eq!(events.recv().await, Some(ClientEvent::Open));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn recv(&mut self) -> Option<ClientEvent> {
         self.rx.recv().await
     }
 
     /// The next event if one is already queued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().build()?;
+    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// #     if let Some(reply) = reply {
+    /// #         let _ = reply.send(&payload);
+    /// #     }
+    /// # })?;
+    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// #     let _ = socket.emit("heard", &payload);
+    /// # })?;
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// # let c = crosswire_client::Connector::new(crosswire_client::ConnectorOptions::new(&url))?;
+    /// # let mut events = c.subscribe();
+    /// # c.start();
+    /// # while events.recv().await.ok_or("ended")? != crosswire_client::ClientEvent::Open {}
+    /// use crosswire_client::ClientEvent;
+    /// assert_eq!(events.try_recv(), None);
+    /// c.manual_close();
+    /// tokio::task::yield_now().await;
+    /// assert!(matches!(events.try_recv(), Some(ClientEvent::Close { code: 4001, .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn try_recv(&mut self) -> Option<ClientEvent> {
         self.rx.try_recv().ok()
     }

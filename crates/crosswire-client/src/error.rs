@@ -2,6 +2,22 @@
 //! resolves to ([`EmitError`], with the original's error codes).
 
 /// A connector could not be created or configured.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire_client::{Connector, ConnectorError, ConnectorOptions};
+/// use std::time::Duration;
+/// assert_eq!(Connector::new(ConnectorOptions::new("")).err(), Some(ConnectorError::MissingUrl));
+/// let opts = ConnectorOptions { pong_timeout: Duration::ZERO, ..ConnectorOptions::new("ws://h") };
+/// assert_eq!(opts.validate(), Err(ConnectorError::ZeroDuration("pong_timeout")));
+/// let c = Connector::new(ConnectorOptions::new("ws://h"))?;
+/// assert_eq!(c.on("", |_| {}).err(), Some(ConnectorError::EmptyEvent));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConnectorError {
     /// [`ConnectorOptions::url`](crate::ConnectorOptions::url) is empty.
@@ -20,6 +36,17 @@ pub enum ConnectorError {
 }
 
 /// The error codes of [`EmitError::code`].
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_client::{error_code, EmitError};
+/// assert_eq!(error_code::WS_NOT_OPEN, EmitError::NotOpen.code());
+/// assert_eq!(error_code::CALLBACK_TIMEOUT, EmitError::Timeout { callback_id: "c-1".into() }.code());
+/// assert_eq!(error_code::DISCONNECTED, EmitError::Disconnected { callback_id: "c-1".into() }.code());
+/// assert_eq!(error_code::INVALID_EVENT, EmitError::EmptyEvent.code());
+/// assert_eq!(error_code::ENCODE_ERROR, EmitError::Encode("NaN".into()).code());
+/// ```
 pub mod error_code {
     /// The connection is not open (the original's code).
     pub const WS_NOT_OPEN: &str = "WS_NOT_OPEN";
@@ -38,6 +65,21 @@ pub mod error_code {
 ///
 /// The [`Display`](std::fmt::Display) texts of the first two variants are
 /// the original's `error` strings.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire_client::{Connector, ConnectorOptions, EmitError};
+/// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?; // not started
+/// assert_eq!(c.emit("say", &1), Err(EmitError::NotOpen));
+/// assert_eq!(c.emit_with_callback("say", &1).await, Err(EmitError::NotOpen));
+/// assert_eq!(EmitError::NotOpen.to_string(), "WebSocket is not open");
+/// assert_eq!(EmitError::EmptyEvent.code(), "INVALID_EVENT");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EmitError {
     /// The connection was not open when the event was emitted; nothing was
@@ -69,6 +111,8 @@ pub enum EmitError {
 
 impl EmitError {
     /// The error code, as the original's `errorCode` (see [`error_code`]).
+    ///
+    /// # Examples
     ///
     /// ```
     /// use crosswire_client::EmitError;

@@ -14,6 +14,42 @@ use tokio::sync::mpsc;
 /// [`ClientEvent::Close`].
 ///
 /// [`Connector::subscribe`]: crate::Connector::subscribe
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let node = crosswire::Node::builder().build()?;
+/// # node.on("echo", |_socket, payload, reply| async move {
+/// #     if let Some(reply) = reply {
+/// #         let _ = reply.send(&payload);
+/// #     }
+/// # })?;
+/// # node.on("shout", |socket, payload, _reply| async move {
+/// #     let _ = socket.emit("heard", &payload);
+/// # })?;
+/// # let addr = node.listen("127.0.0.1:0").await?;
+/// # let url = format!("ws://{addr}");
+/// # let c = crosswire_client::Connector::new(crosswire_client::ConnectorOptions::new(&url))?;
+/// # let mut events = c.subscribe();
+/// # c.start();
+/// # while events.recv().await.ok_or("ended")? != crosswire_client::ClientEvent::Open {}
+/// use crosswire_client::ClientEvent;
+/// c.emit("shout", &"hi")?;
+/// while let Some(event) = events.recv().await {
+///     match event {
+///         ClientEvent::Push { event, payload } => {
+///             assert_eq!((event.as_str(), payload), ("heard", Some("hi".into())));
+///             break;
+///         }
+///         ClientEvent::Message(text) => assert!(text.contains("heard")),
+///         other => panic!("unexpected {other:?}"),
+///     }
+/// }
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientEvent {
     /// The connection opened (`open`). [`Connector::reconnecting`] is still
@@ -62,6 +98,16 @@ pub enum ClientEvent {
 
 impl ClientEvent {
     /// The lifecycle kind of this event; `None` for a pushed event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_client::{ClientEvent, EventKind};
+    /// assert_eq!(ClientEvent::Open.kind(), Some(EventKind::Open));
+    /// assert_eq!(ClientEvent::RepeatLimit(3).kind(), Some(EventKind::RepeatLimit));
+    /// let push = ClientEvent::Push { event: "close".into(), payload: None };
+    /// assert_eq!(push.kind(), None); // a pushed event, even one named "close"
+    /// ```
     pub fn kind(&self) -> Option<EventKind> {
         Some(match self {
             ClientEvent::Open => EventKind::Open,
@@ -81,6 +127,20 @@ impl ClientEvent {
 /// The connector's own (lifecycle) events, for
 /// [`Listen::on_kind`](crate::Listen::on_kind) and
 /// [`Connector::off_kind`](crate::Connector::off_kind).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire_client::{Connector, ConnectorOptions, EventKind};
+/// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+/// c.listen().on_kind(EventKind::Error, |event| eprintln!("{event:?}"));
+/// assert_eq!(c.off_kind(EventKind::Error), 1);
+/// assert_eq!(EventKind::PongTimeout.to_string(), "pong-timeout");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventKind {
     /// [`ClientEvent::Open`].
@@ -105,6 +165,14 @@ pub enum EventKind {
 
 impl EventKind {
     /// The original's event name (`open`, `repeat-limit`, ...).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_client::EventKind;
+    /// assert_eq!(EventKind::Open.name(), "open");
+    /// assert_eq!(EventKind::RepeatLimit.name(), "repeat-limit");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             EventKind::Open => "open",
@@ -127,6 +195,17 @@ impl fmt::Display for EventKind {
 }
 
 /// A scheduled reconnection attempt (the original's `{repeat, timeout}`).
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_client::{ConnectorOptions, ReconnectInfo};
+/// use std::time::Duration;
+/// let opts = ConnectorOptions { jitter: false, ..ConnectorOptions::new("ws://h") };
+/// // What the first `reconnect` event reports with the default schedule.
+/// let info = ReconnectInfo { attempt: 1, delay: opts.reconnect_delay(1, 0.0) };
+/// assert_eq!(info.delay, Duration::from_secs(3));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReconnectInfo {
     /// The attempt number since the last successful open (1-based).
@@ -136,6 +215,21 @@ pub struct ReconnectInfo {
 }
 
 /// Identifies one registered listener, for [`Connector::off`](crate::Connector::off).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire_client::{Connector, ConnectorOptions, HandlerId};
+/// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
+/// let a: HandlerId = c.on_open(|| {});
+/// let b: HandlerId = c.on("news", |_| {})?;
+/// assert_ne!(a, b);
+/// assert!(c.off(a) && c.off(b));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HandlerId(pub(crate) u64);
 

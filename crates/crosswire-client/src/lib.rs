@@ -84,9 +84,52 @@ pub use options::{ConnectorOptions, EmitOptions};
 
 /// What an emit with callback resolves to: the reply payload (`None` when
 /// the node replied without a value) or why there is none.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let node = crosswire::Node::builder().build()?;
+/// # node.on("echo", |_socket, payload, reply| async move {
+/// #     if let Some(reply) = reply {
+/// #         let _ = reply.send(&payload);
+/// #     }
+/// # })?;
+/// # node.on("shout", |socket, payload, _reply| async move {
+/// #     let _ = socket.emit("heard", &payload);
+/// # })?;
+/// # let addr = node.listen("127.0.0.1:0").await?;
+/// # let url = format!("ws://{addr}");
+/// # let c = crosswire_client::Connector::new(crosswire_client::ConnectorOptions::new(&url))?;
+/// # let mut events = c.subscribe();
+/// # c.start();
+/// # while events.recv().await.ok_or("ended")? != crosswire_client::ClientEvent::Open {}
+/// use crosswire_client::ReplyResult;
+/// let ok: ReplyResult = c.emit_with_callback("echo", &1).await;
+/// assert_eq!(ok, Ok(Some(1.into())));
+/// c.manual_close();
+/// while !matches!(events.recv().await, Some(crosswire_client::ClientEvent::Close { .. })) {}
+/// let err: ReplyResult = c.emit_with_callback("echo", &1).await;
+/// assert_eq!(err.map_err(|e| e.code()), Err("WS_NOT_OPEN"));
+/// # Ok(())
+/// # }
+/// ```
 pub type ReplyResult = Result<Option<serde_json::Value>, EmitError>;
 
 /// Close codes this client sends or reports.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_client::close_code::*;
+/// assert_eq!(GOING_AWAY, 1001);
+/// assert_eq!(NO_STATUS, 1005);
+/// assert_eq!(ABNORMAL, 1006);
+/// assert_eq!(RECONNECT, 4000);
+/// assert_eq!(MANUAL_CLOSE, 4001);
+/// assert_eq!(PONG_TIMEOUT, 4002);
+/// ```
 pub mod close_code {
     /// The client goes away: every [`Connector`](crate::Connector) handle was dropped.
     pub const GOING_AWAY: u16 = 1001;

@@ -13,6 +13,8 @@ use std::time::Duration;
 /// Durations are milliseconds when read from or written to JSON/TOML
 /// (`ping_interval_ms`, ...); missing fields take their defaults.
 ///
+/// # Examples
+///
 /// ```
 /// use crosswire_client::ConnectorOptions;
 /// use std::time::Duration;
@@ -98,6 +100,15 @@ impl Default for ConnectorOptions {
 
 impl ConnectorOptions {
     /// The defaults with `url`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_client::ConnectorOptions;
+    /// let opts = ConnectorOptions::new("ws://127.0.0.1:9000");
+    /// assert_eq!(opts.url, "ws://127.0.0.1:9000");
+    /// assert_eq!(opts.ping_interval, std::time::Duration::from_secs(10));
+    /// ```
     pub fn new(url: impl Into<String>) -> Self {
         ConnectorOptions {
             url: url.into(),
@@ -106,6 +117,15 @@ impl ConnectorOptions {
     }
 
     /// Appends one custom parameter (builder style).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_client::ConnectorOptions;
+    /// let opts = ConnectorOptions::new("ws://h/").param("id", "u1").param("room", "a b");
+    /// assert_eq!(opts.custom_params, [("id".to_owned(), "u1".to_owned()), ("room".to_owned(), "a b".to_owned())]);
+    /// assert_eq!(opts.connection_url(), "ws://h/?id=u1&room=a+b");
+    /// ```
     pub fn param(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.custom_params.push((key.into(), value.into()));
         self
@@ -114,6 +134,17 @@ impl ConnectorOptions {
     /// Checks the options: the URL must be non-empty and every duration but
     /// the reconnection cap greater than zero (the original turns an
     /// explicit `undefined` into a 1 ms timer loop instead, defect 32).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_client::{ConnectorError, ConnectorOptions};
+    /// use std::time::Duration;
+    /// assert_eq!(ConnectorOptions::new("ws://h").validate(), Ok(()));
+    /// assert_eq!(ConnectorOptions::default().validate(), Err(ConnectorError::MissingUrl));
+    /// let opts = ConnectorOptions { callback_timeout: Duration::ZERO, ..ConnectorOptions::new("ws://h") };
+    /// assert_eq!(opts.validate(), Err(ConnectorError::ZeroDuration("callback_timeout")));
+    /// ```
     pub fn validate(&self) -> Result<(), ConnectorError> {
         if self.url.is_empty() {
             return Err(ConnectorError::MissingUrl);
@@ -144,6 +175,8 @@ impl ConnectorOptions {
     /// normalised by the WHATWG URL parser, as the WebSocket constructor does
     /// (`ws://h:9000?id=1` becomes `ws://h:9000/?id=1`); a URL that does not
     /// parse is kept as it is, and its connection attempts fail (and retry).
+    ///
+    /// # Examples
     ///
     /// ```
     /// use crosswire_client::ConnectorOptions;
@@ -179,6 +212,8 @@ impl ConnectorOptions {
     /// The connector draws `u` at random when [`jitter`](Self::jitter) is on
     /// and uses 0 otherwise.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use crosswire_client::ConnectorOptions;
     /// use std::time::Duration;
@@ -208,6 +243,8 @@ impl ConnectorOptions {
 /// Per-call options of [`Connector::emit_with_options`](crate::Connector::emit_with_options)
 /// and [`Connector::emit_then`](crate::Connector::emit_then).
 ///
+/// # Examples
+///
 /// ```
 /// use crosswire_client::EmitOptions;
 /// use std::time::Duration;
@@ -233,23 +270,56 @@ pub struct EmitOptions {
 
 impl EmitOptions {
     /// No options: the connector's defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_client::EmitOptions;
+    /// let opts = EmitOptions::new();
+    /// assert!(opts.timeout.is_none() && opts.pending_timeout.is_none() && opts.on_pending.is_none());
+    /// ```
     pub fn new() -> Self {
         EmitOptions::default()
     }
 
     /// Sets the reply timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_client::EmitOptions;
+    /// use std::time::Duration;
+    /// assert_eq!(EmitOptions::new().timeout(Duration::from_secs(2)).timeout, Some(Duration::from_secs(2)));
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 
     /// Sets the delay before `on_pending`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_client::EmitOptions;
+    /// use std::time::Duration;
+    /// let opts = EmitOptions::new().pending_timeout(Duration::from_millis(300));
+    /// assert_eq!(opts.pending_timeout, Some(Duration::from_millis(300)));
+    /// ```
     pub fn pending_timeout(mut self, pending_timeout: Duration) -> Self {
         self.pending_timeout = Some(pending_timeout);
         self
     }
 
     /// Sets the hook called once when the reply is late.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_client::EmitOptions;
+    /// let opts = EmitOptions::new().on_pending(|| println!("still waiting..."));
+    /// assert!(opts.on_pending.is_some());
+    /// ```
     pub fn on_pending(mut self, f: impl FnOnce() + Send + 'static) -> Self {
         self.on_pending = Some(Box::new(f));
         self

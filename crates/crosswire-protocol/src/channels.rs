@@ -21,10 +21,26 @@
 //! ```
 
 /// Default prefix of the bridge channel (the original's `bridgePrefix`).
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::channels::{Channels, DEFAULT_BRIDGE_PREFIX};
+/// assert_eq!(DEFAULT_BRIDGE_PREFIX, "csbp:");
+/// assert_eq!(Channels::default().bridge_prefix(), DEFAULT_BRIDGE_PREFIX);
+/// ```
 pub const DEFAULT_BRIDGE_PREFIX: &str = "csbp:";
 
 /// Default prefix of every WebSocket routing channel (the original's
 /// `wsPrefix`).
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::channels::{Channels, DEFAULT_WS_PREFIX};
+/// assert_eq!(DEFAULT_WS_PREFIX, "ws:");
+/// assert_eq!(Channels::default().ws_prefix(), DEFAULT_WS_PREFIX);
+/// ```
 pub const DEFAULT_WS_PREFIX: &str = "ws:";
 
 /// Suffix of the bridge channel.
@@ -37,6 +53,18 @@ const BROADCAST_SUFFIX: &str = "broadcast";
 /// The channel names of one cluster, derived from its two prefixes.
 ///
 /// All nodes sharing a bus must use the same prefixes.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::channels::Channels;
+/// let ch = Channels::new("app-bridge:", "app-ws:")?;
+/// assert_eq!(ch.bridge(), "app-bridge:server_bridge");
+/// assert_eq!(ch.private_socket(), "app-ws:private_socket");
+/// assert_eq!(ch.broadcast(), "app-ws:broadcast");
+/// assert_eq!(ch.room_namespace("chat")?, "app-ws:chat");
+/// # Ok::<(), crosswire_protocol::channels::ChannelError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Channels {
     bridge_prefix: String,
@@ -48,6 +76,21 @@ pub struct Channels {
 
 /// Which handler a message received on a channel goes to (PROTOCOL.md B.2,
 /// "Channel classification on receipt").
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::channels::{ChannelKind, Channels};
+/// let ch = Channels::default();
+/// let kinds: Vec<ChannelKind> = ["csbp:server_bridge", "ws:broadcast", "ws:private_socket", "ws:chat", "jobs"]
+///     .iter()
+///     .map(|c| ch.classify(c))
+///     .collect();
+/// assert_eq!(
+///     kinds,
+///     [ChannelKind::Bridge, ChannelKind::Broadcast, ChannelKind::PrivateSocket, ChannelKind::Room, ChannelKind::Custom]
+/// );
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChannelKind {
     /// `<bridgePrefix>server_bridge`: cross-server events and callback
@@ -64,6 +107,18 @@ pub enum ChannelKind {
 }
 
 /// Invalid prefixes or room namespaces.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::channels::{ChannelError, Channels};
+/// assert_eq!(Channels::new("p:", "p:"), Err(ChannelError::SamePrefix("p:".into())));
+/// let ch = Channels::default();
+/// assert_eq!(ch.room_namespace(""), Err(ChannelError::EmptyNamespace));
+/// let err = ch.room_namespace("broadcast").unwrap_err();
+/// assert_eq!(err, ChannelError::ReservedNamespace("broadcast".into()));
+/// assert_eq!(err.to_string(), r#"room namespace "broadcast" maps to a reserved channel"#);
+/// ```
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum ChannelError {
     /// Both prefixes are equal (the original's constructor error).
@@ -90,6 +145,8 @@ impl Channels {
     /// Channel names for the given prefixes. An empty prefix selects the
     /// default (the original treats any falsy prefix that way); equal
     /// prefixes are refused.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use crosswire_protocol::channels::{ChannelError, Channels};
@@ -126,26 +183,71 @@ impl Channels {
     }
 
     /// The bridge prefix (default `csbp:`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::channels::Channels;
+    /// assert_eq!(Channels::default().bridge_prefix(), "csbp:");
+    /// assert_eq!(Channels::new("b:", "")?.bridge_prefix(), "b:");
+    /// # Ok::<(), crosswire_protocol::channels::ChannelError>(())
+    /// ```
     pub fn bridge_prefix(&self) -> &str {
         &self.bridge_prefix
     }
 
     /// The WebSocket routing prefix (default `ws:`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::channels::Channels;
+    /// assert_eq!(Channels::default().ws_prefix(), "ws:");
+    /// assert_eq!(Channels::new("", "app:")?.ws_prefix(), "app:");
+    /// # Ok::<(), crosswire_protocol::channels::ChannelError>(())
+    /// ```
     pub fn ws_prefix(&self) -> &str {
         &self.ws_prefix
     }
 
     /// The bridge channel, `csbp:server_bridge` by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::channels::Channels;
+    /// assert_eq!(Channels::default().bridge(), "csbp:server_bridge");
+    /// assert_eq!(Channels::new("b:", "")?.bridge(), "b:server_bridge");
+    /// # Ok::<(), crosswire_protocol::channels::ChannelError>(())
+    /// ```
     pub fn bridge(&self) -> &str {
         &self.bridge
     }
 
     /// The unicast / multicast channel, `ws:private_socket` by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::channels::Channels;
+    /// assert_eq!(Channels::default().private_socket(), "ws:private_socket");
+    /// assert_eq!(Channels::new("", "app:")?.private_socket(), "app:private_socket");
+    /// # Ok::<(), crosswire_protocol::channels::ChannelError>(())
+    /// ```
     pub fn private_socket(&self) -> &str {
         &self.private_socket
     }
 
     /// The broadcast channel, `ws:broadcast` by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::channels::Channels;
+    /// assert_eq!(Channels::default().broadcast(), "ws:broadcast");
+    /// assert_eq!(Channels::new("", "app:")?.broadcast(), "app:broadcast");
+    /// # Ok::<(), crosswire_protocol::channels::ChannelError>(())
+    /// ```
     pub fn broadcast(&self) -> &str {
         &self.broadcast
     }
@@ -158,6 +260,8 @@ impl Channels {
     /// reserved channels (`broadcast`, `private_socket`, or the bridge
     /// channel) are refused, so a room message can never turn into a global
     /// broadcast (weakness #12).
+    ///
+    /// # Examples
     ///
     /// ```
     /// use crosswire_protocol::channels::{ChannelError, Channels};
@@ -193,6 +297,8 @@ impl Channels {
     /// [`Channels::room_namespace`], including the reserved-name checks, so
     /// presets and joined rooms always agree.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use crosswire_protocol::channels::Channels;
     /// let ch = Channels::default();
@@ -207,6 +313,8 @@ impl Channels {
     /// order: the bridge channel first, then any channel starting with the
     /// WebSocket prefix (`private_socket` and `broadcast` are special, every
     /// other one is a room namespace), then custom.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use crosswire_protocol::channels::{ChannelKind, Channels};

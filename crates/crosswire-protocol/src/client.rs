@@ -19,10 +19,21 @@ use std::fmt;
 
 /// Longest callback id (in UTF-16 code units, as JavaScript counts) that a
 /// node honours with a reply handle.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::client::{is_valid_callback_id, MAX_CALLBACK_ID_LEN};
+/// assert_eq!(MAX_CALLBACK_ID_LEN, 64);
+/// assert!(is_valid_callback_id(&"é".repeat(MAX_CALLBACK_ID_LEN)));
+/// assert!(!is_valid_callback_id(&"é".repeat(MAX_CALLBACK_ID_LEN + 1)));
+/// ```
 pub const MAX_CALLBACK_ID_LEN: usize = 64;
 
 /// Whether `id` is a callback id the original would answer: a string of 1 to
 /// 64 UTF-16 code units.
+///
+/// # Examples
 ///
 /// ```
 /// use crosswire_protocol::client::is_valid_callback_id;
@@ -43,6 +54,23 @@ pub fn is_valid_callback_id(id: &str) -> bool {
 }
 
 /// An event frame sent by a client.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::client::{decode_client_frame, ClientEvent, Inbound};
+/// use serde_json::json;
+/// let frame = decode_client_frame(r#"{"event":"say","payload":{"text":"hi"},"callbackId":"c-1"}"#, "ping")?;
+/// assert_eq!(
+///     frame,
+///     Inbound::Event(ClientEvent {
+///         event: "say".into(),
+///         payload: Some(json!({"text": "hi"})),
+///         callback_id: Some("c-1".into()),
+///     })
+/// );
+/// # Ok::<(), crosswire_protocol::client::FrameError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientEvent {
     /// The event name (never empty).
@@ -56,6 +84,18 @@ pub struct ClientEvent {
 }
 
 /// What one inbound text frame from a client is.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::client::{decode_client_frame, Inbound};
+/// assert_eq!(decode_client_frame("ping", "ping")?, Inbound::Heartbeat);
+/// match decode_client_frame(r#"{"event":"move"}"#, "ping")? {
+///     Inbound::Event(ev) => assert_eq!((ev.event.as_str(), ev.payload), ("move", None)),
+///     Inbound::Heartbeat => unreachable!(),
+/// }
+/// # Ok::<(), crosswire_protocol::client::FrameError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inbound {
     /// The frame equals the heartbeat string: echo it back.
@@ -65,6 +105,15 @@ pub enum Inbound {
 }
 
 /// Why a client frame was dropped.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::client::{decode_client_frame, FrameError};
+/// assert!(matches!(decode_client_frame("{not json", ""), Err(FrameError::NotJson(_))));
+/// assert!(matches!(decode_client_frame(r#"{"event":""}"#, ""), Err(FrameError::NoEvent)));
+/// assert!(matches!(decode_client_frame("[1,2]", ""), Err(FrameError::NoEvent)));
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     /// The frame is not JSON.
@@ -227,6 +276,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for MaybeStr<'a> {
 /// Reads one inbound client frame (text, or a binary frame already decoded
 /// as UTF-8) the way the original does (PROTOCOL.md A.3, A.6).
 ///
+/// # Examples
+///
 /// ```
 /// use crosswire_protocol::client::{decode_client_frame, Inbound};
 /// let f = decode_client_frame(r#"{"event":"say","payload":1,"callbackId":"a-1"}"#, "").unwrap();
@@ -270,12 +321,26 @@ pub fn decode_client_frame(text: &str, heartbeat: &str) -> Result<Inbound, Frame
 ///
 /// Cloning is cheap (a reference count), so one encoded frame serves every
 /// recipient of a broadcast.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::client::PushFrame;
+/// let frame = PushFrame::encode("news", Some(&[1, 2]))?;
+/// assert_eq!(frame.as_str(), r#"{"event":"news","payload":[1,2]}"#);
+/// assert_eq!(frame.len(), frame.as_str().len());
+/// let copy = frame.clone(); // shares the bytes
+/// assert_eq!(copy, frame);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct PushFrame(Bytes);
 
 impl PushFrame {
     /// Encodes `{"event":event,"payload":payload}`; a `None` payload omits the
     /// key, as the original does for `undefined`.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use crosswire_protocol::client::PushFrame;
@@ -300,38 +365,102 @@ impl PushFrame {
     }
 
     /// Wraps frame text received from another node without re-encoding it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::client::PushFrame;
+    /// let frame = PushFrame::from_text(r#"{"event":"bc"}"#);
+    /// assert_eq!(frame, PushFrame::encode::<()>("bc", None)?);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
     pub fn from_text(text: impl Into<String>) -> Self {
         PushFrame(Bytes::from(text.into()))
     }
 
     /// Wraps bytes known to be UTF-8; returns `None` if they are not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use crosswire_protocol::client::PushFrame;
+    /// let frame = PushFrame::from_utf8(Bytes::from_static(br#"{"event":"x"}"#));
+    /// assert_eq!(frame.map(|f| f.len()), Some(13));
+    /// assert_eq!(PushFrame::from_utf8(Bytes::from_static(&[0xff, 0xfe])), None);
+    /// ```
     pub fn from_utf8(bytes: Bytes) -> Option<Self> {
         std::str::from_utf8(&bytes).ok()?;
         Some(PushFrame(bytes))
     }
 
     /// The frame text.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::client::PushFrame;
+    /// let frame = PushFrame::encode("score", Some(&7))?;
+    /// assert_eq!(frame.as_str(), r#"{"event":"score","payload":7}"#);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
     pub fn as_str(&self) -> &str {
         // Every constructor guarantees UTF-8; fall back to "" rather than panic.
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
     /// The frame bytes (UTF-8).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::client::PushFrame;
+    /// let frame = PushFrame::encode::<()>("tick", None)?;
+    /// assert_eq!(&frame.bytes()[..], br#"{"event":"tick"}"#);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
     pub fn bytes(&self) -> &Bytes {
         &self.0
     }
 
     /// The frame as shared bytes (UTF-8).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::client::PushFrame;
+    /// let bytes = PushFrame::encode::<()>("tick", None)?.into_bytes();
+    /// assert_eq!(bytes, bytes::Bytes::from_static(br#"{"event":"tick"}"#));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
     pub fn into_bytes(self) -> Bytes {
         self.0
     }
 
     /// Length in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::client::PushFrame;
+    /// let frame = PushFrame::encode::<()>("a", None)?;
+    /// assert_eq!(frame.len(), r#"{"event":"a"}"#.len());
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
     /// Whether the frame is empty (never true for an encoded frame).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::client::PushFrame;
+    /// assert!(!PushFrame::encode::<()>("a", None)?.is_empty());
+    /// assert!(PushFrame::from_text("").is_empty());
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -345,6 +474,8 @@ impl fmt::Debug for PushFrame {
 
 /// Encodes a callback reply `{"payload":…,"callbackId":…}`; a `None` payload
 /// omits the key (PROTOCOL.md A.4).
+///
+/// # Examples
 ///
 /// ```
 /// use crosswire_protocol::client::encode_reply;
@@ -370,6 +501,8 @@ pub fn encode_reply<T: Serialize + ?Sized>(
 
 /// Encodes a client event frame in the JS client's key order: `event`,
 /// `payload`, `callbackId`.
+///
+/// # Examples
 ///
 /// ```
 /// use crosswire_protocol::client::encode_client_event;
@@ -397,6 +530,22 @@ pub fn encode_client_event<T: Serialize + ?Sized>(
 }
 
 /// What one frame from a node is, seen from a client (BEHAVIOUR.md §3.8).
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::client::{decode_server_frame, ServerFrame};
+/// use serde_json::json;
+/// assert_eq!(decode_server_frame("pong", "pong"), Some(ServerFrame::Heartbeat));
+/// assert_eq!(
+///     decode_server_frame(r#"{"event":"news","payload":{"n":1}}"#, "pong"),
+///     Some(ServerFrame::Event { event: "news".into(), payload: Some(json!({"n": 1})) })
+/// );
+/// assert_eq!(
+///     decode_server_frame(r#"{"callbackId":"c-1"}"#, "pong"),
+///     Some(ServerFrame::Reply { callback_id: "c-1".into(), payload: None })
+/// );
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerFrame {
     /// The frame equals the client's heartbeat string.
@@ -420,6 +569,8 @@ pub enum ServerFrame {
 /// Reads one frame from a node on the client side. Returns `None` for frames
 /// the original client ignores (not JSON, no truthy `callbackId` or `event`,
 /// a non-string event or id).
+///
+/// # Examples
 ///
 /// ```
 /// use crosswire_protocol::client::{decode_server_frame, ServerFrame};

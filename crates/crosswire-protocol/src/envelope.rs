@@ -45,6 +45,18 @@ pub use crate::msgpack::MAX_DEPTH;
 
 /// The bus codec (the original's `enableRedisDataCompression`: `true`, the
 /// default, is MessagePack; `false` is JSON).
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::envelope::{decode_value, encode_value, Codec};
+/// let v = serde_json::json!({"a": 1});
+/// assert_eq!(Codec::default(), Codec::MsgPack);
+/// assert_eq!(encode_value(&v, Codec::MsgPack)?, [0x81, 0xa1, b'a', 0x01]);
+/// assert_eq!(encode_value(&v, Codec::Json)?, br#"{"a":1}"#);
+/// assert_eq!(decode_value(&[0x81, 0xa1, b'a', 0x01], Codec::MsgPack)?, v);
+/// # Ok::<(), crosswire_protocol::envelope::EnvelopeError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Codec {
@@ -57,6 +69,26 @@ pub enum Codec {
 
 /// Key order of a [`BridgeEvent`]'s inner object. Receivers accept both;
 /// it only matters for byte identity with the original.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::envelope::{encode_bridge, BridgeEvent, BridgeMessage, Codec, KeyOrder};
+/// let mut ev = BridgeEvent {
+///     event: "ask".into(),
+///     sender_server: Some("a".into()),
+///     payload: Some(serde_json::json!(1)),
+///     target_server: vec![],
+///     callback_id: None,
+///     key_order: KeyOrder::Emit,
+/// };
+/// let emit = encode_bridge(&BridgeMessage::Event(ev.clone()), None, Codec::Json)?;
+/// assert_eq!(emit, br#"{"data":{"event":"ask","senderServer":"a","payload":1,"targetServer":[]}}"#);
+/// ev.key_order = KeyOrder::Promise;
+/// let promise = encode_bridge(&BridgeMessage::Event(ev), None, Codec::Json)?;
+/// assert_eq!(promise, br#"{"data":{"payload":1,"event":"ask","senderServer":"a","targetServer":[]}}"#);
+/// # Ok::<(), crosswire_protocol::envelope::EnvelopeError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KeyOrder {
     /// `emitCrossServer`: `event, senderServer, payload, targetServer[, callbackId]`.
@@ -67,12 +99,59 @@ pub enum KeyOrder {
 }
 
 /// Event name of callback replies on the bridge channel.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::envelope::{encode_bridge, BridgeMessage, BridgeReply, Codec, CALLBACK_EVENT};
+/// assert_eq!(CALLBACK_EVENT, "_Cs_Cb_");
+/// let reply = BridgeMessage::Reply(BridgeReply {
+///     sender_server: "b".into(),
+///     callback_id: "id-1".into(),
+///     payload: None,
+/// });
+/// let text = String::from_utf8(encode_bridge(&reply, None, Codec::Json)?)?;
+/// assert!(text.contains(r#""event":"_Cs_Cb_""#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const CALLBACK_EVENT: &str = "_Cs_Cb_";
 
 /// Outer key carrying [`Envelope::message_id`].
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::client::PushFrame;
+/// use crosswire_protocol::envelope::{encode_ws_route, Codec, WsRoute, MESSAGE_ID_KEY};
+/// assert_eq!(MESSAGE_ID_KEY, "cwMid");
+/// let route = WsRoute::Broadcast {
+///     data: PushFrame::encode::<()>("bc", None)?,
+///     sender_server: "a".into(),
+/// };
+/// let text = String::from_utf8(encode_ws_route(&route, Some("m-1"), Codec::Json)?)?;
+/// assert!(text.ends_with(r#","cwMid":"m-1"}"#));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub const MESSAGE_ID_KEY: &str = "cwMid";
 
 /// A cross-server event (PROTOCOL.md B.5).
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::envelope::{decode_bridge, encode_bridge, BridgeEvent, BridgeMessage, Codec, KeyOrder};
+/// let ev = BridgeMessage::Event(BridgeEvent {
+///     event: "count".into(),
+///     sender_server: Some("serverA".into()),
+///     payload: Some(serde_json::json!({"ns": "chat"})),
+///     target_server: vec!["serverB".into()],
+///     callback_id: Some("erverA-m0abcdef-k3x9-1".into()),
+///     key_order: KeyOrder::Emit,
+/// });
+/// let bytes = encode_bridge(&ev, None, Codec::MsgPack)?;
+/// assert_eq!(decode_bridge(&bytes, Codec::MsgPack)?.message, ev);
+/// # Ok::<(), crosswire_protocol::envelope::EnvelopeError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct BridgeEvent {
     /// Event name (non-empty).
@@ -93,6 +172,20 @@ pub struct BridgeEvent {
 
 /// A callback reply (PROTOCOL.md B.6). Encodes as
 /// `{"event":"_Cs_Cb_","senderServer":…,"targetServer":[],"callbackId":…,"isCallback":true,"payload":…}`.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::envelope::{decode_bridge, encode_bridge, BridgeMessage, BridgeReply, Codec};
+/// let reply = BridgeMessage::Reply(BridgeReply {
+///     sender_server: "serverB".into(),
+///     callback_id: "erverA-m0abcdef-k3x9-1".into(),
+///     payload: Some(serde_json::json!(42)),
+/// });
+/// let bytes = encode_bridge(&reply, None, Codec::Json)?;
+/// assert_eq!(decode_bridge(&bytes, Codec::Json)?.message, reply);
+/// # Ok::<(), crosswire_protocol::envelope::EnvelopeError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct BridgeReply {
     /// The replying node (non-empty).
@@ -104,6 +197,18 @@ pub struct BridgeReply {
 }
 
 /// A message on the bridge channel.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::envelope::{decode_bridge, BridgeMessage, Codec};
+/// let bytes = br#"{"data":{"event":"_Cs_Cb_","senderServer":"b","targetServer":[],"callbackId":"id-1","isCallback":true,"payload":"ok"}}"#;
+/// match decode_bridge(bytes, Codec::Json)?.message {
+///     BridgeMessage::Reply(r) => assert_eq!((r.callback_id.as_str(), r.payload), ("id-1", Some("ok".into()))),
+///     BridgeMessage::Event(_) => unreachable!(),
+/// }
+/// # Ok::<(), crosswire_protocol::envelope::EnvelopeError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum BridgeMessage {
     /// A cross-server event.
@@ -114,6 +219,18 @@ pub enum BridgeMessage {
 
 impl BridgeMessage {
     /// The origin node, if known.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::envelope::{BridgeMessage, BridgeReply};
+    /// let reply = BridgeMessage::Reply(BridgeReply {
+    ///     sender_server: "serverB".into(),
+    ///     callback_id: "id-1".into(),
+    ///     payload: None,
+    /// });
+    /// assert_eq!(reply.sender_server(), Some("serverB"));
+    /// ```
     pub fn sender_server(&self) -> Option<&str> {
         match self {
             BridgeMessage::Event(e) => e.sender_server.as_deref(),
@@ -124,6 +241,24 @@ impl BridgeMessage {
 
 /// A client frame routed through the bus (PROTOCOL.md B.7). `data` is the
 /// exact frame text of PROTOCOL.md A.5, relayed verbatim.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::channels::ChannelKind;
+/// use crosswire_protocol::client::PushFrame;
+/// use crosswire_protocol::envelope::{decode_ws_route, encode_ws_route, Codec, WsRoute};
+/// let route = WsRoute::Room {
+///     data: PushFrame::encode("say", Some(&"hi"))?,
+///     room_namespace: "chat".into(),
+///     room_id: Some("r1".into()),
+///     sender_server: "serverA".into(),
+///     exclude_socket_ids: vec!["u9".into()],
+/// };
+/// let bytes = encode_ws_route(&route, None, Codec::MsgPack)?;
+/// assert_eq!(decode_ws_route(ChannelKind::Room, &bytes, Codec::MsgPack)?.message, route);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum WsRoute {
     /// Channel `ws:broadcast`: every connected socket.
@@ -171,6 +306,17 @@ pub enum WsRoute {
 
 impl WsRoute {
     /// The frame carried.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::client::PushFrame;
+    /// use crosswire_protocol::envelope::WsRoute;
+    /// let frame = PushFrame::encode("pm", Some(&1))?;
+    /// let route = WsRoute::Socket { data: frame.clone(), socket_id: "u1".into(), sender_server: "a".into() };
+    /// assert_eq!(route.data(), &frame);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
     pub fn data(&self) -> &PushFrame {
         match self {
             WsRoute::Broadcast { data, .. }
@@ -181,6 +327,16 @@ impl WsRoute {
     }
 
     /// The origin node (`""` if unknown).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::client::PushFrame;
+    /// use crosswire_protocol::envelope::WsRoute;
+    /// let route = WsRoute::Broadcast { data: PushFrame::encode::<()>("bc", None)?, sender_server: "serverA".into() };
+    /// assert_eq!(route.sender_server(), "serverA");
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
     pub fn sender_server(&self) -> &str {
         match self {
             WsRoute::Broadcast { sender_server, .. }
@@ -194,6 +350,18 @@ impl WsRoute {
 /// A decoded message plus the optional message id of crosswire's opt-in
 /// redundant publishing, carried as an extra last outer key `"cwMid"`
 /// (a string) that the original ignores.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::channels::ChannelKind;
+/// use crosswire_protocol::envelope::{decode_ws_route, Codec};
+/// let bytes = br#"{"data":"{\"event\":\"bc\"}","senderServer":"a","cwMid":"m-7"}"#;
+/// let envelope = decode_ws_route(ChannelKind::Broadcast, bytes, Codec::Json)?;
+/// assert_eq!(envelope.message_id.as_deref(), Some("m-7"));
+/// assert_eq!(envelope.message.sender_server(), "a");
+/// # Ok::<(), crosswire_protocol::envelope::EnvelopeError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Envelope<M> {
     /// The message.
@@ -203,6 +371,20 @@ pub struct Envelope<M> {
 }
 
 /// Why an envelope could not be encoded or decoded.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::channels::ChannelKind;
+/// use crosswire_protocol::envelope::{decode_bridge, decode_value, decode_ws_route, Codec, EnvelopeError};
+/// assert!(matches!(decode_value(b"{", Codec::Json), Err(EnvelopeError::InvalidJson(_))));
+/// assert!(matches!(decode_value(&[0x01, 0x02], Codec::MsgPack), Err(EnvelopeError::TrailingBytes(1))));
+/// assert!(matches!(decode_bridge(b"{}", Codec::Json), Err(EnvelopeError::MissingField("data"))));
+/// assert!(matches!(
+///     decode_ws_route(ChannelKind::Custom, b"{}", Codec::Json),
+///     Err(EnvelopeError::UnexpectedChannel(ChannelKind::Custom))
+/// ));
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum EnvelopeError {
     /// The bytes are not JSON (JSON codec).
@@ -361,6 +543,8 @@ fn encode_root<'a>(
 /// Encodes a bridge message: `{"data":{…}}` (plus `"cwMid"` when
 /// `message_id` is given), with the exact key order of the original.
 ///
+/// # Examples
+///
 /// ```
 /// use crosswire_protocol::envelope::{encode_bridge, BridgeMessage, BridgeReply, Codec};
 /// let reply = BridgeMessage::Reply(BridgeReply {
@@ -425,6 +609,21 @@ pub fn encode_bridge(
 ///   (`roomId` omitted when `None`).
 ///
 /// `"cwMid"` comes last when `message_id` is given.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::client::PushFrame;
+/// use crosswire_protocol::envelope::{encode_ws_route, Codec, WsRoute};
+/// let route = WsRoute::Sockets {
+///     data: PushFrame::encode::<()>("pm", None)?,
+///     socket_ids: vec!["u1".into(), "u2".into()],
+///     sender_server: "a".into(),
+/// };
+/// let bytes = encode_ws_route(&route, None, Codec::Json)?;
+/// assert_eq!(bytes, br#"{"data":"{\"event\":\"pm\"}","socketIds":["u1","u2"],"senderServer":"a"}"#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn encode_ws_route(
     msg: &WsRoute,
     message_id: Option<&str>,
@@ -476,6 +675,8 @@ pub fn encode_ws_route(
 /// Encodes any JSON value: messages on custom channels
 /// (`publishRedisMessage`). Nothing is added (no `senderServer`).
 ///
+/// # Examples
+///
 /// ```
 /// use crosswire_protocol::envelope::{encode_value, Codec};
 /// let v = serde_json::json!({"n": -5, "f": 0.5});
@@ -501,6 +702,8 @@ pub fn encode_value(value: &Value, codec: Codec) -> Result<Vec<u8>, EnvelopeErro
 /// types become what `JSON.stringify` makes of notepack's result (`bin` ⇒
 /// `{"type":"Buffer","data":[…]}`, timestamps ⇒ ISO-8601 strings, other
 /// extensions ⇒ `[type, Buffer]`).
+///
+/// # Examples
 ///
 /// ```
 /// use crosswire_protocol::envelope::{decode_value, Codec};
@@ -586,6 +789,8 @@ fn take_opt_str(map: &mut Map<String, Value>, field: &'static str) -> Option<Str
 /// * `senderServer` and `callbackId` of an event are kept only when they are
 ///   non-empty strings; `payload` is kept as is (`Some(null)` for `null`,
 ///   `None` when absent). Unknown keys are ignored.
+///
+/// # Examples
 ///
 /// ```
 /// use crosswire_protocol::envelope::{decode_bridge, BridgeMessage, Codec, KeyOrder};
@@ -674,6 +879,8 @@ pub fn decode_bridge(bytes: &[u8], codec: Codec) -> Result<Envelope<BridgeMessag
 ///   taken as a one-element list — **never** as the substring match the
 ///   original performs on a string (weakness #20); any other value is
 ///   refused.
+///
+/// # Examples
 ///
 /// ```
 /// use crosswire_protocol::channels::ChannelKind;
@@ -783,6 +990,8 @@ pub fn decode_ws_route(
 /// The original drops a message when *either* equals its own name; use
 /// [`is_own_message`] for that exact test.
 ///
+/// # Examples
+///
 /// ```
 /// use crosswire_protocol::envelope::sender_of;
 /// use serde_json::json;
@@ -803,6 +1012,8 @@ pub fn sender_of(value: &Value) -> Option<&str> {
 
 /// The original's self-skip test (PROTOCOL.md B.4): `value.senderServer` or
 /// `value.data.senderServer` equals `server_name`.
+///
+/// # Examples
 ///
 /// ```
 /// use crosswire_protocol::envelope::is_own_message;

@@ -21,6 +21,8 @@ const BASE36: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 /// A generator of callback ids; shareable between threads (`next` takes
 /// `&self`).
 ///
+/// # Examples
+///
 /// ```
 /// use crosswire_protocol::ids::CallbackIds;
 /// let ids = CallbackIds::server("serverA");
@@ -40,6 +42,15 @@ impl CallbackIds {
     /// characters of the name (JavaScript `slice(-6)`; counted in Unicode
     /// scalar values rather than UTF-16 units, which only differs for names
     /// with characters outside the Basic Multilingual Plane).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::ids::CallbackIds;
+    /// let ids = CallbackIds::server("serverA");
+    /// assert_eq!(ids.next_with(0, "abcd"), "erverA-0-abcd-1");
+    /// assert!(CallbackIds::server("n1").next().starts_with("n1-"));
+    /// ```
     pub fn server(server_name: &str) -> Self {
         let count = server_name.chars().count();
         let suffix: String = server_name
@@ -53,6 +64,15 @@ impl CallbackIds {
     }
 
     /// Ids in the client's format (no name prefix).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::ids::CallbackIds;
+    /// let ids = CallbackIds::client();
+    /// assert_eq!(ids.next_with(36, "wxyz"), "10-wxyz-1");
+    /// assert_eq!(ids.next().split('-').count(), 3);
+    /// ```
     pub fn client() -> Self {
         CallbackIds {
             prefix: None,
@@ -62,6 +82,8 @@ impl CallbackIds {
 
     /// The next id, using the current time and four random base36
     /// characters.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use crosswire_protocol::ids::CallbackIds;
@@ -89,6 +111,15 @@ impl CallbackIds {
     /// The next id with the given time (ms since the Unix epoch) and random
     /// part; deterministic, for tests. Advances the counter like
     /// [`CallbackIds::next`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::ids::CallbackIds;
+    /// let ids = CallbackIds::client();
+    /// assert_eq!(ids.next_with(1_724_635_324_887, "18kj"), "m0abcdef-18kj-1");
+    /// assert_eq!(ids.next_with(1_724_635_324_887, "18kj"), "m0abcdef-18kj-2");
+    /// ```
     pub fn next_with(&self, now_ms: u64, random: &str) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let mut id = String::with_capacity(32);
@@ -107,6 +138,8 @@ impl CallbackIds {
 
 /// `n` in base 36 with lowercase digits, as JavaScript's
 /// `n.toString(36)`.
+///
+/// # Examples
 ///
 /// ```
 /// use crosswire_protocol::ids::to_base36;

@@ -12,6 +12,18 @@ use std::io;
 
 /// A [`serde_json`] formatter that writes floating-point numbers the way
 /// JavaScript's `Number.prototype.toString` does.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::json::JsFormatter;
+/// use serde::Serialize;
+/// let mut out = Vec::new();
+/// let mut ser = serde_json::Serializer::with_formatter(&mut out, JsFormatter);
+/// (1.0_f64, 1e21_f64, f64::NAN).serialize(&mut ser)?;
+/// assert_eq!(out, b"[1,1e+21,null]");
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JsFormatter;
 
@@ -32,6 +44,8 @@ impl Formatter for JsFormatter {
 
 /// Appends `value` as JavaScript-compatible JSON to `buf`.
 ///
+/// # Examples
+///
 /// ```
 /// let mut buf = Vec::new();
 /// crosswire_protocol::json::write_js_json(&mut buf, &serde_json::json!({"n": 5.0, "f": 0.5})).unwrap();
@@ -46,6 +60,8 @@ pub fn write_js_json<T: Serialize + ?Sized>(
 }
 
 /// Serializes `value` to a JavaScript-compatible JSON string.
+///
+/// # Examples
 ///
 /// ```
 /// let s = crosswire_protocol::json::to_js_string(&1e21_f64).unwrap();

@@ -19,6 +19,16 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 /// Options of [`parse_ws_request_params`], with the original's defaults.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::params::{parse_ws_request_params, ParseOptions};
+/// let opts = ParseOptions { auto_remove_leading_slash: false, ..ParseOptions::default() };
+/// assert_eq!(parse_ws_request_params("/room/1?id=u1", None, opts).path.as_deref(), Some("/room/1"));
+/// let opts = ParseOptions { parse_path: false, ..ParseOptions::default() };
+/// assert_eq!(parse_ws_request_params("/room/1?id=u1", None, opts).path, None);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseOptions {
     /// Lower-case every key (`autoLowerCaseKeys`, default `false`).
@@ -43,6 +53,17 @@ impl Default for ParseOptions {
 /// The value of one query parameter: a single string, or every value of a
 /// repeated key in order. Serializes as the original's result does (a JSON
 /// string or array of strings).
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::params::{parse_ws_request_params, ParamValue, ParseOptions};
+/// let p = parse_ws_request_params("/?a=1&a=2&b=x", None, ParseOptions::default());
+/// assert_eq!(p.params["a"], ParamValue::Many(vec!["1".into(), "2".into()]));
+/// assert_eq!(p.params["b"], ParamValue::One("x".into()));
+/// assert_eq!(serde_json::to_string(&p.params["a"])?, r#"["1","2"]"#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum ParamValue {
@@ -54,6 +75,8 @@ pub enum ParamValue {
 
 impl ParamValue {
     /// The first value.
+    ///
+    /// # Examples
     ///
     /// ```
     /// use crosswire_protocol::params::ParamValue;
@@ -67,6 +90,14 @@ impl ParamValue {
     }
 
     /// The value if the key appeared once, else `None`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::params::ParamValue;
+    /// assert_eq!(ParamValue::One("x".into()).as_str(), Some("x"));
+    /// assert_eq!(ParamValue::Many(vec!["1".into(), "2".into()]).as_str(), None);
+    /// ```
     pub fn as_str(&self) -> Option<&str> {
         match self {
             ParamValue::One(s) => Some(s),
@@ -76,6 +107,17 @@ impl ParamValue {
 }
 
 /// The result of [`parse_ws_request_params`]: `{"params":{…},"path":…}`.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::params::{parse_ws_request_params, ParseOptions};
+/// let p = parse_ws_request_params("/game?id=u1&team=red", Some("example.com"), ParseOptions::default());
+/// assert_eq!(p.path.as_deref(), Some("game"));
+/// assert_eq!(p.params.len(), 2);
+/// assert_eq!(serde_json::to_string(&p)?, r#"{"params":{"id":"u1","team":"red"},"path":"game"}"#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct RequestParams {
     /// Query parameters in order of first appearance.
@@ -87,6 +129,16 @@ pub struct RequestParams {
 
 impl RequestParams {
     /// The first value of parameter `key`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::params::{parse_ws_request_params, ParseOptions};
+    /// let p = parse_ws_request_params("/?id=u1&tag=a&tag=b", None, ParseOptions::default());
+    /// assert_eq!(p.get("id"), Some("u1"));
+    /// assert_eq!(p.get("tag"), Some("a"));
+    /// assert_eq!(p.get("missing"), None);
+    /// ```
     pub fn get(&self, key: &str) -> Option<&str> {
         self.params.get(key).map(ParamValue::first)
     }
@@ -105,6 +157,8 @@ impl RequestParams {
 /// An empty target or one that cannot be parsed gives
 /// `{"params":{},"path":null}`, as the original returns after catching the
 /// error.
+///
+/// # Examples
 ///
 /// ```
 /// use crosswire_protocol::params::{parse_ws_request_params, ParseOptions};
@@ -173,6 +227,8 @@ pub fn parse_ws_request_params(
 /// Encoding is WHATWG `URLSearchParams`: ASCII alphanumerics and `*-._` are
 /// kept, space becomes `+`, every other byte is `%XX` (uppercase).
 /// Stringifying values (JavaScript `String(v)`) is the caller's job.
+///
+/// # Examples
 ///
 /// ```
 /// use crosswire_protocol::params::append_custom_params;

@@ -26,6 +26,23 @@ type HealthHandler = Arc<dyn Fn(HealthEvent) + Send + Sync>;
 type SubscriptionErrorHandler = Arc<dyn Fn(SubscriptionErrorEvent) + Send + Sync>;
 
 /// Counters of a [`RedisBus`], from [`RedisBus::stats`]. They only grow.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), crosswire_redis::RedisBusError> {
+/// use crosswire_redis::{RedisBus, RedisBusConfig};
+/// // Nothing listens on port 1: the node stays down and is retried in the background.
+/// let bus = RedisBus::connect(RedisBusConfig::new(["redis://127.0.0.1:1"])).await?;
+/// let stats = bus.stats();
+/// assert_eq!(stats.published, 0);
+/// assert_eq!(stats.received, 0);
+/// assert_eq!(serde_json::to_value(stats).map(|v| v["dropped"].clone()).ok(), Some(0.into()));
+/// # crosswire::bus::Bus::close(&bus).await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct RedisBusStats {
@@ -514,6 +531,8 @@ impl Drop for Handle {
 /// hand to a [`Node`](crosswire::Node) and one to watch health); the bus stops
 /// with [`Bus::close`] or when the last handle is dropped.
 ///
+/// # Examples
+///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use crosswire_redis::{RedisBus, RedisBusConfig, Strategy};
@@ -556,6 +575,8 @@ impl RedisBus {
     /// that is down does not make this fail: it is retried in the background
     /// and used once it is up. Fails on an empty node list or an invalid URL.
     /// Must be called inside a Tokio runtime.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), crosswire_redis::RedisBusError> {
@@ -611,6 +632,8 @@ impl RedisBus {
     /// that owns a clone of this `RedisBus` keeps the bus alive: stop such a
     /// bus with [`Bus::close`].
     ///
+    /// # Examples
+    ///
     /// ```no_run
     /// # fn demo(bus: &crosswire_redis::RedisBus) {
     /// bus.on_health_change(|e| {
@@ -628,6 +651,8 @@ impl RedisBus {
     /// change within `ping_timeout` (the original's
     /// `onRedisSubscriptionError`). The bus keeps the change pending and
     /// applies it when the node answers or reconnects.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// # fn demo(bus: &crosswire_redis::RedisBus) {
@@ -647,10 +672,19 @@ impl RedisBus {
     /// Nodes whose connection of the given kind is healthy (the original's
     /// `getHealthyRedisInstancesCount`).
     ///
-    /// ```no_run
-    /// # fn demo(bus: &crosswire_redis::RedisBus) {
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), crosswire_redis::RedisBusError> {
+    /// use crosswire_redis::{RedisBus, RedisBusConfig};
+    /// // Nothing listens on port 1: the node stays down and is retried in the background.
+    /// let bus = RedisBus::connect(RedisBusConfig::new(["redis://127.0.0.1:1"])).await?;
     /// use crosswire_redis::ConnKind;
     /// println!("{} of {} publishers up", bus.healthy_count(ConnKind::Publisher), bus.node_count());
+    /// assert_eq!(bus.healthy_count(ConnKind::Publisher), 0);
+    /// # crosswire::bus::Bus::close(&bus).await;
+    /// # Ok(())
     /// # }
     /// ```
     pub fn healthy_count(&self, kind: ConnKind) -> usize {
@@ -662,6 +696,24 @@ impl RedisBus {
     }
 
     /// Nodes of this bus (the original's `getRedisInstancesCount`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), crosswire_redis::RedisBusError> {
+    /// use crosswire_redis::{RedisBus, RedisBusConfig};
+    /// // Nothing listens on port 1: the node stays down and is retried in the background.
+    /// let bus = RedisBus::connect(RedisBusConfig::new(["redis://127.0.0.1:1"])).await?;
+    /// assert_eq!(bus.node_count(), 1);
+    /// let id = bus.add_node("redis://127.0.0.1:2").await?;
+    /// assert_eq!(bus.node_count(), 2);
+    /// bus.remove_node(id).await;
+    /// assert_eq!(bus.node_count(), 1);
+    /// # crosswire::bus::Bus::close(&bus).await;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn node_count(&self) -> usize {
         self.shared().nodes().len()
     }
@@ -675,11 +727,21 @@ impl RedisBus {
     /// selectable on `connect`, before it was subscribed). Other endpoints
     /// must add the node too, ideally before anyone publishes on it.
     ///
-    /// ```no_run
-    /// # async fn demo(bus: &crosswire_redis::RedisBus) -> Result<(), crosswire_redis::RedisBusError> {
-    /// let id = bus.add_node("redis://127.0.0.1:6381").await?;
-    /// println!("added {id}");
-    /// # Ok(()) }
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), crosswire_redis::RedisBusError> {
+    /// use crosswire_redis::{RedisBus, RedisBusConfig};
+    /// // Nothing listens on port 1: the node stays down and is retried in the background.
+    /// let bus = RedisBus::connect(RedisBusConfig::new(["redis://127.0.0.1:1"])).await?;
+    /// let id = bus.add_node("redis://127.0.0.1:2").await?;
+    /// assert_eq!(id.get(), 1);
+    /// assert_eq!(bus.node_count(), 2);
+    /// assert!(bus.add_node("not a url").await.is_err());
+    /// # crosswire::bus::Bus::close(&bus).await;
+    /// # Ok(())
+    /// # }
     /// ```
     pub async fn add_node(&self, url: &str) -> Result<NodeId, RedisBusError> {
         let node = self.shared().add_node(url)?;
@@ -693,11 +755,21 @@ impl RedisBus {
     /// on it to other nodes. Resolves once its tasks ended; false if there is
     /// no such node.
     ///
-    /// ```no_run
-    /// # async fn demo(bus: &crosswire_redis::RedisBus) {
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), crosswire_redis::RedisBusError> {
+    /// use crosswire_redis::{RedisBus, RedisBusConfig};
+    /// // Nothing listens on port 1: the node stays down and is retried in the background.
+    /// let bus = RedisBus::connect(RedisBusConfig::new(["redis://127.0.0.1:1"])).await?;
     /// if let Some(first) = bus.nodes().first() {
     ///     assert!(bus.remove_node(first.id).await);
     /// }
+    /// assert_eq!(bus.node_count(), 0);
+    /// assert!(!bus.remove_node(crosswire_redis::NodeId::new(7)).await);
+    /// # crosswire::bus::Bus::close(&bus).await;
+    /// # Ok(())
     /// # }
     /// ```
     pub async fn remove_node(&self, id: NodeId) -> bool {
@@ -728,11 +800,20 @@ impl RedisBus {
 
     /// A snapshot of every node, in configuration order.
     ///
-    /// ```no_run
-    /// # fn demo(bus: &crosswire_redis::RedisBus) {
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), crosswire_redis::RedisBusError> {
+    /// use crosswire_redis::{RedisBus, RedisBusConfig};
+    /// // Nothing listens on port 1: the node stays down and is retried in the background.
+    /// let bus = RedisBus::connect(RedisBusConfig::new(["redis://127.0.0.1:1"])).await?;
     /// for n in bus.nodes() {
     ///     println!("{} {}:{} target={} latency={:?}", n.id, n.host, n.port, n.publish_target, n.latency);
     /// }
+    /// assert_eq!(bus.nodes()[0].url, "redis://127.0.0.1:1");
+    /// # crosswire::bus::Bus::close(&bus).await;
+    /// # Ok(())
     /// # }
     /// ```
     pub fn nodes(&self) -> Vec<NodeStatus> {
@@ -741,10 +822,19 @@ impl RedisBus {
 
     /// The bus's counters.
     ///
-    /// ```no_run
-    /// # fn demo(bus: &crosswire_redis::RedisBus) {
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), crosswire_redis::RedisBusError> {
+    /// use crosswire_redis::{RedisBus, RedisBusConfig};
+    /// // Nothing listens on port 1: the node stays down and is retried in the background.
+    /// let bus = RedisBus::connect(RedisBusConfig::new(["redis://127.0.0.1:1"])).await?;
     /// let stats = bus.stats();
     /// println!("{} published, {} failed over", stats.published, stats.publish_failovers);
+    /// assert_eq!(stats.publish_failures, 0);
+    /// # crosswire::bus::Bus::close(&bus).await;
+    /// # Ok(())
     /// # }
     /// ```
     pub fn stats(&self) -> RedisBusStats {
@@ -763,6 +853,8 @@ impl RedisBus {
 
     /// Waits until at least `n` nodes are publish targets (or the bus is
     /// closed, then `Err`). Wrap it in a timeout when Redis may be down.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// # async fn demo(bus: &crosswire_redis::RedisBus) {

@@ -13,6 +13,8 @@ use std::time::Duration;
 /// In configuration files the strategies are spelled `"random"`,
 /// `"round-robin"` and `"fastest"`, as in the original.
 ///
+/// # Examples
+///
 /// ```
 /// use crosswire_redis::Strategy;
 /// assert_eq!(Strategy::default(), Strategy::Random);
@@ -42,6 +44,8 @@ pub enum Strategy {
 /// original's option names (`redisPingInterval`, `redisPingTimeout`,
 /// `redisForcePing`, `selectionStrategy`, `serverName`) are accepted as
 /// aliases. Missing fields take their defaults.
+///
+/// # Examples
 ///
 /// ```
 /// use crosswire_redis::{RedisBusConfig, Strategy};
@@ -137,6 +141,8 @@ impl Default for RedisBusConfig {
 
 impl RedisBusConfig {
     /// A default configuration over the given node URLs.
+    ///
+    /// # Examples
     ///
     /// ```
     /// let config = crosswire_redis::RedisBusConfig::new(["redis://127.0.0.1:6379"]);

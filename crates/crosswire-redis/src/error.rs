@@ -3,6 +3,20 @@
 /// What can go wrong when creating or reconfiguring a
 /// [`RedisBus`](crate::RedisBus). Failures of Redis itself are not errors
 /// here: the bus retries them and reports them through health events.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use crosswire_redis::{RedisBus, RedisBusConfig, RedisBusError};
+/// let empty = RedisBus::connect(RedisBusConfig::default()).await;
+/// assert!(matches!(empty, Err(RedisBusError::NoNodes)));
+/// let invalid = RedisBus::connect(RedisBusConfig::new(["http://127.0.0.1:6379"])).await;
+/// assert!(matches!(invalid, Err(RedisBusError::InvalidUrl { .. })));
+/// assert_eq!(RedisBusError::Closed.to_string(), "the Redis bus is closed");
+/// # }
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum RedisBusError {

@@ -4,6 +4,23 @@ use serde::{Deserialize, Serialize};
 
 /// One of the two connections a [`RedisBus`](crate::RedisBus) keeps per Redis
 /// node. Serialized as `"publisher"` / `"subscriber"`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), crosswire_redis::RedisBusError> {
+/// use crosswire_redis::{RedisBus, RedisBusConfig};
+/// // Nothing listens on port 1: the node stays down and is retried in the background.
+/// let bus = RedisBus::connect(RedisBusConfig::new(["redis://127.0.0.1:1"])).await?;
+/// use crosswire_redis::ConnKind;
+/// assert_eq!(bus.healthy_count(ConnKind::Publisher), 0);
+/// assert_eq!(bus.healthy_count(ConnKind::Subscriber), 0);
+/// assert_eq!(serde_json::to_string(&ConnKind::Publisher).ok().as_deref(), Some(r#""publisher""#));
+/// # crosswire::bus::Bus::close(&bus).await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnKind {
@@ -25,6 +42,16 @@ pub enum ConnKind {
 /// `Ready` and `Reconnecting` exist for compatibility with the original's
 /// vocabulary; a reconnecting connection is already unhealthy, so no change
 /// is reported for it.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_redis::HealthEventKind;
+/// assert_eq!(serde_json::to_string(&HealthEventKind::Reconnecting)?, r#""reconnecting""#);
+/// let kind: HealthEventKind = serde_json::from_str(r#""ping""#)?;
+/// assert_eq!(kind, HealthEventKind::Ping);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthEventKind {
@@ -46,6 +73,8 @@ pub enum HealthEventKind {
 /// with [`RedisBus::on_health_change`](crate::RedisBus::on_health_change).
 ///
 /// Serializes with the original's keys (`onRedisHealthChange`'s `info`):
+///
+/// # Examples
 ///
 /// ```
 /// use crosswire_redis::{ConnKind, HealthEvent, HealthEventKind};
@@ -93,6 +122,15 @@ pub struct HealthEvent {
 }
 
 /// Whether a subscription change was a subscribe or an unsubscribe.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_redis::SubscriptionOp;
+/// assert_eq!(serde_json::to_string(&SubscriptionOp::Unsubscribe)?, r#""unsubscribe""#);
+/// assert_eq!(serde_json::from_str::<SubscriptionOp>(r#""subscribe""#)?, SubscriptionOp::Subscribe);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SubscriptionOp {
@@ -107,6 +145,8 @@ pub enum SubscriptionOp {
 /// [`RedisBus::on_subscription_error`](crate::RedisBus::on_subscription_error)
 /// (the original's `onRedisSubscriptionError` info). The bus keeps trying:
 /// the change is applied when the node answers again or on its reconnection.
+///
+/// # Examples
 ///
 /// ```
 /// use crosswire_redis::{SubscriptionErrorEvent, SubscriptionOp};

@@ -24,6 +24,8 @@ const PUBLISH_QUEUE: usize = 65_536;
 /// [`RedisBus::connect`](crate::RedisBus::connect) get ids `0, 1, …` in
 /// configuration order.
 ///
+/// # Examples
+///
 /// ```
 /// use crosswire_redis::NodeId;
 /// assert_eq!(NodeId::new(3).get(), 3);
@@ -34,11 +36,27 @@ pub struct NodeId(u64);
 
 impl NodeId {
     /// The id with the given number.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_redis::NodeId;
+    /// const FIRST: NodeId = NodeId::new(0);
+    /// assert_eq!(FIRST.to_string(), "#0");
+    /// assert!(NodeId::new(1) > FIRST);
+    /// ```
     pub const fn new(n: u64) -> Self {
         Self(n)
     }
 
     /// The number of this id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_redis::NodeId;
+    /// assert_eq!(NodeId::new(42).get(), 42);
+    /// ```
     pub const fn get(self) -> u64 {
         self.0
     }
@@ -51,6 +69,27 @@ impl fmt::Display for NodeId {
 }
 
 /// A snapshot of one Redis node, from [`RedisBus::nodes`](crate::RedisBus::nodes).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), crosswire_redis::RedisBusError> {
+/// use crosswire_redis::{RedisBus, RedisBusConfig};
+/// // Nothing listens on port 1: the node stays down and is retried in the background.
+/// let bus = RedisBus::connect(RedisBusConfig::new(["redis://127.0.0.1:1"])).await?;
+/// use crosswire_redis::NodeId;
+/// let nodes = bus.nodes();
+/// assert_eq!(nodes.len(), 1);
+/// let node = &nodes[0];
+/// assert_eq!(node.id, NodeId::new(0));
+/// assert_eq!((node.host.as_str(), node.port), ("127.0.0.1", 1));
+/// assert!(!node.publisher_healthy && !node.subscriber_healthy && !node.publish_target);
+/// assert_eq!(node.published, 0);
+/// # crosswire::bus::Bus::close(&bus).await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NodeStatus {
     /// The node's id.

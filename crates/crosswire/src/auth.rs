@@ -27,6 +27,30 @@ pub(crate) struct AuthMessage {
 
 /// The user an upgrade-time token resolved to; attached to the socket by
 /// [`query_token_hook`] (read it with `socket.data::<AuthenticatedUser>()`).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire::auth::{query_token_hook, AuthenticatedUser};
+/// let node = crosswire::Node::builder()
+///     .on_upgrade(query_token_hook("token", |token| async move {
+///         (token == "secret").then(|| "u1".to_owned())
+///     }))
+///     .build()?;
+/// let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+/// node.on_connection(move |socket, _| {
+///     let _ = tx.send(socket);
+///     async {}
+/// });
+/// let addr = node.listen("127.0.0.1:0").await?;
+/// let (_client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/?token=secret")).await?;
+/// let socket = sockets.recv().await.ok_or("no connection")?;
+/// assert_eq!(socket.data::<AuthenticatedUser>(), Some(AuthenticatedUser("u1".into())));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthenticatedUser(pub String);
 
@@ -34,6 +58,8 @@ pub struct AuthenticatedUser(pub String);
 /// `verify`, and refuses the upgrade with 401 when the token is missing or
 /// `verify` returns `None`. On success the returned user id is attached to
 /// the socket as [`AuthenticatedUser`].
+///
+/// # Examples
 ///
 /// ```no_run
 /// # fn f() -> crosswire::Result<()> {

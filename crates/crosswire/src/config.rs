@@ -6,14 +6,32 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Default largest inbound frame: 1 MiB (the original accepts 100 MiB).
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::config::DEFAULT_MAX_FRAME_SIZE;
+/// assert_eq!(DEFAULT_MAX_FRAME_SIZE, 1 << 20);
+/// assert_eq!(crosswire::NodeConfig::default().max_frame_size, DEFAULT_MAX_FRAME_SIZE);
+/// ```
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 1024 * 1024;
 /// Default bound of each socket's outbound queue, in frames.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::config::DEFAULT_OUTBOUND_QUEUE;
+/// assert_eq!(DEFAULT_OUTBOUND_QUEUE, 1024);
+/// assert_eq!(crosswire::NodeConfig::default().outbound_queue, DEFAULT_OUTBOUND_QUEUE);
+/// ```
 pub const DEFAULT_OUTBOUND_QUEUE: usize = 1024;
 /// Default read buffer of each connection: 1 KiB.
 pub const DEFAULT_READ_BUFFER_SIZE: usize = 1024;
 
 /// Everything a [`Node`](crate::Node) is built from. All durations are in
 /// milliseconds when read from TOML or JSON (`server_ping_interval_ms`, ...).
+///
+/// # Examples
 ///
 /// ```
 /// let config: crosswire::NodeConfig = toml_like();
@@ -98,6 +116,18 @@ pub struct NodeConfig {
 }
 
 /// A token bucket: `burst` events at once, refilled at `per_second`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire::Result<()> {
+/// use crosswire::RateLimit;
+/// let node = crosswire::Node::builder().rate_limit(10.0, 20).build()?;
+/// assert_eq!(node.config().rate_limit, Some(RateLimit { per_second: 10.0, burst: 20 }));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RateLimit {
     /// Sustained events per second.

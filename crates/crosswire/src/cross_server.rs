@@ -28,16 +28,72 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Default timeout of a cross-server call (the original's 5000 ms).
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::cross_server::DEFAULT_TIMEOUT;
+/// assert_eq!(DEFAULT_TIMEOUT, std::time::Duration::from_secs(5));
+/// ```
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(5000);
 
 /// Bridge event name of membership announcements. The original has no
 /// listener for it and ignores it.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire::Result<()> {
+/// use crosswire::cross_server::MEMBER_EVENT;
+/// assert_eq!(MEMBER_EVENT, "_cw_member_");
+/// let node = crosswire::Node::builder().build()?;
+/// assert!(node.on_cross_server(MEMBER_EVENT, |_, _| async {}).is_err());
+/// # Ok(())
+/// # }
+/// ```
 pub const MEMBER_EVENT: &str = "_cw_member_";
 /// Bridge event name of a node leaving the cluster.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire::Result<()> {
+/// use crosswire::cross_server::MEMBER_LEAVE_EVENT;
+/// assert_eq!(MEMBER_LEAVE_EVENT, "_cw_member_leave_");
+/// let node = crosswire::Node::builder().build()?;
+/// assert!(node.emit_cross_server(MEMBER_LEAVE_EVENT, &1).is_err());
+/// # Ok(())
+/// # }
+/// ```
 pub const MEMBER_LEAVE_EVENT: &str = "_cw_member_leave_";
 
 /// A cross-server event as its handlers see it: the original's inner bridge
 /// object (`data.payload` there is [`payload`](Self::payload) here).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire::CrossServerMessage;
+/// let node = crosswire::Node::builder().server_name("n1").build()?;
+/// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+/// node.on_cross_server("announce", move |msg: CrossServerMessage, _reply| {
+///     let _ = tx.send(msg);
+///     async {}
+/// })?;
+/// node.emit_cross_server("announce", &serde_json::json!({"v": 2}))?.send()?;
+/// let msg = rx.recv().await.ok_or("no message")?;
+/// assert_eq!(msg.event, "announce");
+/// assert_eq!(msg.sender_server.as_deref(), Some("n1"));
+/// assert_eq!(msg.payload, serde_json::json!({"v": 2}));
+/// assert!(msg.target_server.is_empty());
+/// assert_eq!(msg.callback_id, None);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CrossServerMessage {
@@ -55,6 +111,22 @@ pub struct CrossServerMessage {
 }
 
 /// One reply to a cross-server call: the original's `_Cs_Cb_` object.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::ReplyData;
+/// let reply = ReplyData {
+///     sender_server: "n2".into(),
+///     callback_id: "id-1".into(),
+///     payload: Some(serde_json::json!(3)),
+/// };
+/// assert_eq!(
+///     serde_json::to_string(&reply)?,
+///     r#"{"event":"_Cs_Cb_","senderServer":"n2","targetServer":[],"callbackId":"id-1","isCallback":true,"payload":3}"#
+/// );
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReplyData {
     /// The replying node.
@@ -81,6 +153,34 @@ impl Serialize for ReplyData {
 }
 
 /// One item of a call's response stream (the original's per-reply callback).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire::Result<()> {
+/// use crosswire::CrossServerResponse;
+/// use std::time::Duration;
+/// let node = crosswire::Node::builder().server_name("n1").build()?;
+/// node.on_cross_server("ping", |_msg, reply| async move {
+///     if let Some(reply) = reply {
+///         let _ = reply.send(&"pong");
+///     }
+/// })?;
+/// let mut call = node.emit_cross_server("ping", &1)?.stream()?;
+/// match call.next().await {
+///     Some(CrossServerResponse::Reply { data, remaining }) => {
+///         assert_eq!(data.payload, Some("pong".into()));
+///         assert_eq!(remaining, 0);
+///     }
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// // A node that does not exist never answers.
+/// let mut call = node.emit_cross_server("ping", &1)?.to(["ghost"]).timeout(Duration::from_millis(20)).stream()?;
+/// assert!(matches!(call.next().await, Some(CrossServerResponse::Timeout { unresponded: 1, .. })));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub enum CrossServerResponse {
     /// A reply arrived; `remaining` more are expected (0 for the last one).
@@ -102,6 +202,23 @@ pub enum CrossServerResponse {
 
 impl CrossServerResponse {
     /// Whether this is a reply (the original's `success: true`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.on_cross_server("ping", |_msg, reply| async move {
+    ///     if let Some(reply) = reply {
+    ///         let _ = reply.send_empty();
+    ///     }
+    /// })?;
+    /// let mut call = node.emit_cross_server("ping", &1)?.stream()?;
+    /// assert!(call.next().await.is_some_and(|r| r.is_success()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_success(&self) -> bool {
         matches!(self, CrossServerResponse::Reply { .. })
     }
@@ -132,6 +249,34 @@ impl Serialize for CrossServerResponse {
 }
 
 /// The collected outcome of a call (the original's promise result).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire::Result<()> {
+/// use std::time::Duration;
+/// let node = crosswire::Node::builder().server_name("n1").build()?;
+/// node.on_cross_server("count", |_msg, reply| async move {
+///     if let Some(reply) = reply {
+///         let _ = reply.send(&7);
+///     }
+/// })?;
+/// let result = node.emit_cross_server("count", &1)?.collect().await?;
+/// assert!(result.success);
+/// assert_eq!(result.responses["n1"].payload, Some(7.into()));
+/// assert_eq!((result.unresponded_count, result.received), (0, 1));
+/// let result = node
+///     .emit_cross_server("count", &1)?
+///     .to(["n1", "ghost"])
+///     .timeout(Duration::from_millis(20))
+///     .collect()
+///     .await?;
+/// assert!(!result.success);
+/// assert_eq!(result.unresponded_count, 1);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct CrossServerResult {
     /// True when every expected reply arrived in time.
@@ -162,6 +307,25 @@ impl Serialize for CrossServerResult {
 
 /// The stream of responses of one call. Ends after the last expected reply,
 /// after the timeout item, or when the call is deleted.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire::Result<()> {
+/// let node = crosswire::Node::builder().server_name("n1").build()?;
+/// node.on_cross_server("who", |_msg, reply| async move {
+///     if let Some(reply) = reply {
+///         let _ = reply.send(&"n1");
+///     }
+/// })?;
+/// let call = node.emit_cross_server("who", &1)?.stream()?;
+/// assert!(!call.callback_id().is_empty());
+/// let result = call.collect().await;
+/// assert_eq!(result.received, 1);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct CrossServerCall {
     callback_id: String,
@@ -172,16 +336,68 @@ pub struct CrossServerCall {
 
 impl CrossServerCall {
     /// The call's callback id (for [`Node::delete_cross_server_callback`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use std::time::Duration;
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// let call = node.emit_cross_server("slow", &1)?.timeout(Duration::from_secs(60)).stream()?;
+    /// assert!(call.callback_id().starts_with("n1-"));
+    /// assert!(node.delete_cross_server_callback(call.callback_id()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn callback_id(&self) -> &str {
         &self.callback_id
     }
 
     /// The next response; `None` once the call is over.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use std::time::Duration;
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.on_cross_server("ping", |_msg, reply| async move {
+    ///     if let Some(reply) = reply {
+    ///         let _ = reply.send(&1);
+    ///     }
+    /// })?;
+    /// let mut call = node.emit_cross_server("ping", &1)?.stream()?;
+    /// assert!(call.next().await.is_some_and(|r| r.is_success()));
+    /// assert!(call.next().await.is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn next(&mut self) -> Option<CrossServerResponse> {
         self.rx.recv().await
     }
 
     /// Collects every response into the original's promise result.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.on_cross_server("ping", |_msg, reply| async move {
+    ///     if let Some(reply) = reply {
+    ///         let _ = reply.send(&1);
+    ///     }
+    /// })?;
+    /// let call = node.emit_cross_server("ping", &1)?.stream()?;
+    /// let result = call.collect().await;
+    /// assert!(result.success);
+    /// assert_eq!(result.responses.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn collect(mut self) -> CrossServerResult {
         let mut result = CrossServerResult {
             success: self.empty_success,
@@ -222,6 +438,24 @@ pub(crate) struct Pending {
 
 /// Answers a cross-server event. Each [`send`](Self::send) is one reply; a
 /// handler may reply more than once (each counts, as in the original).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire::Result<()> {
+/// use crosswire::{CrossReply, CrossServerMessage};
+/// let node = crosswire::Node::builder().server_name("n1").build()?;
+/// node.on_cross_server("double", |msg: CrossServerMessage, reply: Option<CrossReply>| async move {
+///     if let (Some(n), Some(reply)) = (msg.payload.as_i64(), reply) {
+///         let _ = reply.send(&(n * 2));
+///     }
+/// })?;
+/// let result = node.emit_cross_server("double", &21)?.collect().await?;
+/// assert_eq!(result.responses["n1"].payload, Some(42.into()));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct CrossReply {
     node: Node,
@@ -231,16 +465,71 @@ pub struct CrossReply {
 
 impl CrossReply {
     /// The call's callback id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    /// node.on_cross_server("ask", move |_msg, reply| {
+    ///     if let Some(reply) = reply {
+    ///         let _ = tx.send(reply.callback_id().to_owned());
+    ///         let _ = reply.send_empty();
+    ///     }
+    ///     async {}
+    /// })?;
+    /// let call = node.emit_cross_server("ask", &1)?.stream()?;
+    /// assert_eq!(rx.recv().await.as_deref(), Some(call.callback_id()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn callback_id(&self) -> &str {
         &self.callback_id
     }
 
     /// Replies with `payload`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.on_cross_server("time", |_msg, reply| async move {
+    ///     if let Some(reply) = reply {
+    ///         let _ = reply.send(&serde_json::json!({"ms": 1000}));
+    ///     }
+    /// })?;
+    /// let result = node.emit_cross_server("time", &1)?.collect().await?;
+    /// assert_eq!(result.responses["n1"].payload, Some(serde_json::json!({"ms": 1000})));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn send<T: Serialize + ?Sized>(&self, payload: &T) -> Result<()> {
         self.reply(Some(serde_json::to_value(payload)?))
     }
 
     /// Replies without a value (`payload` omitted on the wire).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.on_cross_server("done", |_msg, reply| async move {
+    ///     if let Some(reply) = reply {
+    ///         let _ = reply.send_empty();
+    ///     }
+    /// })?;
+    /// let result = node.emit_cross_server("done", &1)?.collect().await?;
+    /// assert!(result.success);
+    /// assert_eq!(result.responses["n1"].payload, None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn send_empty(&self) -> Result<()> {
         self.reply(None)
     }
@@ -273,6 +562,30 @@ pub(crate) type CrossHandler =
     dyn Fn(CrossServerMessage, Option<CrossReply>) -> BoxFuture<'static, ()> + Send + Sync;
 
 /// A cross-server call being built; see [`Node::emit_cross_server`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire::Result<()> {
+/// use std::time::Duration;
+/// let node = crosswire::Node::builder().server_name("n1").build()?;
+/// node.on_cross_server("sum", |msg, reply| async move {
+///     let n = msg.payload.as_array().map_or(0, |v| v.iter().filter_map(|x| x.as_i64()).sum::<i64>());
+///     if let Some(reply) = reply {
+///         let _ = reply.send(&n);
+///     }
+/// })?;
+/// let result = node
+///     .emit_cross_server("sum", &[1, 2, 3])?
+///     .to(["n1"])
+///     .timeout(Duration::from_secs(1))
+///     .collect()
+///     .await?;
+/// assert_eq!(result.responses["n1"].payload, Some(6.into()));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 #[must_use = "a cross-server call does nothing until send(), stream() or collect()"]
 pub struct CrossServerEmit<'a> {
@@ -289,6 +602,28 @@ pub struct CrossServerEmit<'a> {
 impl CrossServerEmit<'_> {
     /// Target these nodes only (`targetServer`); the default is every node.
     /// Duplicates are ignored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// # use crosswire::{bus::MemoryHub, Node};
+    /// # let hub = MemoryHub::new();
+    /// # let a = Node::builder().server_name("a").bus(hub.bus()).build()?;
+    /// # let b = Node::builder().server_name("b").bus(hub.bus()).build()?;
+    /// # a.ready().await;
+    /// # b.ready().await;
+    /// b.on_cross_server("where", |_msg, reply| async move {
+    ///     if let Some(reply) = reply {
+    ///         let _ = reply.send(&"here");
+    ///     }
+    /// })?;
+    /// let result = a.emit_cross_server("where", &1)?.to(["b"]).collect().await?;
+    /// assert_eq!(result.responses.keys().collect::<Vec<_>>(), ["b"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn to<I, S>(mut self, servers: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -304,6 +639,35 @@ impl CrossServerEmit<'_> {
     }
 
     /// For a broadcast: do not handle the event on this node (`exceptSelf`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// # use crosswire::{bus::MemoryHub, Node};
+    /// # let hub = MemoryHub::new();
+    /// # let a = Node::builder().server_name("a").bus(hub.bus()).build()?;
+    /// # let b = Node::builder().server_name("b").bus(hub.bus()).build()?;
+    /// # a.ready().await;
+    /// # b.ready().await;
+    /// for node in [&a, &b] {
+    ///     let name = node.server_name().to_owned();
+    ///     node.on_cross_server("who", move |_msg, reply| {
+    ///         let name = name.clone();
+    ///         async move {
+    ///             if let Some(reply) = reply {
+    ///                 let _ = reply.send(&name);
+    ///             }
+    ///         }
+    ///     })?;
+    /// }
+    /// let result = a.emit_cross_server("who", &1)?.except_self().collect().await?;
+    /// assert_eq!(result.responses["b"].payload, Some("b".into()));
+    /// assert!(!result.responses.contains_key("a"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn except_self(mut self) -> Self {
         self.except_self = true;
         self
@@ -311,6 +675,31 @@ impl CrossServerEmit<'_> {
 
     /// For a broadcast: how many replies to wait for (`expectedResponses`,
     /// default 1). Targeted calls expect one reply per target.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// # use crosswire::{bus::MemoryHub, Node};
+    /// # let hub = MemoryHub::new();
+    /// # let a = Node::builder().server_name("a").bus(hub.bus()).build()?;
+    /// # let b = Node::builder().server_name("b").bus(hub.bus()).build()?;
+    /// # a.ready().await;
+    /// # b.ready().await;
+    /// for node in [&a, &b] {
+    ///     node.on_cross_server("vote", |_msg, reply| async move {
+    ///         if let Some(reply) = reply {
+    ///             let _ = reply.send(&true);
+    ///         }
+    ///     })?;
+    /// }
+    /// let result = a.emit_cross_server("vote", &1)?.expect(2).collect().await?;
+    /// assert!(result.success);
+    /// assert_eq!(result.responses.len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn expect(mut self, replies: usize) -> Self {
         self.expected = Some(replies.max(1));
         self
@@ -318,12 +707,66 @@ impl CrossServerEmit<'_> {
 
     /// For a broadcast: wait for one reply from every live node (see
     /// [`Node::live_nodes`]), this one included unless [`except_self`](Self::except_self).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// # use crosswire::{bus::MemoryHub, Node};
+    /// use std::time::Duration;
+    /// # let hub = MemoryHub::new();
+    /// let a = Node::builder()
+    ///     .server_name("a")
+    ///     .bus(hub.bus())
+    ///     .membership(Duration::from_millis(10), Duration::from_secs(5))
+    ///     .build()?;
+    /// let b = Node::builder()
+    ///     .server_name("b")
+    ///     .bus(hub.bus())
+    ///     .membership(Duration::from_millis(10), Duration::from_secs(5))
+    ///     .build()?;
+    /// for node in [&a, &b] {
+    ///     node.on_cross_server("ping", |_msg, reply| async move {
+    ///         if let Some(reply) = reply {
+    ///             let _ = reply.send_empty();
+    ///         }
+    ///     })?;
+    /// }
+    /// while a.live_nodes().len() < 2 {
+    ///     tokio::time::sleep(Duration::from_millis(10)).await;
+    /// }
+    /// let result = a.emit_cross_server("ping", &1)?.expect_all().collect().await?;
+    /// assert!(result.success);
+    /// assert_eq!(result.responses.len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn expect_all(mut self) -> Self {
         self.expect_all = true;
         self
     }
 
     /// How long to wait for the replies (default 5 s).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use std::time::{Duration, Instant};
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// let started = Instant::now();
+    /// let result = node
+    ///     .emit_cross_server("nobody-listens", &1)?
+    ///     .timeout(Duration::from_millis(30))
+    ///     .collect()
+    ///     .await?;
+    /// assert!(!result.success);
+    /// assert!(started.elapsed() >= Duration::from_millis(30));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         if !timeout.is_zero() {
             self.timeout = timeout;
@@ -332,17 +775,81 @@ impl CrossServerEmit<'_> {
     }
 
     /// Sends without asking for replies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// let seen = Arc::new(AtomicUsize::new(0));
+    /// let counter = seen.clone();
+    /// node.on_cross_server("log", move |_msg, reply| {
+    ///     assert!(reply.is_none()); // send() asks for no reply
+    ///     counter.fetch_add(1, Ordering::SeqCst);
+    ///     async {}
+    /// })?;
+    /// node.emit_cross_server("log", &"started")?.send()?;
+    /// while seen.load(Ordering::SeqCst) == 0 {
+    ///     tokio::task::yield_now().await;
+    /// }
+    /// assert_eq!(node.pending_cross_server_calls(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn send(self) -> Result<()> {
         self.start(false, KeyOrder::Emit).map(|_| ())
     }
 
     /// Sends and returns the stream of replies (the original's callback form).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.on_cross_server("multi", |_msg, reply| async move {
+    ///     if let Some(reply) = reply {
+    ///         let _ = reply.send(&1);
+    ///         let _ = reply.send(&2);
+    ///     }
+    /// })?;
+    /// let mut call = node.emit_cross_server("multi", &0)?.expect(2).stream()?;
+    /// let mut remaining = Vec::new();
+    /// while let Some(crosswire::CrossServerResponse::Reply { remaining: r, .. }) = call.next().await {
+    ///     remaining.push(r);
+    /// }
+    /// assert_eq!(remaining, [1, 0]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stream(self) -> Result<CrossServerCall> {
         self.start(true, KeyOrder::Emit)?
             .ok_or_else(|| Error::Bus("no call registered".into()))
     }
 
     /// Sends and waits for the collected result (the original's promise form).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.on_cross_server("name", |_msg, reply| async move {
+    ///     if let Some(reply) = reply {
+    ///         let _ = reply.send(&"n1");
+    ///     }
+    /// })?;
+    /// let result = node.emit_cross_server("name", &1)?.collect().await?;
+    /// assert!(result.success);
+    /// assert_eq!(result.responses["n1"].payload, Some("n1".into()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn collect(self) -> Result<CrossServerResult> {
         let call = self
             .start(true, KeyOrder::Promise)?
@@ -402,6 +909,25 @@ impl CrossServerEmit<'_> {
 impl Node {
     /// Registers a handler of cross-server event `event` (`onCrossServerEvent`).
     /// The reply is present when the sender expects replies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// let id = node.on_cross_server("add", |msg, reply| async move {
+    ///     let sum: i64 = msg.payload.as_array().into_iter().flatten().filter_map(|v| v.as_i64()).sum();
+    ///     if let Some(reply) = reply {
+    ///         let _ = reply.send(&sum);
+    ///     }
+    /// })?;
+    /// let result = node.emit_cross_server("add", &[2, 3])?.collect().await?;
+    /// assert_eq!(result.responses["n1"].payload, Some(5.into()));
+    /// assert!(node.off_handler(id));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_cross_server<F, Fut>(&self, event: &str, handler: F) -> Result<HandlerId>
     where
         F: Fn(CrossServerMessage, Option<CrossReply>) -> Fut + Send + Sync + 'static,
@@ -411,6 +937,20 @@ impl Node {
     }
 
     /// Like [`on_cross_server`](Self::on_cross_server), with a tag.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.on_cross_server_tagged("sync", "plugin-a", |_msg, _reply| async {})?;
+    /// node.on_cross_server_tagged("sync", "plugin-a", |_msg, _reply| async {})?;
+    /// node.on_cross_server_tagged("sync", "plugin-b", |_msg, _reply| async {})?;
+    /// assert_eq!(node.off_cross_server_tag("sync", "plugin-a"), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_cross_server_tagged<F, Fut>(
         &self,
         event: &str,
@@ -425,6 +965,25 @@ impl Node {
     }
 
     /// A handler that runs once (`onceCrossServerEvent`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use std::time::Duration;
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.once_cross_server("init", |_msg, reply| async move {
+    ///     if let Some(reply) = reply {
+    ///         let _ = reply.send_empty();
+    ///     }
+    /// })?;
+    /// assert!(node.emit_cross_server("init", &1)?.collect().await?.success);
+    /// let again = node.emit_cross_server("init", &1)?.timeout(Duration::from_millis(20)).collect().await?;
+    /// assert!(!again.success);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn once_cross_server<F, Fut>(&self, event: &str, handler: F) -> Result<HandlerId>
     where
         F: Fn(CrossServerMessage, Option<CrossReply>) -> Fut + Send + Sync + 'static,
@@ -453,6 +1012,19 @@ impl Node {
     }
 
     /// Removes the cross-server handlers of `event` with `tag`; returns how many.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.on_cross_server_tagged("sync", "cache", |_msg, _reply| async {})?;
+    /// assert_eq!(node.off_cross_server_tag("sync", "cache"), 1);
+    /// assert_eq!(node.off_cross_server_tag("sync", "cache"), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn off_cross_server_tag(&self, event: &str, tag: &str) -> usize {
         self.inner
             .cross_events
@@ -460,6 +1032,19 @@ impl Node {
     }
 
     /// Removes every cross-server handler of `event`; returns how many.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.on_cross_server("sync", |_msg, _reply| async {})?;
+    /// node.on_cross_server_tagged("sync", "t", |_msg, _reply| async {})?;
+    /// assert_eq!(node.off_cross_server_all("sync"), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn off_cross_server_all(&self, event: &str) -> usize {
         self.inner
             .cross_events
@@ -469,6 +1054,8 @@ impl Node {
     /// Starts a cross-server call of `event` with `payload` (the original's
     /// `emitCrossServer`). By default it goes to every node, this one
     /// included, and expects one reply.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// # async fn f(node: crosswire::Node) -> crosswire::Result<()> {
@@ -514,6 +1101,22 @@ impl Node {
 
     /// Cancels a pending call (`deleteCrossServerCallback`): its timer stops,
     /// its stream ends, later replies are ignored. Returns whether it existed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use std::time::Duration;
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// let mut call = node.emit_cross_server("slow", &1)?.timeout(Duration::from_secs(60)).stream()?;
+    /// assert_eq!(node.pending_cross_server_calls(), 1);
+    /// assert!(node.delete_cross_server_callback(call.callback_id()));
+    /// assert!(call.next().await.is_none());
+    /// assert!(!node.delete_cross_server_callback(call.callback_id()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn delete_cross_server_callback(&self, callback_id: &str) -> bool {
         match self.inner.pending.remove(callback_id) {
             Some((_, p)) => {
@@ -525,6 +1128,22 @@ impl Node {
     }
 
     /// Number of calls waiting for replies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use std::time::Duration;
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// assert_eq!(node.pending_cross_server_calls(), 0);
+    /// let call = node.emit_cross_server("slow", &1)?.timeout(Duration::from_secs(60)).stream()?;
+    /// assert_eq!(node.pending_cross_server_calls(), 1);
+    /// node.delete_cross_server_callback(call.callback_id());
+    /// assert_eq!(node.pending_cross_server_calls(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn pending_cross_server_calls(&self) -> usize {
         self.inner.pending.len()
     }
@@ -642,6 +1261,17 @@ impl Node {
     /// Names of the nodes known to be alive, this one included, sorted.
     /// Nodes announce themselves every `announce_interval` and drop out after
     /// `member_timeout` of silence (or at once when they shut down).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// assert_eq!(node.live_nodes(), ["n1"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn live_nodes(&self) -> Vec<String> {
         let timeout = self.inner.config.member_timeout;
         let now = Instant::now();

@@ -3,6 +3,23 @@
 use crosswire_protocol::channels::ChannelError;
 
 /// Everything that can go wrong in a crosswire call.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire::Result<()> {
+/// use crosswire::Error;
+/// let node = crosswire::Node::builder().build()?;
+/// let empty = node.on("", |_, _, _| async {});
+/// assert!(matches!(empty, Err(Error::InvalidArgument("event must be a non-empty string"))));
+/// let reserved = node.on("close", |_, _, _| async {});
+/// assert!(matches!(reserved, Err(Error::ReservedEvent(name)) if name == "close"));
+/// assert!(matches!(node.join_room("broadcast", "r1", "u1"), Err(Error::Channel(_))));
+/// assert!(matches!(node.publish_raw("jobs", &1), Err(Error::Bus(_))));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -38,6 +55,19 @@ pub enum Error {
 }
 
 /// `Result` with crosswire's [`Error`].
+///
+/// # Examples
+///
+/// ```
+/// fn event_name(name: &str) -> crosswire::Result<&str> {
+///     if crosswire::events::is_reserved(name) {
+///         return Err(crosswire::Error::ReservedEvent(name.to_owned()));
+///     }
+///     Ok(name)
+/// }
+/// assert_eq!(event_name("say").ok(), Some("say"));
+/// assert!(event_name("close").is_err());
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Checks that `value` is a non-empty string argument, with the original's message.

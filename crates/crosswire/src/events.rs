@@ -21,6 +21,21 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// Identifies one registered handler; pass it to `off_handler` to remove it.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire::Result<()> {
+/// let node = crosswire::Node::builder().server_name("n1").build()?;
+/// let id = node.on("say", |_, _, _| async {})?;
+/// let other = node.on("say", |_, _, _| async {})?;
+/// assert_ne!(id, other);
+/// assert!(node.off_handler(id));
+/// assert!(!node.off_handler(id));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HandlerId(u64);
 
@@ -35,6 +50,21 @@ impl HandlerId {
 /// and a client frame naming one is dropped. Includes the original's system
 /// events, its reserved cross-server reply event and JavaScript prototype keys
 /// (which crashed the original).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire::Result<()> {
+/// use crosswire::events::RESERVED_EVENTS;
+/// assert!(RESERVED_EVENTS.contains(&"connection"));
+/// let node = crosswire::Node::builder().build()?;
+/// for name in RESERVED_EVENTS {
+///     assert!(node.on(name, |_, _, _| async {}).is_err());
+/// }
+/// # Ok(())
+/// # }
+/// ```
 pub const RESERVED_EVENTS: &[&str] = &[
     "connection",
     "close",
@@ -50,6 +80,8 @@ pub const RESERVED_EVENTS: &[&str] = &[
 
 /// Whether `event` is reserved ([`RESERVED_EVENTS`]).
 ///
+/// # Examples
+///
 /// ```
 /// assert!(crosswire::events::is_reserved("close"));
 /// assert!(!crosswire::events::is_reserved("say"));
@@ -63,6 +95,31 @@ pub fn is_reserved(event: &str) -> bool {
 /// Each [`send`](Reply::send) writes one `{"payload":…,"callbackId":…}` frame,
 /// like the original's reply function; it may be called more than once, and
 /// every handler of the event shares the same reply.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use futures_util::{SinkExt, StreamExt};
+/// # let node = crosswire::Node::builder().server_name("n1").build()?;
+/// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+/// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+/// # let addr = node.listen("127.0.0.1:0").await?;
+/// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+/// # let socket = sockets.recv().await.ok_or("no connection")?;
+/// use crosswire::Reply;
+/// node.on("echo", |_socket, payload, reply: Option<Reply>| async move {
+///     if let Some(reply) = reply {
+///         let _ = reply.send(&payload);
+///     }
+/// })?;
+/// client.send(r#"{"event":"echo","payload":[1,2],"callbackId":"c-1"}"#.into()).await?;
+/// let text = client.next().await.ok_or("closed")??.into_text()?;
+/// assert_eq!(text.as_str(), r#"{"payload":[1,2],"callbackId":"c-1"}"#);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Reply {
     socket: Socket,
@@ -78,6 +135,31 @@ impl Reply {
     }
 
     /// The client's callback id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// let (tx, mut ids) = tokio::sync::mpsc::unbounded_channel();
+    /// node.on("ask", move |_socket, _payload, reply| {
+    ///     if let Some(reply) = reply {
+    ///         let _ = tx.send(reply.callback_id().to_owned());
+    ///     }
+    ///     async {}
+    /// })?;
+    /// client.send(r#"{"event":"ask","callbackId":"mwyihlrn-18kj-1"}"#.into()).await?;
+    /// assert_eq!(ids.recv().await.as_deref(), Some("mwyihlrn-18kj-1"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn callback_id(&self) -> &str {
         &self.callback_id
     }
@@ -86,6 +168,30 @@ impl Reply {
     ///
     /// Fails with [`Error::SocketClosed`](crate::Error::SocketClosed) when the
     /// socket is gone (the reply is then discarded, as in the original).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// node.on("time", |_socket, _payload, reply| async move {
+    ///     if let Some(reply) = reply {
+    ///         let _ = reply.send(&serde_json::json!({"ms": 5}));
+    ///     }
+    /// })?;
+    /// client.send(r#"{"event":"time","callbackId":"c-1"}"#.into()).await?;
+    /// let text = client.next().await.ok_or("closed")??.into_text()?;
+    /// assert_eq!(text.as_str(), r#"{"payload":{"ms":5},"callbackId":"c-1"}"#);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn send<T: Serialize + ?Sized>(&self, payload: &T) -> crate::Result<()> {
         let text = crosswire_protocol::client::encode_reply(&self.callback_id, Some(payload))?;
         self.socket.send_text(text)
@@ -93,6 +199,30 @@ impl Reply {
 
     /// Replies without a value: the frame has no `payload` key (the original's
     /// `reply()` with `undefined`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// node.on("ack", |_socket, _payload, reply| async move {
+    ///     if let Some(reply) = reply {
+    ///         let _ = reply.send_empty();
+    ///     }
+    /// })?;
+    /// client.send(r#"{"event":"ack","callbackId":"c-1"}"#.into()).await?;
+    /// let text = client.next().await.ok_or("closed")??.into_text()?;
+    /// assert_eq!(text.as_str(), r#"{"callbackId":"c-1"}"#);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn send_empty(&self) -> crate::Result<()> {
         let text = crosswire_protocol::client::encode_reply::<()>(&self.callback_id, None)?;
         self.socket.send_text(text)
@@ -103,6 +233,32 @@ impl Reply {
 ///
 /// The payload is the frame's `payload` (JSON `null` when the frame had none);
 /// the reply is present when the frame carried a valid callback id.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire::Result<()> {
+/// use crosswire::{EventHandler, Reply, Socket};
+/// use serde_json::Value;
+///
+/// async fn echo(_socket: Socket, payload: Value, reply: Option<Reply>) {
+///     if let Some(reply) = reply {
+///         let _ = reply.send(&payload);
+///     }
+/// }
+///
+/// // Plain async functions and closures are handlers.
+/// let handlers: Vec<Box<dyn EventHandler>> = vec![
+///     Box::new(echo),
+///     Box::new(|_socket: Socket, _payload: Value, _reply: Option<Reply>| async {}),
+/// ];
+/// assert_eq!(handlers.len(), 2);
+/// let node = crosswire::Node::builder().build()?;
+/// node.on("echo", echo)?;
+/// # Ok(())
+/// # }
+/// ```
 pub trait EventHandler: Send + Sync + 'static {
     /// Calls the handler.
     fn call(&self, socket: Socket, payload: Value, reply: Option<Reply>) -> BoxFuture<'static, ()>;

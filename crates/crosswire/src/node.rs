@@ -35,6 +35,32 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Why a connection closed, as the `close` event reports it.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use futures_util::{SinkExt, StreamExt};
+/// # let node = crosswire::Node::builder().server_name("n1").build()?;
+/// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+/// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+/// # let addr = node.listen("127.0.0.1:0").await?;
+/// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+/// # let socket = sockets.recv().await.ok_or("no connection")?;
+/// use crosswire::CloseInfo;
+/// use tokio_tungstenite::tungstenite::protocol::{frame::coding::CloseCode, CloseFrame};
+/// let (tx, mut closes) = tokio::sync::mpsc::unbounded_channel();
+/// node.on_close(move |_socket, info: CloseInfo| {
+///     let _ = tx.send(info);
+///     async {}
+/// });
+/// client.close(Some(CloseFrame { code: CloseCode::from(4100), reason: "bye".into() })).await?;
+/// let info = closes.recv().await.ok_or("no close")?;
+/// assert_eq!(info, CloseInfo { code: 4100, reason: "bye".into() });
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseInfo {
     /// The close code the peer sent, or 1006 when the connection ended
@@ -107,6 +133,8 @@ pub(crate) type CustomHandler =
 /// One server of a crosswire cluster (the original's
 /// `WebSocketCrossServerAdapter`). Cheap to clone: clones share the node.
 ///
+/// # Examples
+///
 /// ```no_run
 /// use crosswire::Node;
 /// # async fn run() -> crosswire::Result<()> {
@@ -135,6 +163,26 @@ impl std::fmt::Debug for Node {
 }
 
 /// Builds a [`Node`]; every option starts at the original's default.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire::Result<()> {
+/// use crosswire::{Node, SlowConsumerPolicy};
+/// use std::time::Duration;
+/// let node = Node::builder()
+///     .server_name("edge-1")
+///     .heartbeat("ping")
+///     .server_ping_interval(Duration::from_secs(30))
+///     .outbound_queue(256)
+///     .slow_consumer(SlowConsumerPolicy::DropFrame)
+///     .build()?;
+/// assert_eq!(node.server_name(), "edge-1");
+/// assert_eq!(node.config().outbound_queue, 256);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Default)]
 pub struct NodeBuilder {
     config: NodeConfig,
@@ -146,30 +194,91 @@ pub struct NodeBuilder {
 
 impl NodeBuilder {
     /// Starts from a whole configuration (e.g. read from TOML).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let mut config = crosswire::NodeConfig::default();
+    /// config.server_name = "from-file".into();
+    /// config.heartbeat = "hb".into();
+    /// let node = crosswire::Node::builder().config(config).build()?;
+    /// assert_eq!(node.server_name(), "from-file");
+    /// assert_eq!(node.config().heartbeat, "hb");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn config(mut self, config: NodeConfig) -> Self {
         self.config = config;
         self
     }
 
     /// The node's cluster-unique name (`serverName`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("eu-1").build()?;
+    /// assert_eq!(node.server_name(), "eu-1");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn server_name(mut self, name: impl Into<String>) -> Self {
         self.config.server_name = name.into();
         self
     }
 
     /// The application heartbeat string (`heartbeatStr`, default empty).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().heartbeat("ping").build()?;
+    /// assert_eq!(node.config().heartbeat, "ping");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn heartbeat(mut self, heartbeat: impl Into<String>) -> Self {
         self.config.heartbeat = heartbeat.into();
         self
     }
 
     /// Period of the protocol ping / liveness sweep (`serverPingInterval`, 20 s).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use std::time::Duration;
+    /// let node = crosswire::Node::builder().server_ping_interval(Duration::from_secs(5)).build()?;
+    /// assert_eq!(node.config().server_ping_interval, Duration::from_secs(5));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn server_ping_interval(mut self, every: Duration) -> Self {
         self.config.server_ping_interval = every;
         self
     }
 
     /// Longest stay in the background (`enterBackgroundCloseTime`, 10 s).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use std::time::Duration;
+    /// let node = crosswire::Node::builder().enter_background_close_time(Duration::from_secs(60)).build()?;
+    /// assert_eq!(node.config().enter_background_close_time, Duration::from_secs(60));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn enter_background_close_time(mut self, after: Duration) -> Self {
         self.config.enter_background_close_time = after;
         self
@@ -177,12 +286,35 @@ impl NodeBuilder {
 
     /// Largest inbound frame in bytes (default 1 MiB); bigger ones close the
     /// socket with 1009.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().max_frame_size(64 * 1024).build()?;
+    /// assert_eq!(node.config().max_frame_size, 65_536);
+    /// assert!(crosswire::Node::builder().max_frame_size(0).build().is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn max_frame_size(mut self, bytes: usize) -> Self {
         self.config.max_frame_size = bytes;
         self
     }
 
     /// Bound of each socket's outbound queue, in frames (default 1024).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().outbound_queue(64).build()?;
+    /// assert_eq!(node.config().outbound_queue, 64);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn outbound_queue(mut self, frames: usize) -> Self {
         self.config.outbound_queue = frames;
         self
@@ -206,6 +338,18 @@ impl NodeBuilder {
 
     /// What to do with a socket whose outbound queue is full (default: close
     /// it with 4003).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::SlowConsumerPolicy;
+    /// let node = crosswire::Node::builder().slow_consumer(SlowConsumerPolicy::DropFrame).build()?;
+    /// assert_eq!(node.config().slow_consumer, SlowConsumerPolicy::DropFrame);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn slow_consumer(mut self, policy: crate::SlowConsumerPolicy) -> Self {
         self.config.slow_consumer = policy;
         self
@@ -214,12 +358,41 @@ impl NodeBuilder {
     /// The bus that connects this node to the others (e.g. a
     /// [`MemoryHub`](crate::bus::MemoryHub) endpoint, or `RedisBus` from
     /// crosswire-redis). Without one the node is a cluster of one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::bus::MemoryHub;
+    /// let hub = MemoryHub::new();
+    /// let node = crosswire::Node::builder().bus(hub.bus()).build()?;
+    /// node.ready().await;
+    /// assert_eq!(node.subscribed_channels(), ["csbp:server_bridge", "ws:broadcast", "ws:private_socket"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn bus(mut self, bus: impl Bus) -> Self {
         self.bus = Some(Arc::new(bus));
         self
     }
 
     /// Like [`bus`](Self::bus), for a bus already in an `Arc`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::bus::{Bus, MemoryHub};
+    /// use std::sync::Arc;
+    /// let bus: Arc<dyn Bus> = Arc::new(MemoryHub::new().bus());
+    /// let node = crosswire::Node::builder().bus_arc(bus).build()?;
+    /// node.ready().await;
+    /// assert_eq!(node.subscribed_channels().len(), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn bus_arc(mut self, bus: Arc<dyn Bus>) -> Self {
         self.bus = Some(bus);
         self
@@ -227,12 +400,40 @@ impl NodeBuilder {
 
     /// Bus codec (MessagePack by default; JSON like the original with
     /// `enableRedisDataCompression: false`). Identical on every node.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::protocol::envelope::Codec;
+    /// let node = crosswire::Node::builder().codec(Codec::Json).build()?;
+    /// assert_eq!(node.config().codec, Codec::Json);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn codec(mut self, codec: crosswire_protocol::envelope::Codec) -> Self {
         self.config.codec = codec;
         self
     }
 
     /// Room namespaces subscribed at start and never auto-unsubscribed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::bus::MemoryHub;
+    /// let node = crosswire::Node::builder()
+    ///     .bus(MemoryHub::new().bus())
+    ///     .preset_room_namespaces(["lobby"])
+    ///     .build()?;
+    /// node.ready().await;
+    /// assert!(node.subscribed_channels().contains(&"ws:lobby".to_owned()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn preset_room_namespaces<I, S>(mut self, namespaces: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -243,12 +444,44 @@ impl NodeBuilder {
     }
 
     /// Whether namespace channels are unsubscribed when they empty (default true).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::bus::MemoryHub;
+    /// let node = crosswire::Node::builder().bus(MemoryHub::new().bus()).auto_unsubscribe(false).build()?;
+    /// node.join_room("chat", "r1", "u1")?;
+    /// node.leave_room("chat", "r1", "u1")?;
+    /// node.ready().await;
+    /// // The namespace channel stays subscribed although its last room is gone.
+    /// assert!(node.subscribed_channels().contains(&"ws:chat".to_owned()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn auto_unsubscribe(mut self, on: bool) -> Self {
         self.config.auto_unsubscribe = on;
         self
     }
 
     /// Channels delivered to the custom channel handler.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::bus::MemoryHub;
+    /// let node = crosswire::Node::builder()
+    ///     .bus(MemoryHub::new().bus())
+    ///     .custom_channels(["jobs"])
+    ///     .build()?;
+    /// node.ready().await;
+    /// assert!(node.subscribed_channels().contains(&"jobs".to_owned()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn custom_channels<I, S>(mut self, channels: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -260,6 +493,19 @@ impl NodeBuilder {
 
     /// Whether the node serves WebSocket clients (default true). A node
     /// without is a pure cross-server node (the original's "game server").
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::bus::MemoryHub;
+    /// let node = crosswire::Node::builder().bus(MemoryHub::new().bus()).websocket(false).build()?;
+    /// node.ready().await;
+    /// assert_eq!(node.subscribed_channels(), ["csbp:server_bridge"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn websocket(mut self, on: bool) -> Self {
         self.config.websocket = on;
         self
@@ -267,6 +513,21 @@ impl NodeBuilder {
 
     /// How often the node announces itself, and after how long a silent
     /// node is dropped from [`Node::live_nodes`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use std::time::Duration;
+    /// let node = crosswire::Node::builder()
+    ///     .membership(Duration::from_millis(500), Duration::from_secs(2))
+    ///     .build()?;
+    /// assert_eq!(node.config().announce_interval, Duration::from_millis(500));
+    /// assert_eq!(node.config().member_timeout, Duration::from_secs(2));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn membership(mut self, announce_every: Duration, drop_after: Duration) -> Self {
         self.config.announce_interval = announce_every;
         self.config.member_timeout = drop_after;
@@ -274,6 +535,17 @@ impl NodeBuilder {
     }
 
     /// Most connections this node holds; more are closed with 1013.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().max_connections(10_000).build()?;
+    /// assert_eq!(node.config().max_connections, Some(10_000));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn max_connections(mut self, max: usize) -> Self {
         self.config.max_connections = Some(max);
         self
@@ -281,12 +553,37 @@ impl NodeBuilder {
 
     /// Limits each socket to `per_second` client events (bursts of `burst`);
     /// a socket over the limit is closed with 4004.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().rate_limit(20.0, 40).build()?;
+    /// let limit = node.config().rate_limit.ok_or(crosswire::Error::Config("no limit".into()))?;
+    /// assert_eq!((limit.per_second, limit.burst), (20.0, 40));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn rate_limit(mut self, per_second: f64, burst: u32) -> Self {
         self.config.rate_limit = Some(crate::config::RateLimit { per_second, burst });
         self
     }
 
     /// Origins allowed to connect (`Origin` header); others get HTTP 403.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder()
+    ///     .allowed_origins(["https://app.example.com"])
+    ///     .build()?;
+    /// assert_eq!(node.config().allowed_origins, ["https://app.example.com"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -303,6 +600,8 @@ impl NodeBuilder {
     /// to bind, or `None` to refuse. A socket that does not authenticate in
     /// time is closed with 4005; a refused one with 4011. The reply of the
     /// auth event is `{"ok":true}` or `{"ok":false}`.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// # fn f() -> crosswire::Result<()> {
@@ -331,6 +630,19 @@ impl NodeBuilder {
     /// Signs every bus message with `secret` and refuses unsigned, forged or
     /// replayed ones (see [`crate::signing`]). Every node of the cluster needs
     /// the same secret; original Node.js nodes cannot take part.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::bus::MemoryHub;
+    /// let node = crosswire::Node::builder().bus(MemoryHub::new().bus()).bus_secret("s3cret").build()?;
+    /// assert_eq!(node.config().bus_secret.as_deref(), Some("s3cret"));
+    /// assert!(crosswire::Node::builder().bus_secret("").build().is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn bus_secret(mut self, secret: impl Into<String>) -> Self {
         self.config.bus_secret = Some(secret.into());
         self
@@ -347,6 +659,8 @@ impl NodeBuilder {
     /// An async hook run before each WebSocket upgrade; it sees the path,
     /// query and headers and may refuse with an HTTP status. Authentication
     /// belongs here.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// use crosswire::{Node, Refusal};
@@ -373,6 +687,21 @@ impl NodeBuilder {
 
     /// Builds the node. Must be called inside a Tokio runtime (the node starts
     /// its liveness sweep).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// assert_eq!(node.server_name(), "n1");
+    /// assert!(matches!(
+    ///     crosswire::Node::builder().server_name("").build(),
+    ///     Err(crosswire::Error::Config(_))
+    /// ));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn build(self) -> Result<Node> {
         let config = self.config;
         let channels = Channels::new(&config.bridge_prefix, &config.ws_prefix)?;
@@ -537,6 +866,30 @@ async fn liveness_sweep(node: Weak<NodeInner>, stop: CancellationToken) {
 }
 
 /// Options of [`Node::broadcast_to_room`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use futures_util::{SinkExt, StreamExt};
+/// # let node = crosswire::Node::builder().server_name("n1").build()?;
+/// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+/// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+/// # let addr = node.listen("127.0.0.1:0").await?;
+/// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+/// # let socket = sockets.recv().await.ok_or("no connection")?;
+/// use crosswire::RoomSend;
+/// node.set_user_socket("u1", &socket)?;
+/// node.join_room("chat", "r1", "u1")?;
+/// node.join_room("chat", "r1", "u2")?;
+/// node.broadcast_to_room("chat", "r1", "say", &"hi", RoomSend::new().exclude(["u2"]).local_only().destroy())?;
+/// let text = client.next().await.ok_or("closed")??.into_text()?;
+/// assert_eq!(text.as_str(), r#"{"event":"say","payload":"hi"}"#);
+/// assert_eq!(node.room_count("chat", crosswire::Match::Exact), 0); // destroyed
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct RoomSend {
     exclude: Vec<String>,
@@ -546,11 +899,48 @@ pub struct RoomSend {
 
 impl RoomSend {
     /// Default options: no exclusions, relayed to every node, room kept.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::RoomSend;
+    /// let node = crosswire::Node::builder().build()?;
+    /// node.join_room("chat", "r1", "u1")?;
+    /// node.broadcast_to_room("chat", "r1", "say", &"hi", RoomSend::new())?;
+    /// assert!(node.is_joined_room("u1", "chat", Some("r1")));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Socket ids that must not receive the frame (`excludeSocketIds`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// use crosswire::RoomSend;
+    /// node.set_user_socket("u1", &socket)?;
+    /// node.join_room("chat", "r1", "u1")?;
+    /// node.broadcast_to_room("chat", "r1", "a", &1, RoomSend::new().exclude(["u1"]))?;
+    /// node.broadcast_to_room("chat", "r1", "b", &2, RoomSend::new())?;
+    /// let text = client.next().await.ok_or("closed")??.into_text()?;
+    /// assert_eq!(text.as_str(), r#"{"event":"b","payload":2}"#);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn exclude<I, S>(mut self, ids: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -561,12 +951,42 @@ impl RoomSend {
     }
 
     /// Only this node's members (`localOnly`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::{bus::MemoryHub, RoomSend};
+    /// let node = crosswire::Node::builder().bus(MemoryHub::new().bus()).build()?;
+    /// node.join_room("chat", "r1", "u1")?;
+    /// // Delivered to this node's members only, nothing is published.
+    /// node.broadcast_to_room("chat", "r1", "say", &"hi", RoomSend::new().local_only())?;
+    /// assert_eq!(node.room_count("chat", crosswire::Match::Exact), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn local_only(mut self) -> Self {
         self.local_only = true;
         self
     }
 
     /// Remove the room on this node after sending (`roomDstroy`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::{Match, RoomSend};
+    /// let node = crosswire::Node::builder().build()?;
+    /// node.join_room("game", "g1", "u1")?;
+    /// node.broadcast_to_room("game", "g1", "over", &"u1 wins", RoomSend::new().destroy())?;
+    /// assert_eq!(node.room_count("game", Match::Exact), 0);
+    /// assert!(!node.is_joined_room("u1", "game", None));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn destroy(mut self) -> Self {
         self.destroy = true;
         self
@@ -598,21 +1018,77 @@ impl<'a> Exclusions<'a> {
 
 impl Node {
     /// A builder with the original's defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().build()?;
+    /// assert_eq!(node.server_name(), "crosswire");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn builder() -> NodeBuilder {
         NodeBuilder::default()
     }
 
     /// The node's name (`getServerName`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n7").build()?;
+    /// assert_eq!(node.server_name(), "n7");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn server_name(&self) -> &str {
         &self.inner.config.server_name
     }
 
     /// The node's configuration.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().heartbeat("ping").build()?;
+    /// assert_eq!(node.config().heartbeat, "ping");
+    /// assert_eq!(node.config().server_ping_interval, std::time::Duration::from_secs(20));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn config(&self) -> &NodeConfig {
         &self.inner.config
     }
 
     /// The node's counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// assert_eq!(node.stats().connections_accepted, 1);
+    /// client.send("not json".into()).await?;
+    /// while node.stats().frames_dropped_invalid == 0 {
+    ///     tokio::task::yield_now().await;
+    /// }
+    /// assert_eq!(node.stats().frames_received, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stats(&self) -> StatsSnapshot {
         self.inner.stats.snapshot()
     }
@@ -639,6 +1115,32 @@ impl Node {
     ///
     /// Fails for an empty name and for reserved names such as `close`: system
     /// events have their own methods ([`on_connection`](Self::on_connection), ...).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// node.on("add", |_socket, payload, reply| async move {
+    ///     let sum: i64 = payload.as_array().into_iter().flatten().filter_map(|v| v.as_i64()).sum();
+    ///     if let Some(reply) = reply {
+    ///         let _ = reply.send(&sum);
+    ///     }
+    /// })?;
+    /// client.send(r#"{"event":"add","payload":[1,2,3],"callbackId":"c-1"}"#.into()).await?;
+    /// let text = client.next().await.ok_or("closed")??.into_text()?;
+    /// assert_eq!(text.as_str(), r#"{"payload":6,"callbackId":"c-1"}"#);
+    /// assert!(node.on("close", |_, _, _| async {}).is_err()); // reserved
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on<F, Fut>(&self, event: &str, handler: F) -> Result<HandlerId>
     where
         F: Fn(Socket, Value, Option<Reply>) -> Fut + Send + Sync + 'static,
@@ -648,6 +1150,20 @@ impl Node {
     }
 
     /// Like [`on`](Self::on), with a tag for [`off_tag`](Self::off_tag).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.on_tagged("say", "chat-plugin", |_, _, _| async {})?;
+    /// node.on_tagged("say", "audit", |_, _, _| async {})?;
+    /// assert_eq!(node.off_tag("say", "chat-plugin"), 1);
+    /// assert_eq!(node.off_all("say"), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_tagged<F, Fut>(
         &self,
         event: &str,
@@ -663,6 +1179,31 @@ impl Node {
 
     /// Registers a handler that runs for the next frame of `event` only
     /// (`onceWebSocketEvent`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// node.once("hello", |_socket, _payload, reply| async move {
+    ///     if let Some(reply) = reply {
+    ///         let _ = reply.send(&"first");
+    ///     }
+    /// })?;
+    /// client.send(r#"{"event":"hello","callbackId":"c-1"}"#.into()).await?;
+    /// let text = client.next().await.ok_or("closed")??.into_text()?;
+    /// assert_eq!(text.as_str(), r#"{"payload":"first","callbackId":"c-1"}"#);
+    /// assert_eq!(node.off_all("hello"), 0); // already removed
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn once<F, Fut>(&self, event: &str, handler: F) -> Result<HandlerId>
     where
         F: Fn(Socket, Value, Option<Reply>) -> Fut + Send + Sync + 'static,
@@ -673,6 +1214,21 @@ impl Node {
 
     /// Removes one handler, of a client, system or cross-server event.
     /// Returns whether it existed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// let client_event = node.on("say", |_, _, _| async {})?;
+    /// let system_event = node.on_connection(|_, _| async {});
+    /// assert!(node.off_handler(client_event));
+    /// assert!(node.off_handler(system_event));
+    /// assert!(!node.off_handler(client_event));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn off_handler(&self, id: HandlerId) -> bool {
         let removed = self.inner.client_events.remove_where(None, |h, _| h == id)
             + self.inner.cross_events.remove_where(None, |h, _| h == id)
@@ -681,6 +1237,20 @@ impl Node {
     }
 
     /// Removes the handlers of `event` registered with `tag`; returns how many.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.on_tagged("say", "plugin", |_, _, _| async {})?;
+    /// node.on("say", |_, _, _| async {})?;
+    /// assert_eq!(node.off_tag("say", "plugin"), 1);
+    /// assert_eq!(node.off_tag("say", "plugin"), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn off_tag(&self, event: &str, tag: &str) -> usize {
         self.inner
             .client_events
@@ -688,6 +1258,19 @@ impl Node {
     }
 
     /// Removes every handler of client event `event`; returns how many.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.on("say", |_, _, _| async {})?;
+    /// node.on_tagged("say", "t", |_, _, _| async {})?;
+    /// assert_eq!(node.off_all("say"), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn off_all(&self, event: &str) -> usize {
         self.inner
             .client_events
@@ -700,6 +1283,34 @@ impl Node {
     /// every connection handler has finished, so binding the socket id here
     /// (see [`set_user_socket`](Self::set_user_socket)) happens before its
     /// first event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// let n = node.clone();
+    /// node.on_connection(move |socket, handshake| {
+    ///     let n = n.clone();
+    ///     async move {
+    ///         match handshake.param("id") {
+    ///             Some(id) => {
+    ///                 let _ = n.set_user_socket(id, &socket);
+    ///             }
+    ///             None => socket.close(crosswire::close_code::AUTH_FAILED, "no id"),
+    ///         }
+    ///     }
+    /// });
+    /// let addr = node.listen("127.0.0.1:0").await?;
+    /// let (_client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/?id=u1")).await?;
+    /// while node.get_socket("u1").is_none() {
+    ///     tokio::task::yield_now().await;
+    /// }
+    /// assert_eq!(node.client_count(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_connection<F, Fut>(&self, f: F) -> HandlerId
     where
         F: Fn(Socket, Arc<Handshake>) -> Fut + Send + Sync + 'static,
@@ -711,6 +1322,30 @@ impl Node {
 
     /// A socket closed, for any reason. Runs before the node unbinds the
     /// socket's ids and removes them from their rooms.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// let (tx, mut closes) = tokio::sync::mpsc::unbounded_channel();
+    /// node.on_close(move |socket, info| {
+    ///     let _ = tx.send((socket.id(), info.code));
+    ///     async {}
+    /// });
+    /// let id = socket.id();
+    /// client.close(None).await?;
+    /// assert_eq!(closes.recv().await, Some((id, 1005)));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_close<F, Fut>(&self, f: F) -> HandlerId
     where
         F: Fn(Socket, CloseInfo) -> Fut + Send + Sync + 'static,
@@ -721,6 +1356,20 @@ impl Node {
     }
 
     /// A socket failed (a protocol or I/O error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// let id = node.on_error(|socket, error| async move {
+    ///     eprintln!("socket {} failed: {error}", socket.id());
+    /// });
+    /// assert!(node.off_handler(id));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_error<F, Fut>(&self, f: F) -> HandlerId
     where
         F: Fn(Socket, Arc<str>) -> Fut + Send + Sync + 'static,
@@ -731,6 +1380,20 @@ impl Node {
     }
 
     /// A protocol pong arrived (with its payload).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// let id = node.on_pong(|socket, payload| async move {
+    ///     println!("socket {} answered the ping ({} bytes)", socket.id(), payload.len());
+    /// });
+    /// assert!(node.off_handler(id));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_pong<F, Fut>(&self, f: F) -> HandlerId
     where
         F: Fn(Socket, Bytes) -> Fut + Send + Sync + 'static,
@@ -742,6 +1405,29 @@ impl Node {
 
     /// After every inbound text (or UTF-8 binary) frame was handled,
     /// heartbeats and dropped frames included.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// let (tx, mut texts) = tokio::sync::mpsc::unbounded_channel();
+    /// node.on_message(move |_socket, text| {
+    ///     let _ = tx.send(text.to_string());
+    ///     async {}
+    /// });
+    /// client.send("anything".into()).await?;
+    /// assert_eq!(texts.recv().await.as_deref(), Some("anything"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_message<F, Fut>(&self, f: F) -> HandlerId
     where
         F: Fn(Socket, Utf8Bytes) -> Fut + Send + Sync + 'static,
@@ -752,6 +1438,28 @@ impl Node {
     }
 
     /// A heartbeat frame arrived (just before it is echoed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// let node = crosswire::Node::builder().heartbeat("ping").build()?;
+    /// let (tx, mut pings) = tokio::sync::mpsc::unbounded_channel();
+    /// node.on_client_ping(move |socket| {
+    ///     let _ = tx.send(socket.id());
+    ///     async {}
+    /// });
+    /// let addr = node.listen("127.0.0.1:0").await?;
+    /// let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await?;
+    /// client.send("ping".into()).await?;
+    /// assert!(pings.recv().await.is_some());
+    /// let text = client.next().await.ok_or("closed")??.into_text()?;
+    /// assert_eq!(text.as_str(), "ping"); // echoed
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_client_ping<F, Fut>(&self, f: F) -> HandlerId
     where
         F: Fn(Socket) -> Fut + Send + Sync + 'static,
@@ -764,6 +1472,20 @@ impl Node {
     }
 
     /// The endpoint failed (e.g. accepting a connection).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// let id = node.on_server_error(|error| async move {
+    ///     eprintln!("endpoint failed: {error}");
+    /// });
+    /// assert!(node.off_handler(id));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_server_error<F, Fut>(&self, f: F) -> HandlerId
     where
         F: Fn(Arc<Error>) -> Fut + Send + Sync + 'static,
@@ -776,6 +1498,23 @@ impl Node {
     }
 
     /// [`listen`](Self::listen) bound its address.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// let (tx, mut bound) = tokio::sync::mpsc::unbounded_channel();
+    /// node.on_listening(move |addr| {
+    ///     let _ = tx.send(addr);
+    ///     async {}
+    /// });
+    /// let addr = node.listen("127.0.0.1:0").await?;
+    /// assert_eq!(bound.recv().await, Some(addr));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_listening<F, Fut>(&self, f: F) -> HandlerId
     where
         F: Fn(SocketAddr) -> Fut + Send + Sync + 'static,
@@ -788,6 +1527,26 @@ impl Node {
     }
 
     /// The node shut down (`ws-server-close`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// let closed = Arc::new(AtomicBool::new(false));
+    /// let flag = closed.clone();
+    /// node.on_server_close(move || {
+    ///     flag.store(true, Ordering::SeqCst);
+    ///     async {}
+    /// });
+    /// node.shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert!(closed.load(Ordering::SeqCst));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_server_close<F, Fut>(&self, f: F) -> HandlerId
     where
         F: Fn() -> Fut + Send + Sync + 'static,
@@ -804,6 +1563,27 @@ impl Node {
     /// Binds `socket_id` to `socket` (`setUserSocket`). Returns the socket the
     /// id was bound to before, if another one: it is neither closed nor
     /// otherwise touched, so the caller decides (e.g. close it with 4012).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// assert_eq!(node.set_user_socket("u1", &socket)?, None);
+    /// assert_eq!(node.get_socket("u1").as_ref(), Some(&socket));
+    /// assert_eq!(socket.socket_ids(), ["u1"]);
+    /// // Binding the same id to the same socket again changes nothing.
+    /// assert_eq!(node.set_user_socket("u1", &socket)?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn set_user_socket(&self, socket_id: &str, socket: &Socket) -> Result<Option<Socket>> {
         non_empty(socket_id, SOCKET_ID_MSG)?;
         let previous = self
@@ -822,6 +1602,28 @@ impl Node {
 
     /// Unbinds `socket_id` and removes it from every room
     /// (`removeUserSocket`). The socket itself stays open.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// node.set_user_socket("u1", &socket)?;
+    /// node.join_room("chat", "r1", "u1")?;
+    /// node.remove_user_socket("u1")?;
+    /// assert!(node.get_socket("u1").is_none());
+    /// assert!(!node.is_joined_room("u1", "chat", None));
+    /// assert!(socket.is_open());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn remove_user_socket(&self, socket_id: &str) -> Result<()> {
         non_empty(socket_id, SOCKET_ID_MSG)?;
         if let Some((_, socket)) = self.inner.bound.remove(socket_id) {
@@ -832,16 +1634,73 @@ impl Node {
     }
 
     /// The socket bound to `socket_id` (`getSocketInstance`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// assert!(node.get_socket("u1").is_none());
+    /// node.set_user_socket("u1", &socket)?;
+    /// assert_eq!(node.get_socket("u1").map(|s| s.id()), Some(socket.id()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn get_socket(&self, socket_id: &str) -> Option<Socket> {
         self.inner.bound.get(socket_id).map(|s| s.clone())
     }
 
     /// Number of bound socket ids (`getSocketClientCount`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// assert_eq!(node.client_count(), 0);
+    /// node.set_user_socket("u1", &socket)?;
+    /// node.set_user_socket("u1-tab2", &socket)?;
+    /// assert_eq!(node.client_count(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn client_count(&self) -> usize {
         self.inner.bound.len()
     }
 
     /// Number of open connections, bound or not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// assert_eq!(node.connection_count(), 1);
+    /// assert_eq!(node.client_count(), 0); // connected, not bound
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn connection_count(&self) -> usize {
         self.inner.connections.len()
     }
@@ -876,6 +1735,20 @@ impl Node {
 
     /// Adds `socket_id` to room `room` of namespace `ns` (`joinRoom`).
     /// Membership belongs to the id; it need not be bound to a socket.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.join_room("chat", "r1", "u1")?;
+    /// node.join_room("chat", "r1", "u2")?;
+    /// assert_eq!(node.socket_count_in_room("chat", Some("r1"), crosswire::Match::Exact), 2);
+    /// assert!(node.join_room("chat", "", "u1").is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn join_room(&self, ns: &str, room: &str, socket_id: &str) -> Result<()> {
         self.check_room_args(ns, room)?;
         non_empty(socket_id, SOCKET_ID_MSG)?;
@@ -903,6 +1776,20 @@ impl Node {
     }
 
     /// Removes `socket_id` from a room (`leaveRoom`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.join_room("chat", "r1", "u1")?;
+    /// node.leave_room("chat", "r1", "u1")?;
+    /// assert!(!node.is_joined_room("u1", "chat", Some("r1")));
+    /// assert_eq!(node.room_count("chat", crosswire::Match::Exact), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn leave_room(&self, ns: &str, room: &str, socket_id: &str) -> Result<()> {
         non_empty(ns, NAMESPACE_MSG)?;
         non_empty(room, ROOM_ID_MSG)?;
@@ -915,6 +1802,20 @@ impl Node {
     }
 
     /// Deletes a room on this node with all its memberships (`removeRoom`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.join_room("chat", "r1", "u1")?;
+    /// node.join_room("chat", "r1", "u2")?;
+    /// node.remove_room("chat", "r1");
+    /// assert!(node.room_ids("chat", crosswire::Match::Exact).is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn remove_room(&self, ns: &str, room: &str) {
         let mut rooms = self.inner.rooms.write();
         if rooms.remove_room(ns, room) {
@@ -932,11 +1833,45 @@ impl Node {
     /// Number of memberships in the selected rooms (`getSocketCountInRoom`):
     /// `room` `None` selects every room of `ns`; with [`Match::Prefix`], every
     /// room whose id starts with `room`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::Match;
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.join_room("game", "eu-1", "u1")?;
+    /// node.join_room("game", "eu-2", "u2")?;
+    /// node.join_room("game", "us-1", "u3")?;
+    /// assert_eq!(node.socket_count_in_room("game", Some("eu-1"), Match::Exact), 1);
+    /// assert_eq!(node.socket_count_in_room("game", Some("eu-"), Match::Prefix), 2);
+    /// assert_eq!(node.socket_count_in_room("game", None, Match::Exact), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn socket_count_in_room(&self, ns: &str, room: Option<&str>, matching: Match) -> usize {
         self.inner.rooms.read().socket_count(ns, room, matching)
     }
 
     /// The distinct socket ids in the selected rooms (`getRoomSocketIds`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::Match;
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.join_room("game", "g1", "u1")?;
+    /// node.join_room("game", "g2", "u1")?;
+    /// node.join_room("game", "g2", "u2")?;
+    /// let mut ids: Vec<String> = node.room_socket_ids("game", None, Match::Exact).into_iter().collect();
+    /// ids.sort();
+    /// assert_eq!(ids, ["u1", "u2"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn room_socket_ids(
         &self,
         ns: &str,
@@ -949,6 +1884,22 @@ impl Node {
     /// The rooms `socket_id` is in, by namespace, optionally only namespaces
     /// starting with `ns_prefix` (`getJoinedRooms`). A copy: changing it does
     /// not change the node.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.join_room("chat", "r1", "u1")?;
+    /// node.join_room("game", "g1", "u1")?;
+    /// let rooms = node.joined_rooms("u1", None)?;
+    /// assert_eq!(rooms["chat"], ["r1"]);
+    /// assert_eq!(rooms["game"], ["g1"]);
+    /// assert_eq!(node.joined_rooms("u1", Some("ga"))?.len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn joined_rooms(
         &self,
         socket_id: &str,
@@ -960,23 +1911,81 @@ impl Node {
 
     /// Whether `socket_id` is in room `room` of `ns`, or with `None` in any
     /// room of exactly `ns` (`isJoinedRoom`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.join_room("chat", "r1", "u1")?;
+    /// assert!(node.is_joined_room("u1", "chat", Some("r1")));
+    /// assert!(node.is_joined_room("u1", "chat", None));
+    /// assert!(!node.is_joined_room("u1", "chat", Some("r2")));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_joined_room(&self, socket_id: &str, ns: &str, room: Option<&str>) -> bool {
         self.inner.rooms.read().is_joined(socket_id, ns, room)
     }
 
     /// Number of rooms in `ns`, or in every namespace starting with `ns`
     /// (`getRoomCount`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::Match;
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.join_room("game:eu", "g1", "u1")?;
+    /// node.join_room("game:us", "g2", "u2")?;
+    /// assert_eq!(node.room_count("game:eu", Match::Exact), 1);
+    /// assert_eq!(node.room_count("game:", Match::Prefix), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn room_count(&self, ns: &str, matching: Match) -> usize {
         self.inner.rooms.read().room_count(ns, matching)
     }
 
     /// Room ids of `ns` in creation order, or of every namespace starting with
     /// `ns` (`getRoomIds`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::Match;
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.join_room("chat", "b", "u1")?;
+    /// node.join_room("chat", "a", "u1")?;
+    /// assert_eq!(node.room_ids("chat", Match::Exact), ["b", "a"]); // creation order
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn room_ids(&self, ns: &str, matching: Match) -> Vec<String> {
         self.inner.rooms.read().room_ids(ns, matching)
     }
 
     /// Namespaces with at least one room on this node.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.join_room("chat", "r1", "u1")?;
+    /// node.join_room("game", "g1", "u1")?;
+    /// let mut namespaces = node.room_namespaces();
+    /// namespaces.sort();
+    /// assert_eq!(namespaces, ["chat", "game"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn room_namespaces(&self) -> Vec<String> {
         self.inner
             .rooms
@@ -990,6 +1999,25 @@ impl Node {
 
     /// Sends `event` with `payload` to every connected socket of every node
     /// (`broadcast`), bound to an id or not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// node.broadcast("news", &serde_json::json!({"n": 1}))?;
+    /// let text = client.next().await.ok_or("closed")??.into_text()?;
+    /// assert_eq!(text.as_str(), r#"{"event":"news","payload":{"n":1}}"#);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn broadcast<T: Serialize + ?Sized>(&self, event: &str, payload: &T) -> Result<()> {
         let frame = encode(event, payload)?;
         self.broadcast_frame(&frame, false);
@@ -997,6 +2025,25 @@ impl Node {
     }
 
     /// Like [`broadcast`](Self::broadcast) for this node's sockets only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// node.broadcast_local("local-news", &1)?;
+    /// let text = client.next().await.ok_or("closed")??.into_text()?;
+    /// assert_eq!(text.as_str(), r#"{"event":"local-news","payload":1}"#);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn broadcast_local<T: Serialize + ?Sized>(&self, event: &str, payload: &T) -> Result<()> {
         let frame = encode(event, payload)?;
         self.broadcast_frame(&frame, true);
@@ -1005,6 +2052,27 @@ impl Node {
 
     /// Broadcasts an encoded frame (see [`PushFrame`], e.g. for an event
     /// without payload).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// use crosswire::protocol::client::PushFrame;
+    /// let frame = PushFrame::encode::<()>("refresh", None)?;
+    /// node.broadcast_frame(&frame, false);
+    /// let text = client.next().await.ok_or("closed")??.into_text()?;
+    /// assert_eq!(text.as_str(), r#"{"event":"refresh"}"#);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn broadcast_frame(&self, frame: &PushFrame, local_only: bool) {
         let text = to_utf8(frame);
         for entry in self.inner.connections.iter() {
@@ -1020,6 +2088,26 @@ impl Node {
 
     /// Sends to the socket bound to `socket_id`, on this node or any other
     /// (`toSocketId`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// node.set_user_socket("u1", &socket)?;
+    /// node.to_socket_id("u1", "pm", &"hello")?;
+    /// let text = client.next().await.ok_or("closed")??.into_text()?;
+    /// assert_eq!(text.as_str(), r#"{"event":"pm","payload":"hello"}"#);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn to_socket_id<T: Serialize + ?Sized>(
         &self,
         socket_id: &str,
@@ -1033,6 +2121,27 @@ impl Node {
     }
 
     /// [`to_socket_id`](Self::to_socket_id) with an encoded frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// use crosswire::protocol::client::PushFrame;
+    /// node.set_user_socket("u1", &socket)?;
+    /// node.to_socket_id_frame("u1", &PushFrame::encode("pm", Some(&1))?);
+    /// let text = client.next().await.ok_or("closed")??.into_text()?;
+    /// assert_eq!(text.as_str(), r#"{"event":"pm","payload":1}"#);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn to_socket_id_frame(&self, socket_id: &str, frame: &PushFrame) {
         if !self.push_to_bound(socket_id, &to_utf8(frame)) {
             self.relay_to_sockets(&[socket_id], frame);
@@ -1054,6 +2163,26 @@ impl Node {
     /// Sends to the sockets bound to `socket_ids`, wherever they are
     /// (`toSocketIds`): local ones directly, the rest in one relay message.
     /// Empty ids are skipped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// node.set_user_socket("u1", &socket)?;
+    /// node.to_socket_ids(&["u1", "offline-user"], "invite", &"game-7")?;
+    /// let text = client.next().await.ok_or("closed")??.into_text()?;
+    /// assert_eq!(text.as_str(), r#"{"event":"invite","payload":"game-7"}"#);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn to_socket_ids<S: AsRef<str>, T: Serialize + ?Sized>(
         &self,
         socket_ids: &[S],
@@ -1066,6 +2195,27 @@ impl Node {
     }
 
     /// [`to_socket_ids`](Self::to_socket_ids) with an encoded frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// use crosswire::protocol::client::PushFrame;
+    /// node.set_user_socket("u1", &socket)?;
+    /// node.to_socket_ids_frame(&["u1", ""], &PushFrame::encode::<()>("tick", None)?);
+    /// let text = client.next().await.ok_or("closed")??.into_text()?;
+    /// assert_eq!(text.as_str(), r#"{"event":"tick"}"#);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn to_socket_ids_frame<S: AsRef<str>>(&self, socket_ids: &[S], frame: &PushFrame) {
         let text = to_utf8(frame);
         let mut remote: Vec<&str> = Vec::new();
@@ -1085,6 +2235,8 @@ impl Node {
 
     /// Sends to every member of room `room` of namespace `ns` on every node,
     /// except the excluded ids (`broadcastToRoom`).
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// # fn f(node: crosswire::Node) -> crosswire::Result<()> {
@@ -1106,6 +2258,30 @@ impl Node {
     }
 
     /// [`broadcast_to_room`](Self::broadcast_to_room) with an encoded frame.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// use crosswire::protocol::client::PushFrame;
+    /// use crosswire::RoomSend;
+    /// node.set_user_socket("u1", &socket)?;
+    /// node.join_room("chat", "r1", "u1")?;
+    /// let frame = PushFrame::encode("say", Some(&"hi"))?;
+    /// node.broadcast_to_room_frame("chat", "r1", &frame, RoomSend::new())?;
+    /// let text = client.next().await.ok_or("closed")??.into_text()?;
+    /// assert_eq!(text.as_str(), frame.as_str());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn broadcast_to_room_frame(
         &self,
         ns: &str,
@@ -1204,6 +2380,19 @@ impl Node {
 
     /// Waits until the node's bus subscriptions match what it needs (core
     /// channels, presets, customs, joined namespaces). Immediate without a bus.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::bus::MemoryHub;
+    /// let node = crosswire::Node::builder().bus(MemoryHub::new().bus()).build()?;
+    /// node.ready().await;
+    /// assert_eq!(node.subscribed_channels().len(), 3);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn ready(&self) {
         if let Some(cluster) = self.cluster() {
             cluster.wait_settled().await;
@@ -1212,6 +2401,21 @@ impl Node {
 
     /// Subscribes to a custom channel (`manualSubscribe`); resolves once the
     /// bus confirmed it. Its messages go to the custom channel handler.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::bus::MemoryHub;
+    /// let node = crosswire::Node::builder().bus(MemoryHub::new().bus()).build()?;
+    /// node.subscribe("jobs").await?;
+    /// assert!(node.subscribed_channels().contains(&"jobs".to_owned()));
+    /// let standalone = crosswire::Node::builder().build()?;
+    /// assert!(standalone.subscribe("jobs").await.is_err()); // no bus
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn subscribe(&self, channel: &str) -> Result<()> {
         non_empty(channel, "The channel must be a non-empty string")?;
         let cluster = self
@@ -1225,6 +2429,23 @@ impl Node {
     /// Drops a manual subscription (`manualUnsubscribe`). The channel stays
     /// subscribed while the node still needs it for another reason (a
     /// joined namespace, a preset): internal channels cannot be removed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::bus::MemoryHub;
+    /// let node = crosswire::Node::builder().bus(MemoryHub::new().bus()).build()?;
+    /// node.subscribe("jobs").await?;
+    /// node.unsubscribe("jobs").await?;
+    /// assert!(!node.subscribed_channels().contains(&"jobs".to_owned()));
+    /// // Internal channels stay.
+    /// node.unsubscribe("ws:broadcast").await?;
+    /// assert!(node.subscribed_channels().contains(&"ws:broadcast".to_owned()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn unsubscribe(&self, channel: &str) -> Result<()> {
         non_empty(channel, "The channel must be a non-empty string")?;
         let cluster = self
@@ -1238,12 +2459,51 @@ impl Node {
     }
 
     /// Channels this node is subscribed to (confirmed by the bus), sorted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::bus::MemoryHub;
+    /// let node = crosswire::Node::builder().bus(MemoryHub::new().bus()).build()?;
+    /// node.ready().await;
+    /// assert_eq!(node.subscribed_channels(), ["csbp:server_bridge", "ws:broadcast", "ws:private_socket"]);
+    /// assert!(crosswire::Node::builder().build()?.subscribed_channels().is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn subscribed_channels(&self) -> Vec<String> {
         self.cluster().map(|c| c.subscribed()).unwrap_or_default()
     }
 
     /// Sets the handler of messages on custom channels
     /// (`setCustomChannelHandler`), replacing any previous one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// # use crosswire::{bus::MemoryHub, Node};
+    /// # let hub = MemoryHub::new();
+    /// # let a = Node::builder().server_name("a").bus(hub.bus()).build()?;
+    /// # let b = Node::builder().server_name("b").bus(hub.bus()).build()?;
+    /// # a.ready().await;
+    /// # b.ready().await;
+    /// let (tx, mut received) = tokio::sync::mpsc::unbounded_channel();
+    /// b.set_custom_channel_handler(move |channel, message| {
+    ///     let _ = tx.send((channel, message));
+    ///     async {}
+    /// });
+    /// b.subscribe("jobs").await?;
+    /// a.publish_raw("jobs", &serde_json::json!({"id": 7}))?;
+    /// let (channel, message) = received.recv().await.ok_or(crosswire::Error::Shutdown)?;
+    /// assert_eq!(channel, "jobs");
+    /// assert_eq!(message, serde_json::json!({"id": 7}));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn set_custom_channel_handler<F, Fut>(&self, handler: F)
     where
         F: Fn(String, Value) -> Fut + Send + Sync + 'static,
@@ -1254,12 +2514,58 @@ impl Node {
     }
 
     /// Removes the custom channel handler (`removeCustomChannelHandler`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// # use crosswire::{bus::MemoryHub, Node};
+    /// # let hub = MemoryHub::new();
+    /// # let a = Node::builder().server_name("a").bus(hub.bus()).build()?;
+    /// # let b = Node::builder().server_name("b").bus(hub.bus()).build()?;
+    /// # a.ready().await;
+    /// # b.ready().await;
+    /// b.set_custom_channel_handler(|_channel, _message| async {});
+    /// b.remove_custom_channel_handler();
+    /// b.subscribe("jobs").await?;
+    /// a.publish_raw("jobs", &serde_json::json!({"id": 7}))?;
+    /// while b.stats().bus_dropped_unhandled == 0 {
+    ///     tokio::task::yield_now().await;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn remove_custom_channel_handler(&self) {
         *self.inner.custom_handler.write() = None;
     }
 
     /// Publishes `message` as is on `channel` with the cluster codec
     /// (`publishRedisMessage`); nothing is added to it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// # use crosswire::{bus::MemoryHub, Node};
+    /// # let hub = MemoryHub::new();
+    /// # let a = Node::builder().server_name("a").bus(hub.bus()).build()?;
+    /// # let b = Node::builder().server_name("b").bus(hub.bus()).build()?;
+    /// # a.ready().await;
+    /// # b.ready().await;
+    /// b.subscribe("metrics").await?;
+    /// let (tx, mut received) = tokio::sync::mpsc::unbounded_channel();
+    /// b.set_custom_channel_handler(move |_channel, message| {
+    ///     let _ = tx.send(message);
+    ///     async {}
+    /// });
+    /// a.publish_raw("metrics", &serde_json::json!({"cpu": 0.5}))?;
+    /// assert_eq!(received.recv().await, Some(serde_json::json!({"cpu": 0.5})));
+    /// assert!(a.publish_raw("metrics", &[1, 2]).is_err()); // not an object
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn publish_raw<T: Serialize + ?Sized>(&self, channel: &str, message: &T) -> Result<()> {
         non_empty(channel, "channel must be a non-empty string")?;
         let cluster = self
@@ -1278,6 +2584,19 @@ impl Node {
     // ----- lifecycle ---------------------------------------------------------
 
     /// Whether [`shutdown`](Self::shutdown) was called.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// assert!(!node.is_shut_down());
+    /// node.shutdown(std::time::Duration::from_millis(100)).await;
+    /// assert!(node.is_shut_down());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_shut_down(&self) -> bool {
         self.inner.shutting_down.load(Ordering::Acquire)
     }
@@ -1285,6 +2604,26 @@ impl Node {
     /// Stops the node: refuses new connections, closes every socket with 1001,
     /// waits for the connections to end (at most `grace`, then drops the
     /// rest), releases the listening port and fires `server-close`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// node.shutdown(std::time::Duration::from_secs(1)).await;
+    /// assert_eq!(node.connection_count(), 0);
+    /// assert!(!socket.is_open());
+    /// assert!(node.listen("127.0.0.1:0").await.is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn shutdown(&self, grace: Duration) {
         if self.inner.shutting_down.swap(true, Ordering::AcqRel) {
             return;

@@ -9,6 +9,21 @@ use serde::Serialize;
 use std::fmt::Write;
 
 /// The node's health report (see [`Node::health`]).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let node = crosswire::Node::builder().server_name("n1").build()?;
+/// let health = node.health();
+/// assert_eq!(
+///     serde_json::to_string(&health)?,
+///     r#"{"status":"ok","node":"n1","connections":0,"live_nodes":["n1"],"bus":null}"#
+/// );
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Health {
     /// `ok`, `degraded` (the bus has unhealthy nodes but can publish) or
@@ -26,6 +41,23 @@ pub struct Health {
 
 impl Node {
     /// The node's health: connections, cluster members and bus health.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::bus::MemoryHub;
+    /// let node = crosswire::Node::builder().server_name("n1").bus(MemoryHub::new().bus()).build()?;
+    /// let health = node.health();
+    /// assert_eq!(health.status, "ok");
+    /// assert_eq!(health.live_nodes, ["n1"]);
+    /// assert!(health.bus.is_some_and(|b| b.healthy));
+    /// node.shutdown(std::time::Duration::from_millis(100)).await;
+    /// assert_eq!(node.health().status, "unavailable");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn health(&self) -> Health {
         let bus = self.cluster().map(|c| c.bus.health());
         let status = if self.is_shut_down() || bus.as_ref().is_some_and(|b| !b.healthy) {
@@ -49,6 +81,21 @@ impl Node {
 
     /// A route serving [`Node::health`] as JSON, with status 200 unless the
     /// node is unavailable (503).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// let app: axum::Router = axum::Router::new()
+    ///     .route("/ws", node.ws_route())
+    ///     .route("/health", node.health_route());
+    /// # let _ = app;
+    /// assert_eq!(node.health().status, "ok"); // what the route serves, with status 200
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn health_route(&self) -> MethodRouter {
         let node = self.clone();
         get(move || {
@@ -66,6 +113,8 @@ impl Node {
     }
 
     /// A route serving the node's metrics in the Prometheus text format.
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// # fn f(node: crosswire::Node) {
@@ -89,6 +138,19 @@ impl Node {
     }
 
     /// The node's metrics in the Prometheus text exposition format.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// let text = node.metrics_text();
+    /// assert!(text.contains("# TYPE crosswire_connections gauge"));
+    /// assert!(text.contains(r#"crosswire_connections{node="n1"} 0"#));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn metrics_text(&self) -> String {
         let s = self.stats();
         let node = escape(self.server_name());

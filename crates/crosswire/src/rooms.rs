@@ -11,6 +11,23 @@ use indexmap::{IndexMap, IndexSet};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// How a room query matches its namespace or room id argument.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire::Result<()> {
+/// use crosswire::Match;
+/// let node = crosswire::Node::builder().server_name("n1").build()?;
+/// node.join_room("game", "eu-1", "u1")?;
+/// node.join_room("game", "eu-2", "u2")?;
+/// assert_eq!(node.room_ids("game", Match::Exact), ["eu-1", "eu-2"]);
+/// assert_eq!(node.socket_count_in_room("game", Some("eu"), Match::Exact), 0);
+/// assert_eq!(node.socket_count_in_room("game", Some("eu"), Match::Prefix), 2);
+/// assert_eq!(Match::default(), Match::Exact);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Match {
     /// The name must be equal (the original's `{exactMatch: true}`, its default).

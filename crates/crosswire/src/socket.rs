@@ -18,6 +18,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Close codes crosswire's server sends (see also the original's 4001/4002,
 /// which only its client sends, and 4010+ for applications).
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::close_code::*;
+/// assert_eq!(NORMAL, 1000);
+/// assert_eq!(GOING_AWAY, 1001);
+/// assert_eq!(TOO_BIG, 1009);
+/// assert_eq!(TRY_AGAIN_LATER, 1013);
+/// assert_eq!(SLOW_CONSUMER, 4003);
+/// assert_eq!(RATE_LIMITED, 4004);
+/// assert_eq!(NOT_AUTHENTICATED, 4005);
+/// assert_eq!(AUTH_FAILED, 4011);
+/// ```
 pub mod close_code {
     /// Normal closure.
     pub const NORMAL: u16 = 1000;
@@ -38,6 +52,20 @@ pub mod close_code {
 }
 
 /// What a node does with a socket whose outbound queue is full.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire::Result<()> {
+/// use crosswire::SlowConsumerPolicy;
+/// assert_eq!(SlowConsumerPolicy::default(), SlowConsumerPolicy::Close);
+/// let policy: SlowConsumerPolicy = serde_json::from_str(r#""drop-frame""#)?;
+/// let node = crosswire::Node::builder().slow_consumer(policy).build()?;
+/// assert_eq!(node.config().slow_consumer, SlowConsumerPolicy::DropFrame);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SlowConsumerPolicy {
@@ -52,6 +80,28 @@ pub enum SlowConsumerPolicy {
 
 /// The HTTP request that opened a connection, as the upgrade hook and the
 /// `connection` event see it.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use futures_util::{SinkExt, StreamExt};
+/// # let node = crosswire::Node::builder().server_name("n1").build()?;
+/// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+/// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+/// # let addr = node.listen("127.0.0.1:0").await?;
+/// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+/// # let socket = sockets.recv().await.ok_or("no connection")?;
+/// let handshake = socket.handshake();
+/// assert_eq!(handshake.uri.path(), "/lobby");
+/// assert_eq!(handshake.param("id"), Some("u1"));
+/// assert_eq!(handshake.path(), Some("lobby"));
+/// assert!(handshake.headers.contains_key("sec-websocket-key"));
+/// assert_eq!(handshake.remote_addr.map(|a| a.ip().is_loopback()), Some(true));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Handshake {
     /// The request target.
@@ -69,16 +119,79 @@ pub struct Handshake {
 impl Handshake {
     /// Attaches a value that the socket will carry (see [`Socket::data`]);
     /// for the upgrade hook, e.g. the user an auth token resolved to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// #[derive(Clone, Debug, PartialEq)]
+    /// struct Plan(&'static str);
+    /// let node = crosswire::Node::builder()
+    ///     .on_upgrade(|handshake| async move {
+    ///         handshake.insert_data(Plan("pro"));
+    ///         Ok(())
+    ///     })
+    ///     .build()?;
+    /// let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// node.on_connection(move |socket, _| {
+    ///     let _ = tx.send(socket);
+    ///     async {}
+    /// });
+    /// let addr = node.listen("127.0.0.1:0").await?;
+    /// let (_client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await?;
+    /// let socket = sockets.recv().await.ok_or("no connection")?;
+    /// assert_eq!(socket.data::<Plan>(), Some(Plan("pro")));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn insert_data<T: Clone + Send + Sync + 'static>(&self, value: T) {
         self.data.lock().insert(value);
     }
 
     /// The first value of query parameter `key`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// // The client connected to `/lobby?id=u1`.
+    /// assert_eq!(socket.handshake().param("id"), Some("u1"));
+    /// assert_eq!(socket.handshake().param("token"), None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn param(&self, key: &str) -> Option<&str> {
         self.params.get(key)
     }
 
     /// The request path as `parseWsRequestParams` gives it (`/chat/room` → `chat/room`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// // The client connected to `/lobby?id=u1`.
+    /// assert_eq!(socket.handshake().path(), Some("lobby"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn path(&self) -> Option<&str> {
         self.params.path.as_deref()
     }
@@ -120,6 +233,30 @@ pub(crate) struct SocketInner {
 
 /// A handle to one client connection. Cheap to clone; all clones are the
 /// same socket.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use futures_util::{SinkExt, StreamExt};
+/// # let node = crosswire::Node::builder().server_name("n1").build()?;
+/// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+/// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+/// # let addr = node.listen("127.0.0.1:0").await?;
+/// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+/// # let socket = sockets.recv().await.ok_or("no connection")?;
+/// node.set_user_socket("u1", &socket)?;
+/// assert!(socket.is_open());
+/// assert_eq!(socket.socket_ids(), ["u1"]);
+/// socket.emit("welcome", &"u1")?;
+/// let text = client.next().await.ok_or("closed")??.into_text()?;
+/// assert_eq!(text.as_str(), r#"{"event":"welcome","payload":"u1"}"#);
+/// socket.close(4012, "logged in elsewhere");
+/// assert!(!socket.is_open());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Socket(pub(crate) Arc<SocketInner>);
 
@@ -173,27 +310,105 @@ impl Socket {
     }
 
     /// The connection's number, unique within its node.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// node.set_user_socket("u1", &socket)?;
+    /// assert_eq!(node.get_socket("u1").map(|s| s.id()), Some(socket.id()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn id(&self) -> u64 {
         self.0.conn_id
     }
 
     /// The socket ids bound to this connection with `Node::set_user_socket`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// assert!(socket.socket_ids().is_empty());
+    /// node.set_user_socket("u1", &socket)?;
+    /// node.set_user_socket("admin", &socket)?;
+    /// assert_eq!(socket.socket_ids(), ["u1", "admin"]);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn socket_ids(&self) -> Vec<String> {
         self.0.bound_ids.lock().clone()
     }
 
     /// The HTTP request that opened the connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// assert_eq!(socket.handshake().param("id"), Some("u1"));
+    /// assert_eq!(socket.handshake().uri.query(), Some("id=u1"));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn handshake(&self) -> &Handshake {
         &self.0.handshake
     }
 
     /// Whether the connection is open (not closing or closed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// assert!(socket.is_open());
+    /// socket.close(1000, "done");
+    /// assert!(!socket.is_open());
+    /// assert!(socket.emit("late", &1).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_open(&self) -> bool {
         self.0.open.load(Ordering::Acquire)
     }
 
     /// Attaches a value of type `T` to the socket, replacing any previous one
     /// (the original stores e.g. `socket.playerId`).
+    ///
+    /// # Examples
     ///
     /// ```no_run
     /// # fn f(socket: crosswire::Socket) {
@@ -208,16 +423,78 @@ impl Socket {
     }
 
     /// A copy of the value of type `T` attached to the socket.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// #[derive(Clone, Debug, PartialEq)]
+    /// struct Nick(String);
+    /// assert_eq!(socket.data::<Nick>(), None);
+    /// socket.insert_data(Nick("sam".into()));
+    /// assert_eq!(socket.data::<Nick>(), Some(Nick("sam".into())));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn data<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
         self.0.handshake.data.lock().get::<T>().cloned()
     }
 
     /// Removes and returns the value of type `T` attached to the socket.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// #[derive(Clone, Debug, PartialEq)]
+    /// struct Nick(String);
+    /// socket.insert_data(Nick("sam".into()));
+    /// assert_eq!(socket.remove_data::<Nick>(), Some(Nick("sam".into())));
+    /// assert_eq!(socket.data::<Nick>(), None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn remove_data<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
         self.0.handshake.data.lock().remove::<T>()
     }
 
     /// Sends one event to this socket only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// socket.emit("score", &serde_json::json!({"a": 1, "b": 2}))?;
+    /// let text = client.next().await.ok_or("closed")??.into_text()?;
+    /// assert_eq!(text.as_str(), r#"{"event":"score","payload":{"a":1,"b":2}}"#);
+    /// assert!(socket.emit("", &1).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn emit<T: Serialize + ?Sized>(&self, event: &str, payload: &T) -> Result<()> {
         crate::error::non_empty(event, crate::error::EVENT_MSG)?;
         let frame = PushFrame::encode(event, Some(payload))?;
@@ -225,6 +502,26 @@ impl Socket {
     }
 
     /// Sends an already encoded frame to this socket.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// use crosswire::protocol::client::PushFrame;
+    /// socket.send_frame(&PushFrame::encode::<()>("tick", None)?)?;
+    /// let text = client.next().await.ok_or("closed")??.into_text()?;
+    /// assert_eq!(text.as_str(), r#"{"event":"tick"}"#);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn send_frame(&self, frame: &PushFrame) -> Result<()> {
         self.push(to_utf8(frame))
     }
@@ -267,6 +564,34 @@ impl Socket {
     ///
     /// Use codes from 4010 upwards for application reasons (4011
     /// authentication failed, 4012 kicked by a second login, ...).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// use tokio_tungstenite::tungstenite::Message;
+    /// socket.emit("bye", &1)?;
+    /// socket.close(4012, "logged in elsewhere");
+    /// let text = client.next().await.ok_or("closed")??.into_text()?;
+    /// assert_eq!(text.as_str(), r#"{"event":"bye","payload":1}"#); // queued frames go first
+    /// match client.next().await.ok_or("closed")?? {
+    ///     Message::Close(Some(frame)) => {
+    ///         assert_eq!(u16::from(frame.code), 4012);
+    ///         assert_eq!(frame.reason.as_str(), "logged in elsewhere");
+    ///     }
+    ///     other => panic!("unexpected {other:?}"),
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn close(&self, code: u16, reason: &str) {
         self.request_close(CloseRequest::Close {
             code,
@@ -276,6 +601,26 @@ impl Socket {
     }
 
     /// Drops the connection at once, without a close frame (the client sees 1006).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// socket.terminate();
+    /// assert!(!socket.is_open());
+    /// // The client sees the connection end without a close frame.
+    /// while let Some(Ok(_)) = client.next().await {}
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn terminate(&self) {
         self.request_close(CloseRequest::Terminate);
     }
@@ -303,11 +648,50 @@ impl Socket {
     /// true unless the node requires an auth message
     /// ([`NodeBuilder::auth_message`](crate::NodeBuilder::auth_message)) and
     /// the socket has not sent a valid one yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// // Without `NodeBuilder::auth_message` every socket is authenticated.
+    /// assert!(socket.is_authenticated());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn is_authenticated(&self) -> bool {
         self.0.authenticated.load(Ordering::Acquire)
     }
 
     /// Frames waiting in the outbound queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// assert_eq!(socket.queued(), 0);
+    /// socket.emit("a", &1)?;
+    /// assert_eq!(socket.queued(), 1); // the writer has not run yet
+    /// let text = client.next().await.ok_or("closed")??.into_text()?;
+    /// assert_eq!(socket.queued(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn queued(&self) -> usize {
         self.0.queue.len()
     }
@@ -320,6 +704,26 @@ impl Socket {
     /// Marks the client as gone to the background now (the original's
     /// `socket.__enterBackgroundTime = Date.now()`): the node terminates it
     /// when it stays there longer than `enter_background_close_time`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// socket.enter_background();
+    /// assert!(socket.background_since().is_some());
+    /// socket.enter_foreground();
+    /// assert!(socket.background_since().is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn enter_background(&self) {
         self.0
             .background_since_ms
@@ -327,11 +731,57 @@ impl Socket {
     }
 
     /// Marks the client as back in the foreground (timestamp 0).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// node.on("visibility", |socket, payload, _reply| async move {
+    ///     if payload == "hidden" {
+    ///         socket.enter_background();
+    ///     } else {
+    ///         socket.enter_foreground();
+    ///     }
+    /// })?;
+    /// socket.enter_background();
+    /// socket.enter_foreground();
+    /// assert_eq!(socket.background_since(), None);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn enter_foreground(&self) {
         self.0.background_since_ms.store(0, Ordering::Release);
     }
 
     /// Since when the client is in the background, if it is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// let before = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
+    /// assert_eq!(socket.background_since(), None);
+    /// socket.enter_background();
+    /// assert!(socket.background_since().is_some_and(|t| t >= before));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn background_since(&self) -> Option<SystemTime> {
         match self.0.background_since_ms.load(Ordering::Acquire) {
             0 => None,

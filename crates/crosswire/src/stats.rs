@@ -3,6 +3,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counters of one node. Read them with [`Node::stats`](crate::Node::stats).
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::stats::Stats;
+/// let stats = Stats::default();
+/// assert_eq!(stats.snapshot(), crosswire::StatsSnapshot::default());
+/// ```
 #[derive(Debug, Default)]
 pub struct Stats {
     pub(crate) connections_accepted: AtomicU64,
@@ -36,6 +44,14 @@ impl Stats {
     }
 
     /// A copy of the counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let snapshot = crosswire::stats::Stats::default().snapshot();
+    /// assert_eq!(snapshot.frames_received, 0);
+    /// assert_eq!(snapshot.connections_accepted, 0);
+    /// ```
     pub fn snapshot(&self) -> StatsSnapshot {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         StatsSnapshot {
@@ -67,6 +83,25 @@ impl Stats {
 }
 
 /// A point-in-time copy of a node's counters.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # use futures_util::{SinkExt, StreamExt};
+/// # let node = crosswire::Node::builder().server_name("n1").build()?;
+/// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+/// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+/// # let addr = node.listen("127.0.0.1:0").await?;
+/// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+/// # let socket = sockets.recv().await.ok_or("no connection")?;
+/// let stats = node.stats();
+/// assert_eq!(stats.connections_accepted, 1);
+/// assert_eq!(stats.frames_dropped_invalid, 0);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct StatsSnapshot {

@@ -41,6 +41,31 @@ const RULE_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// An upgrade refused by the upgrade hook: the HTTP status and body the
 /// client gets instead of `101 Switching Protocols`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire::Result<()> {
+/// use crosswire::{Node, Refusal};
+/// use http::StatusCode;
+/// let node = Node::builder()
+///     .on_upgrade(|handshake| async move {
+///         match handshake.param("token") {
+///             Some("secret") => Ok(()),
+///             _ => Err(Refusal::new(StatusCode::UNAUTHORIZED, "bad token")),
+///         }
+///     })
+///     .build()?;
+/// let addr = node.listen("127.0.0.1:0").await?;
+/// let refused = tokio_tungstenite::connect_async(format!("ws://{addr}/?token=guess")).await;
+/// assert!(matches!(
+///     refused,
+///     Err(tokio_tungstenite::tungstenite::Error::Http(response)) if response.status() == StatusCode::UNAUTHORIZED
+/// ));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Refusal {
     status: StatusCode,
@@ -49,6 +74,15 @@ pub struct Refusal {
 
 impl Refusal {
     /// A refusal with `status` and a short text body.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire::Refusal;
+    /// use http::StatusCode;
+    /// let refusal = Refusal::new(StatusCode::FORBIDDEN, "banned");
+    /// assert_eq!(refusal.status(), StatusCode::FORBIDDEN);
+    /// ```
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Refusal {
             status,
@@ -57,6 +91,14 @@ impl Refusal {
     }
 
     /// The HTTP status.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire::Refusal;
+    /// use http::StatusCode;
+    /// assert_eq!(Refusal::new(StatusCode::TOO_MANY_REQUESTS, "slow down").status(), 429);
+    /// ```
     pub fn status(&self) -> StatusCode {
         self.status
     }
@@ -75,6 +117,8 @@ impl Node {
     /// The WebSocket endpoint as an axum route, to mount on the application's
     /// own router at any path.
     ///
+    /// # Examples
+    ///
     /// ```no_run
     /// # async fn f(node: crosswire::Node) -> std::io::Result<()> {
     /// let app = axum::Router::new()
@@ -91,6 +135,25 @@ impl Node {
 
     /// A router that accepts WebSocket connections on every path (as the
     /// original does; the path reaches the handlers in the handshake).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let addr = listener.local_addr()?;
+    /// let app = node.router().into_make_service_with_connect_info::<std::net::SocketAddr>();
+    /// tokio::spawn(async move { axum::serve(listener, app).await });
+    /// let (_client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/any/path")).await?;
+    /// while node.connection_count() == 0 {
+    ///     tokio::task::yield_now().await;
+    /// }
+    /// assert_eq!(node.stats().connections_accepted, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn router(&self) -> Router {
         Router::new().fallback_service(self.ws_route())
     }
@@ -98,6 +161,23 @@ impl Node {
     /// Listens on `addr` (use port 0 for any free port) and serves the
     /// WebSocket endpoint until [`shutdown`](Node::shutdown). Returns the bound
     /// address once the node accepts connections.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// let addr = node.listen("127.0.0.1:0").await?;
+    /// assert_ne!(addr.port(), 0);
+    /// let (_client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await?;
+    /// while node.connection_count() == 0 {
+    ///     tokio::task::yield_now().await;
+    /// }
+    /// assert_eq!(node.connection_count(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn listen(&self, addr: impl tokio::net::ToSocketAddrs) -> Result<SocketAddr> {
         if self.is_shut_down() {
             return Err(Error::Shutdown);

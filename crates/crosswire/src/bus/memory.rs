@@ -27,6 +27,8 @@ struct Hub {
 /// A hub that connects the nodes of one process: every [`MemoryBus`] made by
 /// the same hub sees the others' publications.
 ///
+/// # Examples
+///
 /// ```
 /// # #[tokio::main] async fn main() -> crosswire::Result<()> {
 /// use crosswire::bus::MemoryHub;
@@ -42,11 +44,41 @@ pub struct MemoryHub {
 
 impl MemoryHub {
     /// A new, empty hub.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::bus::MemoryHub;
+    /// let hub = MemoryHub::new();
+    /// let node = crosswire::Node::builder().server_name("n1").bus(hub.bus()).build()?;
+    /// node.ready().await;
+    /// assert!(node.subscribed_channels().contains(&"csbp:server_bridge".to_owned()));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// A new endpoint on this hub, for one node.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire::bus::{Bus, MemoryHub};
+    /// let hub = MemoryHub::new();
+    /// let (a, b) = (hub.bus(), hub.bus());
+    /// let mut incoming = b.take_incoming().ok_or("taken")?;
+    /// b.subscribe("news").await?;
+    /// a.publish("news", "hello".into()).await?;
+    /// assert_eq!(&incoming.recv().await.ok_or("closed")?.payload[..], b"hello");
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn bus(&self) -> MemoryBus {
         let (tx, rx) = mpsc::channel(QUEUE);
         let id = self.hub.next.fetch_add(1, Ordering::Relaxed);
@@ -70,6 +102,26 @@ impl MemoryHub {
 /// Delivery is synchronous and ordered: `publish` puts the message in every
 /// subscribed endpoint's queue before it returns. A queue that is full
 /// (a node that stopped reading) drops the message and counts it.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire::bus::{Bus, MemoryHub};
+/// let bus = MemoryHub::new().bus();
+/// let mut incoming = bus.take_incoming().ok_or("taken")?;
+/// assert!(bus.take_incoming().is_none());
+/// bus.subscribe("jobs").await?;
+/// bus.publish("jobs", "job-1".into()).await?;
+/// let message = incoming.recv().await.ok_or("closed")?;
+/// assert_eq!((&*message.channel, &message.payload[..]), ("jobs", &b"job-1"[..]));
+/// bus.unsubscribe("jobs").await?;
+/// bus.publish("jobs", "job-2".into()).await?;
+/// assert!(incoming.try_recv().is_err());
+/// # Ok(())
+/// # }
+/// ```
 pub struct MemoryBus {
     hub: Arc<Hub>,
     id: u64,
@@ -79,6 +131,20 @@ pub struct MemoryBus {
 
 impl MemoryBus {
     /// Messages this endpoint could not take because its queue was full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire::bus::{Bus, MemoryHub};
+    /// let bus = MemoryHub::new().bus();
+    /// bus.subscribe("c").await?;
+    /// bus.publish("c", "x".into()).await?;
+    /// assert_eq!(bus.dropped(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn dropped(&self) -> u64 {
         self.endpoint.dropped.load(Ordering::Relaxed)
     }

@@ -20,6 +20,23 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 /// One message received from the bus.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire::bus::{Bus, BusMessage, MemoryHub};
+/// let bus = MemoryHub::new().bus();
+/// let mut incoming = bus.take_incoming().ok_or("taken")?;
+/// bus.subscribe("c").await?;
+/// bus.publish("c", bytes::Bytes::from_static(b"\x01\x02")).await?;
+/// let BusMessage { channel, payload } = incoming.recv().await.ok_or("closed")?;
+/// assert_eq!(&*channel, "c");
+/// assert_eq!(&payload[..], [1, 2]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct BusMessage {
     /// The channel it was published on.
@@ -29,6 +46,20 @@ pub struct BusMessage {
 }
 
 /// Health of a bus and of each of its transport nodes.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire::bus::{Bus, BusHealth, MemoryHub};
+/// let health: BusHealth = MemoryHub::new().bus().health();
+/// assert!(health.healthy);
+/// assert!(health.nodes.is_empty());
+/// assert_eq!(serde_json::to_string(&health)?, r#"{"healthy":true,"nodes":[]}"#);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BusHealth {
     /// Whether messages can be published at all.
@@ -39,6 +70,23 @@ pub struct BusHealth {
 }
 
 /// Health of one transport node of a bus.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::bus::BusNodeHealth;
+/// let node = BusNodeHealth {
+///     name: "redis://10.0.0.1:6379".into(),
+///     healthy: true,
+///     latency_ms: Some(0.4),
+///     published: 12,
+/// };
+/// assert_eq!(
+///     serde_json::to_string(&node)?,
+///     r#"{"name":"redis://10.0.0.1:6379","healthy":true,"latency_ms":0.4,"published":12}"#
+/// );
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BusNodeHealth {
     /// The node's address or name.
@@ -52,6 +100,16 @@ pub struct BusNodeHealth {
 }
 
 /// What can go wrong on a bus.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::bus::BusError;
+/// assert_eq!(BusError::NoHealthyNode.to_string(), "no healthy bus node accepted the message");
+/// let err = BusError::Subscription { channel: "ws:chat".into(), message: "timeout".into() };
+/// assert_eq!(err.to_string(), "subscription failed on channel ws:chat: timeout");
+/// assert_eq!(BusError::Closed.to_string(), "bus closed");
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum BusError {
@@ -86,6 +144,64 @@ pub enum BusError {
 /// * [`take_incoming`](Bus::take_incoming) yields the receiving end once; the
 ///   node that owns the bus reads every message of every subscribed channel
 ///   from it, including its own publications (the node skips those).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use bytes::Bytes;
+/// use crosswire::bus::{Bus, BusError, BusMessage};
+/// use futures_util::future::BoxFuture;
+/// use tokio::sync::mpsc;
+///
+/// /// A bus that only delivers to itself: publications on subscribed
+/// /// channels come straight back.
+/// struct Loopback {
+///     tx: mpsc::Sender<BusMessage>,
+///     rx: std::sync::Mutex<Option<mpsc::Receiver<BusMessage>>>,
+///     channels: std::sync::Mutex<Vec<String>>,
+/// }
+///
+/// impl Bus for Loopback {
+///     fn publish(&self, channel: &str, payload: Bytes) -> BoxFuture<'static, Result<(), BusError>> {
+///         let subscribed = self.channels.lock().map_or(false, |c| c.iter().any(|c| c == channel));
+///         let result = if subscribed {
+///             self.tx
+///                 .try_send(BusMessage { channel: channel.into(), payload })
+///                 .map_err(|e| BusError::Publish(e.to_string()))
+///         } else {
+///             Ok(())
+///         };
+///         Box::pin(async move { result })
+///     }
+///     fn subscribe(&self, channel: &str) -> BoxFuture<'static, Result<(), BusError>> {
+///         if let Ok(mut c) = self.channels.lock() {
+///             c.push(channel.to_owned());
+///         }
+///         Box::pin(async { Ok(()) })
+///     }
+///     fn unsubscribe(&self, channel: &str) -> BoxFuture<'static, Result<(), BusError>> {
+///         if let Ok(mut c) = self.channels.lock() {
+///             c.retain(|c| c != channel);
+///         }
+///         Box::pin(async { Ok(()) })
+///     }
+///     fn take_incoming(&self) -> Option<mpsc::Receiver<BusMessage>> {
+///         self.rx.lock().ok()?.take()
+///     }
+/// }
+///
+/// let (tx, rx) = mpsc::channel(16);
+/// let bus = Loopback { tx, rx: std::sync::Mutex::new(Some(rx)), channels: Default::default() };
+/// assert!(!bus.redundant());
+/// assert!(bus.health().healthy);
+/// let node = crosswire::Node::builder().server_name("n1").bus(bus).build()?;
+/// node.ready().await;
+/// assert_eq!(node.subscribed_channels(), ["csbp:server_bridge", "ws:broadcast", "ws:private_socket"]);
+/// # Ok(())
+/// # }
+/// ```
 pub trait Bus: Send + Sync + 'static {
     /// Publishes `payload` on `channel`.
     fn publish(&self, channel: &str, payload: Bytes) -> BoxFuture<'static, Result<(), BusError>>;
