@@ -265,6 +265,19 @@ impl Node {
                     n.published
                 );
             }
+            let _ = writeln!(
+                out,
+                "# HELP crosswire_bus_node_failovers_total Publishes that failed on a bus node and were handed to another."
+            );
+            let _ = writeln!(out, "# TYPE crosswire_bus_node_failovers_total counter");
+            for n in &health.nodes {
+                let _ = writeln!(
+                    out,
+                    "crosswire_bus_node_failovers_total{{node=\"{node}\",bus_node=\"{}\"}} {}",
+                    escape(&n.name),
+                    n.failovers
+                );
+            }
         }
         out
     }
