@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --release -p crosswire-bench --bin bench-server -- --port 9001 --name n1
+//! cargo run --release -p crosswire-bench --bin bench-server -- --port 9001 --metrics-port 9002
 //! ```
 
 use clap::Parser;
@@ -32,6 +33,10 @@ struct Args {
     /// Redundant publishing with de-duplication.
     #[arg(long)]
     redundant: bool,
+    /// Also serve `/metrics` (Prometheus text) and `/health` on this port
+    /// (127.0.0.1 only).
+    #[arg(long)]
+    metrics_port: Option<u16>,
 }
 
 fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -194,6 +199,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     })?;
 
+    if let Some(port) = args.metrics_port {
+        let ops = axum::Router::new()
+            .route("/metrics", node.metrics_route())
+            .route("/health", node.health_route());
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, ops).await {
+                tracing::error!(error = %e, "metrics server failed");
+            }
+        });
+    }
     let addr = node.listen(("127.0.0.1", args.port)).await?;
     println!("bench-server {} listening on {addr}", args.name);
 

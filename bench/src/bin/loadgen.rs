@@ -5,6 +5,8 @@
 //! ```text
 //! loadgen --url ws://127.0.0.1:9001 --pid server=1234 fanout -n 1000 -p 10 --rate 40 --duration 10
 //! loadgen --proto socketio --url ws://127.0.0.1:9101 echo -c 50
+//! loadgen --url ws://127.0.0.1:9001 --pid server=1234 slow -n 1000 -s 10 --pad 1024
+//! loadgen --url ws://127.0.0.1:9001 --pid server=1234 storm -n 1000 -k 5000 --rounds 5
 //! loadgen compare results.jsonl
 //! ```
 //!
@@ -17,6 +19,7 @@ use clap::Parser;
 use crosswire_bench::loadgen::cli::{Cli, Cmd};
 use crosswire_bench::loadgen::report::{compare, final_json};
 use crosswire_bench::loadgen::scenarios::{self, env_from, Outcome};
+use crosswire_bench::loadgen::soak;
 use crosswire_bench::loadgen::sys::raise_nofile;
 use serde_json::json;
 use std::process::ExitCode;
@@ -42,6 +45,8 @@ fn main() -> ExitCode {
         Cmd::Echo(a) | Cmd::Count(a) => a.c,
         Cmd::Rpc(a) => a.lp.c,
         Cmd::Conns(a) => a.n,
+        Cmd::Slow(a) => a.steady.n + a.steady.p + a.s,
+        Cmd::Storm(a) => a.steady.n + a.steady.p + a.k,
         Cmd::Compare(_) | Cmd::FreePorts { .. } => 0,
     };
     if conns as u64 + 32 > soft {
@@ -76,6 +81,8 @@ fn main() -> ExitCode {
             Cmd::Rpc(a) => scenarios::rpc(&env, a).await,
             Cmd::Count(a) => scenarios::count(&env, a).await,
             Cmd::Conns(a) => scenarios::conns(&env, a).await,
+            Cmd::Slow(a) => soak::slow(&env, a).await,
+            Cmd::Storm(a) => soak::storm(&env, a).await,
             Cmd::Compare(_) | Cmd::FreePorts { .. } => unreachable!("handled above"),
         }
     });

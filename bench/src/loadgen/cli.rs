@@ -56,6 +56,10 @@ pub struct Common {
     /// Hard time limit in seconds for the whole run (at most 3600).
     #[arg(long, default_value_t = 3600, global = true)]
     pub max_time: u64,
+    /// The server's Prometheus metrics, `http://127.0.0.1:PORT/metrics`
+    /// (loopback only; read by `slow` and `storm` before and after).
+    #[arg(long, global = true)]
+    pub metrics: Option<String>,
 }
 
 /// Scenarios and helpers.
@@ -73,6 +77,14 @@ pub enum Cmd {
     Count(LoopArgs),
     /// N idle connections (heartbeat only); RSS per connection with --pid.
     Conns(ConnsArgs),
+    /// Steady fan-out to N receivers while S clients in the same room stop
+    /// reading their sockets; the receivers must not notice, the server's
+    /// RSS must stay bounded.
+    Slow(SlowArgs),
+    /// Steady fan-out to N receivers while K other clients connect and drop
+    /// all at once, R rounds; the receivers must not notice, the server's RSS
+    /// must come back near its baseline.
+    Storm(StormArgs),
     /// Prints a crosswire / peer table from JSON result lines (files or -).
     Compare(CompareArgs),
     /// Prints N free loopback TCP ports (for scripts).
@@ -208,4 +220,89 @@ pub struct CompareArgs {
     /// System whose figures are the denominator.
     #[arg(long, default_value = "socketio")]
     pub peer: String,
+}
+
+/// The steady fan-out of `slow` and `storm`, and their RSS bound.
+#[derive(Args, Debug, Clone)]
+pub struct SteadyArgs {
+    /// Healthy receivers in the room.
+    #[arg(short = 'n', long = "receivers", default_value_t = 1000)]
+    pub n: usize,
+    /// Publishers (not in the room).
+    #[arg(short = 'p', long = "publishers", default_value_t = 10)]
+    pub p: usize,
+    /// Total publish rate in messages per second (each reaches every receiver).
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// The receivers' p99 latency must stay below this (ms).
+    #[arg(long, default_value_t = 50.0)]
+    pub p99_ms: f64,
+    /// Filler bytes added to every published datum (bigger frames fill a
+    /// socket that does not read sooner).
+    #[arg(long, default_value_t = 0)]
+    pub pad: usize,
+    /// Seconds of an unmeasured warm-up of the fan-out (0 = none).
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Seconds between two readings of the server's RSS (--pid).
+    #[arg(long, default_value_t = 0.2)]
+    pub rss_every: f64,
+}
+
+/// `slow` options.
+#[derive(Args, Debug, Clone)]
+pub struct SlowArgs {
+    /// Steady fan-out.
+    #[command(flatten)]
+    pub steady: SteadyArgs,
+    /// Clients that join the room and never read.
+    #[arg(short = 's', long = "slow", default_value_t = 10)]
+    pub s: usize,
+    /// Measured seconds of fan-out.
+    #[arg(long, default_value_t = 30.0)]
+    pub duration: f64,
+    /// Fail when the server's RSS peak exceeds its start by more (MiB).
+    #[arg(long, default_value_t = 64.0)]
+    pub max_rss_growth_mib: f64,
+    /// Fail unless the server closed every slow socket during the run.
+    #[arg(long)]
+    pub require_closed: bool,
+}
+
+/// `storm` options.
+#[derive(Args, Debug, Clone)]
+pub struct StormArgs {
+    /// Steady fan-out.
+    #[command(flatten)]
+    pub steady: SteadyArgs,
+    /// Clients that connect and drop all at once in every round.
+    #[arg(short = 'k', long = "clients", default_value_t = 5000)]
+    pub k: usize,
+    /// Rounds.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// Seconds the K clients stay connected in a round.
+    #[arg(long, default_value_t = 1.0)]
+    pub hold: f64,
+    /// Seconds between rounds.
+    #[arg(long, default_value_t = 1.0)]
+    pub gap: f64,
+    /// Seconds of fan-out before the baseline RSS reading, and after the
+    /// last round before the final one.
+    #[arg(long, default_value_t = 3.0)]
+    pub settle: f64,
+    /// Generator threads of the storm clients (apart from the receivers').
+    #[arg(long, default_value_t = 1)]
+    pub storm_threads: usize,
+    /// The storm clients do not join a room (by default they join room
+    /// `storm`, which the node must clean up when they go).
+    #[arg(long)]
+    pub no_join: bool,
+    /// Longest measured fan-out (s); the run fails if the rounds take longer.
+    #[arg(long, default_value_t = 300.0)]
+    pub max_duration: f64,
+    /// Fail when the server's RSS after the last round exceeds the baseline
+    /// by more (MiB).
+    #[arg(long, default_value_t = 32.0)]
+    pub max_rss_after_mib: f64,
 }

@@ -13,6 +13,7 @@ pub mod gen;
 pub mod hist;
 pub mod report;
 pub mod scenarios;
+pub mod soak;
 pub mod sys;
 pub mod wire;
 pub mod ws;

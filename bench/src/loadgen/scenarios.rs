@@ -50,7 +50,7 @@ pub struct Env {
     pub common: Common,
 }
 
-fn human_lat(l: &LatencySummary) -> String {
+pub(crate) fn human_lat(l: &LatencySummary) -> String {
     format!(
         "p50 {:.2} / p99 {:.2} / p99.9 {:.2} / max {:.2} ms",
         l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
@@ -58,13 +58,16 @@ fn human_lat(l: &LatencySummary) -> String {
 }
 
 /// Results of the connection phase.
-struct Opened {
-    secs: f64,
-    failures: Vec<String>,
+pub(crate) struct Opened {
+    pub(crate) secs: f64,
+    pub(crate) failures: Vec<String>,
 }
 
 /// Waits for `n` readiness reports.
-async fn wait_ready(rx: &mut mpsc::UnboundedReceiver<Result<(), String>>, n: usize) -> Opened {
+pub(crate) async fn wait_ready(
+    rx: &mut mpsc::UnboundedReceiver<Result<(), String>>,
+    n: usize,
+) -> Opened {
     let t0 = Instant::now();
     let limit = Duration::from_secs(60 + n as u64 / 50);
     let mut failures = Vec::new();
@@ -97,7 +100,7 @@ async fn wait_ready(rx: &mut mpsc::UnboundedReceiver<Result<(), String>>, n: usi
 
 /// Opens a connection and, if `join` is given, joins that room (waiting for
 /// `{"ok": true}`).
-async fn open_join(
+pub(crate) async fn open_join(
     t: &Target,
     i: usize,
     id: &str,
@@ -151,9 +154,11 @@ enum Sends {
 }
 
 #[derive(Debug)]
-struct RateCtx {
+pub(crate) struct RateCtx {
     sh: Arc<Shared>,
     target: Target,
+    /// Filler bytes in every published datum.
+    pad: usize,
     /// Unicast: number of clients (targets are `c0..`).
     clients: usize,
     /// Unicast closed loop: one semaphore per sender (never empty).
@@ -197,6 +202,7 @@ async fn rate_task(
     let mut rng = Rng::new(me + 7);
     let mut plan: Option<Plan> = None;
     let window = ctx.window > 0 && sends == Sends::To;
+    let pad = ctx.pad;
     let never = Instant::now() + Duration::from_secs(86_400);
     loop {
         let next_at = match plan {
@@ -295,14 +301,14 @@ async fn rate_task(
                                     b,
                                     format_args!(r#"{{"ns":"{NS}","room":"{FAN_ROOM}","data":"#),
                                 );
-                                d.write(b);
+                                d.write_padded(b, pad);
                                 b.push(b'}');
                             })
                         }),
                         Sends::All => out.text_with(|b| {
                             encode_event(proto, b, "all", None, |b| {
                                 b.extend_from_slice(br#"{"data":"#);
-                                d.write(b);
+                                d.write_padded(b, pad);
                                 b.push(b'}');
                             })
                         }),
@@ -351,31 +357,31 @@ fn pick_target(rng: &mut Rng, me: usize, my_node: usize, nodes: usize, clients: 
 
 /// Figures of one step.
 #[derive(Debug, Clone)]
-struct StepResult {
-    step: u64,
-    rate: f64,
-    dur: f64,
-    target: f64,
-    sent: u64,
-    expected: u64,
-    received: u64,
-    dups: u64,
-    late: u64,
-    invalid: u64,
-    disconnects: u64,
-    lat: LatencySummary,
-    cpu: CpuReport,
-    pass: bool,
-    why: Vec<String>,
-    warmup: bool,
+pub(crate) struct StepResult {
+    pub(crate) step: u64,
+    pub(crate) rate: f64,
+    pub(crate) dur: f64,
+    pub(crate) target: f64,
+    pub(crate) sent: u64,
+    pub(crate) expected: u64,
+    pub(crate) received: u64,
+    pub(crate) dups: u64,
+    pub(crate) late: u64,
+    pub(crate) invalid: u64,
+    pub(crate) disconnects: u64,
+    pub(crate) lat: LatencySummary,
+    pub(crate) cpu: CpuReport,
+    pub(crate) pass: bool,
+    pub(crate) why: Vec<String>,
+    pub(crate) warmup: bool,
 }
 
 impl StepResult {
-    fn loss(&self) -> u64 {
+    pub(crate) fn loss(&self) -> u64 {
         self.expected.saturating_sub(self.received)
     }
 
-    fn deliveries_per_s(&self) -> f64 {
+    pub(crate) fn deliveries_per_s(&self) -> f64 {
         self.received as f64 / self.dur.max(1e-9)
     }
 
@@ -387,7 +393,7 @@ impl StepResult {
     }
 
     /// Losses, duplicates, invalid data, disconnects: contract violations.
-    fn violations(&self) -> Vec<String> {
+    pub(crate) fn violations(&self) -> Vec<String> {
         let mut v = Vec::new();
         let tag = if self.warmup { "warm-up" } else { "step" };
         if self.loss() > 0 {
@@ -420,7 +426,7 @@ impl StepResult {
         v
     }
 
-    fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         let (u, s) = self.server_us();
         format!(
             "{:>4} {:>9.1} {:>11.0} {:>8}/{:<8.0} {:>6} {:>4} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>6.0}% {:>6.0}% {:>6.2} {:>6.2}  {}",
@@ -443,7 +449,7 @@ impl StepResult {
         )
     }
 
-    fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let (u, s) = self.server_us();
         json!({
             "step": self.step,
@@ -471,9 +477,9 @@ impl StepResult {
     }
 }
 
-const STEP_HEADER: &str = "step  msgs/s deliveries/s  sent/target      loss dups   p50 ms   p99 ms p99.9 ms   max ms loadgen server us/dlv(u) (s)";
+pub(crate) const STEP_HEADER: &str = "step  msgs/s deliveries/s  sent/target      loss dups   p50 ms   p99 ms p99.9 ms   max ms loadgen server us/dlv(u) (s)";
 
-struct RateRun<'a> {
+pub(crate) struct RateRun<'a> {
     env: &'a Env,
     ctx: Arc<RateCtx>,
     cmd: watch::Sender<Option<StepCmd>>,
@@ -484,7 +490,22 @@ struct RateRun<'a> {
 }
 
 impl RateRun<'_> {
-    async fn step(&mut self, rate: f64, dur: f64, warmup: bool) -> StepResult {
+    pub(crate) async fn step(&mut self, rate: f64, dur: f64, warmup: bool) -> StepResult {
+        self.step_until(rate, dur, warmup, std::future::pending::<()>())
+            .await
+            .0
+    }
+
+    /// A step that ends after `dur` seconds or when `until` completes,
+    /// whichever comes first; `until` runs while the publishers send (its
+    /// output is `None` when the step ran its full length first).
+    pub(crate) async fn step_until<F: std::future::Future>(
+        &mut self,
+        rate: f64,
+        dur: f64,
+        warmup: bool,
+        until: F,
+    ) -> (StepResult, Option<F::Output>) {
         let sh = &*self.ctx.sh;
         let step = self.next_step;
         self.next_step += 1;
@@ -506,8 +527,23 @@ impl RateRun<'_> {
             end,
             rate: per_sender,
         }));
-        tokio::time::sleep_until(end + Duration::from_millis(30)).await;
+        let mut side = None;
+        tokio::select! {
+            _ = tokio::time::sleep_until(end + Duration::from_millis(30)) => {}
+            out = until => side = Some(out),
+        }
+        let dur = if side.is_some() {
+            Instant::now()
+                .saturating_duration_since(start)
+                .as_secs_f64()
+        } else {
+            dur
+        };
         let _ = self.cmd.send(None);
+        if side.is_some() {
+            // Let a send that was under way when the step was cut be counted.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
         let sent = sh.sent.load(Relaxed);
         let expected = sent * self.per_msg;
         // Drain: until everything arrived, or 3 s without progress (60 s cap).
@@ -597,7 +633,7 @@ impl RateRun<'_> {
             }
             f = g;
         }
-        r
+        (r, side)
     }
 
     /// Runs the steps (one, or --find-max) and returns them.
@@ -775,14 +811,43 @@ fn rate_outcome(
     }
 }
 
-/// `fanout`: N subscribers in one room, P publishers.
-pub async fn fanout(env: &Env, a: &FanoutArgs) -> Outcome {
-    let n = a.n.max(1);
-    let p = a.p.max(1);
+/// A fan-out set up: N subscribers joined, P publishers connected, waiting
+/// for steps.
+pub(crate) struct Fan {
+    pub(crate) sh: Arc<Shared>,
+    ctx: Arc<RateCtx>,
+    cmd: watch::Sender<Option<StepCmd>>,
+    pub(crate) handles: Vec<tokio::task::JoinHandle<()>>,
+    pub(crate) opened: Opened,
+    /// Deliveries per published message.
+    pub(crate) per_msg: u64,
+}
+
+impl Fan {
+    /// The step runner of this fan-out.
+    pub(crate) fn runner<'a>(&self, env: &'a Env, p99_ms: f64) -> RateRun<'a> {
+        RateRun {
+            env,
+            ctx: self.ctx.clone(),
+            cmd: self.cmd.clone(),
+            senders: self.ctx.sh.n_senders as usize,
+            per_msg: self.per_msg,
+            p99_ms,
+            next_step: 1,
+        }
+    }
+}
+
+/// Connects N subscribers (ids `s0..`, joined to the fan-out room) and P
+/// publishers (`p0..`) and waits until all are ready.
+pub(crate) async fn start_fanout(env: &Env, n: usize, p: usize, all: bool, pad: usize) -> Fan {
+    let n = n.max(1);
+    let p = p.max(1);
     let sh = Arc::new(Shared::new(env.gen.threads(), p as u64));
     let ctx = Arc::new(RateCtx {
         sh: sh.clone(),
         target: env.target.clone(),
+        pad,
         clients: 0,
         permits: vec![Semaphore::new(0)],
         window: 0,
@@ -790,7 +855,6 @@ pub async fn fanout(env: &Env, a: &FanoutArgs) -> Outcome {
     let (cmd_tx, cmd_rx) = watch::channel(None);
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
     let sem = Arc::new(Semaphore::new(env.common.connect_concurrency.max(1)));
-    let all = a.event == FanEvent::All;
     let mut handles = Vec::new();
     for i in 0..n + p {
         let (id, idx, is_pub) = if i < n {
@@ -829,30 +893,42 @@ pub async fn fanout(env: &Env, a: &FanoutArgs) -> Outcome {
     drop(ready_tx);
     let opened = wait_ready(&mut ready_rx, n + p).await;
     eprintln!(
-        "fanout: {} subscribers + {} publishers connected in {:.2} s",
-        n, p, opened.secs
+        "fan-out: {n} subscribers + {p} publishers connected in {:.2} s",
+        opened.secs
     );
-    let per_msg = if all { (n + p) as u64 } else { n as u64 };
+    Fan {
+        sh,
+        ctx,
+        cmd: cmd_tx,
+        handles,
+        opened,
+        per_msg: if all { (n + p) as u64 } else { n as u64 },
+    }
+}
+
+/// `fanout`: N subscribers in one room, P publishers.
+pub async fn fanout(env: &Env, a: &FanoutArgs) -> Outcome {
+    let all = a.event == FanEvent::All;
+    let fan = start_fanout(env, a.n, a.p, all, 0).await;
+    let (n, p) = (a.n.max(1), a.p.max(1));
+    let per_msg = fan.per_msg;
     let params = json!({
         "subscribers": n, "publishers": p, "event": if all { "all" } else { "room" },
         "rate": a.rate.rate, "duration_s": a.rate.duration, "find_max": a.rate.find_max,
         "ramp": a.rate.ramp, "p99_ms": a.rate.p99_ms, "nodes": env.target.urls.len(),
-        "connect_s": round3(opened.secs),
+        "connect_s": round3(fan.opened.secs),
     });
-    let (steps, best, notes) = if opened.failures.is_empty() {
-        let mut run = RateRun {
-            env,
-            ctx: ctx.clone(),
-            cmd: cmd_tx,
-            senders: p,
-            per_msg,
-            p99_ms: a.rate.p99_ms,
-            next_step: 1,
-        };
-        run.run(&a.rate).await
+    let (steps, best, notes) = if fan.opened.failures.is_empty() {
+        fan.runner(env, a.rate.p99_ms).run(&a.rate).await
     } else {
         (Vec::new(), None, Vec::new())
     };
+    let Fan {
+        sh,
+        handles,
+        opened,
+        ..
+    } = fan;
     finish(&sh, handles).await;
     let mut out = rate_outcome(
         env,
@@ -877,6 +953,7 @@ pub async fn unicast(env: &Env, a: &UnicastArgs) -> Outcome {
     let ctx = Arc::new(RateCtx {
         sh: sh.clone(),
         target: env.target.clone(),
+        pad: 0,
         clients: c,
         permits: if window > 0 {
             (0..c).map(|_| Semaphore::new(0)).collect()
@@ -954,7 +1031,7 @@ pub async fn unicast(env: &Env, a: &UnicastArgs) -> Outcome {
     out
 }
 
-async fn finish(sh: &Shared, handles: Vec<tokio::task::JoinHandle<()>>) {
+pub(crate) async fn finish(sh: &Shared, handles: Vec<tokio::task::JoinHandle<()>>) {
     sh.stop.cancel();
     let deadline = Instant::now() + Duration::from_secs(5);
     for h in handles {
@@ -964,7 +1041,7 @@ async fn finish(sh: &Shared, handles: Vec<tokio::task::JoinHandle<()>>) {
     }
 }
 
-fn add_errors(out: &mut Outcome, sh: &Shared) {
+pub(crate) fn add_errors(out: &mut Outcome, sh: &Shared) {
     let errs = sh.errors();
     if !errs.is_empty() {
         out.lines.push("errors (first ones):".into());

@@ -52,6 +52,21 @@ impl Datum {
         let _ = write!(out, r#"{{"s":{},"q":{},"t":{}}}"#, self.s, self.q, self.t);
     }
 
+    /// Writes the datum with `pad` filler bytes in an extra `"p"` string
+    /// (none when `pad` is 0).
+    pub fn write_padded(&self, out: &mut Vec<u8>, pad: usize) {
+        if pad == 0 {
+            return self.write(out);
+        }
+        let _ = write!(
+            out,
+            r#"{{"s":{},"q":{},"t":{},"p":""#,
+            self.s, self.q, self.t
+        );
+        out.resize(out.len() + pad, b'x');
+        out.extend_from_slice(b"\"}");
+    }
+
     /// Reads a datum from a parsed JSON value.
     pub fn from_value(v: &Value) -> Option<Datum> {
         Some(Datum {
@@ -286,6 +301,21 @@ mod tests {
             std::str::from_utf8(&o).ok(),
             Some(r#"42["room",{"s":1,"q":2,"t":3}]"#)
         );
+    }
+
+    #[test]
+    fn padded_datum_scans() {
+        let d = Datum { s: 1, q: 2, t: 3 };
+        let mut o = Vec::new();
+        d.write_padded(&mut o, 4);
+        assert_eq!(
+            std::str::from_utf8(&o).ok(),
+            Some(r#"{"s":1,"q":2,"t":3,"p":"xxxx"}"#)
+        );
+        assert_eq!(scan_datum(&o), Some(d));
+        let mut o = Vec::new();
+        d.write_padded(&mut o, 0);
+        assert_eq!(std::str::from_utf8(&o).ok(), Some(r#"{"s":1,"q":2,"t":3}"#));
     }
 
     #[test]

@@ -421,6 +421,11 @@ impl Outbox<'_> {
         self.frame(OP_TEXT, &tmp);
     }
 
+    /// Queues a close frame with `code` and no reason.
+    pub fn close(&mut self, code: u16) {
+        self.frame(OP_CLOSE, &code.to_be_bytes());
+    }
+
     fn frame(&mut self, op: u8, payload: &[u8]) {
         let out = &mut *self.out;
         out.push(0x80 | op);

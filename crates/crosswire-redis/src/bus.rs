@@ -364,18 +364,19 @@ impl Shared {
         match node.jobs.try_send(job) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(job)) => {
-                self.fail_over(job, node.id, "publish queue full".into());
+                self.fail_over(job, node, "publish queue full".into());
             }
             Err(mpsc::error::TrySendError::Closed(job)) => {
-                self.fail_over(job, node.id, "node removed".into());
+                self.fail_over(job, node, "node removed".into());
             }
         }
     }
 
-    /// Hands a copy that failed on node `from` to the next publish target
+    /// Hands a copy that failed on node `failed` to the next publish target
     /// after it in configuration order that no copy of the same publish used
     /// yet; settles it as failed when there is none.
-    pub(crate) fn fail_over(&self, job: Job, from: NodeId, reason: String) {
+    pub(crate) fn fail_over(&self, job: Job, failed: &NodeShared, reason: String) {
+        let from = failed.id;
         if self.is_closed() {
             job.group.fail(&self.counters, BusError::Closed);
             return;
@@ -388,6 +389,7 @@ impl Shared {
         match next {
             Some(node) => {
                 bump(&self.counters.failovers);
+                bump(&failed.failovers);
                 tracing::debug!(from = %from, to = %node.id, %reason, "publish failed over");
                 self.dispatch(node, job);
             }
@@ -913,6 +915,7 @@ impl Bus for RedisBus {
                 healthy: n.publish_target,
                 latency_ms: n.latency.map(|d| d.as_secs_f64() * 1000.0),
                 published: n.published,
+                failovers: n.failovers,
             })
             .collect();
         crosswire::bus::BusHealth {

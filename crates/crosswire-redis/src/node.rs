@@ -112,6 +112,9 @@ pub struct NodeStatus {
     pub publish_target: bool,
     /// PUBLISH commands this node acknowledged.
     pub published: u64,
+    /// Publishes that failed on this node (error, refusal, full queue, no
+    /// answer within `ping_timeout`, removal) and were handed to another node.
+    pub failovers: u64,
     /// Messages received from this node.
     pub received: u64,
 }
@@ -153,6 +156,8 @@ pub(crate) struct NodeShared {
     pub(crate) probe: Notify,
     pub(crate) progress: watch::Sender<SubProgress>,
     pub(crate) published: AtomicU64,
+    /// Publishes handed from this node to another.
+    pub(crate) failovers: AtomicU64,
     pub(crate) received: AtomicU64,
     pub(crate) removed: AtomicBool,
     pub(crate) cancel: CancellationToken,
@@ -204,6 +209,7 @@ impl NodeShared {
             probe: Notify::new(),
             progress: watch::Sender::new(SubProgress::default()),
             published: AtomicU64::new(0),
+            failovers: AtomicU64::new(0),
             received: AtomicU64::new(0),
             removed: AtomicBool::new(false),
             cancel,
@@ -259,6 +265,7 @@ impl NodeShared {
             latency: self.latency(),
             publish_target: self.is_target(),
             published: self.published.load(Ordering::Relaxed),
+            failovers: self.failovers.load(Ordering::Relaxed),
             received: self.received.load(Ordering::Relaxed),
         }
     }

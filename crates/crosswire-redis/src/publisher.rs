@@ -88,7 +88,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: Arc<NodeShared>, mut jobs: mp
     // Removed or closed: whatever is still queued goes elsewhere (or fails).
     jobs.close();
     while let Ok(job) = jobs.try_recv() {
-        shared.fail_over(job, node.id, "node removed".into());
+        shared.fail_over(job, &node, "node removed".into());
     }
 }
 
@@ -106,7 +106,7 @@ async fn idle<F: Future>(
             biased;
             _ = node.cancel.cancelled() => return None,
             out = &mut fut => return Some(out),
-            Some(job) = jobs.recv() => shared.fail_over(job, node.id, "not connected".into()),
+            Some(job) = jobs.recv() => shared.fail_over(job, node, "not connected".into()),
         }
     }
 }
@@ -185,14 +185,14 @@ async fn serve(
                     Ok(Err(e)) => {
                         let reason = e.to_string();
                         for job in sent {
-                            shared.fail_over(job, node.id, reason.clone());
+                            shared.fail_over(job, node, reason.clone());
                         }
                         break End::Lost(reason);
                     }
                     Err(_) => {
                         let reason = no_answer("PUBLISH", t);
                         for job in sent {
-                            shared.fail_over(job, node.id, reason.clone());
+                            shared.fail_over(job, node, reason.clone());
                         }
                         shared.set_health(node, ConnKind::Publisher, false, HealthEventKind::Ping, Some(reason));
                         timeouts += 1;
@@ -231,7 +231,7 @@ async fn serve(
                 let list = collect_batch(first, jobs);
                 if !node.pub_healthy.load(Ordering::Acquire) {
                     for job in list {
-                        shared.fail_over(job, node.id, "publisher unhealthy".into());
+                        shared.fail_over(job, node, "publisher unhealthy".into());
                     }
                     continue;
                 }
@@ -265,7 +265,7 @@ async fn serve(
             End::Cancelled => "node removed".to_owned(),
             End::Lost(ref r) => r.clone(),
         };
-        shared.fail_over(job, node.id, reason);
+        shared.fail_over(job, node, reason);
     }
     end
 }
@@ -291,13 +291,13 @@ fn settle(shared: &Shared, node: &NodeShared, sent: Vec<Job>, values: Vec<Value>
     let mut values = values.into_iter();
     for job in sent {
         match values.next() {
-            Some(Value::ServerError(e)) => shared.fail_over(job, node.id, e.to_string()),
+            Some(Value::ServerError(e)) => shared.fail_over(job, node, e.to_string()),
             Some(_) => {
                 bump(&node.published);
                 bump(&shared.counters.published);
                 job.group.succeed();
             }
-            None => shared.fail_over(job, node.id, "missing reply".into()),
+            None => shared.fail_over(job, node, "missing reply".into()),
         }
     }
 }

@@ -218,10 +218,25 @@ async fn send_paths_and_calls_across_three_nodes_on_two_redis_json() {
     send_paths(Codec::Json).await;
 }
 
+/// What [`kill_during_stream`] observed.
+struct StreamRun {
+    /// Received copies per sequence number.
+    counts: HashMap<u64, usize>,
+    /// Publish failovers of n1's bus.
+    failovers: u64,
+    /// Health events seen.
+    health_events: usize,
+    /// n1's bus nodes at the end, in configuration order (r1, then r2).
+    nodes: Vec<crosswire_redis::NodeStatus>,
+    /// n1's health report at the end.
+    health: crosswire::Health,
+    /// n1's Prometheus text at the end.
+    metrics: String,
+}
+
 /// Streams room broadcasts from n1 to a member on n2 while one of two Redis
-/// nodes is frozen and then killed; returns (received counts per sequence
-/// number, publish failovers of n1's bus, health events seen).
-async fn kill_during_stream(redundant: bool) -> (HashMap<u64, usize>, u64, usize) {
+/// nodes is frozen and then killed.
+async fn kill_during_stream(redundant: bool) -> StreamRun {
     let r1 = RedisServer::start();
     let mut r2 = RedisServer::start();
     let o = Opts {
@@ -298,12 +313,23 @@ async fn kill_during_stream(redundant: bool) -> (HashMap<u64, usize>, u64, usize
     let failovers = bus1.stats().publish_failovers;
     let events = health.lock().unwrap().len();
     let counts = counts.lock().unwrap().clone();
-    (counts, failovers, events)
+    StreamRun {
+        counts,
+        failovers,
+        health_events: events,
+        nodes: bus1.nodes(),
+        health: n1.health(),
+        metrics: n1.metrics_text(),
+    }
 }
 
 #[tokio::test]
 async fn kill9_redis_during_room_stream_redundant_mode_loses_and_duplicates_nothing() {
-    let (counts, _failovers, health_events) = kill_during_stream(true).await;
+    let StreamRun {
+        counts,
+        health_events,
+        ..
+    } = kill_during_stream(true).await;
     let lost: Vec<u64> = (0..620).filter(|q| !counts.contains_key(q)).collect();
     let duplicated: Vec<u64> = counts
         .iter()
@@ -322,14 +348,59 @@ async fn kill9_redis_during_room_stream_redundant_mode_loses_and_duplicates_noth
 
 #[tokio::test]
 async fn kill9_redis_during_room_stream_default_mode_fails_over() {
-    let (counts, failovers, health_events) = kill_during_stream(false).await;
+    let run = kill_during_stream(false).await;
+    let (counts, failovers) = (&run.counts, run.failovers);
     let lost = (0..600).filter(|q| !counts.contains_key(q)).count();
     let duplicated = counts.values().filter(|n| **n > 1).count();
     // Recorded, not asserted: single-copy publishing can lose what the dying
     // node had accepted (see docs/compatibility.md).
     println!("default mode: failovers {failovers} lost {lost} duplicated {duplicated}");
     assert!(failovers > 0, "publishes failed over to the healthy node");
-    assert!(health_events > 0, "health callbacks fired");
+    assert!(run.health_events > 0, "health callbacks fired");
+
+    // Failovers per Redis node: only the frozen and killed one (r2) lost
+    // publishes to the other, and the per-node counts add up to the total.
+    let [r1, r2] = &run.nodes[..] else {
+        panic!("two nodes: {:?}", run.nodes)
+    };
+    assert_eq!(r1.failovers, 0, "{r1:?}");
+    assert_eq!(r2.failovers, failovers, "{r2:?}");
+    // The same figures in the health report and the metrics.
+    let bus = run.health.bus.as_ref().unwrap();
+    let reported: Vec<(&str, u64)> = bus
+        .nodes
+        .iter()
+        .map(|n| (n.name.as_str(), n.failovers))
+        .collect();
+    assert_eq!(
+        reported,
+        [(r1.url.as_str(), 0), (r2.url.as_str(), failovers)]
+    );
+    assert!(
+        run.metrics
+            .contains("# TYPE crosswire_bus_node_failovers_total counter"),
+        "{}",
+        run.metrics
+    );
+    for (n, expected) in [(r1, 0), (r2, failovers)] {
+        let line = format!(
+            "crosswire_bus_node_failovers_total{{node=\"n1\",bus_node=\"{}\"}} {expected}\n",
+            n.url
+        );
+        assert!(run.metrics.contains(&line), "no {line} in\n{}", run.metrics);
+    }
+    // The existing per-node metrics are still there.
+    for name in [
+        "crosswire_bus_node_healthy",
+        "crosswire_bus_node_published_total",
+    ] {
+        assert!(
+            run.metrics
+                .contains(&format!("{name}{{node=\"n1\",bus_node=\"{}\"}}", r2.url)),
+            "no {name} in\n{}",
+            run.metrics
+        );
+    }
 }
 
 /// The Part C vectors, PUBLISHed raw into Redis by a stranger, reach the

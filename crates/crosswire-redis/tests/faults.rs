@@ -219,6 +219,10 @@ async fn kill_one_node_fails_over_and_recovers() {
     assert!(errors.is_empty(), "{errors:?}");
     let stats = a.stats();
     assert!(stats.publish_failovers > 0, "{stats:?}");
+    // Every failover moved a publish away from the killed node.
+    let nodes = a.nodes();
+    assert_eq!(nodes[0].failovers, 0, "{nodes:?}");
+    assert_eq!(nodes[1].failovers, stats.publish_failovers, "{nodes:?}");
     assert!(stats.reconnects >= 2, "{stats:?}");
     for kind in [ConnKind::Publisher, ConnKind::Subscriber] {
         let events = health.lock().unwrap();

@@ -10,7 +10,7 @@
 use crate::error::{non_empty, EVENT_MSG};
 use crate::events::HandlerId;
 use crate::node::Node;
-use crate::stats::Stats;
+use crate::stats::{HandlerKind, Stats, Timed};
 use crate::{Error, Result};
 use crosswire_protocol::envelope::{
     BridgeEvent, BridgeMessage, BridgeReply, KeyOrder, CALLBACK_EVENT,
@@ -1221,8 +1221,15 @@ impl Node {
             origin: msg.sender_server.clone(),
             callback_id,
         });
+        let start = Instant::now();
         for h in handlers {
-            tokio::spawn(h(msg.clone(), reply.clone()));
+            let fut = h(msg.clone(), reply.clone());
+            tokio::spawn(Timed::new(
+                fut,
+                start,
+                self.inner.stats.clone(),
+                HandlerKind::CrossServer,
+            ));
         }
     }
 

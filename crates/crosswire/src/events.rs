@@ -430,7 +430,10 @@ where
 /// This keeps handlers in the order their frames arrived (everything a
 /// handler does before its first `.await` happens in arrival order) while a
 /// slow handler never holds up the next frame.
-pub(crate) async fn run_detached(fut: BoxFuture<'static, ()>) {
+pub(crate) async fn run_detached<F>(fut: F)
+where
+    F: Future<Output = ()> + Send + Unpin + 'static,
+{
     let mut fut = Some(fut);
     std::future::poll_fn(|cx: &mut Context<'_>| {
         if let Some(f) = fut.as_mut() {

@@ -82,7 +82,7 @@ pub use node::{CloseInfo, Node, NodeBuilder, RoomSend};
 pub use ops::Health;
 pub use rooms::Match;
 pub use socket::{close_code, Handshake, SlowConsumerPolicy, Socket};
-pub use stats::StatsSnapshot;
+pub use stats::{HistogramSnapshot, StatsSnapshot, HANDLER_BUCKETS};
 pub use ws::Refusal;
 
 /// Support for crosswire's own benchmarks; not part of the public API.

@@ -2,6 +2,7 @@
 
 use crate::bus::BusHealth;
 use crate::node::Node;
+use crate::stats::HANDLER_BUCKETS;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::{get, MethodRouter};
@@ -266,6 +267,38 @@ impl Node {
                 "crosswire_bus_messages_total{{node=\"{node}\",outcome=\"{outcome}\"}} {n}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP crosswire_handler_seconds Run time of event handlers, from dispatch to completion."
+        );
+        let _ = writeln!(out, "# TYPE crosswire_handler_seconds histogram");
+        for (kind, h) in [
+            ("client", &s.client_handler_seconds),
+            ("cross_server", &s.cross_server_handler_seconds),
+        ] {
+            let labels = format!("node=\"{node}\",kind=\"{kind}\"");
+            for (le, n) in HANDLER_BUCKETS.iter().zip(&h.buckets) {
+                let _ = writeln!(
+                    out,
+                    "crosswire_handler_seconds_bucket{{{labels},le=\"{le}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "crosswire_handler_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "crosswire_handler_seconds_sum{{{labels}}} {}",
+                h.sum_seconds
+            );
+            let _ = writeln!(
+                out,
+                "crosswire_handler_seconds_count{{{labels}}} {}",
+                h.count
+            );
+        }
         if let Some(cluster) = self.cluster() {
             let health = cluster.bus.health();
             let _ = writeln!(
@@ -292,6 +325,19 @@ impl Node {
                     "crosswire_bus_node_published_total{{node=\"{node}\",bus_node=\"{}\"}} {}",
                     escape(&n.name),
                     n.published
+                );
+            }
+            let _ = writeln!(
+                out,
+                "# HELP crosswire_bus_node_failovers_total Publishes that failed on a bus node and were handed to another."
+            );
+            let _ = writeln!(out, "# TYPE crosswire_bus_node_failovers_total counter");
+            for n in &health.nodes {
+                let _ = writeln!(
+                    out,
+                    "crosswire_bus_node_failovers_total{{node=\"{node}\",bus_node=\"{}\"}} {}",
+                    escape(&n.name),
+                    n.failovers
                 );
             }
         }

@@ -1,6 +1,126 @@
-//! Counters of everything a node drops, refuses or closes.
+//! Counters of everything a node drops, refuses or closes, and histograms
+//! of how long event handlers run.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// Upper bounds (seconds) of the buckets of the handler histograms; a last
+/// bucket (`+Inf`) takes the rest.
+pub const HANDLER_BUCKETS: [f64; 10] =
+    [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
+
+/// The same bounds in nanoseconds, for the hot path.
+const BUCKET_NANOS: [u64; 10] = [
+    100_000,
+    500_000,
+    1_000_000,
+    5_000_000,
+    10_000_000,
+    50_000_000,
+    100_000_000,
+    500_000_000,
+    1_000_000_000,
+    5_000_000_000,
+];
+
+/// A fixed-bucket histogram of durations, lock-free: one atomic add per
+/// bucket hit and one for the sum.
+#[derive(Debug, Default)]
+pub(crate) struct Histogram {
+    /// Observations per bucket (not cumulative); the last one is `+Inf`.
+    buckets: [AtomicU64; 11],
+    /// Sum of the observations in nanoseconds.
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    pub(crate) fn observe(&self, d: Duration) {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let i = BUCKET_NANOS
+            .iter()
+            .position(|&b| nanos <= b)
+            .unwrap_or(BUCKET_NANOS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> HistogramSnapshot {
+        let mut buckets = [0u64; 11];
+        let mut total = 0;
+        for (out, b) in buckets.iter_mut().zip(&self.buckets) {
+            total += b.load(Ordering::Relaxed);
+            *out = total;
+        }
+        HistogramSnapshot {
+            buckets,
+            count: total,
+            sum_seconds: self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9,
+        }
+    }
+}
+
+/// A copy of a handler histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
+pub struct HistogramSnapshot {
+    /// Cumulative counts: `buckets[i]` observations took at most
+    /// [`HANDLER_BUCKETS`]`[i]` seconds; the last entry (`+Inf`) equals `count`.
+    pub buckets: [u64; 11],
+    /// Observations.
+    pub count: u64,
+    /// Sum of the observations, in seconds.
+    pub sum_seconds: f64,
+}
+
+/// Which handlers a histogram times.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum HandlerKind {
+    Client,
+    CrossServer,
+}
+
+/// A handler's future that records, when it completes, the time since
+/// `start` (the dispatch of its event) in the node's histogram.
+pub(crate) struct Timed<F> {
+    fut: F,
+    start: Instant,
+    stats: Arc<Stats>,
+    kind: HandlerKind,
+}
+
+impl<F> Timed<F> {
+    pub(crate) fn new(fut: F, start: Instant, stats: Arc<Stats>, kind: HandlerKind) -> Self {
+        Timed {
+            fut,
+            start,
+            stats,
+            kind,
+        }
+    }
+}
+
+impl<F: Future<Output = ()> + Unpin> Future for Timed<F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        match Pin::new(&mut this.fut).poll(cx) {
+            Poll::Ready(()) => {
+                let h = match this.kind {
+                    HandlerKind::Client => &this.stats.client_handler_seconds,
+                    HandlerKind::CrossServer => &this.stats.cross_server_handler_seconds,
+                };
+                h.observe(this.start.elapsed());
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
 
 /// Counters of one node. Read them with [`Node::stats`](crate::Node::stats).
 ///
@@ -36,6 +156,8 @@ pub struct Stats {
     pub(crate) connections_refused: AtomicU64,
     pub(crate) bus_dropped_unsigned: AtomicU64,
     pub(crate) bus_dropped_replayed: AtomicU64,
+    pub(crate) client_handler_seconds: Histogram,
+    pub(crate) cross_server_handler_seconds: Histogram,
 }
 
 impl Stats {
@@ -78,6 +200,8 @@ impl Stats {
             connections_refused: g(&self.connections_refused),
             bus_dropped_unsigned: g(&self.bus_dropped_unsigned),
             bus_dropped_replayed: g(&self.bus_dropped_replayed),
+            client_handler_seconds: self.client_handler_seconds.snapshot(),
+            cross_server_handler_seconds: self.cross_server_handler_seconds.snapshot(),
         }
     }
 }
@@ -102,7 +226,7 @@ impl Stats {
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 #[non_exhaustive]
 pub struct StatsSnapshot {
     /// WebSocket connections accepted.
@@ -152,4 +276,38 @@ pub struct StatsSnapshot {
     pub bus_dropped_unsigned: u64,
     /// Bus messages refused as stale or replayed (signing mode; also the second copy of a redundant publish).
     pub bus_dropped_replayed: u64,
+    /// Run time of client-event handlers, from the dispatch of the frame's
+    /// event to the end of the handler (its asynchronous part included).
+    pub client_handler_seconds: HistogramSnapshot,
+    /// Run time of cross-server event handlers, from dispatch to their end.
+    pub cross_server_handler_seconds: HistogramSnapshot,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(50));
+        h.observe(Duration::from_micros(100));
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_secs(10));
+        let s = h.snapshot();
+        assert_eq!(s.count, 4);
+        assert_eq!(s.buckets[0], 2, "bounds are inclusive");
+        assert_eq!(s.buckets[2], 2);
+        assert_eq!(s.buckets[3], 3);
+        assert_eq!(s.buckets[9], 3);
+        assert_eq!(s.buckets[10], 4);
+        assert!((s.sum_seconds - 10.00315).abs() < 1e-9, "{}", s.sum_seconds);
+    }
+
+    #[test]
+    fn bucket_bounds_agree() {
+        for (s, n) in HANDLER_BUCKETS.iter().zip(BUCKET_NANOS) {
+            assert_eq!((s * 1e9).round() as u64, n);
+        }
+    }
 }

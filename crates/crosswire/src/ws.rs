@@ -9,7 +9,7 @@
 use crate::events::run_detached;
 use crate::node::{CloseInfo, Node};
 use crate::socket::{close_code, CloseRequest, Handshake, Socket};
-use crate::stats::Stats;
+use crate::stats::{HandlerKind, Stats, Timed};
 use crate::{Error, Result};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, Request};
@@ -30,7 +30,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a closing socket waits for the peer's close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -504,13 +504,17 @@ async fn handle_text(node: &Node, socket: &Socket, text: Utf8Bytes) {
                         .map(|id| crate::events::Reply::new(socket.clone(), id));
                     let mut payload = Some(ev.payload.unwrap_or(Value::Null));
                     let last = handlers.len() - 1;
+                    let start = Instant::now();
                     for (i, h) in handlers.iter().enumerate() {
                         let p = if i == last {
                             payload.take().unwrap_or_default()
                         } else {
                             payload.clone().unwrap_or_default()
                         };
-                        run_detached(h.call(socket.clone(), p, reply.clone())).await;
+                        let fut = h.call(socket.clone(), p, reply.clone());
+                        let timed =
+                            Timed::new(fut, start, inner.stats.clone(), HandlerKind::Client);
+                        run_detached(timed).await;
                     }
                 }
             }

@@ -147,6 +147,26 @@ async fn unauthenticated_sockets_are_closed_4005_and_bad_tokens_4011() {
 #[tokio::test]
 async fn metrics_and_health_routes() {
     let node = Node::builder().server_name("ops").build().unwrap();
+    node.on("fast", |_s, _p, reply| async move {
+        if let Some(r) = reply {
+            r.send(&"fast").unwrap();
+        }
+    })
+    .unwrap();
+    // Replies, then keeps running: the histogram times the whole handler.
+    node.on("slow", |_s, _p, reply| async move {
+        if let Some(r) = reply {
+            r.send(&"slow").unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    })
+    .unwrap();
+    node.on_cross_server("count", |_m, reply| async move {
+        if let Some(r) = reply {
+            r.send(&1).unwrap();
+        }
+    })
+    .unwrap();
     let app = axum::Router::new()
         .route("/ws", node.ws_route())
         .route("/metrics", node.metrics_route())
@@ -156,13 +176,77 @@ async fn metrics_and_health_routes() {
     tokio::spawn(async move { axum::serve(listener, app).await });
     let mut ws = connect(addr, "ws").await;
     send_text(&mut ws, "not json").await;
+    for (event, id) in [("fast", "1"), ("fast", "2"), ("slow", "3")] {
+        send_text(
+            &mut ws,
+            &format!(r#"{{"event":"{event}","payload":0,"callbackId":"{id}"}}"#),
+        )
+        .await;
+        assert_eq!(next_json(&mut ws).await["payload"], event);
+    }
     sync(&mut ws).await;
+    node.emit_cross_server("count", &json!({}))
+        .unwrap()
+        .expect(1)
+        .collect()
+        .await
+        .unwrap();
+    // The slow handler ends 30 ms after its reply; the cross-server handler
+    // after its reply too.
+    wait_until(|| {
+        let s = node.stats();
+        s.client_handler_seconds.count == 3 && s.cross_server_handler_seconds.count == 1
+    })
+    .await;
     let metrics = http_get(addr, "/metrics").await;
     assert!(
         metrics.contains("crosswire_connections{node=\"ops\"} 1"),
         "{metrics}"
     );
     assert!(metrics.contains("crosswire_frames_dropped_total{node=\"ops\",reason=\"invalid\"} 1"));
+    // The handler histogram: type, every bucket, sum and count, both kinds.
+    assert!(
+        metrics.contains("# TYPE crosswire_handler_seconds histogram"),
+        "{metrics}"
+    );
+    let value = |series: &str| -> f64 {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .unwrap_or_else(|| panic!("no {series} in\n{metrics}"));
+        line[series.len()..].trim().parse().unwrap()
+    };
+    let client = r#"node="ops",kind="client""#;
+    let bucket = |le: &str| {
+        value(&format!(
+            "crosswire_handler_seconds_bucket{{{client},le=\"{le}\"}}"
+        ))
+    };
+    for le in [
+        "0.0001", "0.0005", "0.001", "0.005", "0.01", "0.05", "0.1", "0.5", "1", "5",
+    ] {
+        let _ = bucket(le);
+    }
+    assert_eq!(bucket("+Inf"), 3.0);
+    assert_eq!(
+        value(&format!("crosswire_handler_seconds_count{{{client}}}")),
+        3.0
+    );
+    // The slow handler took at least 30 ms: it is above the 10 ms bucket,
+    // and the sum counts its asynchronous part.
+    assert!(bucket("0.01") <= 2.0, "{metrics}");
+    assert!(value(&format!("crosswire_handler_seconds_sum{{{client}}}")) >= 0.03);
+    let cross = r#"node="ops",kind="cross_server""#;
+    assert_eq!(
+        value(&format!("crosswire_handler_seconds_count{{{cross}}}")),
+        1.0
+    );
+    assert_eq!(
+        value(&format!(
+            "crosswire_handler_seconds_bucket{{{cross},le=\"+Inf\"}}"
+        )),
+        1.0
+    );
     let health: serde_json::Value = serde_json::from_str(
         http_get(addr, "/health")
             .await

@@ -97,6 +97,8 @@ pub struct BusNodeHealth {
     pub latency_ms: Option<f64>,
     /// Messages published through it.
     pub published: u64,
+    /// Publishes that failed on it and were handed to another node.
+    pub failovers: u64,
 }
 
 /// What can go wrong on a bus.
