@@ -10,6 +10,14 @@ use std::time::{Duration, Instant};
 
 /// Upper bounds (seconds) of the buckets of the handler histograms; a last
 /// bucket (`+Inf`) takes the rest.
+///
+/// # Examples
+///
+/// ```
+/// // Bounds of `crosswire_handler_seconds_bucket{le="..."}`, ascending.
+/// assert!(crosswire::HANDLER_BUCKETS.windows(2).all(|w| w[0] < w[1]));
+/// assert_eq!(crosswire::HANDLER_BUCKETS[0], 0.0001);
+/// ```
 pub const HANDLER_BUCKETS: [f64; 10] =
     [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
 
@@ -64,6 +72,20 @@ impl Histogram {
 }
 
 /// A copy of a handler histogram.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire::Result<()> {
+/// let node = crosswire::Node::builder().build()?;
+/// let h = node.stats().client_handler_seconds;
+/// assert_eq!(h.count, 0);
+/// assert_eq!(h.buckets.len(), crosswire::HANDLER_BUCKETS.len() + 1);
+/// assert_eq!(h.buckets.last().copied(), Some(h.count));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 #[non_exhaustive]
 pub struct HistogramSnapshot {

@@ -32,6 +32,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+/// Bytes of frames gathered before one write to the socket.
+const WRITE_BUFFER: usize = 8 * 1024;
+
 /// How long a closing socket waits for the peer's close frame.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -276,6 +279,11 @@ async fn upgrade(node: Node, req: Request) -> Response {
         // default) and every idle connection keeps it: most frames are
         // small, so start small and let a big frame grow it.
         .read_buffer_size(read_buffer)
+        // Frames queued together are written together once this much is
+        // buffered (or at the end of the batch). tungstenite keeps the
+        // buffer's capacity, so its 128 KiB default would stay with every
+        // connection that once received a burst.
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| tasks.track_future(run_connection(node, socket, handshake)))
 }
 

@@ -80,10 +80,11 @@ pub struct BusHealth {
 ///     healthy: true,
 ///     latency_ms: Some(0.4),
 ///     published: 12,
+///     failovers: 1,
 /// };
 /// assert_eq!(
 ///     serde_json::to_string(&node)?,
-///     r#"{"name":"redis://10.0.0.1:6379","healthy":true,"latency_ms":0.4,"published":12}"#
+///     r#"{"name":"redis://10.0.0.1:6379","healthy":true,"latency_ms":0.4,"published":12,"failovers":1}"#
 /// );
 /// # Ok::<(), serde_json::Error>(())
 /// ```
