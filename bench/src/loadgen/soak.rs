@@ -900,9 +900,27 @@ pub async fn storm(env: &Env, a: &StormArgs) -> Outcome {
                         a.max_rss_after_mib
                     ));
                 }
+                let first = s.rounds.first().and_then(|r| r.rss_after);
+                let growth = first.map(|f| delta_mib(f, x));
+                if let (Some(f), Some(g)) = (first, growth) {
+                    lines.push(format!(
+                        "server RSS after round 1 {:.1} MiB, after the last {:.1} MiB: growth {g:+.1} MiB (bound {} MiB)",
+                        mib(f),
+                        mib(x),
+                        a.max_rss_growth_mib
+                    ));
+                    if g > a.max_rss_growth_mib {
+                        failures.push(format!(
+                            "server RSS grew {g:.1} MiB from the first round to the last, above --max-rss-growth-mib {}",
+                            a.max_rss_growth_mib
+                        ));
+                    }
+                }
                 rss = json!({
                     "baseline_kib": b, "peak_kib": pk, "after_kib": x,
                     "after_minus_baseline_mib": round3(left), "bound_mib": a.max_rss_after_mib,
+                    "growth_after_first_round_mib": growth.map(round3),
+                    "growth_bound_mib": a.max_rss_growth_mib,
                 });
             }
             if let Some(f) = s.server_left {
