@@ -284,7 +284,10 @@ async fn upgrade(node: Node, req: Request) -> Response {
         // buffer's capacity, so its 128 KiB default would stay with every
         // connection that once received a burst.
         .write_buffer_size(WRITE_BUFFER)
-        .on_upgrade(move |socket| tasks.track_future(run_connection(node, socket, handshake)))
+        .on_upgrade(move |ws| {
+            let conn = open_connection(&node, ws, &handshake);
+            tasks.track_future(run_connection(node, conn, handshake))
+        })
 }
 
 /// A copy of `uri` in its own allocation. hyper parses the request head
@@ -309,7 +312,9 @@ fn detach_headers(headers: &http::HeaderMap) -> http::HeaderMap {
     copy
 }
 
-async fn run_connection(node: Node, ws: WebSocket, handshake: Arc<Handshake>) {
+/// Registers a new connection's socket (closing it at once when the node is
+/// shutting down or full) and wraps it with its WebSocket.
+fn open_connection(node: &Node, ws: WebSocket, handshake: &Arc<Handshake>) -> Box<Conn> {
     let inner = &node.inner;
     let conn_id = inner.next_conn.fetch_add(1, Ordering::Relaxed);
     let socket = Socket::new(
@@ -342,7 +347,16 @@ async fn run_connection(node: Node, ws: WebSocket, handshake: Arc<Handshake>) {
             }
         });
     }
-    let mut conn = Conn::new(ws, socket.clone());
+    Box::new(Conn::new(ws, socket))
+}
+
+/// Serves one connection to its end. `conn` is boxed: an async fn keeps its
+/// arguments beside their moved copies, and every idle connection holds
+/// this future.
+async fn run_connection(node: Node, mut conn: Box<Conn>, handshake: Arc<Handshake>) {
+    let inner = &node.inner;
+    let socket = conn.socket.clone();
+    let conn_id = socket.id();
 
     // Connection handlers finish before the socket's first frame is
     // dispatched; what they send goes out meanwhile.
@@ -412,8 +426,7 @@ async fn serve(node: &Node, conn: &mut Conn) -> CloseInfo {
                 if is_capacity_error(e) {
                     // The stream cannot be read past this frame.
                     Stats::incr(&stats.frames_oversize);
-                    conn.close(close_code::TOO_BIG, "message too big", false)
-                        .await;
+                    Box::pin(conn.close(close_code::TOO_BIG, "message too big", false)).await;
                 } else {
                     tracing::debug!(socket = socket.id(), error = %message, "socket error");
                     let err: Arc<str> = message.into();
@@ -428,7 +441,10 @@ async fn serve(node: &Node, conn: &mut Conn) -> CloseInfo {
                 reason,
                 drain,
             }) => {
-                if let Some(reply) = conn.close(code, &reason, drain).await {
+                // Boxed, as every rare path here: the connection's future is
+                // as big as its biggest await, and every idle connection
+                // holds it.
+                if let Some(reply) = Box::pin(conn.close(code, &reason, drain)).await {
                     close = reply;
                 }
                 break;
@@ -439,17 +455,18 @@ async fn serve(node: &Node, conn: &mut Conn) -> CloseInfo {
             if bucket.as_mut().is_some_and(|b| !b.take()) {
                 Stats::incr(&stats.rate_limit_closes);
                 socket.mark_closed();
-                conn.close(close_code::RATE_LIMITED, "rate limit exceeded", false)
-                    .await;
+                Box::pin(conn.close(close_code::RATE_LIMITED, "rate limit exceeded", false)).await;
                 break;
             }
         }
         match msg {
             Message::Text(text) => {
-                handle_text(node, &socket, text).await;
+                // One small allocation per frame keeps the frame's decoding
+                // state out of every idle connection's future.
+                Box::pin(handle_text(node, &socket, text)).await;
             }
             Message::Binary(data) => match Utf8Bytes::try_from(data) {
-                Ok(text) => handle_text(node, &socket, text).await,
+                Ok(text) => Box::pin(handle_text(node, &socket, text)).await,
                 Err(_) => {
                     Stats::incr(&stats.frames_dropped_invalid);
                     tracing::debug!(socket = socket.id(), "binary frame is not UTF-8: dropped");
