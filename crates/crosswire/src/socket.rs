@@ -208,7 +208,7 @@ pub(crate) enum CloseRequest {
     Terminate,
 }
 
-/// Wake-ups for the writer that must not wait behind a full queue.
+/// Requests for the connection task that must not wait behind a full queue.
 #[derive(Default)]
 pub(crate) struct Control {
     pub(crate) ping: AtomicBool,
@@ -686,7 +686,7 @@ impl Socket {
     /// # let socket = sockets.recv().await.ok_or("no connection")?;
     /// assert_eq!(socket.queued(), 0);
     /// socket.emit("a", &1)?;
-    /// assert_eq!(socket.queued(), 1); // the writer has not run yet
+    /// assert_eq!(socket.queued(), 1); // the connection task has not run yet
     /// let text = client.next().await.ok_or("closed")??.into_text()?;
     /// assert_eq!(socket.queued(), 0);
     /// # Ok(())

@@ -1,5 +1,5 @@
 //! The WebSocket endpoint: the upgrade (with the application's hook), the
-//! per-connection reader and writer, and the standalone listener.
+//! per-connection task, and the standalone listener.
 //!
 //! Each connection has one task. It decodes the client's frames and
 //! dispatches them in arrival order, and between them drains the socket's
@@ -185,9 +185,9 @@ impl Node {
         if self.is_shut_down() {
             return Err(Error::Shutdown);
         }
-        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let listener = bind(addr).await?;
         let local = listener.local_addr()?;
-        // Frames are batched by the writer; Nagle's algorithm would only add
+        // Frames are batched by the connection task; Nagle's algorithm would only add
         // delay (up to a delayed-ACK timeout) to the last segment of a batch.
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
             if let Err(e) = tcp.set_nodelay(true) {
@@ -217,6 +217,37 @@ impl Node {
         }
         Ok(local)
     }
+}
+
+/// Pending connections the kernel queues for `accept` (it caps this at
+/// `net.core.somaxconn`). Tokio's default of 1024 makes the kernel drop SYNs
+/// when thousands of clients reconnect at once, and each dropped client
+/// waits a second before it tries again.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the first address of `addr` that can be bound, with
+/// [`LISTEN_BACKLOG`].
+async fn bind(addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<tokio::net::TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // As `TcpListener::bind` does: a restarted node can bind at once.
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(addr)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to listen on")
+    }))
 }
 
 async fn upgrade(node: Node, req: Request) -> Response {

@@ -308,3 +308,18 @@ async fn a_zero_read_buffer_is_refused() {
     let err = Node::builder().read_buffer_size(0).build().unwrap_err();
     assert!(err.to_string().contains("read_buffer_size"), "{err}");
 }
+
+#[tokio::test]
+async fn listening_on_a_port_in_use_fails_with_an_io_error() {
+    let (_node, addr) = start(Node::builder()).await;
+    let other = Node::builder().build().unwrap();
+    match other.listen(addr).await {
+        Err(crosswire::Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse),
+        r => panic!("{r:?}"),
+    }
+    // Names resolve; the node then serves on the bound address.
+    let third = Node::builder().build().unwrap();
+    let bound = third.listen("localhost:0").await.unwrap();
+    let mut ws = connect(bound, "").await;
+    sync(&mut ws).await;
+}
