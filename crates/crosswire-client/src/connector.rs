@@ -280,11 +280,12 @@ impl Connector {
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;
     /// # let url = format!("ws://{addr}");
-    /// use crosswire_client::{Connector, ConnectorOptions};
-    /// let c = Connector::connect(ConnectorOptions::new(url))?;
-    /// while !c.is_open() {
-    ///     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    /// }
+    /// use crosswire_client::{ClientEvent, Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new(url))?;
+    /// let mut events = c.subscribe();
+    /// c.start();
+    /// while events.recv().await.ok_or("ended")? != ClientEvent::Open {}
+    /// assert!(c.is_open());
     /// assert_eq!(c.emit_with_callback("echo", &1).await?, Some(1.into()));
     /// # Ok(())
     /// # }
@@ -397,9 +398,8 @@ impl Connector {
     /// use crosswire_client::ReadyState;
     /// assert_eq!(c.state(), ReadyState::Open);
     /// c.manual_close();
-    /// while c.state() != ReadyState::Closed {
-    ///     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    /// }
+    /// while !matches!(events.recv().await.ok_or("ended")?, crosswire_client::ClientEvent::Close { .. }) {}
+    /// assert_eq!(c.state(), ReadyState::Closed);
     /// # Ok(())
     /// # }
     /// ```
