@@ -17,9 +17,11 @@
 # used more than 10 % of a core are flagged noisy.
 #
 # Cases:  single  = fanout1-max fanout1-40k echo1 rpc1 count1 conns1
-#         cluster = fanout2-max unicast2-max rpc2 count2   (two nodes + Redis)
+#         cluster = fanout2-max unicast2-max unicast2-fixed rpc2 count2   (two nodes + Redis)
+#         (unicast2-fixed: both systems at the same rate, UNICAST_RATE, to compare latency)
 # Knobs (environment): STEP_SECS (5, seconds per fan-out step), FANOUT_N (1000),
 # FANOUT_P (10), ECHO_C (50), LOOP_SECS (10), CONNS_N (19000), UNICAST_C (1000),
+# UNICAST_RATE (5000 msgs/s),
 # THREADS (2, generator threads), CARGO_TARGET_DIR, NODE (node binary).
 set -euo pipefail
 
@@ -34,13 +36,13 @@ while [ $# -gt 0 ]; do
     --set) SET="$2"; shift 2 ;;
     --cases) CASES="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 64 ;;
   esac
 done
 
 SINGLE_CASES="fanout1-max fanout1-40k echo1 rpc1 count1 conns1"
-CLUSTER_CASES="fanout2-max unicast2-max rpc2 count2"
+CLUSTER_CASES="fanout2-max unicast2-max unicast2-fixed rpc2 count2"
 if [ -z "$CASES" ]; then
   case "$SET" in
     single) CASES="$SINGLE_CASES" ;;
@@ -57,6 +59,7 @@ ECHO_C="${ECHO_C:-50}"
 LOOP_SECS="${LOOP_SECS:-10}"
 CONNS_N="${CONNS_N:-19000}"
 UNICAST_C="${UNICAST_C:-1000}"
+UNICAST_RATE="${UNICAST_RATE:-5000}"
 THREADS="${THREADS:-2}"
 NODE="${NODE:-node}"
 
@@ -211,6 +214,7 @@ for c in $CASES; do
     conns1) run_case "$c" 1 conns -n "$CONNS_N" --settle 3 --hold 5 ;;
     fanout2-max) run_case "$c" 2 fanout -n "$FANOUT_N" -p "$FANOUT_P" --find-max --rate 10 --duration "$STEP_SECS" ;;
     unicast2-max) run_case "$c" 2 unicast -c "$UNICAST_C" --find-max --rate 2000 --duration "$STEP_SECS" ;;
+    unicast2-fixed) run_case "$c" 2 unicast -c "$UNICAST_C" --rate "$UNICAST_RATE" --duration "$LOOP_SECS" ;;
     rpc2) run_case "$c" 2 rpc -c "$ECHO_C" --duration "$LOOP_SECS" --warmup 2 ;;
     count2) run_case "$c" 2 count -c "$ECHO_C" --duration "$LOOP_SECS" --warmup 2 ;;
     *) fail "unknown case $c" ;;
