@@ -18,7 +18,11 @@ pub fn check(data: &[u8], codec: Codec) {
             assert_eq!(twice, bytes, "bridge encoding is not a fixed point");
         }
     }
-    for kind in [ChannelKind::Broadcast, ChannelKind::PrivateSocket, ChannelKind::Room] {
+    for kind in [
+        ChannelKind::Broadcast,
+        ChannelKind::PrivateSocket,
+        ChannelKind::Room,
+    ] {
         if let Ok(env) = decode_ws_route(kind, data, codec) {
             if let Ok(bytes) = encode_ws_route(&env.message, env.message_id.as_deref(), codec) {
                 let again = decode_ws_route(kind, &bytes, codec).expect("re-encoded route decodes");

@@ -35,7 +35,10 @@ fn integral_float_round_trip(input: &[u8], codec: Codec) {
     numbers(payload(&again.message), &mut b);
     assert!(!a.is_empty());
     assert_eq!(a, b, "numbers keep their values");
-    assert_ne!(first.message, again.message, "the input held integral floats");
+    assert_ne!(
+        first.message, again.message,
+        "the input held integral floats"
+    );
 }
 
 #[test]
