@@ -878,30 +878,39 @@ impl CrossServerEmit<'_> {
         };
         let call = with_callback.then(|| node.register_call(expected, self.timeout));
         let callback_id = call.as_ref().map(|c| c.callback_id.clone());
-        let msg = CrossServerMessage {
-            event: self.event.clone(),
-            sender_server: Some(own.clone()),
-            payload: self.payload.clone(),
-            target_server: self.targets.clone(),
-            callback_id: callback_id.clone(),
-        };
-        if includes_self {
-            node.dispatch_cross_server(msg);
-        }
         let only_self = self.targets.len() == 1 && self.targets[0] == own;
-        if !only_self {
-            if let Some(cluster) = node.cluster() {
-                let bridge = BridgeMessage::Event(BridgeEvent {
+        let cluster = if only_self { None } else { node.cluster() };
+        let Some(cluster) = cluster else {
+            // Nothing to publish: the local handlers take the message itself.
+            if includes_self {
+                node.dispatch_cross_server(CrossServerMessage {
                     event: self.event,
                     sender_server: Some(own),
-                    payload: Some(self.payload),
+                    payload: self.payload,
                     target_server: self.targets,
                     callback_id,
-                    key_order,
                 });
-                cluster.publish_bridge(node.inner.channels.bridge(), &bridge)?;
             }
+            return Ok(call);
+        };
+        if includes_self {
+            node.dispatch_cross_server(CrossServerMessage {
+                event: self.event.clone(),
+                sender_server: Some(own.clone()),
+                payload: self.payload.clone(),
+                target_server: self.targets.clone(),
+                callback_id: callback_id.clone(),
+            });
         }
+        let bridge = BridgeMessage::Event(BridgeEvent {
+            event: self.event,
+            sender_server: Some(own),
+            payload: Some(self.payload),
+            target_server: self.targets,
+            callback_id,
+            key_order,
+        });
+        cluster.publish_bridge(node.inner.channels.bridge(), &bridge)?;
         Ok(call)
     }
 }
@@ -1222,8 +1231,13 @@ impl Node {
             callback_id,
         });
         let start = Instant::now();
-        for h in handlers {
-            let fut = h(msg.clone(), reply.clone());
+        let mut msg = Some(msg);
+        let last = handlers.len() - 1;
+        for (i, h) in handlers.iter().enumerate() {
+            // The last handler takes the message itself; others get copies.
+            let m = if i == last { msg.take() } else { msg.clone() };
+            let Some(m) = m else { break };
+            let fut = h(m, reply.clone());
             tokio::spawn(Timed::new(
                 fut,
                 start,
