@@ -107,7 +107,9 @@ pub(crate) struct NodeInner {
     /// Every open connection, by connection number.
     pub(crate) connections: DashMap<u64, Socket>,
     /// Socket ids bound with `set_user_socket`.
-    pub(crate) bound: DashMap<String, Socket>,
+    /// Looked up once per recipient of every send: a fast, randomly seeded
+    /// hasher rather than SipHash.
+    pub(crate) bound: DashMap<String, Socket, foldhash::fast::RandomState>,
     pub(crate) rooms: RwLock<Rooms>,
     pub(crate) next_conn: AtomicU64,
     pub(crate) upgrade_hook: Option<UpgradeHook>,
@@ -761,7 +763,7 @@ impl NodeBuilder {
             client_events: EventMap::default(),
             system: SystemEvents::default(),
             connections: DashMap::new(),
-            bound: DashMap::new(),
+            bound: DashMap::with_hasher(foldhash::fast::RandomState::default()),
             rooms: RwLock::new(Rooms::default()),
             next_conn: AtomicU64::new(1),
             upgrade_hook: self.upgrade_hook,

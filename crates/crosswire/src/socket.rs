@@ -212,6 +212,8 @@ pub(crate) enum CloseRequest {
 #[derive(Default)]
 pub(crate) struct Control {
     pub(crate) ping: AtomicBool,
+    /// Set with `close`, so the connection task locks only when it must.
+    pub(crate) close_requested: AtomicBool,
     pub(crate) close: Mutex<Option<CloseRequest>>,
 }
 
@@ -634,6 +636,10 @@ impl Socket {
             }
             req if was_open => {
                 *self.0.control.close.lock() = Some(req);
+                self.0
+                    .control
+                    .close_requested
+                    .store(true, Ordering::Release);
                 self.0.queue.wake();
             }
             _ => {}

@@ -689,8 +689,10 @@ impl Conn {
         if inner.stopped.load(Ordering::Acquire) {
             return Poll::Ready(Step::Stop);
         }
-        if let Some(request) = inner.control.close.lock().take() {
-            return Poll::Ready(Step::Close(request));
+        if inner.control.close_requested.load(Ordering::Acquire) {
+            if let Some(request) = inner.control.close.lock().take() {
+                return Poll::Ready(Step::Close(request));
+            }
         }
         if inner.control.ping.swap(false, Ordering::AcqRel) {
             self.ping = true;
