@@ -26,6 +26,14 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 1024 * 1024;
 /// ```
 pub const DEFAULT_OUTBOUND_QUEUE: usize = 1024;
 /// Default read buffer of each connection: 1 KiB.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::config::DEFAULT_READ_BUFFER_SIZE;
+/// assert_eq!(DEFAULT_READ_BUFFER_SIZE, 1024);
+/// assert_eq!(crosswire::NodeConfig::default().read_buffer_size, DEFAULT_READ_BUFFER_SIZE);
+/// ```
 pub const DEFAULT_READ_BUFFER_SIZE: usize = 1024;
 
 /// Everything a [`Node`](crate::Node) is built from. All durations are in
