@@ -59,6 +59,8 @@ impl TokenIssuer {
 
     /// A new random token for `user`, valid for `ttl`.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use std::time::Duration;
     /// let issuer = crosswire_recipes::auth::TokenIssuer::new();

@@ -102,6 +102,8 @@ impl Push {
     /// Reads a `command` payload of the original (`{"action":"toPlayer",
     /// "msg":..., "toPlayerId":...}`); `None` when it is not one.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use crosswire_recipes::cluster::Push;
     /// let p = Push::from_command(&serde_json::json!({"action": "toRoom", "msg": "hi", "roomId": "1000"}));

@@ -29,6 +29,16 @@
 use std::collections::BTreeMap;
 
 /// A consistent-hash ring of node addresses.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_recipes::hashring::HashRing;
+/// let ring = HashRing::new(["ws://10.0.0.1:9000", "ws://10.0.0.2:9000"]);
+/// let node = ring.node_for("user-42");
+/// assert!(node == Some("ws://10.0.0.1:9000") || node == Some("ws://10.0.0.2:9000"));
+/// assert_eq!(ring.node_for("user-42"), node);
+/// ```
 #[derive(Debug, Clone)]
 pub struct HashRing {
     /// Point on the ring → node address.
@@ -48,10 +58,19 @@ impl Default for HashRing {
 impl HashRing {
     /// Virtual nodes per node by default: with a handful of nodes, each gets
     /// its share of users to within about 10 %.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_recipes::hashring::HashRing;
+    /// assert_eq!(HashRing::DEFAULT_REPLICAS, 256);
+    /// ```
     pub const DEFAULT_REPLICAS: usize = 256;
 
     /// A ring of `nodes` with [`DEFAULT_REPLICAS`](Self::DEFAULT_REPLICAS)
     /// points each. Duplicates are ignored.
+    ///
+    /// # Examples
     ///
     /// ```
     /// let ring = crosswire_recipes::hashring::HashRing::new(["a", "b", "a"]);
@@ -66,6 +85,8 @@ impl HashRing {
     }
 
     /// A ring with `replicas` points per node (at least 1).
+    ///
+    /// # Examples
     ///
     /// ```
     /// let ring = crosswire_recipes::hashring::HashRing::with_replicas(["a"], 1);
@@ -89,6 +110,8 @@ impl HashRing {
 
     /// Adds a node; false if it was already there.
     ///
+    /// # Examples
+    ///
     /// ```
     /// let mut ring = crosswire_recipes::hashring::HashRing::new(["a"]);
     /// assert!(ring.add("b"));
@@ -111,6 +134,8 @@ impl HashRing {
     }
 
     /// Removes a node; false if it was not there. Only its users move.
+    ///
+    /// # Examples
     ///
     /// ```
     /// let mut ring = crosswire_recipes::hashring::HashRing::new(["a", "b"]);
@@ -136,6 +161,8 @@ impl HashRing {
     /// The node `key` (a user id, a room id, ...) belongs to; `None` for an
     /// empty ring.
     ///
+    /// # Examples
+    ///
     /// ```
     /// use crosswire_recipes::hashring::HashRing;
     /// assert_eq!(HashRing::new(Vec::<String>::new()).node_for("u1"), None);
@@ -152,6 +179,8 @@ impl HashRing {
     /// The URL a user should connect to: its node's address with `?id=<user>`
     /// (for a node address given as a `ws://` or `wss://` base URL).
     ///
+    /// # Examples
+    ///
     /// ```
     /// let ring = crosswire_recipes::hashring::HashRing::new(["ws://10.0.0.1:9000"]);
     /// assert_eq!(ring.connection_url("u 1").as_deref(), Some("ws://10.0.0.1:9000/?id=u+1"));
@@ -163,16 +192,41 @@ impl HashRing {
     }
 
     /// The nodes, in insertion order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mut ring = crosswire_recipes::hashring::HashRing::new(["b", "a"]);
+    /// ring.add("c");
+    /// assert_eq!(ring.nodes(), ["b", "a", "c"]);
+    /// ```
     pub fn nodes(&self) -> &[String] {
         &self.nodes
     }
 
     /// Number of nodes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = crosswire_recipes::hashring::HashRing::new(["a", "b"]);
+    /// assert_eq!(ring.len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
 
     /// Whether the ring has no node.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_recipes::hashring::HashRing;
+    /// let mut ring = HashRing::default();
+    /// assert!(ring.is_empty());
+    /// ring.add("a");
+    /// assert!(!ring.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.nodes.is_empty()
     }
@@ -180,6 +234,8 @@ impl HashRing {
 
 /// The ring's hash: 64-bit FNV-1a followed by the MurmurHash3 finaliser (FNV
 /// alone clusters similar keys such as `node#1`, `node#2`).
+///
+/// # Examples
 ///
 /// ```
 /// use crosswire_recipes::hashring::hash64;

@@ -116,6 +116,8 @@ impl Backbone {
 
     /// Redis nodes with the default bus configuration.
     ///
+    /// # Examples
+    ///
     /// ```
     /// let b = crosswire_recipes::Backbone::redis(["redis://127.0.0.1:6379"]);
     /// assert!(!b.is_memory());
@@ -130,6 +132,8 @@ impl Backbone {
 
     /// Redis when `urls` is not empty, else a new in-process hub (what the
     /// binaries' `--redis` option selects).
+    ///
+    /// # Examples
     ///
     /// ```
     /// assert!(crosswire_recipes::Backbone::from_urls(Vec::new()).is_memory());

@@ -34,15 +34,82 @@ use std::time::Duration;
 
 /// Cross-server event: `{"roomNamespace", "roomId"?}` → `{"count"}`, the
 /// FAQ's `getSocketCountInRoom`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire_recipes::stats::{self, ROOM_COUNT_EVENT};
+/// let node = crosswire::Node::builder().server_name("n1").build()?;
+/// stats::install(&node)?;
+/// node.join_room("chat", "r1", "u1")?;
+/// let payload = serde_json::json!({"roomNamespace": "chat", "roomId": "r1"});
+/// let result = node.emit_cross_server(ROOM_COUNT_EVENT, &payload)?.collect().await?;
+/// assert_eq!(result.responses["n1"].payload, Some(serde_json::json!({"count": 1})));
+/// # Ok(())
+/// # }
+/// ```
 pub const ROOM_COUNT_EVENT: &str = "getSocketCountInRoom";
 
 /// Cross-server event: `{"roomNamespace", "roomId"?}` → `{"socketIds": [...]}`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire_recipes::stats::{self, ROOM_MEMBERS_EVENT};
+/// let node = crosswire::Node::builder().server_name("n1").build()?;
+/// stats::install(&node)?;
+/// node.join_room("chat", "r1", "u1")?;
+/// let payload = serde_json::json!({"roomNamespace": "chat", "roomId": "r1"});
+/// let result = node.emit_cross_server(ROOM_MEMBERS_EVENT, &payload)?.collect().await?;
+/// let expected = serde_json::json!({"socketIds": ["u1"]});
+/// assert_eq!(result.responses["n1"].payload, Some(expected));
+/// # Ok(())
+/// # }
+/// ```
 pub const ROOM_MEMBERS_EVENT: &str = "getRoomSocketIds";
 
 /// Cross-server event: `{}` → the node's [`NodeStats`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire_recipes::stats::{self, NODE_STATS_EVENT};
+/// let node = crosswire::Node::builder().server_name("n1").build()?;
+/// stats::install(&node)?;
+/// node.join_room("chat", "r1", "u1")?;
+/// let payload = serde_json::json!({});
+/// let result = node.emit_cross_server(NODE_STATS_EVENT, &payload)?.collect().await?;
+/// let reply = result.responses["n1"].payload.clone().ok_or("no payload")?;
+/// assert_eq!(reply["rooms"], 1);
+/// # Ok(())
+/// # }
+/// ```
 pub const NODE_STATS_EVENT: &str = "getNodeStats";
 
 /// How many replies a cluster-wide query waits for.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire_recipes::stats::{self, Expect};
+/// use std::time::Duration;
+/// let node = crosswire::Node::builder().server_name("n1").build()?;
+/// stats::install(&node)?;
+/// let within = Duration::from_secs(2);
+/// let count = stats::room_member_count(&node, "chat", None, Expect::Nodes(1), within).await?;
+/// assert!(count.complete);
+/// assert_eq!(count.total, 0);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
     /// One per node the asking node knows alive ([`Node::live_nodes`]).
@@ -52,6 +119,15 @@ pub enum Expect {
 }
 
 /// One node's local numbers.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_recipes::stats::NodeStats;
+/// let stats = NodeStats { rooms: 1, memberships: 2, ..NodeStats::default() };
+/// assert_eq!(stats.connections, 0);
+/// assert_eq!(serde_json::to_value(&stats).unwrap()["memberships"], 2);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct NodeStats {
     /// Open WebSocket connections.
@@ -66,6 +142,21 @@ pub struct NodeStats {
 
 impl NodeStats {
     /// The local numbers of `node`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_recipes::stats::NodeStats;
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.join_room("chat", "r1", "u1")?;
+    /// node.join_room("chat", "r2", "u1")?;
+    /// let stats = NodeStats::of(&node);
+    /// assert_eq!((stats.rooms, stats.memberships, stats.connections), (2, 2, 0));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn of(node: &Node) -> NodeStats {
         let mut stats = NodeStats {
             connections: node.connection_count(),
@@ -89,6 +180,24 @@ impl NodeStats {
 
 /// Registers the three query handlers on `node`. Every node of the cluster
 /// needs them (nodes without them simply do not answer).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire_recipes::stats::{self, Expect};
+/// use std::time::Duration;
+/// let node = crosswire::Node::builder().server_name("n1").build()?;
+/// let short = Duration::from_millis(100);
+/// let before = stats::cluster_summary(&node, Expect::Nodes(1), short).await?;
+/// assert_eq!(before.missing, 1); // nobody answers yet
+/// stats::install(&node)?;
+/// let after = stats::cluster_summary(&node, Expect::Nodes(1), Duration::from_secs(2)).await?;
+/// assert!(after.complete);
+/// # Ok(())
+/// # }
+/// ```
 pub fn install(node: &Node) -> crosswire::Result<()> {
     let n = node.clone();
     node.on_cross_server(ROOM_COUNT_EVENT, move |msg, reply| {
@@ -136,6 +245,23 @@ fn room_args(payload: &Value) -> Option<(&str, Option<&str>)> {
 }
 
 /// A number summed over the nodes that answered.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire_recipes::stats::{self, ClusterCount, Expect};
+/// use std::time::Duration;
+/// let node = crosswire::Node::builder().server_name("n1").build()?;
+/// stats::install(&node)?;
+/// node.join_room("chat", "r1", "u1")?;
+/// let within = Duration::from_secs(2);
+/// let count: ClusterCount = stats::room_member_count(&node, "chat", None, Expect::Nodes(1), within).await?;
+/// assert_eq!((count.total, count.missing), (1, 0));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ClusterCount {
     /// The sum.
@@ -150,6 +276,32 @@ pub struct ClusterCount {
 
 /// Members of room `room` of `ns` (every room of `ns` with `None`) on every
 /// node, summed: the FAQ's `getSocketCountInRoom` broadcast.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire::bus::MemoryHub;
+/// use crosswire_recipes::stats::{self, Expect};
+/// use std::time::Duration;
+/// let hub = MemoryHub::new();
+/// let a = crosswire::Node::builder().server_name("a").bus(hub.bus()).build()?;
+/// let b = crosswire::Node::builder().server_name("b").bus(hub.bus()).build()?;
+/// stats::install(&a)?;
+/// stats::install(&b)?;
+/// a.ready().await;
+/// b.ready().await;
+/// let within = Duration::from_secs(2);
+/// a.join_room("chat", "r1", "u1")?;
+/// b.join_room("chat", "r1", "u2")?;
+/// b.join_room("chat", "r1", "u3")?;
+/// let count = stats::room_member_count(&a, "chat", Some("r1"), Expect::Nodes(2), within).await?;
+/// assert_eq!(count.total, 3);
+/// assert_eq!(count.per_node["b"], 2);
+/// # Ok(())
+/// # }
+/// ```
 pub async fn room_member_count(
     node: &Node,
     ns: &str,
@@ -187,6 +339,24 @@ pub async fn room_member_count(
 }
 
 /// The distinct socket ids in room `room` of `ns` over every node.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire_recipes::stats::{self, Expect};
+/// use std::time::Duration;
+/// let node = crosswire::Node::builder().server_name("n1").build()?;
+/// stats::install(&node)?;
+/// node.join_room("chat", "r1", "u1")?;
+/// let within = Duration::from_secs(2);
+/// let members = stats::room_members(&node, "chat", Some("r1"), Expect::Nodes(1), within).await?;
+/// assert_eq!(members.socket_ids.into_iter().collect::<Vec<_>>(), ["u1"]);
+/// assert_eq!(members.missing, 0);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ClusterMembers {
     /// The ids, each once even when it is a member on several nodes.
@@ -199,6 +369,32 @@ pub struct ClusterMembers {
 
 /// The members of room `room` of `ns` on every node (`getRoomSocketIds`,
 /// cluster-wide).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire::bus::MemoryHub;
+/// use crosswire_recipes::stats::{self, Expect};
+/// use std::time::Duration;
+/// let hub = MemoryHub::new();
+/// let a = crosswire::Node::builder().server_name("a").bus(hub.bus()).build()?;
+/// let b = crosswire::Node::builder().server_name("b").bus(hub.bus()).build()?;
+/// stats::install(&a)?;
+/// stats::install(&b)?;
+/// a.ready().await;
+/// b.ready().await;
+/// let within = Duration::from_secs(2);
+/// a.join_room("chat", "r1", "u1")?;
+/// b.join_room("chat", "r1", "u1")?;
+/// b.join_room("chat", "r1", "u2")?;
+/// let members = stats::room_members(&a, "chat", Some("r1"), Expect::Nodes(2), within).await?;
+/// assert_eq!(members.socket_ids.len(), 2); // u1 counted once
+/// assert!(members.complete);
+/// # Ok(())
+/// # }
+/// ```
 pub async fn room_members(
     node: &Node,
     ns: &str,
@@ -229,6 +425,24 @@ pub async fn room_members(
 }
 
 /// Every node's [`NodeStats`] and their sum.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire_recipes::stats::{self, Expect};
+/// use std::time::Duration;
+/// let node = crosswire::Node::builder().server_name("n1").build()?;
+/// stats::install(&node)?;
+/// node.join_room("chat", "r1", "u1")?;
+/// let within = Duration::from_secs(2);
+/// let summary = stats::cluster_summary(&node, Expect::Nodes(1), within).await?;
+/// assert_eq!(summary.total, summary.nodes["n1"]);
+/// assert_eq!(summary.total.memberships, 1);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ClusterSummary {
     /// By node.
@@ -242,6 +456,30 @@ pub struct ClusterSummary {
 }
 
 /// Asks every node for its [`NodeStats`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire::bus::MemoryHub;
+/// use crosswire_recipes::stats::{self, Expect};
+/// use std::time::Duration;
+/// let hub = MemoryHub::new();
+/// let a = crosswire::Node::builder().server_name("a").bus(hub.bus()).build()?;
+/// let b = crosswire::Node::builder().server_name("b").bus(hub.bus()).build()?;
+/// stats::install(&a)?;
+/// stats::install(&b)?;
+/// a.ready().await;
+/// b.ready().await;
+/// let within = Duration::from_secs(2);
+/// b.join_room("chat", "r1", "u1")?;
+/// let summary = stats::cluster_summary(&a, Expect::Nodes(2), within).await?;
+/// assert_eq!(summary.nodes.len(), 2);
+/// assert_eq!(summary.total.rooms, 1);
+/// # Ok(())
+/// # }
+/// ```
 pub async fn cluster_summary(
     node: &Node,
     expect: Expect,
@@ -292,6 +530,19 @@ async fn ask(
 }
 
 /// What [`demo`] saw.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::{stats, Backbone};
+/// use std::time::Duration;
+/// let report: stats::DemoReport = stats::demo(&Backbone::memory(), Duration::from_secs(5)).await?;
+/// assert_eq!(report.room.total, 4);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DemoReport {
     /// Members of room `chat/1000`, summed over the nodes.
@@ -305,6 +556,20 @@ pub struct DemoReport {
 /// Three WebSocket nodes of the cluster example ([`crate::cluster`]) with
 /// the statistics handlers, players `1..=6` spread over them, players 1, 2,
 /// 3 and 5 in room `chat/1000`; then node `ws1` asks the cluster.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::{stats, Backbone};
+/// use std::time::Duration;
+/// let report = stats::demo(&Backbone::memory(), Duration::from_secs(5)).await?;
+/// assert_eq!(report.members.socket_ids.len(), 4);
+/// assert_eq!(report.summary.total.clients, 6);
+/// # Ok(())
+/// # }
+/// ```
 pub async fn demo(backbone: &crate::Backbone, within: Duration) -> crate::Result<DemoReport> {
     let mut nodes = Vec::new();
     let mut urls = Vec::new();
