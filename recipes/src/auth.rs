@@ -42,10 +42,28 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The client event of the auth-message mode.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_recipes::auth::AUTH_EVENT;
+/// assert_eq!(AUTH_EVENT, "auth");
+/// ```
 pub const AUTH_EVENT: &str = "auth";
 
 /// Issues and checks tokens (what a login service and the nodes share; in a
 /// real deployment a signed token or a shared store). Cheap to clone.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_recipes::auth::TokenIssuer;
+/// use std::time::Duration;
+/// let issuer = TokenIssuer::new();
+/// let login_service = issuer.clone(); // shares the tokens
+/// let token = login_service.issue("alice", Duration::from_secs(30));
+/// assert_eq!(issuer.verify(&token).as_deref(), Some("alice"));
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct TokenIssuer {
     tokens: Arc<Mutex<HashMap<String, (String, Instant)>>>,
@@ -53,6 +71,13 @@ pub struct TokenIssuer {
 
 impl TokenIssuer {
     /// An issuer without tokens.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let issuer = crosswire_recipes::auth::TokenIssuer::new();
+    /// assert_eq!(issuer.verify("no-such-token"), None);
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -79,6 +104,18 @@ impl TokenIssuer {
     }
 
     /// The user of a valid token, which stays valid (for the auth message).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let issuer = crosswire_recipes::auth::TokenIssuer::new();
+    /// let token = issuer.issue("bob", Duration::from_secs(3600));
+    /// assert_eq!(issuer.verify(&token).as_deref(), Some("bob"));
+    /// assert_eq!(issuer.verify(&token).as_deref(), Some("bob")); // still valid
+    /// let expired = issuer.issue("bob", Duration::ZERO);
+    /// assert_eq!(issuer.verify(&expired), None);
+    /// ```
     pub fn verify(&self, token: &str) -> Option<String> {
         let tokens = self.lock();
         let (user, expiry) = tokens.get(token)?;
@@ -86,6 +123,16 @@ impl TokenIssuer {
     }
 
     /// The user of a valid token, which is then spent (for URLs).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let issuer = crosswire_recipes::auth::TokenIssuer::new();
+    /// let token = issuer.issue("alice", Duration::from_secs(30));
+    /// assert_eq!(issuer.redeem(&token).as_deref(), Some("alice"));
+    /// assert_eq!(issuer.verify(&token), None); // spent
+    /// ```
     pub fn redeem(&self, token: &str) -> Option<String> {
         let (user, expiry) = self.lock().remove(token)?;
         (expiry > Instant::now()).then_some(user)
@@ -99,6 +146,26 @@ impl TokenIssuer {
 /// Builds a node that accepts only connections whose `?token=` redeems at
 /// `issuer` (HTTP 401 otherwise, before the upgrade), binds each to its user
 /// and answers `whoami`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::auth::{self, TokenIssuer};
+/// use std::time::Duration;
+/// let issuer = TokenIssuer::new();
+/// let node = auth::token_in_url(crosswire::Node::builder().server_name("ws1"), issuer.clone())?;
+/// let base = format!("ws://{}", node.listen("127.0.0.1:0").await?);
+/// let within = Duration::from_secs(5);
+/// let token = issuer.issue("alice", Duration::from_secs(30));
+/// let alice = auth::connect_with_url_token(&base, &token, within).await?;
+/// let me = alice.request("whoami", &(), within).await?.ok_or("no reply")?;
+/// assert_eq!(me["id"], "alice");
+/// assert!(auth::connect_with_url_token(&base, "forged", within).await.is_err());
+/// # Ok(())
+/// # }
+/// ```
 pub fn token_in_url(builder: NodeBuilder, issuer: TokenIssuer) -> crosswire::Result<Node> {
     let node = builder
         .on_upgrade(query_token_hook("token", move |token| {
@@ -129,6 +196,26 @@ pub fn token_in_url(builder: NodeBuilder, issuer: TokenIssuer) -> crosswire::Res
 /// `{"token": ...}` valid at `issuer` within `timeout`; the node binds it to
 /// the token's user and replies `{"ok": true}`. It answers `whoami` once
 /// authenticated.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::auth::{self, TokenIssuer};
+/// use std::time::Duration;
+/// let issuer = TokenIssuer::new();
+/// let within = Duration::from_secs(5);
+/// let builder = crosswire::Node::builder().server_name("ws1");
+/// let node = auth::auth_message(builder, issuer.clone(), within)?;
+/// let base = format!("ws://{}", node.listen("127.0.0.1:0").await?);
+/// let token = issuer.issue("bob", Duration::from_secs(3600));
+/// let bob = auth::connect_with_auth_message(&base, &token, within).await?;
+/// let me = bob.request("whoami", &(), within).await?.ok_or("no reply")?;
+/// assert_eq!(me["id"], "bob");
+/// # Ok(())
+/// # }
+/// ```
 pub fn auth_message(
     builder: NodeBuilder,
     issuer: TokenIssuer,
@@ -149,6 +236,26 @@ pub fn auth_message(
 
 /// Connects to an auth-message node at `base_url` and authenticates with
 /// `token`; fails when the node refuses.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::auth::{self, TokenIssuer};
+/// use std::time::Duration;
+/// let issuer = TokenIssuer::new();
+/// let within = Duration::from_secs(5);
+/// let builder = crosswire::Node::builder().server_name("ws1");
+/// let node = auth::auth_message(builder, issuer.clone(), within)?;
+/// let base = format!("ws://{}", node.listen("127.0.0.1:0").await?);
+/// let token = issuer.issue("bob", Duration::from_secs(3600));
+/// let bob = auth::connect_with_auth_message(&base, &token, within).await?;
+/// assert!(bob.connector().is_open());
+/// assert!(auth::connect_with_auth_message(&base, "forged", within).await.is_err());
+/// # Ok(())
+/// # }
+/// ```
 pub async fn connect_with_auth_message(
     base_url: &str,
     token: &str,
@@ -175,6 +282,27 @@ pub async fn connect_with_auth_message(
 /// The connector reuses its URL when it reconnects, and a one-time token
 /// does not work twice: after a disconnection, get a new token and connect
 /// a new `Player`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::auth::{self, TokenIssuer};
+/// use std::time::Duration;
+/// let issuer = TokenIssuer::new();
+/// let node = auth::token_in_url(crosswire::Node::builder().server_name("ws1"), issuer.clone())?;
+/// let base = format!("ws://{}", node.listen("127.0.0.1:0").await?);
+/// let within = Duration::from_secs(5);
+/// let token = issuer.issue("alice", Duration::from_secs(30));
+/// let alice = auth::connect_with_url_token(&base, &token, within).await?;
+/// let me = alice.request("whoami", &(), within).await?.ok_or("no reply")?;
+/// assert_eq!(me["id"], "alice");
+/// // The token is spent: a second connection with it is refused.
+/// assert!(auth::connect_with_url_token(&base, &token, within).await.is_err());
+/// # Ok(())
+/// # }
+/// ```
 pub async fn connect_with_url_token(
     base_url: &str,
     token: &str,
@@ -185,6 +313,20 @@ pub async fn connect_with_url_token(
 }
 
 /// What [`demo`] saw.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::auth::{self, DemoReport};
+/// use std::time::Duration;
+/// let report: DemoReport = auth::demo(Duration::from_secs(5), Duration::from_millis(200)).await?;
+/// assert_eq!(report.url_user.as_deref(), Some("alice"));
+/// assert!(report.spent_token_refused);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DemoReport {
     /// The user a fresh URL token connected as.
@@ -200,6 +342,19 @@ pub struct DemoReport {
 /// Both modes on two standalone nodes: a URL token used twice, an auth
 /// message, and a connection that never authenticates (closed after
 /// `auth_timeout`).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use std::time::Duration;
+/// let report = crosswire_recipes::auth::demo(Duration::from_secs(5), Duration::from_millis(200)).await?;
+/// assert_eq!(report.message_user.as_deref(), Some("bob"));
+/// assert_eq!(report.silent_closed.0, 4005);
+/// # Ok(())
+/// # }
+/// ```
 pub async fn demo(within: Duration, auth_timeout: Duration) -> Result<DemoReport> {
     let issuer = TokenIssuer::new();
 
