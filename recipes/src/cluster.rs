@@ -38,12 +38,33 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 /// The room namespace of the example.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(crosswire_recipes::cluster::NAMESPACE, "chat");
+/// ```
 pub const NAMESPACE: &str = "chat";
 
 /// The event every push of the example uses.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(crosswire_recipes::cluster::SAY, "say");
+/// ```
 pub const SAY: &str = "say";
 
 /// One push of the boss (the original's `command` actions).
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_recipes::cluster::Push;
+/// let push = Push::ToPlayer { id: "13".into(), msg: "hi".into() };
+/// let expected = serde_json::json!({"action": "toPlayer", "toPlayerId": "13", "msg": "hi"});
+/// assert_eq!(serde_json::to_value(&push).unwrap(), expected);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "camelCase")]
 pub enum Push {
@@ -80,6 +101,14 @@ pub enum Push {
 
 impl Push {
     /// The action name, as in the original (`broadcast`, `toPlayer`, ...).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_recipes::cluster::Push;
+    /// assert_eq!(Push::Broadcast { msg: "hi".into() }.action(), "broadcast");
+    /// assert_eq!(Push::ToRoom { room: "1000".into(), msg: "hi".into() }.action(), "toRoom");
+    /// ```
     pub fn action(&self) -> &'static str {
         match self {
             Push::Broadcast { .. } => "broadcast",
@@ -90,6 +119,13 @@ impl Push {
     }
 
     /// The text.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_recipes::cluster::Push;
+    /// assert_eq!(Push::ToPlayers { ids: vec!["3".into()], msg: "hi".into() }.msg(), "hi");
+    /// ```
     pub fn msg(&self) -> &str {
         match self {
             Push::Broadcast { msg }
@@ -151,6 +187,25 @@ impl Push {
 
     /// Performs the push from `node` (any node: with or without WebSocket).
     /// Clients receive `say` with `{"action": ..., "msg": ...}`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire_recipes::Result<()> {
+    /// use crosswire_recipes::{client::Player, cluster};
+    /// use std::time::Duration;
+    /// let node = crosswire::Node::builder().server_name("ws1").build()?;
+    /// cluster::install_ws_node(&node)?;
+    /// let url = format!("ws://{}", node.listen("127.0.0.1:0").await?);
+    /// let within = Duration::from_secs(5);
+    /// let mut p = Player::connect(&url, "u1", within).await?;
+    /// cluster::Push::ToPlayer { id: "u1".into(), msg: "hi".into() }.send(&node)?;
+    /// let said = p.wait_push(cluster::SAY, within).await?;
+    /// assert_eq!(said, serde_json::json!({"action": "toPlayer", "msg": "hi"}));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn send(&self, node: &Node) -> crosswire::Result<()> {
         let payload = json!({ "action": self.action(), "msg": self.msg() });
         match self {
@@ -164,6 +219,16 @@ impl Push {
     }
 
     /// Whether player `id`, in room `room` (if any), receives this push.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_recipes::cluster::Push;
+    /// let push = Push::ToRoom { room: "1000".into(), msg: "hi".into() };
+    /// assert!(push.reaches("7", Some("1000")));
+    /// assert!(!push.reaches("7", None));
+    /// assert!(Push::Broadcast { msg: "hi".into() }.reaches("7", None));
+    /// ```
     pub fn reaches(&self, id: &str, room: Option<&str>) -> bool {
         match self {
             Push::Broadcast { .. } => true,
@@ -176,6 +241,16 @@ impl Push {
 
 /// The boss's script of the original `boss.js`: a broadcast, player 13,
 /// players 3, 10, 25 and 37, and room 1000.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_recipes::cluster::{original_script, Push};
+/// let script = original_script();
+/// assert_eq!(script.len(), 4);
+/// assert!(script[2].reaches("25", None));
+/// assert_eq!(script[3], Push::ToRoom { room: "1000".into(), msg: "Hello room players".into() });
+/// ```
 pub fn original_script() -> Vec<Push> {
     vec![
         Push::Broadcast {
@@ -205,6 +280,27 @@ pub fn original_script() -> Vec<Push> {
 /// reaches the new member from any node. (Nodes built with
 /// `preset_room_namespaces([NAMESPACE])` are subscribed from the start, as
 /// FAQ 11 recommends for predictable namespaces.)
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::{client::Player, cluster};
+/// use std::time::Duration;
+/// let node = crosswire::Node::builder().server_name("ws1").build()?;
+/// cluster::install_ws_node(&node)?;
+/// let url = format!("ws://{}", node.listen("127.0.0.1:0").await?);
+/// let within = Duration::from_secs(5);
+/// let mut p = Player::connect(&url, "7", within).await?;
+/// let joined = p.request("joinRoom", &serde_json::json!({"roomId": "1000"}), within).await?;
+/// assert_eq!(joined, Some(serde_json::json!({"msg": "Successfully joined the roomId:1000"})));
+/// let command = serde_json::json!({"action": "toRoom", "roomId": "1000", "msg": "hello"});
+/// p.request("command", &command, within).await?;
+/// assert_eq!(p.wait_push(cluster::SAY, within).await?["msg"], "hello");
+/// # Ok(())
+/// # }
+/// ```
 pub fn install_ws_node(node: &Node) -> crosswire::Result<()> {
     bind_query_id(node);
     install_whoami(node)?;
@@ -260,6 +356,30 @@ pub fn install_ws_node(node: &Node) -> crosswire::Result<()> {
 /// The boss (`boss.js`, as a server-only node): performs each push of
 /// `script` from `boss`, waiting `pause` between two (pacing for people
 /// watching the clients; nothing waits on it).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::{client::Player, cluster, Backbone};
+/// use std::time::Duration;
+/// let backbone = Backbone::memory();
+/// let ws = backbone.builder("ws1").await?.build()?;
+/// cluster::install_ws_node(&ws)?;
+/// let url = format!("ws://{}", ws.listen("127.0.0.1:0").await?);
+/// let boss = backbone.builder("boss").await?.websocket(false).build()?;
+/// ws.ready().await;
+/// boss.ready().await;
+/// let within = Duration::from_secs(5);
+/// let mut p = Player::connect(&url, "13", within).await?;
+/// let script = [cluster::Push::ToPlayer { id: "13".into(), msg: "hi 13".into() }];
+/// let run = cluster::run_boss(&boss, &script, Duration::ZERO).await?;
+/// assert_eq!(run.pushes, 1);
+/// assert_eq!(p.wait_push(cluster::SAY, within).await?["msg"], "hi 13");
+/// # Ok(())
+/// # }
+/// ```
 pub async fn run_boss(boss: &Node, script: &[Push], pause: Duration) -> Result<BossRun> {
     for (i, push) in script.iter().enumerate() {
         if i > 0 && !pause.is_zero() {
@@ -274,6 +394,29 @@ pub async fn run_boss(boss: &Node, script: &[Push], pause: Duration) -> Result<B
 }
 
 /// What [`run_boss`] did.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::{client::Player, cluster, Backbone};
+/// use std::time::Duration;
+/// let backbone = Backbone::memory();
+/// let ws = backbone.builder("ws1").await?.build()?;
+/// cluster::install_ws_node(&ws)?;
+/// let url = format!("ws://{}", ws.listen("127.0.0.1:0").await?);
+/// let boss = backbone.builder("boss").await?.websocket(false).build()?;
+/// ws.ready().await;
+/// boss.ready().await;
+/// let within = Duration::from_secs(5);
+/// let mut p = Player::connect(&url, "13", within).await?;
+/// let run = cluster::run_boss(&boss, &cluster::original_script(), Duration::ZERO).await?;
+/// assert_eq!(run, cluster::BossRun { pushes: 4 });
+/// assert_eq!(p.wait_push(cluster::SAY, within).await?["msg"], "Hello every one");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BossRun {
     /// Pushes performed.
@@ -283,6 +426,26 @@ pub struct BossRun {
 /// Connects players `1..=total` round-robin over `urls` (`clients.js`) and
 /// puts the players of `rooms` (player id, room id) in their room. Returns
 /// once every player is bound and every room join was confirmed.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire::Match;
+/// use crosswire_recipes::cluster;
+/// use std::time::Duration;
+/// let node = crosswire::Node::builder().server_name("ws1").build()?;
+/// cluster::install_ws_node(&node)?;
+/// let urls = vec![format!("ws://{}", node.listen("127.0.0.1:0").await?)];
+/// let players = cluster::connect_clients(&urls, 3, &[("2", "1000")], Duration::from_secs(5)).await?;
+/// assert_eq!(players.len(), 3);
+/// assert_eq!(node.client_count(), 3);
+/// let members = node.room_socket_ids(cluster::NAMESPACE, Some("1000"), Match::Exact);
+/// assert_eq!(members.into_iter().collect::<Vec<_>>(), ["2"]);
+/// # Ok(())
+/// # }
+/// ```
 pub async fn connect_clients(
     urls: &[String],
     total: usize,

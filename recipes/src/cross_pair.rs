@@ -34,14 +34,52 @@ use serde_json::json;
 use std::time::Duration;
 
 /// The cross-server event of the example.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(crosswire_recipes::cross_pair::SAY, "say");
+/// ```
 pub const SAY: &str = "say";
 
 /// A node name that no node has: calls to it time out.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire_recipes::cross_pair::{self, GHOST};
+/// use std::time::Duration;
+/// let node = crosswire::Node::builder().server_name("n1").websocket(false).build()?;
+/// cross_pair::install_say(&node)?;
+/// let call = node.emit_cross_server(cross_pair::SAY, &"hello")?.to([GHOST]);
+/// let result = call.timeout(Duration::from_millis(100)).collect().await?;
+/// assert!(!result.success);
+/// assert_eq!(result.unresponded_count, 1);
+/// # Ok(())
+/// # }
+/// ```
 pub const GHOST: &str = "ghost-server";
 
 /// Answers [`SAY`] on `node` (the original's `cserver.js` handler). The
 /// message is logged; the reply goes back only when the sender asked for
 /// one.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire_recipes::cross_pair;
+/// let node = crosswire::Node::builder().server_name("serverA").websocket(false).build()?;
+/// cross_pair::install_say(&node)?;
+/// let result = node.emit_cross_server(cross_pair::SAY, &"hello")?.collect().await?;
+/// let reply = result.responses["serverA"].payload.clone().ok_or("no reply")?;
+/// assert_eq!(reply["msg"], "Hi, this is server serverA responding to you");
+/// # Ok(())
+/// # }
+/// ```
 pub fn install_say(node: &Node) -> crosswire::Result<()> {
     let name = node.server_name().to_owned();
     node.on_cross_server(SAY, move |msg, reply| {
@@ -66,6 +104,30 @@ pub fn install_say(node: &Node) -> crosswire::Result<()> {
 
 /// What [`run_sender`] got back, step by step (serialized in the original's
 /// result shapes).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::{cross_pair, Backbone};
+/// use std::time::Duration;
+/// let backbone = Backbone::memory();
+/// let server = backbone.builder("serverA").await?.websocket(false).build()?;
+/// let sender = backbone.builder("senderA").await?.websocket(false).build()?;
+/// cross_pair::install_say(&server)?;
+/// cross_pair::install_say(&sender)?;
+/// server.ready().await;
+/// sender.ready().await;
+/// let servers = ["serverA".to_owned()];
+/// let within = Duration::from_secs(5);
+/// let report: cross_pair::SenderReport =
+///     cross_pair::run_sender(&sender, &servers, within, Duration::from_millis(100)).await?;
+/// assert_eq!(report.targeted.len(), 1);
+/// assert!(report.promise.success);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct SenderReport {
     /// Callback form, targeted at the first server: one reply, remaining 0.
@@ -86,6 +148,30 @@ pub struct SenderReport {
 /// [`SenderReport`]). `servers` are the nodes answering `say` (the sender
 /// answers too, see [`install_say`]); `timeout` bounds each answerable call
 /// and `ghost_wait` is how long the last, unanswerable call waits.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::{cross_pair, Backbone};
+/// use std::time::Duration;
+/// let backbone = Backbone::memory();
+/// let server = backbone.builder("serverA").await?.websocket(false).build()?;
+/// let sender = backbone.builder("senderA").await?.websocket(false).build()?;
+/// cross_pair::install_say(&server)?;
+/// cross_pair::install_say(&sender)?;
+/// server.ready().await;
+/// sender.ready().await;
+/// let servers = ["serverA".to_owned()];
+/// let within = Duration::from_secs(5);
+/// let report = cross_pair::run_sender(&sender, &servers, within, Duration::from_millis(100)).await?;
+/// assert_eq!(report.broadcast.len(), 2); // serverA and the sender itself
+/// assert_eq!(report.timed_out.unresponded_count, 1); // the ghost
+/// assert!(report.timed_out.responses.contains_key("serverA"));
+/// # Ok(())
+/// # }
+/// ```
 pub async fn run_sender(
     sender: &Node,
     servers: &[String],

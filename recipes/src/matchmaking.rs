@@ -38,9 +38,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The client event, and the cross-server event it is forwarded as.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(crosswire_recipes::matchmaking::MATCH_REQUEST, "matchRequest");
+/// ```
 pub const MATCH_REQUEST: &str = "matchRequest";
 
 /// The push a waiting player gets when an opponent is found.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(crosswire_recipes::matchmaking::MATCH_FOUND, "matchFound");
+/// ```
 pub const MATCH_FOUND: &str = "matchFound";
 
 /// The WebSocket side: forwards every `matchRequest` of a client to
@@ -49,6 +61,33 @@ pub const MATCH_FOUND: &str = "matchFound";
 /// node does not answer within `timeout`, the client gets
 /// `{"error": "matchmaking unavailable"}`; a client without a socket id gets
 /// `{"error": "not logged in"}`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire::bus::MemoryHub;
+/// use crosswire_recipes::{bind_query_id, client::Player, install_whoami, matchmaking};
+/// use serde_json::json;
+/// use std::time::Duration;
+/// let hub = MemoryHub::new();
+/// let game = crosswire::Node::builder().server_name("game").bus(hub.bus()).websocket(false).build()?;
+/// matchmaking::install_logic(&game)?;
+/// let ws = crosswire::Node::builder().server_name("ws1").bus(hub.bus()).build()?;
+/// bind_query_id(&ws);
+/// install_whoami(&ws)?;
+/// let within = Duration::from_secs(5);
+/// matchmaking::install_gateway(&ws, "game", within)?;
+/// let url = format!("ws://{}", ws.listen("127.0.0.1:0").await?);
+/// game.ready().await;
+/// ws.ready().await;
+/// let p1 = Player::connect(&url, "p1", within).await?;
+/// let reply = p1.request(matchmaking::MATCH_REQUEST, &json!({"mode": "ranked"}), within).await?;
+/// assert_eq!(reply, Some(json!({"status": "waiting", "mode": "ranked"})));
+/// # Ok(())
+/// # }
+/// ```
 pub fn install_gateway(
     node: &Node,
     logic_server: impl Into<String>,
@@ -99,6 +138,25 @@ struct Queue {
 
 /// The logic side (the FAQ's `gameServer`): answers the cross-server event
 /// `matchRequest` (see the module documentation).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use crosswire_recipes::matchmaking::{self, MATCH_REQUEST};
+/// use serde_json::json;
+/// let game = crosswire::Node::builder().server_name("game").websocket(false).build()?;
+/// matchmaking::install_logic(&game)?;
+/// let ask = |player: &str| json!({"player": player, "data": {"mode": "ranked"}});
+/// let first = game.emit_cross_server(MATCH_REQUEST, &ask("p1"))?.collect().await?;
+/// assert_eq!(first.responses["game"].payload, Some(json!({"status": "waiting", "mode": "ranked"})));
+/// let second = game.emit_cross_server(MATCH_REQUEST, &ask("p2"))?.collect().await?;
+/// let reply = second.responses["game"].payload.clone().ok_or("no reply")?;
+/// assert_eq!((reply["status"].as_str(), reply["opponent"].as_str()), (Some("matched"), Some("p1")));
+/// # Ok(())
+/// # }
+/// ```
 pub fn install_logic(node: &Node) -> crosswire::Result<()> {
     let queue = Arc::new(Queue::default());
     let n = node.clone();
@@ -151,6 +209,20 @@ fn decide(node: &Node, queue: &Queue, request: &Value) -> Value {
 }
 
 /// What [`demo`] saw.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::{matchmaking, Backbone};
+/// use std::time::Duration;
+/// let report: matchmaking::DemoReport = matchmaking::demo(&Backbone::memory(), Duration::from_secs(5)).await?;
+/// assert_eq!(report.first_reply["status"], "waiting");
+/// assert_eq!(report.second_reply["opponent"], "p1");
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct DemoReport {
     /// The first player's callback reply (`waiting`).
@@ -164,6 +236,20 @@ pub struct DemoReport {
 /// The whole chain in one process: a logic node `gameServer`, two WebSocket
 /// nodes `ws1` and `ws2` on free loopback ports, player `p1` on `ws1` and
 /// `p2` on `ws2`, both asking for a ranked match.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::{matchmaking, Backbone};
+/// use std::time::Duration;
+/// let report = matchmaking::demo(&Backbone::memory(), Duration::from_secs(5)).await?;
+/// assert_eq!(report.first_push["status"], "matched");
+/// assert_eq!(report.first_push["opponent"], "p2");
+/// # Ok(())
+/// # }
+/// ```
 pub async fn demo(backbone: &Backbone, within: Duration) -> Result<DemoReport> {
     let game = backbone
         .builder("gameServer")
