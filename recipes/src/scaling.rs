@@ -51,11 +51,33 @@ use std::time::Duration;
 
 /// Cross-server event: `{"url": "redis://..."}` → `{"success": bool,
 /// "nodes": <Redis nodes of the bus>, "error"?}`.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(crosswire_recipes::scaling::ADD_REDIS, "addRedis");
+/// ```
 pub const ADD_REDIS: &str = "addRedis";
 
 /// Registers [`ADD_REDIS`] on `node`, whose bus is `bus`. The reply comes
 /// once the Redis node is a publish target of `bus`, or says
 /// `success: false` after `ready_within`.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::scaling;
+/// use crosswire_redis::{RedisBus, RedisBusConfig};
+/// use std::time::Duration;
+/// let bus = RedisBus::connect(RedisBusConfig::new(["redis://127.0.0.1:6379"])).await?;
+/// let node = crosswire::Node::builder().server_name("n1").bus(bus.clone()).build()?;
+/// scaling::install_add_redis(&node, bus.clone(), Duration::from_secs(5))?;
+/// let outcome = scaling::add_redis_everywhere(&node, "redis://127.0.0.1:6380", Duration::from_secs(6), 3).await?;
+/// assert_eq!(outcome.confirmed["n1"], 2);
+/// assert_eq!(bus.node_count(), 2);
+/// # Ok(()) }
+/// ```
 pub fn install_add_redis(
     node: &Node,
     bus: RedisBus,
@@ -106,6 +128,18 @@ async fn add_here(bus: &RedisBus, url: &str, ready_within: Duration) -> Value {
 }
 
 /// The outcome of [`add_redis_everywhere`].
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_recipes::scaling::AddRedisOutcome;
+/// let outcome = AddRedisOutcome {
+///     confirmed: [("n1".to_owned(), 2)].into(),
+///     missing: ["n2".to_owned()].into(),
+///     rounds: 3,
+/// };
+/// assert!(!outcome.missing.is_empty()); // n2 must be handled by hand
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AddRedisOutcome {
     /// Nodes that confirmed, with their number of Redis nodes.
@@ -119,6 +153,29 @@ pub struct AddRedisOutcome {
 /// Asks every live node (the admin included) to add the Redis node `url`;
 /// repeats the request, targeted at the nodes that did not confirm, up to
 /// `rounds` times, each round waiting at most `round_timeout`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::{scaling, Backbone};
+/// use std::time::Duration;
+/// let admin = Backbone::memory().builder("admin").await?.build()?;
+/// // A stand-in for `install_add_redis` (which needs a Redis bus): it confirms.
+/// admin.on_cross_server(scaling::ADD_REDIS, |_msg, reply| async move {
+///     if let Some(reply) = reply {
+///         let _ = reply.send(&serde_json::json!({"success": true, "nodes": 2}));
+///     }
+/// })?;
+/// crosswire_recipes::wait_for_live_nodes(&admin, 1, Duration::from_secs(5)).await?;
+/// let outcome = scaling::add_redis_everywhere(&admin, "redis://10.0.0.9:6379", Duration::from_secs(2), 3).await?;
+/// assert_eq!(outcome.confirmed["admin"], 2);
+/// assert!(outcome.missing.is_empty());
+/// assert_eq!(outcome.rounds, 1);
+/// # Ok(())
+/// # }
+/// ```
 pub async fn add_redis_everywhere(
     admin: &Node,
     url: &str,
@@ -164,6 +221,26 @@ pub async fn add_redis_everywhere(
 /// `setup` register the application's handlers (the same as on every other
 /// node), listens on `addr`, and returns once the node is subscribed and
 /// sees at least `cluster_size` live nodes, itself included.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::{scaling, stats, Backbone};
+/// use std::time::Duration;
+/// let backbone = Backbone::memory();
+/// let within = Duration::from_secs(5);
+/// let builder = backbone.builder("n1").await?;
+/// let (n1, _) = scaling::join_cluster(builder, stats::install, "127.0.0.1:0", 1, within).await?;
+/// let builder = backbone.builder("n2").await?;
+/// let (n2, addr) = scaling::join_cluster(builder, stats::install, "127.0.0.1:0", 2, within).await?;
+/// assert_ne!(addr.port(), 0);
+/// assert!(n2.live_nodes().contains(&"n1".to_owned()));
+/// # let _ = n1;
+/// # Ok(())
+/// # }
+/// ```
 pub async fn join_cluster(
     builder: NodeBuilder,
     setup: impl FnOnce(&Node) -> crosswire::Result<()>,
@@ -183,6 +260,21 @@ pub async fn join_cluster(
 
 /// A node of the FAQ 4 demo: a WebSocket node of the cluster example that
 /// also answers [`ADD_REDIS`] and the statistics queries, with its bus.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::scaling;
+/// use crosswire_redis::RedisBusConfig;
+/// use std::time::Duration;
+/// let config = RedisBusConfig::new(["redis://127.0.0.1:6379"]);
+/// let (node, addr, bus) = scaling::redis_node("n1", &config, Duration::from_secs(5)).await?;
+/// assert_eq!(node.server_name(), "n1");
+/// assert_eq!(bus.node_count(), 1);
+/// println!("connect to ws://{addr}/?id=u1");
+/// # Ok(()) }
+/// ```
 pub async fn redis_node(
     name: &str,
     config: &crosswire_redis::RedisBusConfig,
@@ -210,6 +302,19 @@ pub async fn redis_node(
 }
 
 /// What [`demo_add_redis`] saw.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::scaling;
+/// use std::time::Duration;
+/// let initial = ["redis://127.0.0.1:6379".to_owned()];
+/// let demo: scaling::AddRedisDemo =
+///     scaling::demo_add_redis(&initial, "redis://127.0.0.1:6380", Duration::from_secs(5)).await?;
+/// assert_eq!(demo.buses["n2"].len(), 2);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct AddRedisDemo {
     /// The outcome of the request.
@@ -221,6 +326,19 @@ pub struct AddRedisDemo {
 
 /// Two nodes on the Redis nodes `initial`; `n1` asks every node to add
 /// `new_url`.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn demo() -> crosswire_recipes::Result<()> {
+/// use std::time::Duration;
+/// let initial = ["redis://127.0.0.1:6379".to_owned()];
+/// let new_url = "redis://127.0.0.1:6380";
+/// let demo = crosswire_recipes::scaling::demo_add_redis(&initial, new_url, Duration::from_secs(5)).await?;
+/// assert!(demo.outcome.missing.is_empty());
+/// assert_eq!(demo.outcome.confirmed.len(), 2);
+/// # Ok(()) }
+/// ```
 pub async fn demo_add_redis(
     initial: &[String],
     new_url: &str,
@@ -253,6 +371,20 @@ pub async fn demo_add_redis(
 }
 
 /// What [`demo_join`] saw.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::{scaling, Backbone};
+/// use std::time::Duration;
+/// let demo: scaling::JoinDemo = scaling::demo_join(&Backbone::memory(), Duration::from_secs(5)).await?;
+/// assert_eq!(demo.after, ["n1", "n2", "n3"]);
+/// assert_eq!(demo.lobby.total, 2);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Serialize)]
 pub struct JoinDemo {
     /// Live nodes as `n1` saw them before `n3` joined.
@@ -268,6 +400,21 @@ pub struct JoinDemo {
 }
 
 /// Two running nodes, a third one joining (FAQ 5), and traffic both ways.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::{scaling, Backbone};
+/// use std::time::Duration;
+/// let demo = scaling::demo_join(&Backbone::memory(), Duration::from_secs(5)).await?;
+/// assert_eq!(demo.before, ["n1", "n2"]);
+/// assert_eq!(demo.pushed["from"], "n1");
+/// assert_eq!(demo.room_message["msg"], "hello from n3");
+/// # Ok(())
+/// # }
+/// ```
 pub async fn demo_join(backbone: &crate::Backbone, within: Duration) -> Result<JoinDemo> {
     let setup = |node: &Node| {
         crate::cluster::install_ws_node(node)?;

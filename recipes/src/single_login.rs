@@ -39,16 +39,88 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Cross-server event: `{"userId"}` → `{"online": bool, "stamp"?}`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// # use crosswire_recipes::{client::Player, install_whoami, single_login::{self, Policy, SingleLogin}};
+/// # use std::time::Duration;
+/// # let node = crosswire::Node::builder().server_name("n1").build()?;
+/// # single_login::install(&node, SingleLogin::new(Policy::KickOld))?;
+/// # install_whoami(&node)?;
+/// # let url = format!("ws://{}", node.listen("127.0.0.1:0").await?);
+/// # let within = Duration::from_secs(5);
+/// let _alice = Player::connect(&url, "alice", within).await?;
+/// let ask = serde_json::json!({"userId": "alice"});
+/// let result = node.emit_cross_server(single_login::WHERE_IS_USER, &ask)?.collect().await?;
+/// let reply = result.responses["n1"].payload.clone().ok_or("no reply")?;
+/// assert_eq!(reply["online"], true);
+/// # Ok(())
+/// # }
+/// ```
 pub const WHERE_IS_USER: &str = "whereIsUser";
 
 /// Cross-server event: `{"userId", "stamp"}` → `{"kicked": bool}`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// # use crosswire_recipes::{client::Player, install_whoami, single_login::{self, Policy, SingleLogin}};
+/// # use std::time::Duration;
+/// # let node = crosswire::Node::builder().server_name("n1").build()?;
+/// # single_login::install(&node, SingleLogin::new(Policy::KickOld))?;
+/// # install_whoami(&node)?;
+/// # let url = format!("ws://{}", node.listen("127.0.0.1:0").await?);
+/// # let within = Duration::from_secs(5);
+/// let mut alice = Player::connect(&url, "alice", within).await?;
+/// let newer = single_login::LoginStamp { at_ms: u64::MAX, server: "n2".into(), seq: 1 };
+/// let kick = serde_json::json!({"userId": "alice", "stamp": newer});
+/// let result = node.emit_cross_server(single_login::KICK_USER, &kick)?.collect().await?;
+/// assert_eq!(result.responses["n1"].payload, Some(serde_json::json!({"kicked": true})));
+/// assert_eq!(alice.closed(within).await?.0, crosswire_recipes::KICKED);
+/// # Ok(())
+/// # }
+/// ```
 pub const KICK_USER: &str = "kickUser";
 
 /// Close code of a new connection refused because its user is online
 /// elsewhere ([`Policy::RejectNew`]; application range).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::{client::Player, install_whoami, single_login::{self, Policy, SingleLogin}};
+/// use crosswire_client::ConnectorOptions;
+/// use std::time::Duration;
+/// let node = crosswire::Node::builder().server_name("n1").build()?;
+/// single_login::install(&node, SingleLogin::new(Policy::RejectNew))?;
+/// install_whoami(&node)?;
+/// let url = format!("ws://{}", node.listen("127.0.0.1:0").await?);
+/// let within = Duration::from_secs(5);
+/// let _first = Player::connect(&url, "alice", within).await?;
+/// let options = ConnectorOptions::new(url.as_str()).param("id", "alice");
+/// let mut second = Player::open(options, "alice", within).await?;
+/// assert_eq!(second.closed(within).await?.0, single_login::ALREADY_ONLINE);
+/// # Ok(())
+/// # }
+/// ```
 pub const ALREADY_ONLINE: u16 = 4013;
 
 /// What to do when a user logs in while connected elsewhere.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_recipes::single_login::{Policy, SingleLogin};
+/// assert_eq!(Policy::default(), Policy::KickOld);
+/// assert_eq!(SingleLogin::new(Policy::RejectNew).policy, Policy::RejectNew);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Policy {
     /// Close the older connection with [`KICKED`] (4012).
@@ -59,6 +131,15 @@ pub enum Policy {
 }
 
 /// Options of [`install`].
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_recipes::single_login::{Policy, SingleLogin};
+/// use std::time::Duration;
+/// let options = SingleLogin { timeout: Duration::from_millis(500), ..SingleLogin::new(Policy::KickOld) };
+/// assert_eq!(options.timeout, Duration::from_millis(500));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SingleLogin {
     /// What to do with a concurrent login.
@@ -70,6 +151,15 @@ pub struct SingleLogin {
 
 impl SingleLogin {
     /// The policy with the default timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_recipes::single_login::{Policy, SingleLogin};
+    /// use std::time::Duration;
+    /// let options = SingleLogin::new(Policy::KickOld);
+    /// assert_eq!(options.timeout, Duration::from_secs(2));
+    /// ```
     pub fn new(policy: Policy) -> Self {
         SingleLogin {
             policy,
@@ -80,6 +170,15 @@ impl SingleLogin {
 
 /// When and where a login happened; logins compare by time, then node name,
 /// then sequence. Attached to the socket.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_recipes::single_login::LoginStamp;
+/// let a = LoginStamp { at_ms: 1_000, server: "n1".into(), seq: 7 };
+/// let b = LoginStamp { at_ms: 1_000, server: "n2".into(), seq: 1 };
+/// assert!(a < b); // same millisecond: the node name decides
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct LoginStamp {
     /// Milliseconds since the Unix epoch.
@@ -95,6 +194,33 @@ pub struct LoginStamp {
 /// [`auth`](crate::auth), or else from `?id=`; 4011 without either) and the
 /// handlers of [`WHERE_IS_USER`] and [`KICK_USER`]. Install it on every node
 /// instead of [`bind_query_id`](crate::bind_query_id).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// # use crosswire_recipes::{client::Player, install_whoami, single_login::{self, Policy, SingleLogin}, Backbone};
+/// # use std::time::Duration;
+/// # let backbone = Backbone::memory();
+/// # let within = Duration::from_secs(5);
+/// # let (n1, n2) = (backbone.builder("n1").await?.build()?, backbone.builder("n2").await?.build()?);
+/// # let mut urls = Vec::new();
+/// # for node in [&n1, &n2] {
+/// #     single_login::install(node, SingleLogin::new(Policy::KickOld))?;
+/// #     install_whoami(node)?;
+/// #     urls.push(format!("ws://{}", node.listen("127.0.0.1:0").await?));
+/// # }
+/// # for node in [&n1, &n2] {
+/// #     crosswire_recipes::wait_for_live_nodes(node, 2, within).await?;
+/// # }
+/// let mut first = Player::connect(&urls[0], "alice", within).await?;
+/// let second = Player::connect(&urls[1], "alice", within).await?;
+/// assert_eq!(first.closed(within).await?.0, crosswire_recipes::KICKED);
+/// assert_eq!(second.server(), Some("n2"));
+/// # Ok(())
+/// # }
+/// ```
 pub fn install(node: &Node, options: SingleLogin) -> crosswire::Result<()> {
     let seq = Arc::new(AtomicU64::new(0));
     let n = node.clone();
@@ -200,6 +326,32 @@ async fn login(node: &Node, socket: &Socket, user: &str, stamp: LoginStamp, opti
 /// The other nodes where `user` has an open connection (asks every node the
 /// asker knows alive; a node that does not answer within `timeout` counts as
 /// not holding it). Needs [`install`] on every node.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// # use crosswire_recipes::{client::Player, install_whoami, single_login::{self, Policy, SingleLogin}, Backbone};
+/// # use std::time::Duration;
+/// # let backbone = Backbone::memory();
+/// # let within = Duration::from_secs(5);
+/// # let (n1, n2) = (backbone.builder("n1").await?.build()?, backbone.builder("n2").await?.build()?);
+/// # let mut urls = Vec::new();
+/// # for node in [&n1, &n2] {
+/// #     single_login::install(node, SingleLogin::new(Policy::KickOld))?;
+/// #     install_whoami(node)?;
+/// #     urls.push(format!("ws://{}", node.listen("127.0.0.1:0").await?));
+/// # }
+/// # for node in [&n1, &n2] {
+/// #     crosswire_recipes::wait_for_live_nodes(node, 2, within).await?;
+/// # }
+/// let _alice = Player::connect(&urls[1], "alice", within).await?;
+/// assert_eq!(single_login::find_user(&n1, "alice", within).await?, ["n2"]);
+/// assert!(single_login::find_user(&n1, "bob", within).await?.is_empty());
+/// # Ok(())
+/// # }
+/// ```
 pub async fn find_user(
     node: &Node,
     user: &str,
@@ -233,6 +385,34 @@ pub async fn find_user(
 
 /// Asks `nodes` to close their connection of `user` if it is older than
 /// `stamp`; returns how many did.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// # use crosswire_recipes::{client::Player, install_whoami, single_login::{self, Policy, SingleLogin}, Backbone};
+/// # use std::time::Duration;
+/// # let backbone = Backbone::memory();
+/// # let within = Duration::from_secs(5);
+/// # let (n1, n2) = (backbone.builder("n1").await?.build()?, backbone.builder("n2").await?.build()?);
+/// # let mut urls = Vec::new();
+/// # for node in [&n1, &n2] {
+/// #     single_login::install(node, SingleLogin::new(Policy::KickOld))?;
+/// #     install_whoami(node)?;
+/// #     urls.push(format!("ws://{}", node.listen("127.0.0.1:0").await?));
+/// # }
+/// # for node in [&n1, &n2] {
+/// #     crosswire_recipes::wait_for_live_nodes(node, 2, within).await?;
+/// # }
+/// let mut alice = Player::connect(&urls[1], "alice", within).await?;
+/// let newer = single_login::LoginStamp { at_ms: u64::MAX, server: "n1".into(), seq: 1 };
+/// let kicked = single_login::kick_user(&n1, "alice", &["n2".to_owned()], &newer, within).await?;
+/// assert_eq!(kicked, 1);
+/// assert_eq!(alice.closed(within).await?.0, crosswire_recipes::KICKED);
+/// # Ok(())
+/// # }
+/// ```
 pub async fn kick_user(
     node: &Node,
     user: &str,
@@ -292,6 +472,19 @@ fn now_ms() -> u64 {
 }
 
 /// What [`demo`] saw.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::{single_login, Backbone};
+/// use std::time::Duration;
+/// let report: single_login::DemoReport = single_login::demo(&Backbone::memory(), Duration::from_secs(5)).await?;
+/// assert_eq!(report.first_closed.0, crosswire_recipes::KICKED);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DemoReport {
     /// How the first connection of `alice` (on `n1`) was closed.
@@ -303,6 +496,20 @@ pub struct DemoReport {
 }
 
 /// Two nodes with [`Policy::KickOld`]; `alice` logs in on `n1`, then on `n2`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire_recipes::{single_login, Backbone};
+/// use std::time::Duration;
+/// let report = single_login::demo(&Backbone::memory(), Duration::from_secs(5)).await?;
+/// assert_eq!(report.second_server.as_deref(), Some("n2"));
+/// assert_eq!(report.holders, ["n2"]);
+/// # Ok(())
+/// # }
+/// ```
 pub async fn demo(backbone: &crate::Backbone, within: Duration) -> crate::Result<DemoReport> {
     let mut nodes = Vec::new();
     let mut urls = Vec::new();
