@@ -1231,12 +1231,7 @@ impl Node {
             callback_id,
         });
         let start = Instant::now();
-        let mut msg = Some(msg);
-        let last = handlers.len() - 1;
-        for (i, h) in handlers.iter().enumerate() {
-            // The last handler takes the message itself; others get copies.
-            let m = if i == last { msg.take() } else { msg.clone() };
-            let Some(m) = m else { break };
+        for (h, m) in crate::events::each_with(&handlers, msg) {
             let fut = h(m, reply.clone());
             tokio::spawn(Timed::new(
                 fut,

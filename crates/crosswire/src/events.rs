@@ -455,3 +455,38 @@ where
         tokio::spawn(rest);
     }
 }
+
+/// Pairs each handler with a `value` of its own: the last handler takes
+/// `value` itself, the others get copies (none are made for one handler).
+pub(crate) fn each_with<H, T: Clone>(handlers: &[H], value: T) -> impl Iterator<Item = (&H, T)> {
+    let last = handlers.len().saturating_sub(1);
+    let mut value = Some(value);
+    handlers.iter().enumerate().filter_map(move |(i, h)| {
+        let v = if i == last {
+            value.take()
+        } else {
+            value.clone()
+        };
+        v.map(|v| (h, v))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::each_with;
+
+    #[test]
+    fn each_handler_gets_its_own_value_and_the_last_takes_it() {
+        let handlers = ["a", "b", "c"];
+        let got: Vec<_> = each_with(&handlers, String::from("x")).collect();
+        assert_eq!(
+            got,
+            [
+                (&"a", "x".into()),
+                (&"b", "x".into()),
+                (&"c", String::from("x"))
+            ]
+        );
+        assert_eq!(each_with(&[] as &[&str], 1).count(), 0);
+    }
+}

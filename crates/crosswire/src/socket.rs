@@ -212,8 +212,6 @@ pub(crate) enum CloseRequest {
 #[derive(Default)]
 pub(crate) struct Control {
     pub(crate) ping: AtomicBool,
-    /// Set with `close`, so the connection task locks only when it must.
-    pub(crate) close_requested: AtomicBool,
     pub(crate) close: Mutex<Option<CloseRequest>>,
 }
 
@@ -636,10 +634,6 @@ impl Socket {
             }
             req if was_open => {
                 *self.0.control.close.lock() = Some(req);
-                self.0
-                    .control
-                    .close_requested
-                    .store(true, Ordering::Release);
                 self.0.queue.wake();
             }
             _ => {}

@@ -558,15 +558,9 @@ async fn handle_text(node: &Node, socket: &Socket, text: Utf8Bytes) {
                     let reply = ev
                         .callback_id
                         .map(|id| crate::events::Reply::new(socket.clone(), id));
-                    let mut payload = Some(ev.payload.unwrap_or(Value::Null));
-                    let last = handlers.len() - 1;
+                    let payload = ev.payload.unwrap_or(Value::Null);
                     let start = Instant::now();
-                    for (i, h) in handlers.iter().enumerate() {
-                        let p = if i == last {
-                            payload.take().unwrap_or_default()
-                        } else {
-                            payload.clone().unwrap_or_default()
-                        };
+                    for (h, p) in crate::events::each_with(&handlers, payload) {
                         let fut = h.call(socket.clone(), p, reply.clone());
                         let timed =
                             Timed::new(fut, start, inner.stats.clone(), HandlerKind::Client);
@@ -689,7 +683,9 @@ impl Conn {
         if inner.stopped.load(Ordering::Acquire) {
             return Poll::Ready(Step::Stop);
         }
-        if inner.control.close_requested.load(Ordering::Acquire) {
+        // A close request first marks the socket closed, then waits here
+        // (and wakes the task): an open socket has none to look for.
+        if !self.socket.is_open() {
             if let Some(request) = inner.control.close.lock().take() {
                 return Poll::Ready(Step::Close(request));
             }
