@@ -798,12 +798,7 @@ fn rate_outcome(
             bound.join(", ")
         ));
     }
-    for n in &notes {
-        lines.push(format!("note: {n}"));
-    }
-    for f in &failures {
-        lines.push(format!("FAILURE: {f}"));
-    }
+    push_verdict(&mut lines, &notes, &failures);
     let json = json!({
         "scenario": scenario,
         "params": params,
@@ -1043,6 +1038,12 @@ pub async fn unicast(env: &Env, a: &UnicastArgs) -> Outcome {
     );
     add_errors(&mut out, &sh);
     out
+}
+
+/// Appends a run's notes and failures to its human report.
+pub(crate) fn push_verdict(lines: &mut Vec<String>, notes: &[String], failures: &[String]) {
+    lines.extend(notes.iter().map(|n| format!("note: {n}")));
+    lines.extend(failures.iter().map(|f| format!("FAILURE: {f}")));
 }
 
 pub(crate) async fn finish(sh: &Shared, handles: Vec<tokio::task::JoinHandle<()>>) {

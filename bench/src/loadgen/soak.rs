@@ -5,11 +5,11 @@
 
 use crate::loadgen::cli::{SlowArgs, SteadyArgs, StormArgs};
 use crate::loadgen::client::{control, Target};
-use crate::loadgen::gen::Generator;
+use crate::loadgen::gen::{Generator, Shared};
 use crate::loadgen::hist::round3;
 use crate::loadgen::scenarios::{
-    add_errors, finish, human_lat, open_join, start_fanout, wait_ready, Env, Fan, Outcome,
-    StepResult, FAN_ROOM, STEP_HEADER,
+    add_errors, finish, human_lat, open_join, push_verdict, start_fanout, wait_ready, Env, Fan,
+    Outcome, StepResult, FAN_ROOM, STEP_HEADER,
 };
 use crate::loadgen::sys::rss_kib;
 use crate::loadgen::wire::decode;
@@ -371,6 +371,26 @@ async fn read_to_end(c: &mut WsConn, idle: Duration) -> Ending {
     }
 }
 
+/// Ends a soak run: stops the RSS sampler, appends the notes and failures to
+/// the report, and stops the steady fan-out. Returns the RSS timeline and the
+/// fan-out's shared state (for its error counts).
+async fn end_run(
+    sampler: Option<RssSampler>,
+    fan: Fan,
+    lines: &mut Vec<String>,
+    notes: &[String],
+    failures: &[String],
+) -> (Option<Value>, Arc<Shared>) {
+    let timeline = sampler.as_ref().map(RssSampler::timeline);
+    if let Some(s) = sampler {
+        s.stop().await;
+    }
+    push_verdict(lines, notes, failures);
+    let Fan { sh, handles, .. } = fan;
+    finish(&sh, handles).await;
+    (timeline, sh)
+}
+
 /// `slow`: steady fan-out to N receivers; S more clients join the room and
 /// never read.
 pub async fn slow(env: &Env, a: &SlowArgs) -> Outcome {
@@ -530,18 +550,7 @@ pub async fn slow(env: &Env, a: &SlowArgs) -> Outcome {
         }
         _ => Value::Null,
     };
-    let timeline = sampler.as_ref().map(RssSampler::timeline);
-    if let Some(s) = sampler {
-        s.stop().await;
-    }
-    for n in &notes {
-        lines.push(format!("note: {n}"));
-    }
-    for f in &failures {
-        lines.push(format!("FAILURE: {f}"));
-    }
-    let Fan { sh, handles, .. } = fan;
-    finish(&sh, handles).await;
+    let (timeline, sh) = end_run(sampler, fan, &mut lines, &notes, &failures).await;
     let mut out = Outcome {
         lines,
         json: json!({
@@ -949,18 +958,7 @@ pub async fn storm(env: &Env, a: &StormArgs) -> Outcome {
         }
         _ => None,
     };
-    let timeline = sampler.as_ref().map(RssSampler::timeline);
-    if let Some(s) = sampler {
-        s.stop().await;
-    }
-    for n in &notes {
-        lines.push(format!("note: {n}"));
-    }
-    for f in &failures {
-        lines.push(format!("FAILURE: {f}"));
-    }
-    let Fan { sh, handles, .. } = fan;
-    finish(&sh, handles).await;
+    let (timeline, sh) = end_run(sampler, fan, &mut lines, &notes, &failures).await;
     gen.shutdown();
     let mut out = Outcome {
         lines,
