@@ -37,6 +37,80 @@ struct Args {
     /// (127.0.0.1 only).
     #[arg(long)]
     metrics_port: Option<u16>,
+    #[command(flatten)]
+    limits: Limits,
+}
+
+/// The node's protections, as flags (each defaults to the library's
+/// default).
+#[derive(clap::Args, Debug)]
+struct Limits {
+    /// Most open WebSocket connections; more are closed with 1013.
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Per-socket rate limit on client events, `PER_SECOND:BURST` (over it:
+    /// close 4004).
+    #[arg(long, value_parser = parse_rate)]
+    rate_limit: Option<(f64, u32)>,
+    /// Origin allowed to connect from a browser; repeatable. None: any.
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
+    /// Shared secret to sign bus messages with (every node of the cluster
+    /// needs the same).
+    #[arg(long, env = "BUS_SECRET", hide_env_values = true)]
+    bus_secret: Option<String>,
+    /// Time a connection has to send its upgrade request, in milliseconds.
+    #[arg(long)]
+    handshake_timeout_ms: Option<u64>,
+    /// Largest HTTP request head, in bytes.
+    #[arg(long)]
+    max_handshake_size: Option<usize>,
+    /// Most connections waiting for their upgrade at once.
+    #[arg(long)]
+    max_pending_handshakes: Option<usize>,
+}
+
+impl Limits {
+    fn apply(&self, mut b: crosswire::NodeBuilder) -> crosswire::NodeBuilder {
+        if let Some(n) = self.max_connections {
+            b = b.max_connections(n);
+        }
+        if let Some((per_second, burst)) = self.rate_limit {
+            b = b.rate_limit(per_second, burst);
+        }
+        if !self.allowed_origins.is_empty() {
+            b = b.allowed_origins(self.allowed_origins.iter().cloned());
+        }
+        if let Some(secret) = &self.bus_secret {
+            b = b.bus_secret(secret.clone());
+        }
+        if let Some(ms) = self.handshake_timeout_ms {
+            b = b.handshake_timeout(Duration::from_millis(ms));
+        }
+        if let Some(n) = self.max_handshake_size {
+            b = b.max_handshake_size(n);
+        }
+        if let Some(n) = self.max_pending_handshakes {
+            b = b.max_pending_handshakes(n);
+        }
+        b
+    }
+}
+
+fn parse_rate(s: &str) -> Result<(f64, u32), String> {
+    let (rate, burst) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?}: expected PER_SECOND:BURST"))?;
+    let rate: f64 = rate
+        .parse()
+        .map_err(|_| format!("{rate:?}: not a number"))?;
+    let burst: u32 = burst
+        .parse()
+        .map_err(|_| format!("{burst:?}: not a count"))?;
+    if !rate.is_finite() || rate <= 0.0 || burst == 0 {
+        return Err(format!("{s:?}: both must be positive"));
+    }
+    Ok((rate, burst))
 }
 
 fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -55,7 +129,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nodes
         .unwrap_or(if args.redis.is_empty() { 1 } else { 2 })
         .max(1);
-    let mut builder = Node::builder().server_name(args.name.clone());
+    let mut builder = args
+        .limits
+        .apply(Node::builder().server_name(args.name.clone()));
     if args.redis.is_empty() {
         if nodes != 1 {
             return Err("--nodes other than 1 needs --redis".into());
@@ -204,11 +280,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .route("/metrics", node.metrics_route())
             .route("/health", node.health_route());
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, ops).await {
-                tracing::error!(error = %e, "metrics server failed");
-            }
-        });
+        println!(
+            "bench-server {} metrics on {}",
+            args.name,
+            listener.local_addr()?
+        );
+        let n = node.clone();
+        tokio::spawn(async move { n.serve(listener, ops).await });
     }
     let addr = node.listen(("127.0.0.1", args.port)).await?;
     println!("bench-server {} listening on {addr}", args.name);

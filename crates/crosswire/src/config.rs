@@ -36,6 +36,58 @@ pub const DEFAULT_OUTBOUND_QUEUE: usize = 1024;
 /// ```
 pub const DEFAULT_READ_BUFFER_SIZE: usize = 1024;
 
+/// Default time a connection has to send its complete HTTP request head
+/// (the upgrade request): 10 s.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::config::DEFAULT_HANDSHAKE_TIMEOUT;
+/// assert_eq!(DEFAULT_HANDSHAKE_TIMEOUT, std::time::Duration::from_secs(10));
+/// assert_eq!(crosswire::NodeConfig::default().handshake_timeout, DEFAULT_HANDSHAKE_TIMEOUT);
+/// ```
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default largest HTTP request head (request line and headers): 16 KiB.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::config::DEFAULT_MAX_HANDSHAKE_SIZE;
+/// assert_eq!(DEFAULT_MAX_HANDSHAKE_SIZE, 16 * 1024);
+/// assert_eq!(crosswire::NodeConfig::default().max_handshake_size, DEFAULT_MAX_HANDSHAKE_SIZE);
+/// ```
+pub const DEFAULT_MAX_HANDSHAKE_SIZE: usize = 16 * 1024;
+/// Default most connections waiting for their upgrade at once: 4096.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::config::DEFAULT_MAX_PENDING_HANDSHAKES;
+/// assert_eq!(DEFAULT_MAX_PENDING_HANDSHAKES, 4096);
+/// assert_eq!(crosswire::NodeConfig::default().max_pending_handshakes, DEFAULT_MAX_PENDING_HANDSHAKES);
+/// ```
+pub const DEFAULT_MAX_PENDING_HANDSHAKES: usize = 4096;
+/// Default file descriptors kept free of connections: 256.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::config::DEFAULT_FD_RESERVE;
+/// assert_eq!(DEFAULT_FD_RESERVE, 256);
+/// assert_eq!(crosswire::NodeConfig::default().fd_reserve, DEFAULT_FD_RESERVE);
+/// ```
+pub const DEFAULT_FD_RESERVE: usize = 256;
+/// Default bytes of request headers a socket keeps for its life: 4 KiB.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::config::DEFAULT_KEPT_HEADER_BYTES;
+/// assert_eq!(DEFAULT_KEPT_HEADER_BYTES, 4096);
+/// assert_eq!(crosswire::NodeConfig::default().kept_header_bytes, DEFAULT_KEPT_HEADER_BYTES);
+/// ```
+pub const DEFAULT_KEPT_HEADER_BYTES: usize = 4096;
+
 /// Everything a [`Node`](crate::Node) is built from. All durations are in
 /// milliseconds when read from TOML or JSON (`server_ping_interval_ms`, ...).
 ///
@@ -114,6 +166,35 @@ pub struct NodeConfig {
     /// `https://app.example.com`); others are refused with HTTP 403 before the
     /// upgrade. Empty (the default): every origin, and requests without one.
     pub allowed_origins: Vec<String>,
+    /// Also allow an `Origin` whose host (and port) is the request's `Host`
+    /// (a page served by this node). When set, only such origins and those
+    /// of [`allowed_origins`](NodeConfig::allowed_origins) may connect from a
+    /// browser; requests without an `Origin` (programs, not browsers) are
+    /// still accepted. Off by default.
+    pub same_origin: bool,
+    /// How long a connection has to send its complete HTTP request head
+    /// ([`listen`](crate::Node::listen) and [`serve`](crate::Node::serve));
+    /// a silent or dripping connection is dropped then. Default 10 s.
+    #[serde(rename = "handshake_timeout_ms", with = "ms")]
+    pub handshake_timeout: Duration,
+    /// Largest HTTP request head in bytes (at least 8 KiB); a bigger one is
+    /// refused with 431. Default 16 KiB.
+    pub max_handshake_size: usize,
+    /// Most connections waiting for their upgrade at once; a new one pushes
+    /// out the oldest. Default 4096.
+    pub max_pending_handshakes: usize,
+    /// File descriptors kept free of connections, below the process's
+    /// limit (`ulimit -n`), for the rest of the process. Default 256.
+    pub fd_reserve: usize,
+    /// Request headers a socket keeps after its upgrade (lower-case names).
+    /// Empty (the default): every header, up to
+    /// [`kept_header_bytes`](NodeConfig::kept_header_bytes). The upgrade hook
+    /// always sees every header.
+    pub keep_headers: Vec<String>,
+    /// Most bytes of request headers (names and values) a socket keeps when
+    /// [`keep_headers`](NodeConfig::keep_headers) is empty; headers past the
+    /// budget are not kept. Default 4 KiB.
+    pub kept_header_bytes: usize,
     /// Shared secret to sign every bus message with (HMAC-SHA256, a
     /// timestamp and a nonce); unsigned, forged or replayed messages are
     /// dropped. Off by default: the original cannot read signed messages.
@@ -168,6 +249,13 @@ impl Default for NodeConfig {
             max_connections: None,
             rate_limit: None,
             allowed_origins: Vec::new(),
+            same_origin: false,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_handshake_size: DEFAULT_MAX_HANDSHAKE_SIZE,
+            max_pending_handshakes: DEFAULT_MAX_PENDING_HANDSHAKES,
+            fd_reserve: DEFAULT_FD_RESERVE,
+            keep_headers: Vec::new(),
+            kept_header_bytes: DEFAULT_KEPT_HEADER_BYTES,
             bus_secret: None,
             bus_replay_window: Duration::from_secs(30),
         }

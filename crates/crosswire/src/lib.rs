@@ -61,6 +61,7 @@ pub mod config;
 pub mod cross_server;
 pub mod error;
 pub mod events;
+mod listener;
 pub mod node;
 pub mod ops;
 mod queue;

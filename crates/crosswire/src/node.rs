@@ -595,6 +595,180 @@ impl NodeBuilder {
         self
     }
 
+    /// Also lets a browser connect from a page of this node's own host: an
+    /// `Origin` whose `host[:port]` is the request's `Host` is allowed beside
+    /// [`allowed_origins`](NodeBuilder::allowed_origins). Requests without an
+    /// `Origin` (programs, not browsers) stay allowed. This blocks
+    /// cross-site WebSocket hijacking by other sites' pages.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    /// let node = crosswire::Node::builder().same_origin(true).build()?;
+    /// let addr = node.listen("127.0.0.1:0").await?;
+    /// let mut request = format!("ws://{addr}/").into_client_request()?;
+    /// request.headers_mut().insert("origin", "https://evil.example".parse()?);
+    /// assert!(tokio_tungstenite::connect_async(request).await.is_err());
+    /// let mut request = format!("ws://{addr}/").into_client_request()?;
+    /// request.headers_mut().insert("origin", format!("http://{addr}").parse()?);
+    /// assert!(tokio_tungstenite::connect_async(request).await.is_ok());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn same_origin(mut self, on: bool) -> Self {
+        self.config.same_origin = on;
+        self
+    }
+
+    /// How long a new connection has to send its complete HTTP request head
+    /// (default 10 s); a silent or dripping connection is dropped then.
+    /// Applies to [`Node::listen`] and [`Node::serve`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use tokio::io::AsyncReadExt;
+    /// let node = crosswire::Node::builder()
+    ///     .handshake_timeout(Duration::from_millis(100))
+    ///     .build()?;
+    /// let addr = node.listen("127.0.0.1:0").await?;
+    /// // A connection that never sends its request is closed.
+    /// let mut silent = tokio::net::TcpStream::connect(addr).await?;
+    /// let mut buf = [0u8; 1];
+    /// assert_eq!(silent.read(&mut buf).await?, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.handshake_timeout = timeout;
+        self
+    }
+
+    /// Largest HTTP request head in bytes (default 16 KiB, at least 8 KiB);
+    /// a bigger head is refused with 431.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    /// let node = crosswire::Node::builder().max_handshake_size(8 * 1024).build()?;
+    /// let addr = node.listen("127.0.0.1:0").await?;
+    /// let mut request = format!("ws://{addr}/").into_client_request()?;
+    /// request.headers_mut().insert("x-pad", "a".repeat(10_000).parse()?);
+    /// match tokio_tungstenite::connect_async(request).await {
+    ///     Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+    ///         assert_eq!(response.status(), 431)
+    ///     }
+    ///     other => panic!("expected 431, got {other:?}"),
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn max_handshake_size(mut self, bytes: usize) -> Self {
+        self.config.max_handshake_size = bytes;
+        self
+    }
+
+    /// Most connections waiting for their upgrade at once (default 4096); a
+    /// new connection pushes out the oldest waiting one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> crosswire::Result<()> {
+    /// # let rt = tokio::runtime::Runtime::new()?;
+    /// # let _guard = rt.enter();
+    /// let node = crosswire::Node::builder().max_pending_handshakes(1000).build()?;
+    /// assert_eq!(node.config().max_pending_handshakes, 1000);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn max_pending_handshakes(mut self, max: usize) -> Self {
+        self.config.max_pending_handshakes = max;
+        self
+    }
+
+    /// File descriptors kept free of connections below the process's limit
+    /// (default 256), for the rest of the process: other listeners (e.g.
+    /// `/metrics` on its own port), bus connections, files.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> crosswire::Result<()> {
+    /// # let rt = tokio::runtime::Runtime::new()?;
+    /// # let _guard = rt.enter();
+    /// let node = crosswire::Node::builder().fd_reserve(1024).build()?;
+    /// assert_eq!(node.config().fd_reserve, 1024);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn fd_reserve(mut self, descriptors: usize) -> Self {
+        self.config.fd_reserve = descriptors;
+        self
+    }
+
+    /// The request headers each socket keeps after its upgrade (names, any
+    /// case); the others are dropped once the upgrade hook has run. By
+    /// default every header is kept up to
+    /// [`kept_header_bytes`](NodeBuilder::kept_header_bytes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let node = crosswire::Node::builder().keep_headers(["User-Agent"]).build()?;
+    /// let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// node.on_connection(move |socket, _| {
+    ///     let _ = tx.send(socket);
+    ///     async {}
+    /// });
+    /// let addr = node.listen("127.0.0.1:0").await?;
+    /// let (_client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await?;
+    /// let socket = sockets.recv().await.ok_or("no connection")?;
+    /// assert!(socket.handshake().headers.get("sec-websocket-key").is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn keep_headers<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.keep_headers = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Most bytes of request headers each socket keeps when no
+    /// [`keep_headers`](NodeBuilder::keep_headers) are named (default
+    /// 4 KiB): headers past the budget are dropped once the upgrade hook has
+    /// run, so a socket's memory does not grow with its handshake.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> crosswire::Result<()> {
+    /// # let rt = tokio::runtime::Runtime::new()?;
+    /// # let _guard = rt.enter();
+    /// let node = crosswire::Node::builder().kept_header_bytes(1024).build()?;
+    /// assert_eq!(node.config().kept_header_bytes, 1024);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn kept_header_bytes(mut self, bytes: usize) -> Self {
+        self.config.kept_header_bytes = bytes;
+        self
+    }
+
     /// Requires each socket to authenticate with a client event `event`
     /// within `timeout` (the FAQ's "auth message after connecting"). Until it
     /// does, the socket receives no broadcasts and its other frames are
@@ -716,6 +890,16 @@ impl NodeBuilder {
         {
             return Err(Error::Config(
                 "max_frame_size, outbound_queue and read_buffer_size must be positive".into(),
+            ));
+        }
+        if config.max_handshake_size < crate::listener::MIN_HEAD_BUFFER {
+            return Err(Error::Config(
+                "max_handshake_size must be at least 8 KiB".into(),
+            ));
+        }
+        if config.handshake_timeout.is_zero() || config.max_pending_handshakes == 0 {
+            return Err(Error::Config(
+                "handshake_timeout and max_pending_handshakes must be positive".into(),
             ));
         }
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {

@@ -210,6 +210,13 @@ impl Node {
             s.frames_received as f64,
             "",
         );
+        metric(
+            "accept_errors_total",
+            "counter",
+            "accept() failures for lack of resources (file descriptors, memory).",
+            s.accept_errors as f64,
+            "",
+        );
         let dropped = [
             ("invalid", s.frames_dropped_invalid),
             ("reserved", s.frames_dropped_reserved),
@@ -234,6 +241,8 @@ impl Node {
             ("rate_limit", s.rate_limit_closes),
             ("liveness", s.liveness_terminations),
             ("background", s.background_terminations),
+            ("protocol_error", s.protocol_error_closes),
+            ("invalid_utf8", s.invalid_utf8_closes),
         ];
         let _ = writeln!(
             out,
@@ -244,6 +253,23 @@ impl Node {
             let _ = writeln!(
                 out,
                 "crosswire_socket_closes_total{{node=\"{node}\",reason=\"{reason}\"}} {n}"
+            );
+        }
+        let handshakes = [
+            ("timeout", s.handshakes_timed_out),
+            ("too_large", s.handshakes_too_large),
+            ("evicted", s.handshakes_evicted),
+            ("bad_request", s.handshakes_bad_request),
+        ];
+        let _ = writeln!(
+            out,
+            "# HELP crosswire_handshakes_failed_total Connections dropped or refused before their upgrade, by reason."
+        );
+        let _ = writeln!(out, "# TYPE crosswire_handshakes_failed_total counter");
+        for (reason, n) in handshakes {
+            let _ = writeln!(
+                out,
+                "crosswire_handshakes_failed_total{{node=\"{node}\",reason=\"{reason}\"}} {n}"
             );
         }
         let bus = [

@@ -27,6 +27,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// assert_eq!(GOING_AWAY, 1001);
 /// assert_eq!(TOO_BIG, 1009);
 /// assert_eq!(TRY_AGAIN_LATER, 1013);
+/// assert_eq!(PROTOCOL_ERROR, 1002);
+/// assert_eq!(INVALID_PAYLOAD, 1007);
 /// assert_eq!(SLOW_CONSUMER, 4003);
 /// assert_eq!(RATE_LIMITED, 4004);
 /// assert_eq!(NOT_AUTHENTICATED, 4005);
@@ -37,6 +39,11 @@ pub mod close_code {
     pub const NORMAL: u16 = 1000;
     /// The node is shutting down.
     pub const GOING_AWAY: u16 = 1001;
+    /// The client broke the WebSocket protocol (RFC 6455), e.g. an unmasked
+    /// frame, reserved bits, an unknown opcode or a bad fragment.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame was not valid UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// A frame was larger than the node's `max_frame_size`.
     pub const TOO_BIG: u16 = 1009;
     /// The node is at its connection limit; try again later.

@@ -178,6 +178,13 @@ pub struct Stats {
     pub(crate) connections_refused: AtomicU64,
     pub(crate) bus_dropped_unsigned: AtomicU64,
     pub(crate) bus_dropped_replayed: AtomicU64,
+    pub(crate) invalid_utf8_closes: AtomicU64,
+    pub(crate) protocol_error_closes: AtomicU64,
+    pub(crate) accept_errors: AtomicU64,
+    pub(crate) handshakes_bad_request: AtomicU64,
+    pub(crate) handshakes_evicted: AtomicU64,
+    pub(crate) handshakes_too_large: AtomicU64,
+    pub(crate) handshakes_timed_out: AtomicU64,
     pub(crate) client_handler_seconds: Histogram,
     pub(crate) cross_server_handler_seconds: Histogram,
 }
@@ -222,6 +229,13 @@ impl Stats {
             connections_refused: g(&self.connections_refused),
             bus_dropped_unsigned: g(&self.bus_dropped_unsigned),
             bus_dropped_replayed: g(&self.bus_dropped_replayed),
+            invalid_utf8_closes: g(&self.invalid_utf8_closes),
+            protocol_error_closes: g(&self.protocol_error_closes),
+            accept_errors: g(&self.accept_errors),
+            handshakes_bad_request: g(&self.handshakes_bad_request),
+            handshakes_evicted: g(&self.handshakes_evicted),
+            handshakes_too_large: g(&self.handshakes_too_large),
+            handshakes_timed_out: g(&self.handshakes_timed_out),
             client_handler_seconds: self.client_handler_seconds.snapshot(),
             cross_server_handler_seconds: self.cross_server_handler_seconds.snapshot(),
         }
@@ -298,6 +312,22 @@ pub struct StatsSnapshot {
     pub bus_dropped_unsigned: u64,
     /// Bus messages refused as stale or replayed (signing mode; also the second copy of a redundant publish).
     pub bus_dropped_replayed: u64,
+    /// Connections dropped for not sending their complete request head in
+    /// time (`handshake_timeout`).
+    pub handshakes_timed_out: u64,
+    /// Connections refused with 431: request head over `max_handshake_size`.
+    pub handshakes_too_large: u64,
+    /// Connections waiting for their upgrade pushed out by newer ones
+    /// (`max_pending_handshakes`, or the file descriptor budget).
+    pub handshakes_evicted: u64,
+    /// Upgrade requests refused with 400 (e.g. a malformed `Sec-WebSocket-Key`).
+    pub handshakes_bad_request: u64,
+    /// `accept` failures for lack of resources (file descriptors, memory).
+    pub accept_errors: u64,
+    /// Sockets closed with 1002 for a WebSocket protocol violation.
+    pub protocol_error_closes: u64,
+    /// Sockets closed with 1007 for a text frame that is not UTF-8.
+    pub invalid_utf8_closes: u64,
     /// Run time of client-event handlers, from the dispatch of the frame's
     /// event to the end of the handler (its asynchronous part included).
     pub client_handler_seconds: HistogramSnapshot,

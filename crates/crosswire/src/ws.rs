@@ -187,35 +187,54 @@ impl Node {
         }
         let listener = bind(addr).await?;
         let local = listener.local_addr()?;
-        // Frames are batched by the connection task; Nagle's algorithm would only add
-        // delay (up to a delayed-ACK timeout) to the last segment of a batch.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY");
-            }
-        });
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let stop = self.inner.shutdown.clone();
         let node = self.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::error!(node = %node.server_name(), error = %e, "WebSocket server failed");
-                let e = Arc::new(Error::Io(e));
-                for h in node.inner.system.server_error.take_for_dispatch() {
-                    run_detached(h(e.clone())).await;
-                }
-            }
-        });
+        let app = self.router();
+        tokio::spawn(async move { node.serve(listener, app).await });
         tracing::info!(node = %self.server_name(), %local, "listening");
         for h in self.inner.system.listening.take_for_dispatch() {
             run_detached(h(local)).await;
         }
         Ok(local)
+    }
+
+    /// Serves `app` (a router holding [`ws_route`](Node::ws_route), and any
+    /// other routes of the application, e.g. `/health`) on `listener` until
+    /// [`shutdown`](Node::shutdown), with the limits of [`listen`](Node::listen)
+    /// before each upgrade: the request head must arrive within
+    /// [`handshake_timeout`](crate::NodeConfig::handshake_timeout) and fit in
+    /// [`max_handshake_size`](crate::NodeConfig::max_handshake_size); at most
+    /// [`max_pending_handshakes`](crate::NodeConfig::max_pending_handshakes)
+    /// connections wait for their upgrade (a new one pushes out the oldest);
+    /// connections stay [`fd_reserve`](crate::NodeConfig::fd_reserve) file
+    /// descriptors below the process's limit. `axum::serve` has none of
+    /// these: prefer this to it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// let app = axum::Router::new()
+    ///     .route("/ws", node.ws_route())
+    ///     .route("/health", node.health_route());
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    /// let addr = listener.local_addr()?;
+    /// tokio::spawn({
+    ///     let node = node.clone();
+    ///     async move { node.serve(listener, app).await }
+    /// });
+    /// let (_client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await?;
+    /// while node.connection_count() == 0 {
+    ///     tokio::task::yield_now().await;
+    /// }
+    /// node.shutdown(std::time::Duration::from_secs(1)).await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn serve(&self, listener: tokio::net::TcpListener, app: Router) {
+        let stop = self.inner.shutdown.clone();
+        crate::listener::serve(self.clone(), listener, app, stop).await;
     }
 }
 
@@ -259,17 +278,18 @@ async fn upgrade(node: Node, req: Request) -> Response {
     if node.is_shut_down() {
         return (StatusCode::SERVICE_UNAVAILABLE, "node is shutting down").into_response();
     }
-    let allowed = &node.inner.config.allowed_origins;
-    if !allowed.is_empty() {
-        let origin = parts
-            .headers
-            .get(http::header::ORIGIN)
-            .and_then(|o| o.to_str().ok());
-        if !origin.is_some_and(|o| allowed.iter().any(|a| a == o)) {
-            Stats::incr(&node.inner.stats.connections_refused);
-            tracing::debug!(?origin, "origin not allowed");
-            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
-        }
+    if !parts
+        .headers
+        .get(http::header::SEC_WEBSOCKET_KEY)
+        .is_some_and(|k| is_valid_key(k.as_bytes()))
+    {
+        Stats::incr(&node.inner.stats.handshakes_bad_request);
+        return (StatusCode::BAD_REQUEST, "malformed Sec-WebSocket-Key").into_response();
+    }
+    if !origin_allowed(&node.inner.config, &parts.headers) {
+        Stats::incr(&node.inner.stats.connections_refused);
+        tracing::debug!(origin = ?parts.headers.get(http::header::ORIGIN), "origin not allowed");
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     let uri = detach_uri(
         parts
@@ -290,7 +310,7 @@ async fn upgrade(node: Node, req: Request) -> Response {
     let handshake = Arc::new(Handshake {
         uri,
         params,
-        headers: detach_headers(&parts.headers),
+        headers: parts.headers.clone(),
         remote_addr,
         data: Default::default(),
     });
@@ -301,6 +321,16 @@ async fn upgrade(node: Node, req: Request) -> Response {
             return refusal.into_response();
         }
     }
+    // The socket keeps only the headers the application asked for (or a
+    // bounded copy): the head may be up to `max_handshake_size`, and every
+    // socket holds its handshake for its whole life.
+    let handshake = Arc::new(Handshake {
+        uri: handshake.uri.clone(),
+        params: handshake.params.clone(),
+        headers: kept_headers(&node.inner.config, &handshake.headers),
+        remote_addr: handshake.remote_addr,
+        data: parking_lot::Mutex::new(std::mem::take(&mut *handshake.data.lock())),
+    });
     let max = node.inner.config.max_frame_size;
     let read_buffer = node.inner.config.read_buffer_size;
     let tasks = node.inner.tasks.clone();
@@ -330,17 +360,78 @@ fn detach_uri(uri: &http::Uri) -> http::Uri {
     http::Uri::from_maybe_shared(Bytes::from(text)).unwrap_or_else(|_| uri.clone())
 }
 
-/// A copy of `headers` in their own allocations (see [`detach_uri`]).
-fn detach_headers(headers: &http::HeaderMap) -> http::HeaderMap {
-    let mut copy = http::HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        // `HeaderValue::from_bytes` copies (header names are copied by
-        // hyper already).
-        let detached =
-            http::HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
-        copy.append(name.clone(), detached);
+/// Whether `key` is a valid `Sec-WebSocket-Key`: the base64 encoding of 16
+/// bytes (RFC 6455 §4.2.1), i.e. 22 base64 characters, the last of which
+/// carries only two bits, then `==`.
+fn is_valid_key(key: &[u8]) -> bool {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let [body @ .., b'=', b'='] = key else {
+        return false;
+    };
+    body.len() == 22
+        && body.iter().all(|c| ALPHABET.contains(c))
+        && ALPHABET
+            .iter()
+            .position(|c| *c == body[21])
+            .is_some_and(|i| i % 16 == 0)
+}
+
+/// Whether the request's `Origin` may open a WebSocket on this node.
+fn origin_allowed(config: &crate::NodeConfig, headers: &http::HeaderMap) -> bool {
+    let allowed = &config.allowed_origins;
+    if allowed.is_empty() && !config.same_origin {
+        return true;
     }
-    copy
+    let Some(origin) = headers.get(http::header::ORIGIN) else {
+        // Browsers always send an Origin on a WebSocket upgrade; without one
+        // the peer is a program, which no page can drive across origins.
+        return config.same_origin && allowed.is_empty();
+    };
+    let Ok(origin) = origin.to_str() else {
+        return false;
+    };
+    if allowed.iter().any(|a| a == origin) {
+        return true;
+    }
+    config.same_origin
+        && headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|host| origin_host(origin) == Some(host))
+}
+
+/// The `host[:port]` of a serialized origin (`https://host:port`).
+fn origin_host(origin: &str) -> Option<&str> {
+    let (_, rest) = origin.split_once("://")?;
+    (!rest.is_empty() && !rest.contains('/')).then_some(rest)
+}
+
+/// The headers a socket keeps: those named in `keep_headers`, or else every
+/// header in order while they fit in `kept_header_bytes`. Each kept value is
+/// copied into its own allocation: hyper parses the head without copying,
+/// so a kept slice would keep the whole read buffer alive.
+fn kept_headers(config: &crate::NodeConfig, headers: &http::HeaderMap) -> http::HeaderMap {
+    let mut kept = http::HeaderMap::new();
+    let mut budget = config.kept_header_bytes;
+    for (name, value) in headers {
+        if config.keep_headers.is_empty() {
+            let size = name.as_str().len() + value.len();
+            if size > budget {
+                continue;
+            }
+            budget -= size;
+        } else if !config
+            .keep_headers
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(name.as_str()))
+        {
+            continue;
+        }
+        let copy =
+            http::HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
+        kept.append(name.clone(), copy);
+    }
+    kept
 }
 
 /// Registers a new connection's socket (closing it at once when the node is
@@ -419,11 +510,18 @@ async fn run_to_end(fut: BoxFuture<'static, ()>) {
     }
 }
 
-fn is_capacity_error(e: axum::Error) -> bool {
-    matches!(
-        e.into_inner().downcast::<tungstenite::Error>().map(|b| *b),
-        Ok(tungstenite::Error::Capacity(_))
-    )
+/// The close code and reason for a read error that is the client's
+/// violation of the protocol: 1009 for a frame over the limit, 1007 for a
+/// text frame that is not UTF-8, 1002 for any other breach of RFC 6455
+/// (unmasked frame, reserved bits, unknown opcode, bad fragmentation,
+/// oversized control frame). `None` for transport errors.
+fn violation(e: axum::Error) -> Option<(u16, &'static str)> {
+    match e.into_inner().downcast::<tungstenite::Error>().map(|b| *b) {
+        Ok(tungstenite::Error::Capacity(_)) => Some((close_code::TOO_BIG, "message too big")),
+        Ok(tungstenite::Error::Utf8(_)) => Some((close_code::INVALID_PAYLOAD, "invalid UTF-8")),
+        Ok(tungstenite::Error::Protocol(_)) => Some((close_code::PROTOCOL_ERROR, "protocol error")),
+        _ => None,
+    }
 }
 
 /// What woke the connection task.
@@ -454,10 +552,17 @@ async fn serve(node: &Node, conn: &mut Conn) -> CloseInfo {
             Step::Ended(None) | Step::Stop | Step::Close(CloseRequest::Terminate) => break,
             Step::Ended(Some(e)) => {
                 let message = e.to_string();
-                if is_capacity_error(e) {
-                    // The stream cannot be read past this frame.
-                    Stats::incr(&stats.frames_oversize);
-                    Box::pin(conn.close(close_code::TOO_BIG, "message too big", false)).await;
+                if let Some((code, reason)) = violation(e) {
+                    // The stream cannot be read past this frame: tell the
+                    // client why (RFC 6455 §7.4.1) and count it.
+                    let counter = match code {
+                        close_code::TOO_BIG => &stats.frames_oversize,
+                        close_code::INVALID_PAYLOAD => &stats.invalid_utf8_closes,
+                        _ => &stats.protocol_error_closes,
+                    };
+                    Stats::incr(counter);
+                    socket.mark_closed();
+                    Box::pin(conn.close(code, reason, false)).await;
                 } else {
                     tracing::debug!(socket = socket.id(), error = %message, "socket error");
                     let err: Arc<str> = message.into();

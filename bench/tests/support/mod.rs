@@ -1,0 +1,111 @@
+//! A bench-server in its own process (so its memory and file descriptors are
+//! its own), with its listening and metrics addresses.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Upper bound for any single wait in a test: a failure, not a sleep.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// A running bench-server, killed on drop.
+pub struct Server {
+    child: Child,
+    /// The WebSocket listener.
+    pub addr: SocketAddr,
+    /// The `/metrics` and `/health` listener.
+    pub metrics: SocketAddr,
+}
+
+impl Server {
+    /// Starts bench-server on free loopback ports with `args` added.
+    pub fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bench-server"))
+            .args(["--port", "0", "--metrics-port", "0"])
+            .args(args)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("bench-server starts");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut addr = None;
+        let mut metrics = None;
+        while addr.is_none() || metrics.is_none() {
+            let line = lines
+                .next()
+                .expect("bench-server printed its addresses")
+                .expect("stdout readable");
+            let last = line.rsplit(' ').next().unwrap_or_default().parse().ok();
+            if line.contains(" metrics on ") {
+                metrics = last;
+            } else if line.contains(" listening on ") {
+                addr = last;
+            }
+        }
+        // Keep draining stdout so the server never blocks on it.
+        std::thread::spawn(move || for _ in lines {});
+        Server {
+            child,
+            addr: addr.unwrap(),
+            metrics: metrics.unwrap(),
+        }
+    }
+
+    /// The server's resident memory, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// The server's open file descriptors.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    /// The value of the metric line starting with `prefix` (name and labels).
+    pub async fn metric(&self, prefix: &str) -> f64 {
+        let text = http_get(self.metrics, "/metrics").await;
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no metric {prefix}"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The body of a plain HTTP GET.
+pub async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut out))
+        .await
+        .expect("HTTP response in time")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    text.split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or(text)
+}
