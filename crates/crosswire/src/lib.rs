@@ -56,6 +56,8 @@
 
 pub mod auth;
 pub mod bus;
+#[cfg(feature = "clap")]
+pub mod cli;
 mod cluster;
 pub mod config;
 pub mod cross_server;

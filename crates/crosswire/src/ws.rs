@@ -385,7 +385,7 @@ fn origin_allowed(config: &crate::NodeConfig, headers: &http::HeaderMap) -> bool
     let Some(origin) = headers.get(http::header::ORIGIN) else {
         // Browsers always send an Origin on a WebSocket upgrade; without one
         // the peer is a program, which no page can drive across origins.
-        return config.same_origin && allowed.is_empty();
+        return config.same_origin;
     };
     let Ok(origin) = origin.to_str() else {
         return false;

@@ -77,6 +77,13 @@ struct Args {
     /// Nodes to run in this process on the in-memory bus (not with --redis).
     #[arg(long, default_value_t = 1)]
     nodes: u16,
+    /// Accept WebSocket upgrades from pages of any site. By default only
+    /// pages served by this node (and `--allowed-origin`s) may connect from
+    /// a browser, so another site cannot act as its visitors.
+    #[arg(long)]
+    any_origin: bool,
+    #[command(flatten)]
+    limits: crosswire::cli::LimitArgs,
 }
 
 /// What the node knows about a connected person (kept on the socket).
@@ -423,19 +430,22 @@ async fn start_node(
         (Some(name), i) => format!("{name}-{i}"),
         (None, _) => format!("chat-{}", local.port()),
     };
-    let mut builder = Node::builder().server_name(name);
+    let mut builder = args
+        .limits
+        .apply(Node::builder().server_name(name))
+        .same_origin(!args.any_origin);
     if let Some(with_bus) = bus {
         builder = with_bus(builder);
     }
     let node = builder.build()?;
     register(&node)?;
     node.ready().await;
-    let app = page(&node).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
+    let app = page(&node);
     let n = node.clone();
     tokio::spawn(async move {
-        if let Err(e) = served.await {
-            tracing::error!(node = %n.server_name(), error = %e, "HTTP server failed");
+        tokio::select! {
+            () = n.serve(listener, app) => {}
+            () = stop.cancelled() => {}
         }
     });
     let host = match local {

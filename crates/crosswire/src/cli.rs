@@ -1,0 +1,155 @@
+//! Command-line flags for a node's protections (feature `clap`), to flatten
+//! into a program's own `clap` arguments so that whoever runs it can set
+//! every limit.
+//!
+//! # Examples
+//!
+//! ```
+//! use clap::Parser;
+//!
+//! #[derive(Parser)]
+//! struct Args {
+//!     #[arg(long, default_value_t = 9000)]
+//!     port: u16,
+//!     #[command(flatten)]
+//!     limits: crosswire::cli::LimitArgs,
+//! }
+//!
+//! # fn main() -> crosswire::Result<()> {
+//! # let rt = tokio::runtime::Runtime::new()?;
+//! # let _guard = rt.enter();
+//! let args = Args::parse_from([
+//!     "server",
+//!     "--max-connections", "10000",
+//!     "--rate-limit", "20:40",
+//!     "--allowed-origin", "https://app.example.com",
+//!     "--handshake-timeout-ms", "5000",
+//! ]);
+//! let node = args.limits.apply(crosswire::Node::builder()).build()?;
+//! assert_eq!(node.config().max_connections, Some(10_000));
+//! assert_eq!(node.config().allowed_origins, ["https://app.example.com"]);
+//! assert_eq!(node.config().handshake_timeout, std::time::Duration::from_secs(5));
+//! # Ok(())
+//! # }
+//! ```
+
+use crate::NodeBuilder;
+use std::time::Duration;
+
+/// A node's limits and protections as flags; each left out keeps the
+/// library's default (see [`NodeConfig`](crate::NodeConfig)).
+///
+/// # Examples
+///
+/// ```
+/// use clap::Parser;
+/// #[derive(Parser)]
+/// struct Args {
+///     #[command(flatten)]
+///     limits: crosswire::cli::LimitArgs,
+/// }
+/// let args = Args::parse_from(["server", "--same-origin", "--max-pending-handshakes", "100"]);
+/// assert!(args.limits.same_origin);
+/// assert_eq!(args.limits.max_pending_handshakes, Some(100));
+/// assert!(Args::try_parse_from(["server", "--rate-limit", "fast"]).is_err());
+/// ```
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct LimitArgs {
+    /// Most open WebSocket connections; more are closed with 1013.
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Per-socket rate limit on client events, `PER_SECOND:BURST` (over it:
+    /// close 4004).
+    #[arg(long, value_parser = parse_rate)]
+    pub rate_limit: Option<(f64, u32)>,
+    /// Origin allowed to connect from a browser (e.g.
+    /// `https://app.example.com`); repeatable.
+    #[arg(long = "allowed-origin")]
+    pub allowed_origins: Vec<String>,
+    /// Also allow browsers on pages of this node's own host.
+    #[arg(long)]
+    pub same_origin: bool,
+    /// Shared secret to sign bus messages with (every node of the cluster
+    /// needs the same; original Node.js nodes cannot join a signed cluster).
+    #[arg(long, env = "CROSSWIRE_BUS_SECRET", hide_env_values = true)]
+    pub bus_secret: Option<String>,
+    /// Largest client frame, in bytes (over it: close 1009).
+    #[arg(long)]
+    pub max_frame_size: Option<usize>,
+    /// Time a connection has to send its upgrade request, in milliseconds.
+    #[arg(long)]
+    pub handshake_timeout_ms: Option<u64>,
+    /// Largest HTTP request head, in bytes (over it: 431).
+    #[arg(long)]
+    pub max_handshake_size: Option<usize>,
+    /// Most connections waiting for their upgrade at once.
+    #[arg(long)]
+    pub max_pending_handshakes: Option<usize>,
+}
+
+impl LimitArgs {
+    /// Sets every limit given on `builder`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> crosswire::Result<()> {
+    /// # let rt = tokio::runtime::Runtime::new()?;
+    /// # let _guard = rt.enter();
+    /// let limits = crosswire::cli::LimitArgs {
+    ///     max_connections: Some(500),
+    ///     ..Default::default()
+    /// };
+    /// let node = limits.apply(crosswire::Node::builder()).build()?;
+    /// assert_eq!(node.config().max_connections, Some(500));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn apply(&self, mut b: NodeBuilder) -> NodeBuilder {
+        if let Some(n) = self.max_connections {
+            b = b.max_connections(n);
+        }
+        if let Some((per_second, burst)) = self.rate_limit {
+            b = b.rate_limit(per_second, burst);
+        }
+        if !self.allowed_origins.is_empty() {
+            b = b.allowed_origins(self.allowed_origins.iter().cloned());
+        }
+        if self.same_origin {
+            b = b.same_origin(true);
+        }
+        if let Some(secret) = &self.bus_secret {
+            b = b.bus_secret(secret.clone());
+        }
+        if let Some(n) = self.max_frame_size {
+            b = b.max_frame_size(n);
+        }
+        if let Some(ms) = self.handshake_timeout_ms {
+            b = b.handshake_timeout(Duration::from_millis(ms));
+        }
+        if let Some(n) = self.max_handshake_size {
+            b = b.max_handshake_size(n);
+        }
+        if let Some(n) = self.max_pending_handshakes {
+            b = b.max_pending_handshakes(n);
+        }
+        b
+    }
+}
+
+/// Parses `PER_SECOND:BURST`.
+fn parse_rate(s: &str) -> Result<(f64, u32), String> {
+    let (rate, burst) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?}: expected PER_SECOND:BURST"))?;
+    let rate: f64 = rate
+        .parse()
+        .map_err(|_| format!("{rate:?}: not a number"))?;
+    let burst: u32 = burst
+        .parse()
+        .map_err(|_| format!("{burst:?}: not a count"))?;
+    if !rate.is_finite() || rate <= 0.0 || burst == 0 {
+        return Err(format!("{s:?}: both must be positive"));
+    }
+    Ok((rate, burst))
+}
