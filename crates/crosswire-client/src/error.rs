@@ -15,7 +15,7 @@
 /// let opts = ConnectorOptions { pong_timeout: Duration::ZERO, ..ConnectorOptions::new("ws://h") };
 /// assert_eq!(opts.validate(), Err(ConnectorError::ZeroDuration("pong_timeout")));
 /// let c = Connector::new(ConnectorOptions::new("ws://h"))?;
-/// assert_eq!(c.on("", |_| {}).err(), Some(ConnectorError::EmptyEvent));
+/// assert_eq!(c.on("", || {}).err(), Some(ConnectorError::EmptyEvent));
 /// # Ok(())
 /// # }
 /// ```

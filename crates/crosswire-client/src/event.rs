@@ -220,7 +220,7 @@ pub struct ReconnectInfo {
 /// use crosswire_client::{Connector, ConnectorOptions, HandlerId};
 /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
 /// let a: HandlerId = c.on_open(|| {});
-/// let b: HandlerId = c.on("news", |_| {})?;
+/// let b: HandlerId = c.on("news", || {})?;
 /// assert_ne!(a, b);
 /// assert!(c.off(a) && c.off(b));
 /// # Ok(())

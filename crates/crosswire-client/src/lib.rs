@@ -132,8 +132,8 @@
 //! }
 //! ```
 
-pub mod close_code;
 mod builder;
+pub mod close_code;
 mod command;
 mod connector;
 mod emit;

@@ -120,7 +120,10 @@ impl<P: Clone> Registry<P> {
     /// (a handler that refused the payload stays for the next push).
     pub(crate) fn push_handlers(&self, event: &str) -> Vec<(HandlerId, bool, P)> {
         self.pushed.get(event).map_or_else(Vec::new, |entries| {
-            entries.iter().map(|e| (e.id, e.once, e.f.clone())).collect()
+            entries
+                .iter()
+                .map(|e| (e.id, e.once, e.f.clone()))
+                .collect()
         })
     }
 

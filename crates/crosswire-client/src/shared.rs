@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-
 /// The state of the connection, as WebSocket's `readyState`.
 ///
 /// # Examples

@@ -188,7 +188,11 @@ impl Task {
                 );
             }
             Rejection::Unavailable(what) => {
-                tracing::debug!(event = cx.event, what, "handler skipped: argument unavailable");
+                tracing::debug!(
+                    event = cx.event,
+                    what,
+                    "handler skipped: argument unavailable"
+                );
             }
         }
     }
