@@ -236,7 +236,7 @@ mod private {
             impl<F, $($T, $M,)*> Call<($($M, $T,)*)> for F
             where
                 F: Fn($($T),*) + Send + Sync + 'static,
-                $($T: Extract<$M> + 'static, $M: 'static,)*
+                $($T: FromEvent<$M> + 'static, $M: 'static,)*
             {
                 fn check(_shared: &Shared) -> Result<(), ConnectorError> {
                     $(<$T as Extract<$M>>::check(_shared)?;)*
