@@ -38,8 +38,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("connecting to {}", c.url());
 
     // Pushes from the node.
-    c.on("serverTime", |p| println!("push serverTime: {p}"))?;
-    c.on("roomMessage", |p| println!("push roomMessage: {p}"))?;
+    c.on("serverTime", |p: &serde_json::Value| {
+        println!("push serverTime: {p}")
+    })?;
+    c.on("roomMessage", |p: &serde_json::Value| {
+        println!("push roomMessage: {p}")
+    })?;
 
     // Lifecycle.
     c.on_pong(|latency| println!("heartbeat latency: {latency:?}"));

@@ -1,5 +1,6 @@
 //! Errors: configuration errors ([`ConnectorError`]) and the errors an emit
-//! resolves to ([`EmitError`], with the original's error codes).
+//! resolves to ([`EmitError`], with the original's error codes and
+//! crosswire's own).
 
 /// A connector could not be created or configured.
 ///
@@ -14,7 +15,7 @@
 /// let opts = ConnectorOptions { pong_timeout: Duration::ZERO, ..ConnectorOptions::new("ws://h") };
 /// assert_eq!(opts.validate(), Err(ConnectorError::ZeroDuration("pong_timeout")));
 /// let c = Connector::new(ConnectorOptions::new("ws://h"))?;
-/// assert_eq!(c.on("", |_| {}).err(), Some(ConnectorError::EmptyEvent));
+/// assert_eq!(c.on("", || {}).err(), Some(ConnectorError::EmptyEvent));
 /// # Ok(())
 /// # }
 /// ```
@@ -33,6 +34,11 @@ pub enum ConnectorError {
     /// runtime.
     #[error("a Connector must be created inside a Tokio runtime")]
     NoRuntime,
+    /// A handler takes [`State<S>`](crate::State) but the connector was not
+    /// built with a state of type `S` (the type's name); see
+    /// [`ConnectorBuilder::state`](crate::ConnectorBuilder::state).
+    #[error("the handler takes State<{0}> but the connector has no state of that type")]
+    MissingState(&'static str),
 }
 
 /// The error codes of [`EmitError::code`].
@@ -46,6 +52,8 @@ pub enum ConnectorError {
 /// assert_eq!(error_code::DISCONNECTED, EmitError::Disconnected { callback_id: "c-1".into() }.code());
 /// assert_eq!(error_code::INVALID_EVENT, EmitError::EmptyEvent.code());
 /// assert_eq!(error_code::ENCODE_ERROR, EmitError::Encode("NaN".into()).code());
+/// let decode = EmitError::Decode { callback_id: "c-1".into(), message: "invalid type".into() };
+/// assert_eq!(error_code::DECODE_ERROR, decode.code());
 /// ```
 pub mod error_code {
     /// The connection is not open (the original's code).
@@ -59,6 +67,10 @@ pub mod error_code {
     pub const INVALID_EVENT: &str = "INVALID_EVENT";
     /// The payload could not be serialized.
     pub const ENCODE_ERROR: &str = "ENCODE_ERROR";
+    /// The reply did not deserialize into the type asked for (typed forms
+    /// only: [`Connector::request`](crate::Connector::request),
+    /// [`ReplyFuture::decode`](crate::ReplyFuture::decode)).
+    pub const DECODE_ERROR: &str = "DECODE_ERROR";
 }
 
 /// Why an emit failed or a reply did not come.
@@ -107,6 +119,17 @@ pub enum EmitError {
     /// The payload could not be serialized to JSON (`ENCODE_ERROR`).
     #[error("payload could not be encoded: {0}")]
     Encode(String),
+    /// The node replied, but the reply did not deserialize into the type
+    /// asked for (`DECODE_ERROR`; typed forms only:
+    /// [`Connector::request`](crate::Connector::request),
+    /// [`ReplyFuture::decode`](crate::ReplyFuture::decode)).
+    #[error("reply to {callback_id} could not be decoded: {message}")]
+    Decode {
+        /// The callback id that was sent.
+        callback_id: String,
+        /// What serde reported.
+        message: String,
+    },
 }
 
 impl EmitError {
@@ -128,6 +151,7 @@ impl EmitError {
             EmitError::Disconnected { .. } => error_code::DISCONNECTED,
             EmitError::EmptyEvent => error_code::INVALID_EVENT,
             EmitError::Encode(_) => error_code::ENCODE_ERROR,
+            EmitError::Decode { .. } => error_code::DECODE_ERROR,
         }
     }
 }

@@ -1,12 +1,8 @@
-//! Events a connector reports, and the two listener registries: one for the
-//! connector's lifecycle events, one for events pushed by the node.
+//! The events a connector reports.
 
 use serde_json::Value;
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// Something that happened on a connector, as [`Connector::subscribe`]
 /// streams it. Lifecycle events and pushed events are distinct variants: a
@@ -224,7 +220,7 @@ pub struct ReconnectInfo {
 /// use crosswire_client::{Connector, ConnectorOptions, HandlerId};
 /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000"))?;
 /// let a: HandlerId = c.on_open(|| {});
-/// let b: HandlerId = c.on("news", |_| {})?;
+/// let b: HandlerId = c.on("news", || {})?;
 /// assert_ne!(a, b);
 /// assert!(c.off(a) && c.off(b));
 /// # Ok(())
@@ -232,151 +228,3 @@ pub struct ReconnectInfo {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HandlerId(pub(crate) u64);
-
-pub(crate) type LifecycleFn = Arc<dyn Fn(&ClientEvent) + Send + Sync + 'static>;
-pub(crate) type PushFn = Arc<dyn Fn(&Value) + Send + Sync + 'static>;
-
-struct Entry<F> {
-    id: HandlerId,
-    once: bool,
-    tag: Option<String>,
-    f: F,
-}
-
-/// Both listener registries and the event subscribers.
-#[derive(Default)]
-pub(crate) struct Registry {
-    lifecycle: HashMap<EventKind, Vec<Entry<LifecycleFn>>>,
-    pushed: HashMap<String, Vec<Entry<PushFn>>>,
-    subscribers: Vec<mpsc::UnboundedSender<ClientEvent>>,
-    /// The connector's task ended: new subscribers get a finished stream.
-    pub(crate) finished: bool,
-}
-
-impl Registry {
-    pub(crate) fn add_lifecycle(
-        &mut self,
-        kind: EventKind,
-        id: HandlerId,
-        once: bool,
-        tag: Option<String>,
-        f: LifecycleFn,
-    ) {
-        self.lifecycle
-            .entry(kind)
-            .or_default()
-            .push(Entry { id, once, tag, f });
-    }
-
-    pub(crate) fn add_push(
-        &mut self,
-        event: &str,
-        id: HandlerId,
-        once: bool,
-        tag: Option<String>,
-        f: PushFn,
-    ) {
-        self.pushed
-            .entry(event.to_owned())
-            .or_default()
-            .push(Entry { id, once, tag, f });
-    }
-
-    fn remove_in<K, F>(
-        map: &mut HashMap<K, Vec<Entry<F>>>,
-        key: Option<&K>,
-        mut pred: impl FnMut(&Entry<F>) -> bool,
-    ) -> usize
-    where
-        K: std::hash::Hash + Eq,
-    {
-        let mut removed = 0;
-        let mut sweep = |v: &mut Vec<Entry<F>>| {
-            let before = v.len();
-            v.retain(|e| !pred(e));
-            removed += before - v.len();
-        };
-        match key {
-            Some(k) => {
-                if let Some(v) = map.get_mut(k) {
-                    sweep(v);
-                }
-            }
-            None => map.values_mut().for_each(&mut sweep),
-        }
-        map.retain(|_, v| !v.is_empty());
-        removed
-    }
-
-    pub(crate) fn remove_id(&mut self, id: HandlerId) -> bool {
-        Self::remove_in(&mut self.lifecycle, None, |e| e.id == id)
-            + Self::remove_in(&mut self.pushed, None, |e| e.id == id)
-            > 0
-    }
-
-    pub(crate) fn remove_tag(&mut self, tag: &str) -> usize {
-        Self::remove_in(&mut self.lifecycle, None, |e| e.tag.as_deref() == Some(tag))
-            + Self::remove_in(&mut self.pushed, None, |e| e.tag.as_deref() == Some(tag))
-    }
-
-    pub(crate) fn remove_event(&mut self, event: &str) -> usize {
-        Self::remove_in(&mut self.pushed, Some(&event.to_owned()), |_| true)
-    }
-
-    pub(crate) fn remove_kind(&mut self, kind: EventKind) -> usize {
-        Self::remove_in(&mut self.lifecycle, Some(&kind), |_| true)
-    }
-
-    /// The listeners of `kind` in registration order; `once` ones are removed.
-    pub(crate) fn take_lifecycle(&mut self, kind: EventKind) -> Vec<LifecycleFn> {
-        take(&mut self.lifecycle, &kind)
-    }
-
-    /// The listeners of pushed event `event`; `once` ones are removed.
-    pub(crate) fn take_push(&mut self, event: &str) -> Vec<PushFn> {
-        take(&mut self.pushed, event)
-    }
-
-    /// Whether anyone observes `kind` (listeners or subscribers).
-    pub(crate) fn observed(&self, kind: EventKind) -> bool {
-        !self.subscribers.is_empty() || self.lifecycle.contains_key(&kind)
-    }
-
-    pub(crate) fn subscribe(&mut self) -> mpsc::UnboundedReceiver<ClientEvent> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        if !self.finished {
-            self.subscribers.push(tx);
-        }
-        rx
-    }
-
-    /// Sends `ev` to every live subscriber, forgetting the dropped ones.
-    pub(crate) fn publish(&mut self, ev: &ClientEvent) {
-        self.subscribers.retain(|s| s.send(ev.clone()).is_ok());
-    }
-
-    /// Ends every subscription.
-    pub(crate) fn finish(&mut self) {
-        self.finished = true;
-        self.subscribers.clear();
-    }
-}
-
-fn take<K, Q, F>(map: &mut HashMap<K, Vec<Entry<F>>>, key: &Q) -> Vec<F>
-where
-    K: std::borrow::Borrow<Q> + std::hash::Hash + Eq,
-    Q: std::hash::Hash + Eq + ?Sized,
-    F: Clone,
-{
-    let Some(entries) = map.get_mut(key) else {
-        return Vec::new();
-    };
-    let out = entries.iter().map(|e| e.f.clone()).collect();
-    if entries.iter().any(|e| e.once) {
-        entries.retain(|e| !e.once);
-        if entries.is_empty() {
-            map.remove(key);
-        }
-    }
-    out
-}

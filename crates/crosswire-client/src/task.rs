@@ -3,10 +3,10 @@
 //! and runs every listener.
 
 use crate::close_code;
-use crate::connector::{ReadyState, Shared};
+use crate::command::{guarded, Command, Completion, Request};
 use crate::error::EmitError;
 use crate::event::{ClientEvent, EventKind, ReconnectInfo};
-use crate::ReplyResult;
+use crate::shared::{EventContext, ReadyState, Rejection, Shared};
 use crosswire_protocol::client::{decode_server_frame, ServerFrame};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -14,12 +14,11 @@ use serde_json::Value;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -28,48 +27,6 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type ConnectFuture = Pin<Box<dyn Future<Output = Result<Box<Ws>, WsError>> + Send>>;
-
-/// What a handle asks the task to do.
-pub(crate) enum Command {
-    /// Connect now if idle (also re-enables a manually closed connector).
-    Start,
-    /// Send one encoded event frame, if open.
-    Send(String),
-    /// Send an event frame and wait for its reply.
-    Request(Request),
-    /// `reconnect(reset)`.
-    Reconnect(bool),
-    /// `manual_close()`.
-    ManualClose,
-    /// The ping interval changed; restart the cycle now if `immediate`.
-    PingInterval { immediate: bool },
-}
-
-pub(crate) struct Request {
-    pub(crate) id: String,
-    pub(crate) frame: String,
-    pub(crate) timeout: Duration,
-    pub(crate) pending_timeout: Duration,
-    pub(crate) on_pending: Option<Box<dyn FnOnce() + Send + 'static>>,
-    pub(crate) done: Completion,
-}
-
-/// Where a reply goes.
-pub(crate) enum Completion {
-    Future(oneshot::Sender<ReplyResult>),
-    Callback(Box<dyn FnOnce(ReplyResult) + Send + 'static>),
-}
-
-impl Completion {
-    pub(crate) fn complete(self, result: ReplyResult) {
-        match self {
-            Completion::Future(tx) => {
-                let _ = tx.send(result);
-            }
-            Completion::Callback(f) => guarded("emit callback", move || f(result)),
-        }
-    }
-}
 
 struct Pending {
     done: Completion,
@@ -119,15 +76,11 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Runs a listener, containing a panic so that it cannot kill the task.
-pub(crate) fn guarded(what: &str, f: impl FnOnce()) {
-    if std::panic::catch_unwind(AssertUnwindSafe(f)).is_err() {
-        tracing::error!("a connector {what} panicked");
-    }
-}
-
 pub(crate) struct Task {
     shared: Arc<Shared>,
+    /// Handed to handlers that take a `Connector`; weak, so that the task
+    /// ends when the last handle is dropped.
+    commands: mpsc::WeakUnboundedSender<Command>,
     rx: mpsc::UnboundedReceiver<Command>,
     conn: Conn,
     /// Reconnection attempts since the last open (the original's `repeat`).
@@ -145,9 +98,14 @@ pub(crate) struct Task {
 }
 
 impl Task {
-    pub(crate) fn new(shared: Arc<Shared>, rx: mpsc::UnboundedReceiver<Command>) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        commands: mpsc::WeakUnboundedSender<Command>,
+        rx: mpsc::UnboundedReceiver<Command>,
+    ) -> Self {
         Task {
             shared,
+            commands,
             rx,
             conn: Conn::Idle,
             repeat: 0,
@@ -192,18 +150,51 @@ impl Task {
     }
 
     fn fire_push(&self, event: String, payload: Option<Value>) {
-        let handlers = self.shared.registry.lock().take_push(&event);
+        let handlers = self.shared.registry.lock().push_handlers(&event);
         if !handlers.is_empty() {
             let null = Value::Null;
-            let p = payload.as_ref().unwrap_or(&null);
-            for h in handlers {
-                guarded("listener", || h(p));
+            let cx = EventContext {
+                event: &event,
+                payload: payload.as_ref().unwrap_or(&null),
+                shared: &self.shared,
+                commands: &self.commands,
+            };
+            for (id, once, h) in handlers {
+                match guarded("listener", || h(&cx)) {
+                    Some(Ok(())) | None => {
+                        if once {
+                            self.shared.registry.lock().remove_id(id);
+                        }
+                    }
+                    Some(Err(rejection)) => self.rejected(&cx, rejection),
+                }
             }
         }
         self.shared
             .registry
             .lock()
             .publish(&ClientEvent::Push { event, payload });
+    }
+
+    /// A handler refused the payload (or an argument could not be made).
+    fn rejected(&self, cx: &EventContext<'_>, rejection: Rejection) {
+        match rejection {
+            Rejection::Decode(error) => {
+                self.shared.count_rejected();
+                tracing::warn!(
+                    event = cx.event,
+                    %error,
+                    "pushed payload does not fit the handler's type: handler skipped"
+                );
+            }
+            Rejection::Unavailable(what) => {
+                tracing::debug!(
+                    event = cx.event,
+                    what,
+                    "handler skipped: argument unavailable"
+                );
+            }
+        }
     }
 
     fn set_state(&self, state: ReadyState) {

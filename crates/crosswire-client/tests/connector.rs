@@ -239,14 +239,20 @@ async fn pushed_events_reach_listeners_and_the_stream() {
     let c = Connector::new(opts(obs.addr)).unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s = seen.clone();
-    c.on("news", move |p| s.lock().unwrap().push(("on", p.clone())))
-        .unwrap();
+    c.on("news", move |p: &Value| {
+        s.lock().unwrap().push(("on", p.clone()))
+    })
+    .unwrap();
     let s = seen.clone();
-    c.once("news", move |p| s.lock().unwrap().push(("once", p.clone())))
-        .unwrap();
+    c.once("news", move |p: &Value| {
+        s.lock().unwrap().push(("once", p.clone()))
+    })
+    .unwrap();
     let s = seen.clone();
-    c.on("bare", move |p| s.lock().unwrap().push(("bare", p.clone())))
-        .unwrap();
+    c.on("bare", move |p: &Value| {
+        s.lock().unwrap().push(("bare", p.clone()))
+    })
+    .unwrap();
     let mut events = c.subscribe();
     c.start();
     wait_open(&mut events).await;
@@ -294,24 +300,27 @@ async fn listeners_can_be_removed_by_id_tag_event_and_kind() {
     let c = Connector::new(opts(obs.addr)).unwrap();
     let hits = Arc::new(Mutex::new(Vec::<&'static str>::new()));
     let h = hits.clone();
-    let by_id = c.on("e", move |_| h.lock().unwrap().push("by_id")).unwrap();
+    let by_id = c
+        .on("e", move |_: &Value| h.lock().unwrap().push("by_id"))
+        .unwrap();
     let h = hits.clone();
     c.listen()
         .tag("t")
-        .on("e", move |_| h.lock().unwrap().push("tagged"))
+        .on("e", move |_: &Value| h.lock().unwrap().push("tagged"))
         .unwrap();
     let h = hits.clone();
     c.listen()
         .tag("t")
         .on_message(move |_| h.lock().unwrap().push("tagged message"));
     let h = hits.clone();
-    c.on("other", move |_| h.lock().unwrap().push("other"))
+    c.on("other", move |_: &Value| h.lock().unwrap().push("other"))
         .unwrap();
     let h = hits.clone();
-    c.on("e", move |_| h.lock().unwrap().push("kept")).unwrap();
+    c.on("e", move |_: &Value| h.lock().unwrap().push("kept"))
+        .unwrap();
     let h = hits.clone();
     c.on_ping(move || h.lock().unwrap().push("ping"));
-    assert!(c.on("", |_| {}).is_err());
+    assert!(c.on("", |_: &Value| {}).is_err());
 
     let mut events = c.subscribe();
     c.start();

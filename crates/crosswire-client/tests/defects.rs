@@ -82,7 +82,7 @@ async fn defect_27_odd_pushes_are_ignored() {
     let c = Connector::new(opts(obs.addr)).unwrap();
     let ctor = Arc::new(AtomicUsize::new(0));
     let k = ctor.clone();
-    c.on("constructor", move |_| {
+    c.on("constructor", move |_: &serde_json::Value| {
         k.fetch_add(1, Ordering::SeqCst);
     })
     .unwrap();
@@ -143,7 +143,7 @@ async fn defect_28_pushes_cannot_fire_lifecycle_listeners() {
     c.on_pong(move |_| l.lock().unwrap().push("pong".into()));
     let pushed_close = Arc::new(Mutex::new(Vec::new()));
     let p = pushed_close.clone();
-    c.on("close", move |payload| {
+    c.on("close", move |payload: &serde_json::Value| {
         p.lock().unwrap().push(payload.clone())
     })
     .unwrap();
