@@ -306,50 +306,60 @@ pub fn install_ws_node(node: &Node) -> crosswire::Result<()> {
     install_whoami(node)?;
 
     let n = node.clone();
-    node.on("joinRoom", move |socket, payload, reply| {
-        let n = n.clone();
-        async move {
-            let room = match payload.get("roomId") {
-                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-                Some(Value::Number(x)) => Some(x.to_string()),
-                _ => None,
-            };
-            let ids = socket.socket_ids();
-            let answer = match (room, ids.first()) {
-                (Some(room), Some(id)) => match n.join_room(NAMESPACE, &room, id) {
-                    Ok(()) => {
-                        n.ready().await;
-                        tracing::info!(node = %n.server_name(), %id, %room, "joined");
-                        json!({ "msg": format!("Successfully joined the roomId:{room}") })
-                    }
-                    Err(e) => json!({ "msg": format!("Failed to join the room: {e}") }),
-                },
-                _ => json!({ "msg": "Failed to join the room" }),
-            };
-            if let Some(reply) = reply {
-                let _ = reply.send(&answer);
+    node.on(
+        "joinRoom",
+        move |socket: crosswire::Socket,
+              payload: serde_json::Value,
+              reply: Option<crosswire::Reply>| {
+            let n = n.clone();
+            async move {
+                let room = match payload.get("roomId") {
+                    Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                    Some(Value::Number(x)) => Some(x.to_string()),
+                    _ => None,
+                };
+                let ids = socket.socket_ids();
+                let answer = match (room, ids.first()) {
+                    (Some(room), Some(id)) => match n.join_room(NAMESPACE, &room, id) {
+                        Ok(()) => {
+                            n.ready().await;
+                            tracing::info!(node = %n.server_name(), %id, %room, "joined");
+                            json!({ "msg": format!("Successfully joined the roomId:{room}") })
+                        }
+                        Err(e) => json!({ "msg": format!("Failed to join the room: {e}") }),
+                    },
+                    _ => json!({ "msg": "Failed to join the room" }),
+                };
+                if let Some(reply) = reply {
+                    let _ = reply.send(&answer);
+                }
             }
-        }
-    })?;
+        },
+    )?;
 
     let n = node.clone();
-    node.on("command", move |_socket, payload, reply| {
-        let n = n.clone();
-        async move {
-            let answer = match Push::from_command(&payload) {
-                Some(push) => match push.send(&n) {
-                    Ok(()) => json!({
-                        "msg": format!("Message sent successfully [action:{}] ", push.action())
-                    }),
-                    Err(e) => json!({ "msg": format!("Failed to send message: {e}") }),
-                },
-                None => json!({ "msg": "Unknown action type" }),
-            };
-            if let Some(reply) = reply {
-                let _ = reply.send(&answer);
+    node.on(
+        "command",
+        move |_socket: crosswire::Socket,
+              payload: serde_json::Value,
+              reply: Option<crosswire::Reply>| {
+            let n = n.clone();
+            async move {
+                let answer = match Push::from_command(&payload) {
+                    Some(push) => match push.send(&n) {
+                        Ok(()) => json!({
+                            "msg": format!("Message sent successfully [action:{}] ", push.action())
+                        }),
+                        Err(e) => json!({ "msg": format!("Failed to send message: {e}") }),
+                    },
+                    None => json!({ "msg": "Unknown action type" }),
+                };
+                if let Some(reply) = reply {
+                    let _ = reply.send(&answer);
+                }
             }
-        }
-    })?;
+        },
+    )?;
     Ok(())
 }
 

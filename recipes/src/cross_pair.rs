@@ -82,23 +82,26 @@ pub const GHOST: &str = "ghost-server";
 /// ```
 pub fn install_say(node: &Node) -> crosswire::Result<()> {
     let name = node.server_name().to_owned();
-    node.on_cross_server(SAY, move |msg, reply| {
-        let name = name.clone();
-        async move {
-            tracing::info!(
-                node = %name,
-                from = ?msg.sender_server,
-                payload = %msg.payload,
-                wants_reply = reply.is_some(),
-                "received say"
-            );
-            if let Some(reply) = reply {
-                let _ = reply.send(&json!({
-                    "msg": format!("Hi, this is server {name} responding to you")
-                }));
+    node.on_cross_server(
+        SAY,
+        move |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| {
+            let name = name.clone();
+            async move {
+                tracing::info!(
+                    node = %name,
+                    from = ?msg.sender_server,
+                    payload = %msg.payload,
+                    wants_reply = reply.is_some(),
+                    "received say"
+                );
+                if let Some(reply) = reply {
+                    let _ = reply.send(&json!({
+                        "msg": format!("Hi, this is server {name} responding to you")
+                    }));
+                }
             }
-        }
-    })?;
+        },
+    )?;
     Ok(())
 }
 

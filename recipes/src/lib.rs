@@ -160,7 +160,7 @@ pub const KICKED: u16 = 4012;
 /// let node = crosswire::Node::builder().server_name("ws1").build()?;
 /// bind_query_id(&node);
 /// install_whoami(&node)?;
-/// node.on("myId", |socket, _payload, reply| async move {
+/// node.on("myId", |socket: crosswire::Socket, _payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
 ///     let id = socket.data::<PlayerId>().map(|PlayerId(id)| id);
 ///     if let Some(reply) = reply {
 ///         let _ = reply.send(&id);
@@ -187,7 +187,7 @@ pub struct PlayerId(pub String);
 /// let backbone = Backbone::memory();
 /// let a = backbone.builder("a").await?.build()?;
 /// let b = backbone.builder("b").await?.build()?;
-/// b.on_cross_server("name", |_msg, reply| async move {
+/// b.on_cross_server("name", |_msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
 ///     if let Some(reply) = reply {
 ///         let _ = reply.send(&"b");
 ///     }
@@ -449,15 +449,20 @@ pub const WHOAMI_EVENT: &str = "whoami";
 /// ```
 pub fn install_whoami(node: &Node) -> crosswire::Result<()> {
     let server = node.server_name().to_owned();
-    node.on(WHOAMI_EVENT, move |socket, _payload, reply| {
-        let server = server.clone();
-        async move {
-            if let Some(reply) = reply {
-                let id = socket.socket_ids().into_iter().next();
-                let _ = reply.send(&json!({ "id": id, "server": server }));
+    node.on(
+        WHOAMI_EVENT,
+        move |socket: crosswire::Socket,
+              _payload: serde_json::Value,
+              reply: Option<crosswire::Reply>| {
+            let server = server.clone();
+            async move {
+                if let Some(reply) = reply {
+                    let id = socket.socket_ids().into_iter().next();
+                    let _ = reply.send(&json!({ "id": id, "server": server }));
+                }
             }
-        }
-    })?;
+        },
+    )?;
     Ok(())
 }
 

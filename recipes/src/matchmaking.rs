@@ -95,19 +95,24 @@ pub fn install_gateway(
 ) -> crosswire::Result<()> {
     let logic: Arc<str> = logic_server.into().into();
     let n = node.clone();
-    node.on(MATCH_REQUEST, move |socket, payload, reply| {
-        let n = n.clone();
-        let logic = logic.clone();
-        async move {
-            let answer = match socket.socket_ids().into_iter().next() {
-                None => json!({ "error": "not logged in" }),
-                Some(player) => forward(&n, &logic, &player, payload, timeout).await,
-            };
-            if let Some(reply) = reply {
-                let _ = reply.send(&answer);
+    node.on(
+        MATCH_REQUEST,
+        move |socket: crosswire::Socket,
+              payload: serde_json::Value,
+              reply: Option<crosswire::Reply>| {
+            let n = n.clone();
+            let logic = logic.clone();
+            async move {
+                let answer = match socket.socket_ids().into_iter().next() {
+                    None => json!({ "error": "not logged in" }),
+                    Some(player) => forward(&n, &logic, &player, payload, timeout).await,
+                };
+                if let Some(reply) = reply {
+                    let _ = reply.send(&answer);
+                }
             }
-        }
-    })?;
+        },
+    )?;
     Ok(())
 }
 
@@ -160,16 +165,19 @@ struct Queue {
 pub fn install_logic(node: &Node) -> crosswire::Result<()> {
     let queue = Arc::new(Queue::default());
     let n = node.clone();
-    node.on_cross_server(MATCH_REQUEST, move |msg, reply| {
-        let n = n.clone();
-        let queue = queue.clone();
-        async move {
-            let answer = decide(&n, &queue, &msg.payload);
-            if let Some(reply) = reply {
-                let _ = reply.send(&answer);
+    node.on_cross_server(
+        MATCH_REQUEST,
+        move |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| {
+            let n = n.clone();
+            let queue = queue.clone();
+            async move {
+                let answer = decide(&n, &queue, &msg.payload);
+                if let Some(reply) = reply {
+                    let _ = reply.send(&answer);
+                }
             }
-        }
-    })?;
+        },
+    )?;
     Ok(())
 }
 

@@ -247,30 +247,36 @@ pub fn install(node: &Node, options: SingleLogin) -> crosswire::Result<()> {
     });
 
     let n = node.clone();
-    node.on_cross_server(WHERE_IS_USER, move |msg, reply| {
-        let n = n.clone();
-        async move {
-            let Some(reply) = reply else { return };
-            let user = msg.payload.get("userId").and_then(Value::as_str);
-            let socket = user.and_then(|u| n.get_socket(u)).filter(Socket::is_open);
-            let answer = match socket {
-                Some(s) => json!({ "online": true, "stamp": s.data::<LoginStamp>() }),
-                None => json!({ "online": false }),
-            };
-            let _ = reply.send(&answer);
-        }
-    })?;
+    node.on_cross_server(
+        WHERE_IS_USER,
+        move |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| {
+            let n = n.clone();
+            async move {
+                let Some(reply) = reply else { return };
+                let user = msg.payload.get("userId").and_then(Value::as_str);
+                let socket = user.and_then(|u| n.get_socket(u)).filter(Socket::is_open);
+                let answer = match socket {
+                    Some(s) => json!({ "online": true, "stamp": s.data::<LoginStamp>() }),
+                    None => json!({ "online": false }),
+                };
+                let _ = reply.send(&answer);
+            }
+        },
+    )?;
 
     let n = node.clone();
-    node.on_cross_server(KICK_USER, move |msg, reply| {
-        let n = n.clone();
-        async move {
-            let kicked = kick_local(&n, &msg.payload);
-            if let Some(reply) = reply {
-                let _ = reply.send(&json!({ "kicked": kicked }));
+    node.on_cross_server(
+        KICK_USER,
+        move |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| {
+            let n = n.clone();
+            async move {
+                let kicked = kick_local(&n, &msg.payload);
+                if let Some(reply) = reply {
+                    let _ = reply.send(&json!({ "kicked": kicked }));
+                }
             }
-        }
-    })?;
+        },
+    )?;
     Ok(())
 }
 

@@ -28,10 +28,13 @@ async fn the_sender_gets_every_result_shape() {
         // Observe deliveries without replying (a reply would count).
         let tx = seen_tx.clone();
         let me = name.to_owned();
-        node.on_cross_server(cross_pair::SAY, move |msg, reply| {
-            let _ = tx.send((me.clone(), msg.payload, reply.is_some()));
-            async {}
-        })
+        node.on_cross_server(
+            cross_pair::SAY,
+            move |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| {
+                let _ = tx.send((me.clone(), msg.payload, reply.is_some()));
+                async {}
+            },
+        )
         .unwrap();
         servers.push(node);
     }

@@ -139,12 +139,12 @@ impl Connector {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;
@@ -198,12 +198,12 @@ impl Connector {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;
@@ -235,12 +235,12 @@ impl Connector {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;
@@ -309,12 +309,12 @@ impl Connector {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;
@@ -343,12 +343,12 @@ impl Connector {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;
@@ -487,12 +487,12 @@ impl Connector {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;
@@ -526,12 +526,12 @@ impl Connector {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;
@@ -593,7 +593,7 @@ impl Connector {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;

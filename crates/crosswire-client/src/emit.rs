@@ -23,12 +23,12 @@ impl Connector {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;
@@ -80,12 +80,12 @@ impl Connector {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;
@@ -123,7 +123,7 @@ impl Connector {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
@@ -168,12 +168,12 @@ impl Connector {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;
@@ -227,12 +227,12 @@ impl Connector {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;

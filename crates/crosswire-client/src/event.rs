@@ -17,12 +17,12 @@ use std::time::Duration;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let node = crosswire::Node::builder().build()?;
-/// # node.on("echo", |_socket, payload, reply| async move {
+/// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
 /// #     if let Some(reply) = reply {
 /// #         let _ = reply.send(&payload);
 /// #     }
 /// # })?;
-/// # node.on("shout", |socket, payload, _reply| async move {
+/// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
 /// #     let _ = socket.emit("heard", &payload);
 /// # })?;
 /// # let addr = node.listen("127.0.0.1:0").await?;

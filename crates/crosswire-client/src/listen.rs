@@ -44,12 +44,12 @@ impl Listen<'_> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;
@@ -136,12 +136,12 @@ impl Listen<'_> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;
@@ -401,12 +401,12 @@ impl Connector {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;
@@ -446,12 +446,12 @@ impl Connector {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;
@@ -494,12 +494,12 @@ impl Connector {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;
@@ -527,12 +527,12 @@ impl Connector {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;
@@ -588,12 +588,12 @@ impl Connector {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;
@@ -623,12 +623,12 @@ impl Connector {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;
@@ -659,12 +659,12 @@ impl Connector {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;

@@ -18,12 +18,12 @@ impl Connector {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;
@@ -54,12 +54,12 @@ impl Connector {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let node = crosswire::Node::builder().build()?;
-/// # node.on("echo", |_socket, payload, reply| async move {
+/// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
 /// #     if let Some(reply) = reply {
 /// #         let _ = reply.send(&payload);
 /// #     }
 /// # })?;
-/// # node.on("shout", |socket, payload, _reply| async move {
+/// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
 /// #     let _ = socket.emit("heard", &payload);
 /// # })?;
 /// # let addr = node.listen("127.0.0.1:0").await?;
@@ -87,12 +87,12 @@ impl EventStream {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;
@@ -117,12 +117,12 @@ impl EventStream {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let node = crosswire::Node::builder().build()?;
-    /// # node.on("echo", |_socket, payload, reply| async move {
+    /// # node.on("echo", |_socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     /// #     if let Some(reply) = reply {
     /// #         let _ = reply.send(&payload);
     /// #     }
     /// # })?;
-    /// # node.on("shout", |socket, payload, _reply| async move {
+    /// # node.on("shout", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     /// #     let _ = socket.emit("heard", &payload);
     /// # })?;
     /// # let addr = node.listen("127.0.0.1:0").await?;

@@ -18,23 +18,29 @@ use tokio::sync::mpsc;
 /// and `null` with null.
 async fn echo_node() -> (Node, std::net::SocketAddr) {
     let (node, addr) = start_default().await;
-    node.on("say", |_s, payload, reply| async move {
+    node.on("say", |_s: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
         if let Some(r) = reply {
             r.send(&json!({ "echo": payload })).unwrap();
         }
     })
     .unwrap();
-    node.on("empty", |_s, _p, reply| async move {
-        if let Some(r) = reply {
-            r.send_empty().unwrap();
-        }
-    })
+    node.on(
+        "empty",
+        |_s: crosswire::Socket, _p: serde_json::Value, reply: Option<crosswire::Reply>| async move {
+            if let Some(r) = reply {
+                r.send_empty().unwrap();
+            }
+        },
+    )
     .unwrap();
-    node.on("null", |_s, _p, reply| async move {
-        if let Some(r) = reply {
-            r.send(&Value::Null).unwrap();
-        }
-    })
+    node.on(
+        "null",
+        |_s: crosswire::Socket, _p: serde_json::Value, reply: Option<crosswire::Reply>| async move {
+            if let Some(r) = reply {
+                r.send(&Value::Null).unwrap();
+            }
+        },
+    )
     .unwrap();
     (node, addr)
 }
@@ -83,12 +89,17 @@ async fn emit_with_callback_resolves_to_the_reply() {
 async fn emit_reaches_the_node_in_order() {
     let (node, addr) = start_default().await;
     let (tx, mut rx) = mpsc::unbounded_channel();
-    node.on("note", move |_s, payload, reply| {
-        let tx = tx.clone();
-        async move {
-            tx.send((payload, reply.is_some())).unwrap();
-        }
-    })
+    node.on(
+        "note",
+        move |_s: crosswire::Socket,
+              payload: serde_json::Value,
+              reply: Option<crosswire::Reply>| {
+            let tx = tx.clone();
+            async move {
+                tx.send((payload, reply.is_some())).unwrap();
+            }
+        },
+    )
     .unwrap();
     let (c, _events) = open_connector(opts(addr)).await;
     for i in 0..20 {
@@ -155,15 +166,20 @@ async fn pending_hook_fires_once_while_the_reply_is_late() {
     // The node answers `slow` only when the test says so.
     let (release_tx, release_rx) = mpsc::unbounded_channel::<()>();
     let release_rx = Arc::new(tokio::sync::Mutex::new(release_rx));
-    node.on("slow", move |_s, payload, reply| {
-        let release_rx = release_rx.clone();
-        async move {
-            release_rx.lock().await.recv().await;
-            if let Some(r) = reply {
-                r.send(&payload).unwrap();
+    node.on(
+        "slow",
+        move |_s: crosswire::Socket,
+              payload: serde_json::Value,
+              reply: Option<crosswire::Reply>| {
+            let release_rx = release_rx.clone();
+            async move {
+                release_rx.lock().await.recv().await;
+                if let Some(r) = reply {
+                    r.send(&payload).unwrap();
+                }
             }
-        }
-    })
+        },
+    )
     .unwrap();
     let (c, _events) = open_connector(opts(addr)).await;
 
@@ -470,7 +486,7 @@ async fn reconnects_after_the_node_restarts_on_the_same_port() {
 
     let node2 = start_on(Node::builder, addr).await;
     node2
-        .on("say", |_s, payload, reply| async move {
+        .on("say", |_s: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
             if let Some(r) = reply {
                 r.send(&json!({ "again": payload })).unwrap();
             }

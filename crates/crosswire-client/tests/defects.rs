@@ -73,7 +73,7 @@ async fn defect_26_manual_close_and_reconnect_while_connecting_are_safe() {
 async fn defect_27_odd_pushes_are_ignored() {
     let mut obs = start_observed(Node::builder()).await;
     obs.node
-        .on("ping-me", |_s, p, reply| async move {
+        .on("ping-me", |_s: crosswire::Socket, p: serde_json::Value, reply: Option<crosswire::Reply>| async move {
             if let Some(r) = reply {
                 r.send(&p).unwrap();
             }
@@ -312,11 +312,11 @@ async fn defect_31_close_is_reported_once_per_open() {
 async fn defect_32_pending_callbacks_fail_at_once_on_disconnect() {
     let (node, addr) = start_default().await;
     // `hold` never replies; it closes the socket instead.
-    node.on("hold", |socket, _p, _reply| async move {
+    node.on("hold", |socket: crosswire::Socket, _p: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
         socket.close(4010, "bye");
     })
     .unwrap();
-    node.on("wait", |_s, _p, _reply| async move {}).unwrap();
+    node.on("wait", |_s: crosswire::Socket, _p: serde_json::Value, _reply: Option<crosswire::Reply>| async move {}).unwrap();
     let c = Connector::new(opts(addr)).unwrap();
     let mut events = c.subscribe();
     c.start();

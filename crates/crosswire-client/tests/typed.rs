@@ -42,17 +42,20 @@ async fn wait_push(events: &mut EventStream, event: &str) -> Option<Value> {
 /// A node echoing `say` replies as they came, `empty` without a value.
 async fn echo_node() -> (Node, std::net::SocketAddr) {
     let (node, addr) = start_default().await;
-    node.on("say", |_s, payload, reply| async move {
+    node.on("say", |_s: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
         if let Some(r) = reply {
             r.send(&payload).unwrap();
         }
     })
     .unwrap();
-    node.on("empty", |_s, _p, reply| async move {
-        if let Some(r) = reply {
-            r.send_empty().unwrap();
-        }
-    })
+    node.on(
+        "empty",
+        |_s: crosswire::Socket, _p: serde_json::Value, reply: Option<crosswire::Reply>| async move {
+            if let Some(r) = reply {
+                r.send_empty().unwrap();
+            }
+        },
+    )
     .unwrap();
     (node, addr)
 }
@@ -146,12 +149,17 @@ async fn handlers_take_the_state_and_the_connector() {
     let mut sockets = obs.sockets;
     let (seen_tx, mut seen) = mpsc::unbounded_channel();
     obs.node
-        .on("seen", move |_s, payload, _reply| {
-            let tx = seen_tx.clone();
-            async move {
-                tx.send(payload).unwrap();
-            }
-        })
+        .on(
+            "seen",
+            move |_s: crosswire::Socket,
+                  payload: serde_json::Value,
+                  _reply: Option<crosswire::Reply>| {
+                let tx = seen_tx.clone();
+                async move {
+                    tx.send(payload).unwrap();
+                }
+            },
+        )
         .unwrap();
     let total = Arc::new(AtomicU64::new(0));
     let c = Connector::builder(opts(obs.addr))
@@ -188,12 +196,17 @@ async fn a_handler_taking_the_connector_does_not_keep_it_alive() {
     let mut obs = start_observed(Node::builder()).await;
     let (back_tx, mut back) = mpsc::unbounded_channel();
     obs.node
-        .on("pong-back", move |_s, payload, _reply| {
-            let tx = back_tx.clone();
-            async move {
-                tx.send(payload).unwrap();
-            }
-        })
+        .on(
+            "pong-back",
+            move |_s: crosswire::Socket,
+                  payload: serde_json::Value,
+                  _reply: Option<crosswire::Reply>| {
+                let tx = back_tx.clone();
+                async move {
+                    tx.send(payload).unwrap();
+                }
+            },
+        )
         .unwrap();
     let c = Connector::new(opts(obs.addr)).unwrap();
     c.on("ping-back", |n: u32, c: Connector| {

@@ -169,10 +169,13 @@ async fn send_paths(codec: Codec) {
     // Cross-server calls: targeted, broadcast to all, except self.
     for (node, _, _) in &nodes {
         let name = node.server_name().to_owned();
-        node.on_cross_server("who", move |_m, r| {
-            let name = name.clone();
-            async move { r.unwrap().send(&name).unwrap() }
-        })
+        node.on_cross_server(
+            "who",
+            move |_m: crosswire::CrossServerMessage, r: Option<crosswire::CrossReply>| {
+                let name = name.clone();
+                async move { r.unwrap().send(&name).unwrap() }
+            },
+        )
         .unwrap();
     }
     let r = nodes[0]
@@ -467,10 +470,13 @@ async fn raw_vectors_reach_sockets(codec: Codec) {
         nothing_more(ws).await; // u9 was excluded from V8
     }
     // V2 is a broadcast call from serverA: this node answers it (V4).
-    node.on_cross_server("chat", |m, r| async move {
-        assert_eq!(m.payload, json!({"text": "hi"}));
-        r.unwrap().send(&json!({"ok": true})).unwrap();
-    })
+    node.on_cross_server(
+        "chat",
+        |m: crosswire::CrossServerMessage, r: Option<crosswire::CrossReply>| async move {
+            assert_eq!(m.payload, json!({"text": "hi"}));
+            r.unwrap().send(&json!({"ok": true})).unwrap();
+        },
+    )
     .unwrap();
     let tap = Tap::new(&r, "csbp:server_bridge").await;
     publish("csbp:server_bridge", "V2").await;

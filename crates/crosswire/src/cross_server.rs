@@ -9,20 +9,18 @@
 
 use crate::error::{non_empty, EVENT_MSG};
 use crate::events::HandlerId;
+use crate::handler::{erase, CrossContext, Handler};
 use crate::node::Node;
 use crate::stats::{HandlerKind, Stats, Timed};
 use crate::{Error, Result};
 use crosswire_protocol::envelope::{
     BridgeEvent, BridgeMessage, BridgeReply, KeyOrder, CALLBACK_EVENT,
 };
-use futures_util::future::BoxFuture;
 use indexmap::IndexMap;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
-use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -48,7 +46,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(5000);
 /// use crosswire::cross_server::MEMBER_EVENT;
 /// assert_eq!(MEMBER_EVENT, "_cw_member_");
 /// let node = crosswire::Node::builder().build()?;
-/// assert!(node.on_cross_server(MEMBER_EVENT, |_, _| async {}).is_err());
+/// assert!(node.on_cross_server(MEMBER_EVENT, |_: crosswire::CrossServerMessage, _: Option<crosswire::CrossReply>| async {}).is_err());
 /// # Ok(())
 /// # }
 /// ```
@@ -162,7 +160,7 @@ impl Serialize for ReplyData {
 /// use crosswire::CrossServerResponse;
 /// use std::time::Duration;
 /// let node = crosswire::Node::builder().server_name("n1").build()?;
-/// node.on_cross_server("ping", |_msg, reply| async move {
+/// node.on_cross_server("ping", |_msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
 ///     if let Some(reply) = reply {
 ///         let _ = reply.send(&"pong");
 ///     }
@@ -209,7 +207,7 @@ impl CrossServerResponse {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> crosswire::Result<()> {
     /// let node = crosswire::Node::builder().server_name("n1").build()?;
-    /// node.on_cross_server("ping", |_msg, reply| async move {
+    /// node.on_cross_server("ping", |_msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
     ///     if let Some(reply) = reply {
     ///         let _ = reply.send_empty();
     ///     }
@@ -257,7 +255,7 @@ impl Serialize for CrossServerResponse {
 /// # async fn main() -> crosswire::Result<()> {
 /// use std::time::Duration;
 /// let node = crosswire::Node::builder().server_name("n1").build()?;
-/// node.on_cross_server("count", |_msg, reply| async move {
+/// node.on_cross_server("count", |_msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
 ///     if let Some(reply) = reply {
 ///         let _ = reply.send(&7);
 ///     }
@@ -314,7 +312,7 @@ impl Serialize for CrossServerResult {
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> crosswire::Result<()> {
 /// let node = crosswire::Node::builder().server_name("n1").build()?;
-/// node.on_cross_server("who", |_msg, reply| async move {
+/// node.on_cross_server("who", |_msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
 ///     if let Some(reply) = reply {
 ///         let _ = reply.send(&"n1");
 ///     }
@@ -363,7 +361,7 @@ impl CrossServerCall {
     /// # async fn main() -> crosswire::Result<()> {
     /// use std::time::Duration;
     /// let node = crosswire::Node::builder().server_name("n1").build()?;
-    /// node.on_cross_server("ping", |_msg, reply| async move {
+    /// node.on_cross_server("ping", |_msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
     ///     if let Some(reply) = reply {
     ///         let _ = reply.send(&1);
     ///     }
@@ -386,7 +384,7 @@ impl CrossServerCall {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> crosswire::Result<()> {
     /// let node = crosswire::Node::builder().server_name("n1").build()?;
-    /// node.on_cross_server("ping", |_msg, reply| async move {
+    /// node.on_cross_server("ping", |_msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
     ///     if let Some(reply) = reply {
     ///         let _ = reply.send(&1);
     ///     }
@@ -473,7 +471,7 @@ impl CrossReply {
     /// # async fn main() -> crosswire::Result<()> {
     /// let node = crosswire::Node::builder().server_name("n1").build()?;
     /// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    /// node.on_cross_server("ask", move |_msg, reply| {
+    /// node.on_cross_server("ask", move |_msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| {
     ///     if let Some(reply) = reply {
     ///         let _ = tx.send(reply.callback_id().to_owned());
     ///         let _ = reply.send_empty();
@@ -497,7 +495,7 @@ impl CrossReply {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> crosswire::Result<()> {
     /// let node = crosswire::Node::builder().server_name("n1").build()?;
-    /// node.on_cross_server("time", |_msg, reply| async move {
+    /// node.on_cross_server("time", |_msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
     ///     if let Some(reply) = reply {
     ///         let _ = reply.send(&serde_json::json!({"ms": 1000}));
     ///     }
@@ -519,7 +517,7 @@ impl CrossReply {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> crosswire::Result<()> {
     /// let node = crosswire::Node::builder().server_name("n1").build()?;
-    /// node.on_cross_server("done", |_msg, reply| async move {
+    /// node.on_cross_server("done", |_msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
     ///     if let Some(reply) = reply {
     ///         let _ = reply.send_empty();
     ///     }
@@ -558,9 +556,6 @@ impl CrossReply {
     }
 }
 
-pub(crate) type CrossHandler =
-    dyn Fn(CrossServerMessage, Option<CrossReply>) -> BoxFuture<'static, ()> + Send + Sync;
-
 /// A cross-server call being built; see [`Node::emit_cross_server`].
 ///
 /// # Examples
@@ -570,7 +565,7 @@ pub(crate) type CrossHandler =
 /// # async fn main() -> crosswire::Result<()> {
 /// use std::time::Duration;
 /// let node = crosswire::Node::builder().server_name("n1").build()?;
-/// node.on_cross_server("sum", |msg, reply| async move {
+/// node.on_cross_server("sum", |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
 ///     let n = msg.payload.as_array().map_or(0, |v| v.iter().filter_map(|x| x.as_i64()).sum::<i64>());
 ///     if let Some(reply) = reply {
 ///         let _ = reply.send(&n);
@@ -614,7 +609,7 @@ impl CrossServerEmit<'_> {
     /// # let b = Node::builder().server_name("b").bus(hub.bus()).build()?;
     /// # a.ready().await;
     /// # b.ready().await;
-    /// b.on_cross_server("where", |_msg, reply| async move {
+    /// b.on_cross_server("where", |_msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
     ///     if let Some(reply) = reply {
     ///         let _ = reply.send(&"here");
     ///     }
@@ -653,7 +648,7 @@ impl CrossServerEmit<'_> {
     /// # b.ready().await;
     /// for node in [&a, &b] {
     ///     let name = node.server_name().to_owned();
-    ///     node.on_cross_server("who", move |_msg, reply| {
+    ///     node.on_cross_server("who", move |_msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| {
     ///         let name = name.clone();
     ///         async move {
     ///             if let Some(reply) = reply {
@@ -688,7 +683,7 @@ impl CrossServerEmit<'_> {
     /// # a.ready().await;
     /// # b.ready().await;
     /// for node in [&a, &b] {
-    ///     node.on_cross_server("vote", |_msg, reply| async move {
+    ///     node.on_cross_server("vote", |_msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
     ///         if let Some(reply) = reply {
     ///             let _ = reply.send(&true);
     ///         }
@@ -727,7 +722,7 @@ impl CrossServerEmit<'_> {
     ///     .membership(Duration::from_millis(10), Duration::from_secs(5))
     ///     .build()?;
     /// for node in [&a, &b] {
-    ///     node.on_cross_server("ping", |_msg, reply| async move {
+    ///     node.on_cross_server("ping", |_msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
     ///         if let Some(reply) = reply {
     ///             let _ = reply.send_empty();
     ///         }
@@ -786,7 +781,7 @@ impl CrossServerEmit<'_> {
     /// let node = crosswire::Node::builder().server_name("n1").build()?;
     /// let seen = Arc::new(AtomicUsize::new(0));
     /// let counter = seen.clone();
-    /// node.on_cross_server("log", move |_msg, reply| {
+    /// node.on_cross_server("log", move |_msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| {
     ///     assert!(reply.is_none()); // send() asks for no reply
     ///     counter.fetch_add(1, Ordering::SeqCst);
     ///     async {}
@@ -811,7 +806,7 @@ impl CrossServerEmit<'_> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> crosswire::Result<()> {
     /// let node = crosswire::Node::builder().server_name("n1").build()?;
-    /// node.on_cross_server("multi", |_msg, reply| async move {
+    /// node.on_cross_server("multi", |_msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
     ///     if let Some(reply) = reply {
     ///         let _ = reply.send(&1);
     ///         let _ = reply.send(&2);
@@ -839,7 +834,7 @@ impl CrossServerEmit<'_> {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> crosswire::Result<()> {
     /// let node = crosswire::Node::builder().server_name("n1").build()?;
-    /// node.on_cross_server("name", |_msg, reply| async move {
+    /// node.on_cross_server("name", |_msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
     ///     if let Some(reply) = reply {
     ///         let _ = reply.send(&"n1");
     ///     }
@@ -925,7 +920,7 @@ impl Node {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> crosswire::Result<()> {
     /// let node = crosswire::Node::builder().server_name("n1").build()?;
-    /// let id = node.on_cross_server("add", |msg, reply| async move {
+    /// let id = node.on_cross_server("add", |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
     ///     let sum: i64 = msg.payload.as_array().into_iter().flatten().filter_map(|v| v.as_i64()).sum();
     ///     if let Some(reply) = reply {
     ///         let _ = reply.send(&sum);
@@ -937,11 +932,11 @@ impl Node {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn on_cross_server<F, Fut>(&self, event: &str, handler: F) -> Result<HandlerId>
-    where
-        F: Fn(CrossServerMessage, Option<CrossReply>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
+    pub fn on_cross_server<M: 'static, H: Handler<CrossContext, M>>(
+        &self,
+        event: &str,
+        handler: H,
+    ) -> Result<HandlerId> {
         self.add_cross_handler(event, handler, false, None)
     }
 
@@ -953,23 +948,19 @@ impl Node {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> crosswire::Result<()> {
     /// let node = crosswire::Node::builder().server_name("n1").build()?;
-    /// node.on_cross_server_tagged("sync", "plugin-a", |_msg, _reply| async {})?;
-    /// node.on_cross_server_tagged("sync", "plugin-a", |_msg, _reply| async {})?;
-    /// node.on_cross_server_tagged("sync", "plugin-b", |_msg, _reply| async {})?;
+    /// node.on_cross_server_tagged("sync", "plugin-a", |_msg: crosswire::CrossServerMessage, _reply: Option<crosswire::CrossReply>| async {})?;
+    /// node.on_cross_server_tagged("sync", "plugin-a", |_msg: crosswire::CrossServerMessage, _reply: Option<crosswire::CrossReply>| async {})?;
+    /// node.on_cross_server_tagged("sync", "plugin-b", |_msg: crosswire::CrossServerMessage, _reply: Option<crosswire::CrossReply>| async {})?;
     /// assert_eq!(node.off_cross_server_tag("sync", "plugin-a"), 2);
     /// # Ok(())
     /// # }
     /// ```
-    pub fn on_cross_server_tagged<F, Fut>(
+    pub fn on_cross_server_tagged<M: 'static, H: Handler<CrossContext, M>>(
         &self,
         event: &str,
         tag: impl Into<String>,
-        handler: F,
-    ) -> Result<HandlerId>
-    where
-        F: Fn(CrossServerMessage, Option<CrossReply>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
+        handler: H,
+    ) -> Result<HandlerId> {
         self.add_cross_handler(event, handler, false, Some(tag.into()))
     }
 
@@ -982,7 +973,7 @@ impl Node {
     /// # async fn main() -> crosswire::Result<()> {
     /// use std::time::Duration;
     /// let node = crosswire::Node::builder().server_name("n1").build()?;
-    /// node.once_cross_server("init", |_msg, reply| async move {
+    /// node.once_cross_server("init", |_msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
     ///     if let Some(reply) = reply {
     ///         let _ = reply.send_empty();
     ///     }
@@ -993,30 +984,26 @@ impl Node {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn once_cross_server<F, Fut>(&self, event: &str, handler: F) -> Result<HandlerId>
-    where
-        F: Fn(CrossServerMessage, Option<CrossReply>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
+    pub fn once_cross_server<M: 'static, H: Handler<CrossContext, M>>(
+        &self,
+        event: &str,
+        handler: H,
+    ) -> Result<HandlerId> {
         self.add_cross_handler(event, handler, true, None)
     }
 
-    fn add_cross_handler<F, Fut>(
+    fn add_cross_handler<M: 'static, H: Handler<CrossContext, M>>(
         &self,
         event: &str,
-        handler: F,
+        handler: H,
         once: bool,
         tag: Option<String>,
-    ) -> Result<HandlerId>
-    where
-        F: Fn(CrossServerMessage, Option<CrossReply>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
+    ) -> Result<HandlerId> {
         non_empty(event, EVENT_MSG)?;
         if is_reserved_cross(event) {
             return Err(Error::ReservedEvent(event.to_owned()));
         }
-        let h: Arc<CrossHandler> = Arc::new(move |m, r| Box::pin(handler(m, r)));
+        let h = erase(self, handler)?;
         Ok(self.inner.cross_events.add(event, h, once, tag))
     }
 
@@ -1028,7 +1015,7 @@ impl Node {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> crosswire::Result<()> {
     /// let node = crosswire::Node::builder().server_name("n1").build()?;
-    /// node.on_cross_server_tagged("sync", "cache", |_msg, _reply| async {})?;
+    /// node.on_cross_server_tagged("sync", "cache", |_msg: crosswire::CrossServerMessage, _reply: Option<crosswire::CrossReply>| async {})?;
     /// assert_eq!(node.off_cross_server_tag("sync", "cache"), 1);
     /// assert_eq!(node.off_cross_server_tag("sync", "cache"), 0);
     /// # Ok(())
@@ -1048,8 +1035,8 @@ impl Node {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> crosswire::Result<()> {
     /// let node = crosswire::Node::builder().server_name("n1").build()?;
-    /// node.on_cross_server("sync", |_msg, _reply| async {})?;
-    /// node.on_cross_server_tagged("sync", "t", |_msg, _reply| async {})?;
+    /// node.on_cross_server("sync", |_msg: crosswire::CrossServerMessage, _reply: Option<crosswire::CrossReply>| async {})?;
+    /// node.on_cross_server_tagged("sync", "t", |_msg: crosswire::CrossServerMessage, _reply: Option<crosswire::CrossReply>| async {})?;
     /// assert_eq!(node.off_cross_server_all("sync"), 2);
     /// # Ok(())
     /// # }
@@ -1232,7 +1219,7 @@ impl Node {
         });
         let start = Instant::now();
         for (h, m) in crate::events::each_with(&handlers, msg) {
-            let fut = h(m, reply.clone());
+            let fut = h.call(CrossContext::new(self.clone(), m, reply.clone()));
             tokio::spawn(Timed::new(
                 fut,
                 start,

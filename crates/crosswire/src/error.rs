@@ -11,9 +11,9 @@ use crosswire_protocol::channels::ChannelError;
 /// # async fn main() -> crosswire::Result<()> {
 /// use crosswire::Error;
 /// let node = crosswire::Node::builder().build()?;
-/// let empty = node.on("", |_, _, _| async {});
+/// let empty = node.on("", |_: crosswire::Socket, _: serde_json::Value, _: Option<crosswire::Reply>| async {});
 /// assert!(matches!(empty, Err(Error::InvalidArgument("event must be a non-empty string"))));
-/// let reserved = node.on("close", |_, _, _| async {});
+/// let reserved = node.on("close", |_: crosswire::Socket, _: serde_json::Value, _: Option<crosswire::Reply>| async {});
 /// assert!(matches!(reserved, Err(Error::ReservedEvent(name)) if name == "close"));
 /// assert!(matches!(node.join_room("broadcast", "r1", "u1"), Err(Error::Channel(_))));
 /// assert!(matches!(node.publish_raw("jobs", &1), Err(Error::Bus(_))));
@@ -52,6 +52,10 @@ pub enum Error {
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A handler asks for a [`State`](crate::handler::State) of a type the
+    /// node was not given with [`NodeBuilder::state`](crate::NodeBuilder::state).
+    #[error("no state of type {0} was given to the node builder")]
+    MissingState(&'static str),
 }
 
 /// `Result` with crosswire's [`Error`].

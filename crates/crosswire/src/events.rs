@@ -12,7 +12,6 @@ use crate::socket::Socket;
 use futures_util::future::BoxFuture;
 use parking_lot::RwLock;
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -28,8 +27,8 @@ use std::task::{Context, Poll};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> crosswire::Result<()> {
 /// let node = crosswire::Node::builder().server_name("n1").build()?;
-/// let id = node.on("say", |_, _, _| async {})?;
-/// let other = node.on("say", |_, _, _| async {})?;
+/// let id = node.on("say", |_: crosswire::Socket, _: serde_json::Value, _: Option<crosswire::Reply>| async {})?;
+/// let other = node.on("say", |_: crosswire::Socket, _: serde_json::Value, _: Option<crosswire::Reply>| async {})?;
 /// assert_ne!(id, other);
 /// assert!(node.off_handler(id));
 /// assert!(!node.off_handler(id));
@@ -60,7 +59,7 @@ impl HandlerId {
 /// assert!(RESERVED_EVENTS.contains(&"connection"));
 /// let node = crosswire::Node::builder().build()?;
 /// for name in RESERVED_EVENTS {
-///     assert!(node.on(name, |_, _, _| async {}).is_err());
+///     assert!(node.on(name, |_: crosswire::Socket, _: serde_json::Value, _: Option<crosswire::Reply>| async {}).is_err());
 /// }
 /// # Ok(())
 /// # }
@@ -149,7 +148,7 @@ impl Reply {
     /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
     /// # let socket = sockets.recv().await.ok_or("no connection")?;
     /// let (tx, mut ids) = tokio::sync::mpsc::unbounded_channel();
-    /// node.on("ask", move |_socket, _payload, reply| {
+    /// node.on("ask", move |_socket: crosswire::Socket, _payload: serde_json::Value, reply: Option<crosswire::Reply>| {
     ///     if let Some(reply) = reply {
     ///         let _ = tx.send(reply.callback_id().to_owned());
     ///     }
@@ -181,7 +180,7 @@ impl Reply {
     /// # let addr = node.listen("127.0.0.1:0").await?;
     /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
     /// # let socket = sockets.recv().await.ok_or("no connection")?;
-    /// node.on("time", |_socket, _payload, reply| async move {
+    /// node.on("time", |_socket: crosswire::Socket, _payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     ///     if let Some(reply) = reply {
     ///         let _ = reply.send(&serde_json::json!({"ms": 5}));
     ///     }
@@ -212,7 +211,7 @@ impl Reply {
     /// # let addr = node.listen("127.0.0.1:0").await?;
     /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
     /// # let socket = sockets.recv().await.ok_or("no connection")?;
-    /// node.on("ack", |_socket, _payload, reply| async move {
+    /// node.on("ack", |_socket: crosswire::Socket, _payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
     ///     if let Some(reply) = reply {
     ///         let _ = reply.send_empty();
     ///     }
@@ -226,51 +225,6 @@ impl Reply {
     pub fn send_empty(&self) -> crate::Result<()> {
         let text = crosswire_protocol::client::encode_reply::<()>(&self.callback_id, None)?;
         self.socket.send_text(text)
-    }
-}
-
-/// A handler of a client event: any `Fn(Socket, Value, Option<Reply>) -> impl Future`.
-///
-/// The payload is the frame's `payload` (JSON `null` when the frame had none);
-/// the reply is present when the frame carried a valid callback id.
-///
-/// # Examples
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> crosswire::Result<()> {
-/// use crosswire::{EventHandler, Reply, Socket};
-/// use serde_json::Value;
-///
-/// async fn echo(_socket: Socket, payload: Value, reply: Option<Reply>) {
-///     if let Some(reply) = reply {
-///         let _ = reply.send(&payload);
-///     }
-/// }
-///
-/// // Plain async functions and closures are handlers.
-/// let handlers: Vec<Box<dyn EventHandler>> = vec![
-///     Box::new(echo),
-///     Box::new(|_socket: Socket, _payload: Value, _reply: Option<Reply>| async {}),
-/// ];
-/// assert_eq!(handlers.len(), 2);
-/// let node = crosswire::Node::builder().build()?;
-/// node.on("echo", echo)?;
-/// # Ok(())
-/// # }
-/// ```
-pub trait EventHandler: Send + Sync + 'static {
-    /// Calls the handler.
-    fn call(&self, socket: Socket, payload: Value, reply: Option<Reply>) -> BoxFuture<'static, ()>;
-}
-
-impl<F, Fut> EventHandler for F
-where
-    F: Fn(Socket, Value, Option<Reply>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    fn call(&self, socket: Socket, payload: Value, reply: Option<Reply>) -> BoxFuture<'static, ()> {
-        Box::pin(self(socket, payload, reply))
     }
 }
 

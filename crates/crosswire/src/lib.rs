@@ -36,7 +36,7 @@
 //!         }
 //!     });
 //!     let n = node.clone();
-//!     node.on("joinRoom", move |socket, payload, reply| {
+//!     node.on("joinRoom", move |socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| {
 //!         let n = n.clone();
 //!         async move {
 //!             let room = payload["room"].as_str().unwrap_or("lobby").to_owned();
@@ -63,6 +63,7 @@ pub mod config;
 pub mod cross_server;
 pub mod error;
 pub mod events;
+pub mod handler;
 mod listener;
 pub mod node;
 pub mod ops;
@@ -80,7 +81,8 @@ pub use cross_server::{
 };
 pub use crosswire_protocol as protocol;
 pub use error::{Error, Result};
-pub use events::{EventHandler, HandlerId, Reply};
+pub use events::{HandlerId, Reply};
+pub use handler::{Data, State};
 pub use node::{CloseInfo, Node, NodeBuilder, RoomSend};
 pub use ops::Health;
 pub use rooms::Match;

@@ -5,11 +5,10 @@
 use crate::bus::Bus;
 use crate::cluster::{Cluster, Reason};
 use crate::config::NodeConfig;
-use crate::cross_server::{CrossHandler, Pending};
+use crate::cross_server::Pending;
 use crate::error::{non_empty, EVENT_MSG, NAMESPACE_MSG, ROOM_ID_MSG, SOCKET_ID_MSG};
-use crate::events::{
-    is_reserved, system_handler, EventHandler, EventMap, HandlerId, Listeners, Reply, SystemHandler,
-};
+use crate::events::{is_reserved, system_handler, EventMap, HandlerId, Listeners, SystemHandler};
+use crate::handler::{erase, ClientContext, CrossContext, ErasedHandler, Handler};
 use crate::rooms::{Match, Rooms};
 use crate::socket::{to_utf8, CloseRequest, Handshake, Socket};
 use crate::stats::{Stats, StatsSnapshot};
@@ -100,9 +99,11 @@ impl SystemEvents {
 
 pub(crate) struct NodeInner {
     pub(crate) config: NodeConfig,
+    /// The application's state, by type ([`NodeBuilder::state`]).
+    pub(crate) state: http::Extensions,
     pub(crate) channels: Channels,
     pub(crate) stats: Arc<Stats>,
-    pub(crate) client_events: EventMap<dyn EventHandler>,
+    pub(crate) client_events: EventMap<dyn ErasedHandler<ClientContext>>,
     pub(crate) system: SystemEvents,
     /// Every open connection, by connection number.
     pub(crate) connections: DashMap<u64, Socket>,
@@ -120,7 +121,7 @@ pub(crate) struct NodeInner {
     pub(crate) tasks: tokio_util::task::TaskTracker,
     /// The bus side of the node, when it has a bus.
     pub(crate) cluster: Option<Arc<Cluster>>,
-    pub(crate) cross_events: EventMap<CrossHandler>,
+    pub(crate) cross_events: EventMap<dyn ErasedHandler<CrossContext>>,
     pub(crate) pending: DashMap<String, Pending>,
     pub(crate) callback_ids: CallbackIdSource,
     pub(crate) members: DashMap<String, std::time::Instant>,
@@ -141,7 +142,7 @@ pub(crate) type CustomHandler =
 /// use crosswire::Node;
 /// # async fn run() -> crosswire::Result<()> {
 /// let node = Node::builder().server_name("n1").build()?;
-/// node.on("say", |socket, payload, reply| async move {
+/// node.on("say", |socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
 ///     if let Some(reply) = reply {
 ///         let _ = reply.send(&serde_json::json!({"echo": payload}));
 ///     }
@@ -192,6 +193,7 @@ pub struct NodeBuilder {
     bus: Option<Arc<dyn Bus>>,
     callback_ids: Option<CallbackIdSource>,
     auth: Option<Arc<crate::auth::AuthMessage>>,
+    state: http::Extensions,
 }
 
 impl NodeBuilder {
@@ -595,6 +597,30 @@ impl NodeBuilder {
         self
     }
 
+    /// Gives the node the application's state: every handler can take it as
+    /// a [`State<S>`](crate::handler::State) argument, and any code with the
+    /// node can read it with [`Node::state`]. Call once per type (a second
+    /// value of the same type replaces the first); keep it cheap to clone
+    /// (each handler call gets a clone), e.g. a struct of `Arc`s.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> crosswire::Result<()> {
+    /// # let rt = tokio::runtime::Runtime::new()?;
+    /// # let _guard = rt.enter();
+    /// #[derive(Clone)]
+    /// struct Motd(&'static str);
+    /// let node = crosswire::Node::builder().state(Motd("welcome")).build()?;
+    /// assert_eq!(node.state::<Motd>().map(|m| m.0), Some("welcome"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn state<S: Clone + Send + Sync + 'static>(mut self, state: S) -> Self {
+        self.state.insert(state);
+        self
+    }
+
     /// Also lets a browser connect from a page of this node's own host: an
     /// `Origin` whose `host[:port]` is the request's `Host` is allowed beside
     /// [`allowed_origins`](NodeBuilder::allowed_origins). Requests without an
@@ -951,6 +977,7 @@ impl NodeBuilder {
             rooms: RwLock::new(Rooms::default()),
             next_conn: AtomicU64::new(1),
             upgrade_hook: self.upgrade_hook,
+            state: self.state,
             shutting_down: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
             tasks: tokio_util::task::TaskTracker::new(),
@@ -1219,6 +1246,25 @@ impl Node {
         NodeBuilder::default()
     }
 
+    /// A clone of the application's state of type `S`, given to
+    /// [`NodeBuilder::state`]; `None` when the node has none of that type.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> crosswire::Result<()> {
+    /// # let rt = tokio::runtime::Runtime::new()?;
+    /// # let _guard = rt.enter();
+    /// let node = crosswire::Node::builder().state(42u32).build()?;
+    /// assert_eq!(node.state::<u32>(), Some(42));
+    /// assert_eq!(node.state::<String>(), None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn state<S: Clone + Send + Sync + 'static>(&self) -> Option<S> {
+        self.inner.state.get::<S>().cloned()
+    }
+
     /// The node's name (`getServerName`).
     ///
     /// # Examples
@@ -1284,7 +1330,7 @@ impl Node {
     fn add_client_handler(
         &self,
         event: &str,
-        handler: Arc<dyn EventHandler>,
+        handler: Arc<dyn ErasedHandler<ClientContext>>,
         once: bool,
         tag: Option<String>,
     ) -> Result<HandlerId> {
@@ -1314,25 +1360,23 @@ impl Node {
     /// # let addr = node.listen("127.0.0.1:0").await?;
     /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
     /// # let socket = sockets.recv().await.ok_or("no connection")?;
-    /// node.on("add", |_socket, payload, reply| async move {
-    ///     let sum: i64 = payload.as_array().into_iter().flatten().filter_map(|v| v.as_i64()).sum();
-    ///     if let Some(reply) = reply {
-    ///         let _ = reply.send(&sum);
-    ///     }
+    /// use crosswire::handler::Data;
+    /// node.on("add", |Data(numbers): Data<Vec<i64>>| async move {
+    ///     Ok::<_, String>(numbers.iter().sum::<i64>())
     /// })?;
     /// client.send(r#"{"event":"add","payload":[1,2,3],"callbackId":"c-1"}"#.into()).await?;
     /// let text = client.next().await.ok_or("closed")??.into_text()?;
     /// assert_eq!(text.as_str(), r#"{"payload":6,"callbackId":"c-1"}"#);
-    /// assert!(node.on("close", |_, _, _| async {}).is_err()); // reserved
+    /// assert!(node.on("close", || async {}).is_err()); // reserved
     /// # Ok(())
     /// # }
     /// ```
-    pub fn on<F, Fut>(&self, event: &str, handler: F) -> Result<HandlerId>
-    where
-        F: Fn(Socket, Value, Option<Reply>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        self.add_client_handler(event, Arc::new(handler), false, None)
+    pub fn on<M: 'static, H: Handler<ClientContext, M>>(
+        &self,
+        event: &str,
+        handler: H,
+    ) -> Result<HandlerId> {
+        self.add_client_handler(event, erase(self, handler)?, false, None)
     }
 
     /// Like [`on`](Self::on), with a tag for [`off_tag`](Self::off_tag).
@@ -1343,24 +1387,20 @@ impl Node {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> crosswire::Result<()> {
     /// let node = crosswire::Node::builder().server_name("n1").build()?;
-    /// node.on_tagged("say", "chat-plugin", |_, _, _| async {})?;
-    /// node.on_tagged("say", "audit", |_, _, _| async {})?;
+    /// node.on_tagged("say", "chat-plugin", || async {})?;
+    /// node.on_tagged("say", "audit", || async {})?;
     /// assert_eq!(node.off_tag("say", "chat-plugin"), 1);
     /// assert_eq!(node.off_all("say"), 1);
     /// # Ok(())
     /// # }
     /// ```
-    pub fn on_tagged<F, Fut>(
+    pub fn on_tagged<M: 'static, H: Handler<ClientContext, M>>(
         &self,
         event: &str,
         tag: impl Into<String>,
-        handler: F,
-    ) -> Result<HandlerId>
-    where
-        F: Fn(Socket, Value, Option<Reply>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        self.add_client_handler(event, Arc::new(handler), false, Some(tag.into()))
+        handler: H,
+    ) -> Result<HandlerId> {
+        self.add_client_handler(event, erase(self, handler)?, false, Some(tag.into()))
     }
 
     /// Registers a handler that runs for the next frame of `event` only
@@ -1378,11 +1418,7 @@ impl Node {
     /// # let addr = node.listen("127.0.0.1:0").await?;
     /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
     /// # let socket = sockets.recv().await.ok_or("no connection")?;
-    /// node.once("hello", |_socket, _payload, reply| async move {
-    ///     if let Some(reply) = reply {
-    ///         let _ = reply.send(&"first");
-    ///     }
-    /// })?;
+    /// node.once("hello", || async { Ok::<_, String>("first") })?;
     /// client.send(r#"{"event":"hello","callbackId":"c-1"}"#.into()).await?;
     /// let text = client.next().await.ok_or("closed")??.into_text()?;
     /// assert_eq!(text.as_str(), r#"{"payload":"first","callbackId":"c-1"}"#);
@@ -1390,12 +1426,12 @@ impl Node {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn once<F, Fut>(&self, event: &str, handler: F) -> Result<HandlerId>
-    where
-        F: Fn(Socket, Value, Option<Reply>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        self.add_client_handler(event, Arc::new(handler), true, None)
+    pub fn once<M: 'static, H: Handler<ClientContext, M>>(
+        &self,
+        event: &str,
+        handler: H,
+    ) -> Result<HandlerId> {
+        self.add_client_handler(event, erase(self, handler)?, true, None)
     }
 
     /// Removes one handler, of a client, system or cross-server event.
@@ -1407,7 +1443,7 @@ impl Node {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> crosswire::Result<()> {
     /// let node = crosswire::Node::builder().server_name("n1").build()?;
-    /// let client_event = node.on("say", |_, _, _| async {})?;
+    /// let client_event = node.on("say", |_: crosswire::Socket, _: serde_json::Value, _: Option<crosswire::Reply>| async {})?;
     /// let system_event = node.on_connection(|_, _| async {});
     /// assert!(node.off_handler(client_event));
     /// assert!(node.off_handler(system_event));
@@ -1430,8 +1466,8 @@ impl Node {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> crosswire::Result<()> {
     /// let node = crosswire::Node::builder().server_name("n1").build()?;
-    /// node.on_tagged("say", "plugin", |_, _, _| async {})?;
-    /// node.on("say", |_, _, _| async {})?;
+    /// node.on_tagged("say", "plugin", |_: crosswire::Socket, _: serde_json::Value, _: Option<crosswire::Reply>| async {})?;
+    /// node.on("say", |_: crosswire::Socket, _: serde_json::Value, _: Option<crosswire::Reply>| async {})?;
     /// assert_eq!(node.off_tag("say", "plugin"), 1);
     /// assert_eq!(node.off_tag("say", "plugin"), 0);
     /// # Ok(())
@@ -1451,8 +1487,8 @@ impl Node {
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> crosswire::Result<()> {
     /// let node = crosswire::Node::builder().server_name("n1").build()?;
-    /// node.on("say", |_, _, _| async {})?;
-    /// node.on_tagged("say", "t", |_, _, _| async {})?;
+    /// node.on("say", |_: crosswire::Socket, _: serde_json::Value, _: Option<crosswire::Reply>| async {})?;
+    /// node.on_tagged("say", "t", |_: crosswire::Socket, _: serde_json::Value, _: Option<crosswire::Reply>| async {})?;
     /// assert_eq!(node.off_all("say"), 2);
     /// # Ok(())
     /// # }

@@ -221,6 +221,7 @@ impl Node {
             ("invalid", s.frames_dropped_invalid),
             ("reserved", s.frames_dropped_reserved),
             ("unhandled", s.frames_dropped_unhandled),
+            ("bad_payload", s.frames_dropped_bad_payload),
             ("unauthenticated", s.frames_dropped_unauthenticated),
             ("oversize", s.frames_oversize),
             ("slow_consumer", s.frames_dropped_slow),

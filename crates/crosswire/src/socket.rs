@@ -751,7 +751,7 @@ impl Socket {
     /// # let addr = node.listen("127.0.0.1:0").await?;
     /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
     /// # let socket = sockets.recv().await.ok_or("no connection")?;
-    /// node.on("visibility", |socket, payload, _reply| async move {
+    /// node.on("visibility", |socket: crosswire::Socket, payload: serde_json::Value, _reply: Option<crosswire::Reply>| async move {
     ///     if payload == "hidden" {
     ///         socket.enter_background();
     ///     } else {

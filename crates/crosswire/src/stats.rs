@@ -160,6 +160,7 @@ pub struct Stats {
     pub(crate) frames_dropped_invalid: AtomicU64,
     pub(crate) frames_dropped_reserved: AtomicU64,
     pub(crate) frames_dropped_unhandled: AtomicU64,
+    pub(crate) frames_dropped_bad_payload: AtomicU64,
     pub(crate) frames_oversize: AtomicU64,
     pub(crate) frames_dropped_slow: AtomicU64,
     pub(crate) slow_consumer_closes: AtomicU64,
@@ -211,6 +212,7 @@ impl Stats {
             frames_dropped_invalid: g(&self.frames_dropped_invalid),
             frames_dropped_reserved: g(&self.frames_dropped_reserved),
             frames_dropped_unhandled: g(&self.frames_dropped_unhandled),
+            frames_dropped_bad_payload: g(&self.frames_dropped_bad_payload),
             frames_oversize: g(&self.frames_oversize),
             frames_dropped_slow: g(&self.frames_dropped_slow),
             slow_consumer_closes: g(&self.slow_consumer_closes),
@@ -276,6 +278,10 @@ pub struct StatsSnapshot {
     pub frames_dropped_reserved: u64,
     /// Frames dropped because no handler was registered for their event.
     pub frames_dropped_unhandled: u64,
+    /// Events whose payload did not deserialize into the type a handler
+    /// asked for (the handler did not run; the caller got the `bad_payload`
+    /// error reply).
+    pub frames_dropped_bad_payload: u64,
     /// Frames over `max_frame_size` (their sockets were closed with 1009).
     pub frames_oversize: u64,
     /// Outbound frames dropped under [`SlowConsumerPolicy::DropFrame`](crate::SlowConsumerPolicy::DropFrame).

@@ -7,6 +7,7 @@
 //! so a burst costs one system call rather than one per frame.
 
 use crate::events::run_detached;
+use crate::handler::ClientContext;
 use crate::node::{CloseInfo, Node};
 use crate::socket::{close_code, CloseRequest, Handshake, Socket};
 use crate::stats::{HandlerKind, Stats, Timed};
@@ -666,7 +667,8 @@ async fn handle_text(node: &Node, socket: &Socket, text: Utf8Bytes) {
                     let payload = ev.payload.unwrap_or(Value::Null);
                     let start = Instant::now();
                     for (h, p) in crate::events::each_with(&handlers, payload) {
-                        let fut = h.call(socket.clone(), p, reply.clone());
+                        let cx = ClientContext::new(node.clone(), socket.clone(), p, reply.clone());
+                        let fut = h.call(cx);
                         let timed =
                             Timed::new(fut, start, inner.stats.clone(), HandlerKind::Client);
                         run_detached(timed).await;

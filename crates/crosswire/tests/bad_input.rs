@@ -92,12 +92,15 @@ async fn malformed_frames_are_dropped_and_counted() {
     let (node, addr) = start(Node::builder()).await;
     let hits = Arc::new(AtomicUsize::new(0));
     let h = hits.clone();
-    node.on("e", move |_s, _p, _r| {
-        let h = h.clone();
-        async move {
-            h.fetch_add(1, Ordering::SeqCst);
-        }
-    })
+    node.on(
+        "e",
+        move |_s: crosswire::Socket, _p: serde_json::Value, _r: Option<crosswire::Reply>| {
+            let h = h.clone();
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+            }
+        },
+    )
     .unwrap();
     let mut ws = connect(addr, "").await;
     let bad = [
@@ -194,12 +197,15 @@ async fn a_flood_of_frames_is_handled_without_harm() {
     let (node, addr) = start(Node::builder()).await;
     let count = Arc::new(AtomicUsize::new(0));
     let c = count.clone();
-    node.on("f", move |_s, _p, _r| {
-        let c = c.clone();
-        async move {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
-    })
+    node.on(
+        "f",
+        move |_s: crosswire::Socket, _p: serde_json::Value, _r: Option<crosswire::Reply>| {
+            let c = c.clone();
+            async move {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        },
+    )
     .unwrap();
     let mut ws = connect(addr, "").await;
     for i in 0..20_000 {

@@ -121,14 +121,17 @@ async fn every_send_path_crosses_nodes_json() {
 async fn answer_with_name(c: &Cluster) {
     for (node, _) in &c.nodes {
         let name = node.server_name().to_owned();
-        node.on_cross_server("who", move |msg, reply| {
-            let name = name.clone();
-            async move {
-                if let Some(r) = reply {
-                    r.send(&json!({"from": name, "got": msg.payload})).unwrap();
+        node.on_cross_server(
+            "who",
+            move |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| {
+                let name = name.clone();
+                async move {
+                    if let Some(r) = reply {
+                        r.send(&json!({"from": name, "got": msg.payload})).unwrap();
+                    }
                 }
-            }
-        })
+            },
+        )
         .unwrap();
     }
 }
@@ -217,7 +220,12 @@ async fn cross_server_partial_responses_at_timeout() {
     let c = cluster(3, Codec::MsgPack).await;
     // Only n2 answers.
     c.node(1)
-        .on_cross_server("q", |_m, r| async move { r.unwrap().send(&"n2").unwrap() })
+        .on_cross_server(
+            "q",
+            |_m: crosswire::CrossServerMessage, r: Option<crosswire::CrossReply>| async move {
+                r.unwrap().send(&"n2").unwrap()
+            },
+        )
         .unwrap();
     let r = c
         .node(0)
@@ -392,9 +400,12 @@ async fn server_only_node_answers_cross_server_events() {
         .build()
         .unwrap();
     logic
-        .on_cross_server("match", |m, r| async move {
-            r.unwrap().send(&json!({"matched": m.payload})).unwrap()
-        })
+        .on_cross_server(
+            "match",
+            |m: crosswire::CrossServerMessage, r: Option<crosswire::CrossReply>| async move {
+                r.unwrap().send(&json!({"matched": m.payload})).unwrap()
+            },
+        )
         .unwrap();
     let (ws_node, addr) = start_binding(Node::builder().server_name("ws1").bus(hub.bus())).await;
     logic.ready().await;
@@ -405,19 +416,22 @@ async fn server_only_node_answers_cross_server_events() {
     // FAQ 1's chain: client -> ws node -> logic node -> back to the client.
     let n = ws_node.clone();
     ws_node
-        .on("findMatch", move |_s, p, reply| {
-            let n = n.clone();
-            async move {
-                let r = n
-                    .emit_cross_server("match", &p)
-                    .unwrap()
-                    .to(["logic"])
-                    .collect()
-                    .await
-                    .unwrap();
-                reply.unwrap().send(&r.responses["logic"].payload).unwrap();
-            }
-        })
+        .on(
+            "findMatch",
+            move |_s: crosswire::Socket, p: serde_json::Value, reply: Option<crosswire::Reply>| {
+                let n = n.clone();
+                async move {
+                    let r = n
+                        .emit_cross_server("match", &p)
+                        .unwrap()
+                        .to(["logic"])
+                        .collect()
+                        .await
+                        .unwrap();
+                    reply.unwrap().send(&r.responses["logic"].payload).unwrap();
+                }
+            },
+        )
         .unwrap();
     let mut ws = connect_id(&ws_node, addr, "p1").await;
     send_text(
@@ -586,7 +600,12 @@ async fn off_handler_removes_cross_server_handlers_and_a_call_with_nobody_to_ask
     let c = cluster(1, Codec::MsgPack).await;
     let n1 = c.node(0);
     let id = n1
-        .on_cross_server("q", |_m, r| async move { r.unwrap().send(&1).unwrap() })
+        .on_cross_server(
+            "q",
+            |_m: crosswire::CrossServerMessage, r: Option<crosswire::CrossReply>| async move {
+                r.unwrap().send(&1).unwrap()
+            },
+        )
         .unwrap();
     let r = n1
         .emit_cross_server("q", &1)

@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 #[tokio::test]
 async fn event_with_callback_gets_reply_in_original_key_order() {
     let (node, addr) = start(Node::builder()).await;
-    node.on("say", |_s, payload, reply| async move {
+    node.on("say", |_s: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
         reply.unwrap().send(&json!({"got": payload})).unwrap();
     })
     .unwrap();
@@ -32,13 +32,19 @@ async fn event_with_callback_gets_reply_in_original_key_order() {
 #[tokio::test]
 async fn empty_reply_omits_payload_and_null_is_kept() {
     let (node, addr) = start(Node::builder()).await;
-    node.on("a", |_s, _p, reply| async move {
-        reply.unwrap().send_empty().unwrap()
-    })
+    node.on(
+        "a",
+        |_s: crosswire::Socket, _p: serde_json::Value, reply: Option<crosswire::Reply>| async move {
+            reply.unwrap().send_empty().unwrap()
+        },
+    )
     .unwrap();
-    node.on("b", |_s, _p, reply| async move {
-        reply.unwrap().send(&Value::Null).unwrap()
-    })
+    node.on(
+        "b",
+        |_s: crosswire::Socket, _p: serde_json::Value, reply: Option<crosswire::Reply>| async move {
+            reply.unwrap().send(&Value::Null).unwrap()
+        },
+    )
     .unwrap();
     let mut ws = connect(addr, "").await;
     send_text(&mut ws, r#"{"event":"a","payload":1,"callbackId":"x-3"}"#).await;
@@ -54,15 +60,20 @@ async fn empty_reply_omits_payload_and_null_is_kept() {
 async fn callback_id_validity_decides_the_reply_handle() {
     let (node, addr) = start(Node::builder()).await;
     let (tx, mut rx) = mpsc::unbounded_channel();
-    node.on("e", move |_s, payload, reply| {
-        let tx = tx.clone();
-        async move {
-            tx.send((payload, reply.is_some())).unwrap();
-            if let Some(r) = reply {
-                r.send(&"ok").unwrap();
+    node.on(
+        "e",
+        move |_s: crosswire::Socket,
+              payload: serde_json::Value,
+              reply: Option<crosswire::Reply>| {
+            let tx = tx.clone();
+            async move {
+                tx.send((payload, reply.is_some())).unwrap();
+                if let Some(r) = reply {
+                    r.send(&"ok").unwrap();
+                }
             }
-        }
-    })
+        },
+    )
     .unwrap();
     let mut ws = connect(addr, "").await;
     let id64 = "a".repeat(64);
@@ -90,13 +101,21 @@ async fn callback_id_validity_decides_the_reply_handle() {
 #[tokio::test]
 async fn a_reply_may_be_sent_many_times_and_is_shared_by_handlers() {
     let (node, addr) = start(Node::builder()).await;
-    node.on("e", |_s, _p, r| async move { r.unwrap().send(&1).unwrap() })
-        .unwrap();
-    node.on("e", |_s, _p, r| async move {
-        let r = r.unwrap();
-        r.send(&2).unwrap();
-        r.send(&3).unwrap();
-    })
+    node.on(
+        "e",
+        |_s: crosswire::Socket, _p: serde_json::Value, r: Option<crosswire::Reply>| async move {
+            r.unwrap().send(&1).unwrap()
+        },
+    )
+    .unwrap();
+    node.on(
+        "e",
+        |_s: crosswire::Socket, _p: serde_json::Value, r: Option<crosswire::Reply>| async move {
+            let r = r.unwrap();
+            r.send(&2).unwrap();
+            r.send(&3).unwrap();
+        },
+    )
     .unwrap();
     let mut ws = connect(addr, "").await;
     send_text(&mut ws, r#"{"event":"e","payload":0,"callbackId":"c"}"#).await;
@@ -148,8 +167,13 @@ async fn heartbeat_custom_string_is_echoed_unchanged() {
 #[tokio::test]
 async fn binary_frames_are_read_as_utf8_text_and_answered_with_text() {
     let (node, addr) = start(Node::builder()).await;
-    node.on("e", |_s, p, r| async move { r.unwrap().send(&p).unwrap() })
-        .unwrap();
+    node.on(
+        "e",
+        |_s: crosswire::Socket, p: serde_json::Value, r: Option<crosswire::Reply>| async move {
+            r.unwrap().send(&p).unwrap()
+        },
+    )
+    .unwrap();
     let mut ws = connect(addr, "").await;
     use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
@@ -248,23 +272,33 @@ async fn once_fires_once_and_off_removes_by_handler_and_by_tag() {
     let (node, addr) = start(Node::builder()).await;
     let (tx, mut rx) = mpsc::unbounded_channel::<&'static str>();
     let t = tx.clone();
-    node.once("e", move |_s, _p, _r| {
-        let t = t.clone();
-        async move { t.send("once").unwrap() }
-    })
+    node.once(
+        "e",
+        move |_s: crosswire::Socket, _p: serde_json::Value, _r: Option<crosswire::Reply>| {
+            let t = t.clone();
+            async move { t.send("once").unwrap() }
+        },
+    )
     .unwrap();
     let t = tx.clone();
     let id = node
-        .on("e", move |_s, _p, _r| {
-            let t = t.clone();
-            async move { t.send("plain").unwrap() }
-        })
+        .on(
+            "e",
+            move |_s: crosswire::Socket, _p: serde_json::Value, _r: Option<crosswire::Reply>| {
+                let t = t.clone();
+                async move { t.send("plain").unwrap() }
+            },
+        )
         .unwrap();
     let t = tx.clone();
-    node.on_tagged("e", "grp", move |_s, _p, _r| {
-        let t = t.clone();
-        async move { t.send("tagged").unwrap() }
-    })
+    node.on_tagged(
+        "e",
+        "grp",
+        move |_s: crosswire::Socket, _p: serde_json::Value, _r: Option<crosswire::Reply>| {
+            let t = t.clone();
+            async move { t.send("tagged").unwrap() }
+        },
+    )
     .unwrap();
     let mut ws = connect(addr, "").await;
     async fn round(ws: &mut Ws, rx: &mut mpsc::UnboundedReceiver<&'static str>, expect: Vec<&str>) {
@@ -291,25 +325,31 @@ async fn handlers_run_in_frame_order_and_a_slow_handler_does_not_block() {
     let order = Arc::new(parking_lot::Mutex::new(Vec::new()));
     let gate = Arc::new(tokio::sync::Notify::new());
     let (o, g) = (order.clone(), gate.clone());
-    node.on("slow", move |_s, _p, r| {
-        let (o, g) = (o.clone(), g.clone());
-        async move {
-            o.lock().push("slow-start");
-            g.notified().await; // waits until the fast frame was handled
-            o.lock().push("slow-end");
-            r.unwrap().send(&"slow").unwrap();
-        }
-    })
+    node.on(
+        "slow",
+        move |_s: crosswire::Socket, _p: serde_json::Value, r: Option<crosswire::Reply>| {
+            let (o, g) = (o.clone(), g.clone());
+            async move {
+                o.lock().push("slow-start");
+                g.notified().await; // waits until the fast frame was handled
+                o.lock().push("slow-end");
+                r.unwrap().send(&"slow").unwrap();
+            }
+        },
+    )
     .unwrap();
     let (o, g) = (order.clone(), gate.clone());
-    node.on("fast", move |_s, _p, r| {
-        let (o, g) = (o.clone(), g.clone());
-        async move {
-            o.lock().push("fast");
-            r.unwrap().send(&"fast").unwrap();
-            g.notify_one();
-        }
-    })
+    node.on(
+        "fast",
+        move |_s: crosswire::Socket, _p: serde_json::Value, r: Option<crosswire::Reply>| {
+            let (o, g) = (o.clone(), g.clone());
+            async move {
+                o.lock().push("fast");
+                r.unwrap().send(&"fast").unwrap();
+                g.notify_one();
+            }
+        },
+    )
     .unwrap();
     let mut ws = connect(addr, "").await;
     send_text(&mut ws, r#"{"event":"slow","payload":1,"callbackId":"1"}"#).await;
@@ -331,13 +371,21 @@ async fn reserved_names_cannot_be_registered_as_client_events() {
         "client-ping",
         "_Cs_Cb_",
     ] {
-        let r = node.on(name, |_s, _p, _r| async {});
+        let r = node.on(
+            name,
+            |_s: crosswire::Socket, _p: serde_json::Value, _r: Option<crosswire::Reply>| async {},
+        );
         assert!(
             matches!(r, Err(crosswire::Error::ReservedEvent(_))),
             "{name}"
         );
     }
-    assert!(node.on("", |_s, _p, _r| async {}).is_err());
+    assert!(node
+        .on(
+            "",
+            |_s: crosswire::Socket, _p: serde_json::Value, _r: Option<crosswire::Reply>| async {}
+        )
+        .is_err());
 }
 
 #[tokio::test]
@@ -380,8 +428,13 @@ async fn defect_04_upgrade_hook_refuses_with_http_status_before_upgrade() {
 #[tokio::test]
 async fn ws_route_mounts_on_an_application_router() {
     let node = Node::builder().build().unwrap();
-    node.on("e", |_s, p, r| async move { r.unwrap().send(&p).unwrap() })
-        .unwrap();
+    node.on(
+        "e",
+        |_s: crosswire::Socket, p: serde_json::Value, r: Option<crosswire::Reply>| async move {
+            r.unwrap().send(&p).unwrap()
+        },
+    )
+    .unwrap();
     let app = axum::Router::new()
         .route("/ws", node.ws_route())
         .route("/health", axum::routing::get(|| async { "ok" }));
@@ -444,8 +497,13 @@ async fn background_sockets_are_terminated_after_the_close_time() {
             .enter_background_close_time(Duration::from_millis(120)),
     )
     .await;
-    node.on("bg", |s, _p, _r| async move { s.enter_background() })
-        .unwrap();
+    node.on(
+        "bg",
+        |s: crosswire::Socket, _p: serde_json::Value, _r: Option<crosswire::Reply>| async move {
+            s.enter_background()
+        },
+    )
+    .unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
     node.on_close(move |_s, info| {
         let tx = tx.clone();
@@ -507,8 +565,15 @@ async fn shutdown_closes_sockets_with_1001_and_releases_the_port() {
 #[tokio::test]
 async fn handler_panic_does_not_kill_the_connection() {
     let (node, addr) = start(Node::builder()).await;
-    node.on("boom", |_s, _p, _r| async move { panic!("handler bug") })
-        .unwrap();
+    node.on(
+        "boom",
+        |_s: crosswire::Socket, _p: serde_json::Value, _r: Option<crosswire::Reply>| async move {
+            if true {
+                panic!("handler bug")
+            }
+        },
+    )
+    .unwrap();
     let mut ws = connect(addr, "").await;
     send_text(&mut ws, r#"{"event":"boom","payload":1}"#).await;
     sync(&mut ws).await;

@@ -24,7 +24,11 @@ async fn connections_over_the_limit_are_closed_with_1013() {
 #[tokio::test]
 async fn a_socket_over_the_rate_limit_is_closed_with_4004() {
     let (node, addr) = start(Node::builder().rate_limit(1.0, 5)).await;
-    node.on("e", |_s, _p, _r| async {}).unwrap();
+    node.on(
+        "e",
+        |_s: crosswire::Socket, _p: serde_json::Value, _r: Option<crosswire::Reply>| async {},
+    )
+    .unwrap();
     let mut ws = connect(addr, "").await;
     for _ in 0..20 {
         send_text(&mut ws, r#"{"event":"e","payload":1}"#).await;
@@ -100,9 +104,12 @@ fn auth_node() -> crosswire::NodeBuilder {
 #[tokio::test]
 async fn auth_message_gates_events_and_broadcasts() {
     let (node, addr) = start(auth_node()).await;
-    node.on("e", |_s, _p, r| async move {
-        r.unwrap().send(&"handled").unwrap()
-    })
+    node.on(
+        "e",
+        |_s: crosswire::Socket, _p: serde_json::Value, r: Option<crosswire::Reply>| async move {
+            r.unwrap().send(&"handled").unwrap()
+        },
+    )
     .unwrap();
     let mut ws = connect(addr, "").await;
     // Not authenticated: events are dropped, broadcasts skip it.
@@ -147,25 +154,34 @@ async fn unauthenticated_sockets_are_closed_4005_and_bad_tokens_4011() {
 #[tokio::test]
 async fn metrics_and_health_routes() {
     let node = Node::builder().server_name("ops").build().unwrap();
-    node.on("fast", |_s, _p, reply| async move {
-        if let Some(r) = reply {
-            r.send(&"fast").unwrap();
-        }
-    })
+    node.on(
+        "fast",
+        |_s: crosswire::Socket, _p: serde_json::Value, reply: Option<crosswire::Reply>| async move {
+            if let Some(r) = reply {
+                r.send(&"fast").unwrap();
+            }
+        },
+    )
     .unwrap();
     // Replies, then keeps running: the histogram times the whole handler.
-    node.on("slow", |_s, _p, reply| async move {
-        if let Some(r) = reply {
-            r.send(&"slow").unwrap();
-        }
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    })
+    node.on(
+        "slow",
+        |_s: crosswire::Socket, _p: serde_json::Value, reply: Option<crosswire::Reply>| async move {
+            if let Some(r) = reply {
+                r.send(&"slow").unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        },
+    )
     .unwrap();
-    node.on_cross_server("count", |_m, reply| async move {
-        if let Some(r) = reply {
-            r.send(&1).unwrap();
-        }
-    })
+    node.on_cross_server(
+        "count",
+        |_m: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
+            if let Some(r) = reply {
+                r.send(&1).unwrap();
+            }
+        },
+    )
     .unwrap();
     let app = axum::Router::new()
         .route("/ws", node.ws_route())
@@ -274,7 +290,7 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
 #[tokio::test]
 async fn frames_larger_than_the_read_buffer_arrive_whole() {
     let (node, addr) = start(Node::builder().read_buffer_size(64)).await;
-    node.on("len", |s, payload, reply| async move {
+    node.on("len", |s: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
         let text = payload.as_str().unwrap_or_default().len();
         let hs = s.handshake();
         let seen = json!({

@@ -203,28 +203,31 @@ fn leave_room(node: &Node, member: &Member) {
 fn register(node: &Node) -> crosswire::Result<()> {
     // Who of a room is on this node (asked by every node for the presence).
     let n = node.clone();
-    node.on_cross_server(WHO, move |msg, reply| {
-        let n = n.clone();
-        async move {
-            let Some(reply) = reply else { return };
-            let room = msg
-                .payload
-                .get("room")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let ids = if room.is_empty() {
-                Default::default()
-            } else {
-                n.room_socket_ids(NS, Some(room), Match::Exact)
-            };
-            let names: Vec<String> = ids
-                .iter()
-                .filter_map(|id| n.get_socket(id)?.data::<Member>()?.name)
-                .take(MAX_LISTED)
-                .collect();
-            let _ = reply.send(&json!({ "count": ids.len(), "names": names }));
-        }
-    })?;
+    node.on_cross_server(
+        WHO,
+        move |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| {
+            let n = n.clone();
+            async move {
+                let Some(reply) = reply else { return };
+                let room = msg
+                    .payload
+                    .get("room")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let ids = if room.is_empty() {
+                    Default::default()
+                } else {
+                    n.room_socket_ids(NS, Some(room), Match::Exact)
+                };
+                let names: Vec<String> = ids
+                    .iter()
+                    .filter_map(|id| n.get_socket(id)?.data::<Member>()?.name)
+                    .take(MAX_LISTED)
+                    .collect();
+                let _ = reply.send(&json!({ "count": ids.len(), "names": names }));
+            }
+        },
+    )?;
 
     let n = node.clone();
     node.on_connection(move |socket, _handshake| {
@@ -257,42 +260,62 @@ fn register(node: &Node) -> crosswire::Result<()> {
     });
 
     let n = node.clone();
-    node.on("join", move |socket, payload, reply| {
-        let n = n.clone();
-        async move { join(&n, &socket, &payload, reply).await }
-    })?;
+    node.on(
+        "join",
+        move |socket: crosswire::Socket,
+              payload: serde_json::Value,
+              reply: Option<crosswire::Reply>| {
+            let n = n.clone();
+            async move { join(&n, &socket, &payload, reply).await }
+        },
+    )?;
 
     let n = node.clone();
-    node.on("say", move |socket, payload, reply| {
-        let n = n.clone();
-        async move { say(&n, &socket, &payload, reply) }
-    })?;
+    node.on(
+        "say",
+        move |socket: crosswire::Socket,
+              payload: serde_json::Value,
+              reply: Option<crosswire::Reply>| {
+            let n = n.clone();
+            async move { say(&n, &socket, &payload, reply) }
+        },
+    )?;
 
     let n = node.clone();
-    node.on("online", move |socket, _payload, reply| {
-        let n = n.clone();
-        async move {
-            let Some(room) = socket.data::<Member>().and_then(|m| m.room) else {
-                return fail(reply, "join a room first");
-            };
-            let p = presence(&n, &room).await;
-            ok(reply, presence_value(&n, &room, p));
-        }
-    })?;
+    node.on(
+        "online",
+        move |socket: crosswire::Socket,
+              _payload: serde_json::Value,
+              reply: Option<crosswire::Reply>| {
+            let n = n.clone();
+            async move {
+                let Some(room) = socket.data::<Member>().and_then(|m| m.room) else {
+                    return fail(reply, "join a room first");
+                };
+                let p = presence(&n, &room).await;
+                ok(reply, presence_value(&n, &room, p));
+            }
+        },
+    )?;
 
     let n = node.clone();
-    node.on("leave", move |socket, _payload, reply| {
-        let n = n.clone();
-        async move {
-            let Some(mut member) = socket.data::<Member>() else {
-                return fail(reply, "unknown connection");
-            };
-            leave_room(&n, &member);
-            member.room = None;
-            socket.insert_data(member);
-            ok(reply, json!({}));
-        }
-    })?;
+    node.on(
+        "leave",
+        move |socket: crosswire::Socket,
+              _payload: serde_json::Value,
+              reply: Option<crosswire::Reply>| {
+            let n = n.clone();
+            async move {
+                let Some(mut member) = socket.data::<Member>() else {
+                    return fail(reply, "unknown connection");
+                };
+                leave_room(&n, &member);
+                member.room = None;
+                socket.insert_data(member);
+                ok(reply, json!({}));
+            }
+        },
+    )?;
     Ok(())
 }
 

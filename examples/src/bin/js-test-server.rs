@@ -65,68 +65,113 @@ fn str_field<'a>(payload: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 fn register(node: &Node, closes: &Arc<Closes>) -> crosswire::Result<()> {
-    node.on("echo", |_socket, payload, reply| async move {
-        answer(reply, &payload);
-    })?;
-    node.on("echoEmpty", |_socket, _payload, reply| async move {
-        if let Some(reply) = reply {
-            let _ = reply.send_empty();
-        }
-    })?;
-    node.on("replyTwice", |_socket, _payload, reply| async move {
-        if let Some(reply) = reply {
-            let _ = reply.send(&"first");
-            let _ = reply.send(&"second");
-        }
-    })?;
-    node.on("delayedEcho", |_socket, payload, reply| async move {
-        let ms = payload.get("ms").and_then(Value::as_u64).unwrap_or(0);
-        tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
-        answer(reply, payload.get("payload").unwrap_or(&Value::Null));
-    })?;
-    node.on("noReply", |_socket, _payload, _reply| async move {})?;
-    node.on("whoami", |socket, _payload, reply| async move {
-        let params = serde_json::to_value(&socket.handshake().params).unwrap_or(Value::Null);
-        answer(reply, &params);
-    })?;
-    node.on("push", |socket, payload, reply| async move {
+    node.on(
+        "echo",
+        |_socket: crosswire::Socket,
+         payload: serde_json::Value,
+         reply: Option<crosswire::Reply>| async move {
+            answer(reply, &payload);
+        },
+    )?;
+    node.on(
+        "echoEmpty",
+        |_socket: crosswire::Socket,
+         _payload: serde_json::Value,
+         reply: Option<crosswire::Reply>| async move {
+            if let Some(reply) = reply {
+                let _ = reply.send_empty();
+            }
+        },
+    )?;
+    node.on(
+        "replyTwice",
+        |_socket: crosswire::Socket,
+         _payload: serde_json::Value,
+         reply: Option<crosswire::Reply>| async move {
+            if let Some(reply) = reply {
+                let _ = reply.send(&"first");
+                let _ = reply.send(&"second");
+            }
+        },
+    )?;
+    node.on(
+        "delayedEcho",
+        |_socket: crosswire::Socket,
+         payload: serde_json::Value,
+         reply: Option<crosswire::Reply>| async move {
+            let ms = payload.get("ms").and_then(Value::as_u64).unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
+            answer(reply, payload.get("payload").unwrap_or(&Value::Null));
+        },
+    )?;
+    node.on(
+        "noReply",
+        |_socket: crosswire::Socket,
+         _payload: serde_json::Value,
+         _reply: Option<crosswire::Reply>| async move {},
+    )?;
+    node.on(
+        "whoami",
+        |socket: crosswire::Socket,
+         _payload: serde_json::Value,
+         reply: Option<crosswire::Reply>| async move {
+            let params = serde_json::to_value(&socket.handshake().params).unwrap_or(Value::Null);
+            answer(reply, &params);
+        },
+    )?;
+    node.on("push", |socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
         let event = str_field(&payload, "event").unwrap_or_default();
         let sent = socket.emit(event, payload.get("payload").unwrap_or(&Value::Null));
         answer(reply, &json!({ "ok": sent.is_ok() }));
     })?;
-    node.on("pushRaw", |socket, payload, reply| async move {
+    node.on("pushRaw", |socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
         let frames = payload.get("frames").and_then(Value::as_array);
         for frame in frames.into_iter().flatten().filter_map(Value::as_str) {
             let _ = socket.send_frame(&PushFrame::from_text(frame));
         }
         answer(reply, &json!({ "ok": true }));
     })?;
-    node.on("kick", |socket, payload, _reply| async move {
-        let code = payload
-            .get("code")
-            .and_then(Value::as_u64)
-            .and_then(|c| u16::try_from(c).ok())
-            .filter(|c| (4000..=4999).contains(c) || *c == 1000)
-            .unwrap_or(4010);
-        let reason = str_field(&payload, "reason").unwrap_or("kicked");
-        socket.close(code, reason);
-    })?;
-    node.on("terminate", |socket, _payload, _reply| async move {
-        socket.terminate();
-    })?;
+    node.on(
+        "kick",
+        |socket: crosswire::Socket,
+         payload: serde_json::Value,
+         _reply: Option<crosswire::Reply>| async move {
+            let code = payload
+                .get("code")
+                .and_then(Value::as_u64)
+                .and_then(|c| u16::try_from(c).ok())
+                .filter(|c| (4000..=4999).contains(c) || *c == 1000)
+                .unwrap_or(4010);
+            let reason = str_field(&payload, "reason").unwrap_or("kicked");
+            socket.close(code, reason);
+        },
+    )?;
+    node.on(
+        "terminate",
+        |socket: crosswire::Socket,
+         _payload: serde_json::Value,
+         _reply: Option<crosswire::Reply>| async move {
+            socket.terminate();
+        },
+    )?;
     let c = closes.clone();
-    node.on("closeInfo", move |_socket, payload, reply| {
-        let c = c.clone();
-        async move {
-            let id = str_field(&payload, "id").unwrap_or_default();
-            let found = c.wait_for(id, Duration::from_secs(2)).await;
-            let value = found.map_or(
-                Value::Null,
-                |(code, reason)| json!({ "code": code, "reason": reason }),
-            );
-            answer(reply, &value);
-        }
-    })?;
+    node.on(
+        "closeInfo",
+        move |_socket: crosswire::Socket,
+              payload: serde_json::Value,
+              reply: Option<crosswire::Reply>| {
+            let c = c.clone();
+            async move {
+                let id = str_field(&payload, "id").unwrap_or_default();
+                let found = c.wait_for(id, Duration::from_secs(2)).await;
+                let value = found.map_or(
+                    Value::Null,
+                    |(code, reason)| json!({ "code": code, "reason": reason }),
+                );
+                answer(reply, &value);
+            }
+        },
+    )?;
 
     let n = node.clone();
     node.on_connection(move |socket, handshake| {

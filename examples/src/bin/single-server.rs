@@ -50,7 +50,7 @@ async fn main() -> crosswire::Result<()> {
         tracing::info!(ids = ?socket.socket_ids(), code = info.code, reason = %info.reason, "client closed");
     });
 
-    node.on("say", |socket, payload, reply| async move {
+    node.on("say", |socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
         tracing::info!(ids = ?socket.socket_ids(), %payload, "say");
         if let Some(reply) = reply {
             let _ = reply.send(&json!({ "ok": true, "echo": payload }));
@@ -58,30 +58,35 @@ async fn main() -> crosswire::Result<()> {
     })?;
 
     let n = node.clone();
-    node.on("joinRoom", move |socket, payload, reply| {
-        let n = n.clone();
-        async move {
-            let room = payload
-                .get("roomId")
-                .and_then(|r| r.as_str())
-                .unwrap_or("lobby")
-                .to_owned();
-            for id in socket.socket_ids() {
-                if n.join_room("chat", &room, &id).is_ok() {
-                    let _ = n.broadcast_to_room(
-                        "chat",
-                        &room,
-                        "roomMessage",
-                        &json!({ "text": format!("{id} joined {room}") }),
-                        RoomSend::new(),
-                    );
+    node.on(
+        "joinRoom",
+        move |socket: crosswire::Socket,
+              payload: serde_json::Value,
+              reply: Option<crosswire::Reply>| {
+            let n = n.clone();
+            async move {
+                let room = payload
+                    .get("roomId")
+                    .and_then(|r| r.as_str())
+                    .unwrap_or("lobby")
+                    .to_owned();
+                for id in socket.socket_ids() {
+                    if n.join_room("chat", &room, &id).is_ok() {
+                        let _ = n.broadcast_to_room(
+                            "chat",
+                            &room,
+                            "roomMessage",
+                            &json!({ "text": format!("{id} joined {room}") }),
+                            RoomSend::new(),
+                        );
+                    }
+                }
+                if let Some(reply) = reply {
+                    let _ = reply.send(&json!({ "joined": room }));
                 }
             }
-            if let Some(reply) = reply {
-                let _ = reply.send(&json!({ "joined": room }));
-            }
-        }
-    })?;
+        },
+    )?;
 
     let addr = node.listen(("127.0.0.1", port)).await?;
     println!("crosswire single-server listening on ws://{addr}/?id=YOUR_ID");
