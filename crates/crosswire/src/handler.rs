@@ -45,7 +45,7 @@
 //!     app.calls.fetch_add(1, Ordering::Relaxed);
 //!     Ok::<_, String>(add.a + add.b)
 //! })?;
-//! node.on("whoami", |socket: Socket| async move { socket.socket_ids() })?;
+//! node.on("whoami", |socket: Socket| async move { Data(socket.socket_ids()) })?;
 //! # let addr = node.listen("127.0.0.1:0").await?;
 //! # use futures_util::{SinkExt, StreamExt};
 //! # let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await?;
@@ -121,6 +121,15 @@ pub struct Data<T>(pub T);
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct State<S>(pub S);
+
+impl<T: Serialize> Serialize for Data<T> {
+    fn serialize<Ser: serde::Serializer>(
+        &self,
+        serializer: Ser,
+    ) -> std::result::Result<Ser::Ok, Ser::Error> {
+        self.0.serialize(serializer)
+    }
+}
 
 /// Why an extractor refused a call: the handler does not run.
 #[derive(Debug)]
@@ -292,12 +301,6 @@ impl<T: Serialize, E: Into<ReplyError>> IntoReply for std::result::Result<T, E> 
             Ok(v) => serde_json::to_value(v).map_err(|e| ReplyError::new("error", e.to_string())),
             Err(e) => Err(e.into()),
         })
-    }
-}
-
-impl IntoReply for Vec<String> {
-    fn into_reply(self) -> Option<std::result::Result<Value, ReplyError>> {
-        Some(Ok(Value::from(self)))
     }
 }
 

@@ -83,7 +83,7 @@ pub use crosswire_protocol as protocol;
 pub use error::{Error, Result};
 pub use events::{HandlerId, Reply};
 pub use handler::{Data, State};
-pub use node::{CloseInfo, Node, NodeBuilder, RoomSend};
+pub use node::{CloseInfo, Node, NodeBuilder, RoomSend, WeakNode};
 pub use ops::Health;
 pub use rooms::Match;
 pub use socket::{close_code, Handshake, SlowConsumerPolicy, Socket};

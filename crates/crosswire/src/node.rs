@@ -165,6 +165,41 @@ impl std::fmt::Debug for Node {
     }
 }
 
+/// A [`Node`] handle that does not keep the node alive; see
+/// [`Node::downgrade`].
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> crosswire::Result<()> {
+/// # let rt = tokio::runtime::Runtime::new()?;
+/// # let _guard = rt.enter();
+/// let node = crosswire::Node::builder().server_name("n1").build()?;
+/// let weak: crosswire::WeakNode = node.downgrade();
+/// assert_eq!(weak.upgrade().map(|n| n.server_name().to_owned()), Some("n1".into()));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct WeakNode(Weak<NodeInner>);
+
+impl std::fmt::Debug for WeakNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakNode").finish_non_exhaustive()
+    }
+}
+
+impl WeakNode {
+    /// The node, while it is alive.
+    ///
+    /// # Examples
+    ///
+    /// See [`WeakNode`].
+    pub fn upgrade(&self) -> Option<Node> {
+        self.0.upgrade().map(|inner| Node { inner })
+    }
+}
+
 /// Builds a [`Node`]; every option starts at the original's default.
 ///
 /// # Examples
@@ -1244,6 +1279,27 @@ impl Node {
     /// ```
     pub fn builder() -> NodeBuilder {
         NodeBuilder::default()
+    }
+
+    /// A handle that does not keep the node alive (for a closure or task
+    /// that should end with the node rather than hold it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> crosswire::Result<()> {
+    /// # let rt = tokio::runtime::Runtime::new()?;
+    /// # let _guard = rt.enter();
+    /// let node = crosswire::Node::builder().build()?;
+    /// let weak = node.downgrade();
+    /// assert!(weak.upgrade().is_some());
+    /// drop(node);
+    /// assert!(weak.upgrade().is_none());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn downgrade(&self) -> WeakNode {
+        WeakNode(Arc::downgrade(&self.inner))
     }
 
     /// A clone of the application's state of type `S`, given to
