@@ -44,20 +44,18 @@ async fn wait_connections(server: &Server, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn big_handshakes_cost_a_socket_no_more_than_twice_an_ordinary_one() {
     let server = Server::start(&["--max-handshake-size", "524288"]);
-    // Warm up (allocator arenas, runtime) with a few sockets first.
+    // A first thousand warms the process up (allocator arenas, maps grown
+    // to size); the second measures what an ordinary socket costs.
     let warm = open(&server, 1_000_000, None).await;
     wait_connections(&server, SOCKETS).await;
-    drop(warm);
-    wait_connections_below(&server, 1).await;
-
     let base = server.rss_kib();
     let normal = open(&server, 0, None).await;
-    wait_connections(&server, SOCKETS).await;
+    wait_connections(&server, 2 * SOCKETS).await;
     let with_normal = server.rss_kib();
 
     let pad = "a".repeat(HEADER);
     let big = open(&server, SOCKETS, Some(&pad)).await;
-    wait_connections(&server, 2 * SOCKETS).await;
+    wait_connections(&server, 3 * SOCKETS).await;
     let with_big = server.rss_kib();
 
     let per_normal = (with_normal.saturating_sub(base)) as f64 / SOCKETS as f64;
@@ -70,13 +68,5 @@ async fn big_handshakes_cost_a_socket_no_more_than_twice_an_ordinary_one() {
         per_big <= 2.0 * per_normal.max(1.0),
         "{per_big:.2} KiB per big-handshake socket vs {per_normal:.2} KiB per ordinary one"
     );
-    drop((normal, big));
-}
-
-async fn wait_connections_below(server: &Server, n: usize) {
-    let deadline = Instant::now() + WAIT;
-    while server.metric("crosswire_connections{").await >= n as f64 {
-        assert!(Instant::now() < deadline, "connections not closed");
-        tokio::task::yield_now().await;
-    }
+    drop((warm, normal, big));
 }

@@ -66,6 +66,7 @@ pub mod events;
 pub mod handler;
 mod listener;
 pub mod node;
+pub mod operators;
 pub mod ops;
 mod queue;
 pub mod rooms;
@@ -118,6 +119,7 @@ pub mod bench_support {
             handshake,
             inner.stats.clone(),
             true,
+            node.downgrade(),
         );
         inner.connections.insert(conn_id, socket.clone());
         let _ = node.set_user_socket(socket_id, &socket);

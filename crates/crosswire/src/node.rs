@@ -2472,6 +2472,33 @@ impl Node {
         Ok(())
     }
 
+    /// Sends event `event` to those of `socket_ids` bound on this node only
+    /// (nothing goes on the bus).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> crosswire::Result<()> {
+    /// # let rt = tokio::runtime::Runtime::new()?;
+    /// # let _guard = rt.enter();
+    /// let node = crosswire::Node::builder().build()?;
+    /// node.to_local_socket_ids(&["u1"], "note", &"only here")?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn to_local_socket_ids<S: AsRef<str>, T: Serialize + ?Sized>(
+        &self,
+        socket_ids: &[S],
+        event: &str,
+        payload: &T,
+    ) -> Result<()> {
+        let text = to_utf8(&encode(event, payload)?);
+        for id in socket_ids {
+            self.push_to_bound(id.as_ref(), &text);
+        }
+        Ok(())
+    }
+
     /// [`to_socket_ids`](Self::to_socket_ids) with an encoded frame.
     ///
     /// # Examples

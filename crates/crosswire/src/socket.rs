@@ -236,6 +236,8 @@ pub(crate) struct SocketInner {
     pub(crate) stopped: AtomicBool,
     policy: SlowConsumerPolicy,
     stats: Arc<Stats>,
+    /// The node the socket belongs to (not kept alive by it).
+    node: crate::WeakNode,
 }
 
 /// A handle to one client connection. Cheap to clone; all clones are the
@@ -298,6 +300,7 @@ impl Socket {
         handshake: Arc<Handshake>,
         stats: Arc<Stats>,
         authenticated: bool,
+        node: crate::WeakNode,
     ) -> Socket {
         let inner = SocketInner {
             conn_id,
@@ -312,8 +315,64 @@ impl Socket {
             stopped: AtomicBool::new(false),
             policy,
             stats,
+            node,
         };
         Socket(Arc::new(inner))
+    }
+
+    /// The node this socket belongs to, while it runs: lets a system-event
+    /// handler reach the node (and its state) without capturing it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.on_connection(|socket, hs| async move {
+    ///     let Some(node) = socket.node() else { return };
+    ///     if let Some(id) = hs.param("id") {
+    ///         let _ = node.set_user_socket(id, &socket);
+    ///     }
+    /// });
+    /// let addr = node.listen("127.0.0.1:0").await?;
+    /// let (_client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/?id=u1")).await?;
+    /// while node.get_socket("u1").is_none() {
+    ///     tokio::task::yield_now().await;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn node(&self) -> Option<crate::Node> {
+        self.0.node.upgrade()
+    }
+
+    /// A clone of the node's application state of type `S` (see
+    /// [`NodeBuilder::state`](crate::NodeBuilder::state)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// #[derive(Clone)]
+    /// struct Greeting(&'static str);
+    /// let node = crosswire::Node::builder().state(Greeting("hello")).build()?;
+    /// node.on_connection(|socket, _| async move {
+    ///     if let Some(Greeting(text)) = socket.state::<Greeting>() {
+    ///         let _ = socket.emit("greeting", &text);
+    ///     }
+    /// });
+    /// let addr = node.listen("127.0.0.1:0").await?;
+    /// let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await?;
+    /// use futures_util::StreamExt;
+    /// let text = client.next().await.ok_or("closed")??.into_text()?;
+    /// assert_eq!(text.as_str(), r#"{"event":"greeting","payload":"hello"}"#);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn state<S: Clone + Send + Sync + 'static>(&self) -> Option<S> {
+        self.node().and_then(|n| n.state::<S>())
     }
 
     /// The connection's number, unique within its node.

@@ -447,6 +447,7 @@ fn open_connection(node: &Node, ws: WebSocket, handshake: &Arc<Handshake>) -> Bo
         handshake.clone(),
         inner.stats.clone(),
         inner.auth.is_none(),
+        node.downgrade(),
     );
     inner.connections.insert(conn_id, socket.clone());
     Stats::incr(&inner.stats.connections_accepted);
