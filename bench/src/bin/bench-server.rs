@@ -37,6 +37,10 @@ struct Args {
     /// (127.0.0.1 only).
     #[arg(long)]
     metrics_port: Option<u16>,
+    /// Byte bound of each socket's outbound queue (default: the node's,
+    /// 4 MiB).
+    #[arg(long)]
+    outbound_queue_bytes: Option<usize>,
 }
 
 fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -56,6 +60,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(if args.redis.is_empty() { 1 } else { 2 })
         .max(1);
     let mut builder = Node::builder().server_name(args.name.clone());
+    if let Some(bytes) = args.outbound_queue_bytes {
+        builder = builder.outbound_queue_bytes(bytes);
+    }
     if args.redis.is_empty() {
         if nodes != 1 {
             return Err("--nodes other than 1 needs --redis".into());
