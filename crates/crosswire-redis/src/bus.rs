@@ -9,7 +9,7 @@ use crate::events::{
 use crate::node::{NodeId, NodeShared, NodeStatus};
 use crate::{publisher, select, subscriber};
 use bytes::Bytes;
-use crosswire::bus::{Bus, BusError, BusMessage};
+use crosswire::bus::{Bus, BusError, BusMessage, ByteBudget, Charge};
 use futures_util::future::{join_all, BoxFuture};
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
@@ -87,6 +87,8 @@ pub(crate) struct Job {
     pub(crate) group: Arc<Group>,
     /// When the current attempt started (the copy was queued on its node).
     pub(crate) attempt_start: Instant,
+    /// The payload's bytes in the publish queue of the node it is queued on.
+    pub(crate) charge: Option<Charge>,
 }
 
 /// The copies of one publish call, and its outcome.
@@ -141,6 +143,8 @@ pub(crate) struct Shared {
     desired: Mutex<Desired>,
     pub(crate) desired_tx: watch::Sender<u64>,
     incoming_tx: RwLock<Option<mpsc::Sender<BusMessage>>>,
+    /// The payload bytes of the messages received and not yet handled.
+    pub(crate) incoming_bytes: ByteBudget,
     incoming_rx: Mutex<Option<mpsc::Receiver<BusMessage>>>,
     rr: AtomicUsize,
     health_handlers: RwLock<Vec<HealthHandler>>,
@@ -182,7 +186,7 @@ impl Shared {
             return Err(RedisBusError::Closed);
         }
         let id = NodeId::new(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let (node, jobs) = NodeShared::new(id, url, self.cancel.child_token())?;
+        let (node, jobs) = NodeShared::new(id, url, &self.config, self.cancel.child_token())?;
         {
             let mut nodes = self.nodes.write();
             let mut list = Vec::with_capacity(nodes.len() + 1);
@@ -333,6 +337,7 @@ impl Shared {
                 payload: payload.clone(),
                 group: group.clone(),
                 attempt_start: now,
+                charge: None,
             };
             self.dispatch(first, copy);
             self.dispatch(
@@ -342,6 +347,7 @@ impl Shared {
                     payload,
                     group,
                     attempt_start: now,
+                    charge: None,
                 },
             );
         } else {
@@ -352,6 +358,7 @@ impl Shared {
                     payload,
                     group,
                     attempt_start: now,
+                    charge: None,
                 },
             );
         }
@@ -361,6 +368,15 @@ impl Shared {
     /// Queues a copy on `node`; never waits.
     fn dispatch(&self, node: &NodeShared, mut job: Job) {
         job.attempt_start = Instant::now();
+        // Given back to the node it was queued on before, if any.
+        job.charge = None;
+        match node.jobs_bytes.reserve(job.payload.len()) {
+            Some(charge) => job.charge = Some(charge),
+            None => {
+                self.fail_over(job, node, "publish queue full (bytes)".into());
+                return;
+            }
+        }
         match node.jobs.try_send(job) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(job)) => {
@@ -595,6 +611,7 @@ impl RedisBus {
         }
         let urls = config.nodes.clone();
         let (incoming_tx, incoming_rx) = mpsc::channel(config.incoming_capacity.max(1));
+        let incoming_bytes = ByteBudget::new(config.incoming_bytes);
         let shared = Arc::new(Shared {
             config,
             nodes: RwLock::new(Arc::new(Vec::new())),
@@ -602,6 +619,7 @@ impl RedisBus {
             desired: Mutex::new(Desired::default()),
             desired_tx: watch::Sender::new(0),
             incoming_tx: RwLock::new(Some(incoming_tx)),
+            incoming_bytes,
             incoming_rx: Mutex::new(Some(incoming_rx)),
             rr: AtomicUsize::new(0),
             health_handlers: RwLock::new(Vec::new()),
@@ -618,7 +636,12 @@ impl RedisBus {
         };
         // Validate every URL before starting anything.
         for url in &urls {
-            NodeShared::new(NodeId::new(0), url, CancellationToken::new())?;
+            NodeShared::new(
+                NodeId::new(0),
+                url,
+                &shared.config,
+                CancellationToken::new(),
+            )?;
         }
         let mut started = Vec::with_capacity(urls.len());
         for url in &urls {

@@ -121,7 +121,45 @@ pub struct RedisBusConfig {
     /// (default 65 536). Messages arriving while it is full are dropped and
     /// counted in [`RedisBusStats::dropped`](crate::RedisBusStats::dropped).
     pub incoming_capacity: usize,
+
+    /// Bound of the same receive queue in payload bytes (default 64 MiB,
+    /// [`crosswire::bus::DEFAULT_INCOMING_BYTES`]). A message counts from
+    /// its arrival until the node has handled it; over the bound it is
+    /// dropped and counted as with
+    /// [`incoming_capacity`](Self::incoming_capacity). One message bigger
+    /// than the bound still passes an empty queue.
+    pub incoming_bytes: usize,
+
+    /// Bound of each Redis node's publish queue, in messages (default
+    /// 65 536). A publish that finds it full fails over to another node, or
+    /// fails (counted in
+    /// [`RedisBusStats::publish_failures`](crate::RedisBusStats::publish_failures)) when
+    /// there is none.
+    pub publish_queue: usize,
+
+    /// Bound of each Redis node's publish queue in payload bytes, counted
+    /// until Redis answered (default 64 MiB, [`DEFAULT_PUBLISH_QUEUE_BYTES`]);
+    /// over it a publish fails over as with
+    /// [`publish_queue`](Self::publish_queue). One message bigger than the
+    /// bound still passes an empty queue.
+    pub publish_queue_bytes: usize,
 }
+
+/// Default of [`RedisBusConfig::publish_queue_bytes`]: 64 MiB per Redis
+/// node. While Redis keeps up the queue holds one pipelined batch (at most
+/// 1 MiB); it fills only when Redis is slow or unreachable, and then what
+/// exceeds a few seconds of a busy node's traffic is better failed over or
+/// refused than held.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_redis::{RedisBusConfig, DEFAULT_PUBLISH_QUEUE_BYTES};
+/// assert_eq!(DEFAULT_PUBLISH_QUEUE_BYTES, 64 << 20);
+/// assert_eq!(RedisBusConfig::default().publish_queue_bytes, DEFAULT_PUBLISH_QUEUE_BYTES);
+/// assert_eq!(RedisBusConfig::default().incoming_bytes, 64 << 20);
+/// ```
+pub const DEFAULT_PUBLISH_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 
 impl Default for RedisBusConfig {
     fn default() -> Self {
@@ -135,6 +173,9 @@ impl Default for RedisBusConfig {
             reconnect_backoff_max: Duration::from_millis(2000),
             server_name: None,
             incoming_capacity: 65_536,
+            incoming_bytes: crosswire::bus::DEFAULT_INCOMING_BYTES,
+            publish_queue: 65_536,
+            publish_queue_bytes: DEFAULT_PUBLISH_QUEUE_BYTES,
         }
     }
 }

@@ -66,7 +66,7 @@ mod select;
 mod subscriber;
 
 pub use bus::{RedisBus, RedisBusStats};
-pub use config::{RedisBusConfig, Strategy};
+pub use config::{RedisBusConfig, Strategy, DEFAULT_PUBLISH_QUEUE_BYTES};
 pub use crosswire;
 pub use error::RedisBusError;
 pub use events::{ConnKind, HealthEvent, HealthEventKind, SubscriptionErrorEvent, SubscriptionOp};

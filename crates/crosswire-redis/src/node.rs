@@ -4,6 +4,7 @@ use crate::bus::Job;
 use crate::config::RedisBusConfig;
 use crate::error::RedisBusError;
 use crate::events::ConnKind;
+use crosswire::bus::ByteBudget;
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -14,10 +15,6 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-
-/// Capacity of each node's publish queue, in messages. A full queue makes the
-/// publish attempt fail over to another node.
-const PUBLISH_QUEUE: usize = 65_536;
 
 /// Identifies one Redis node of a [`RedisBus`](crate::RedisBus), unique for
 /// the life of the bus (ids of removed nodes are not reused). Nodes given to
@@ -142,6 +139,8 @@ pub(crate) struct NodeShared {
     pub(crate) port: u16,
     pub(crate) client: redis::Client,
     pub(crate) jobs: mpsc::Sender<Job>,
+    /// The payload bytes of the jobs queued on this node or in flight.
+    pub(crate) jobs_bytes: ByteBudget,
     pub(crate) pub_healthy: AtomicBool,
     pub(crate) sub_healthy: AtomicBool,
     /// PUBLISHes sent on the connection and not yet answered.
@@ -170,6 +169,7 @@ impl NodeShared {
     pub(crate) fn new(
         id: NodeId,
         url: &str,
+        config: &RedisBusConfig,
         cancel: CancellationToken,
     ) -> Result<(Arc<Self>, mpsc::Receiver<Job>), RedisBusError> {
         let shown = redact(url);
@@ -192,7 +192,7 @@ impl NodeShared {
             _ => ("Unknown Host".to_owned(), 0),
         };
         let client = redis::Client::open(info).map_err(invalid)?;
-        let (jobs, rx) = mpsc::channel(PUBLISH_QUEUE);
+        let (jobs, rx) = mpsc::channel(config.publish_queue.max(1));
         let node = Arc::new(Self {
             id,
             url: shown,
@@ -200,6 +200,7 @@ impl NodeShared {
             port,
             client,
             jobs,
+            jobs_bytes: ByteBudget::new(config.publish_queue_bytes),
             pub_healthy: AtomicBool::new(false),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             sub_healthy: AtomicBool::new(false),

@@ -126,9 +126,15 @@ async fn read(shared: &Shared, node: &NodeShared, mut stream: PubSubStream) -> S
                 channel
             }
         };
+        let bytes = msg.get_payload_bytes();
+        // Counted until the node has handled it.
+        let Some(charge) = shared.incoming_bytes.reserve(bytes.len()) else {
+            bump(&shared.counters.dropped);
+            continue;
+        };
         let message = BusMessage {
             channel,
-            payload: Bytes::copy_from_slice(msg.get_payload_bytes()),
+            payload: charge.attach(Bytes::copy_from_slice(bytes)),
         };
         if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(message) {
             bump(&shared.counters.dropped);

@@ -141,6 +141,39 @@ async fn a_full_receive_queue_drops_and_counts() {
     }
 }
 
+/// The receive queue is bounded in bytes too: a message counts until the
+/// node drops it, and what does not fit is dropped and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receive_queue_full_in_bytes_drops_and_counts() {
+    let r0 = RedisServer::start();
+    let mut cfg = config(&[&r0], Strategy::Random);
+    cfg.incoming_bytes = 10_000;
+    let bus = connect(cfg).await;
+    let mut incoming = bus.take_incoming().unwrap();
+    within(LONG, bus.subscribe("q")).await.unwrap();
+    for i in 0..20 {
+        publish(&bus, "q", format!("{i:04}").repeat(250)).await; // 1000 bytes
+    }
+    eventually(LONG, "all received", || bus.stats().received == 20).await;
+    assert_eq!(bus.stats().dropped, 10);
+    let mut held = Vec::new();
+    for i in 0..10 {
+        let m = within(LONG, incoming.recv()).await.unwrap();
+        assert!(m.payload.starts_with(format!("{i:04}").as_bytes()));
+        held.push(m);
+    }
+    // Taken from the queue but not dropped yet: still counted.
+    publish(&bus, "q", "x".repeat(1000)).await;
+    eventually(LONG, "received", || bus.stats().received == 21).await;
+    assert_eq!(bus.stats().dropped, 11);
+    drop(held);
+    publish(&bus, "q", "y".repeat(1000)).await;
+    eventually(LONG, "received", || bus.stats().received == 22).await;
+    assert_eq!(bus.stats().dropped, 11);
+    let m = within(LONG, incoming.recv()).await.unwrap();
+    assert_eq!(m.payload, "y".repeat(1000).as_bytes());
+}
+
 /// Random spreads messages over both nodes, each on exactly one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_spreads_over_all_targets() {

@@ -371,6 +371,31 @@ async fn single_frozen_node_fails_publishes_fast() {
     assert!(bus.stats().publish_failures >= 2);
 }
 
+/// The publish queue of a node is bounded in bytes: while Redis does not
+/// answer, a publish that does not fit beside those waiting fails at once
+/// (no other node to fail over to), and the bytes are given back once
+/// Redis answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_queue_full_in_bytes_refuses_until_redis_answers() {
+    let mut r0 = RedisServer::start();
+    let mut cfg = config(&[&r0], Strategy::Random);
+    cfg.ping_timeout = Duration::from_secs(5);
+    cfg.publish_queue_bytes = 3000;
+    let bus = connect(cfg).await;
+    r0.pause();
+    let waiting = bus.publish("q", vec![b'a'; 2000].into());
+    let refused = within(LONG, bus.publish("q", vec![b'b'; 2000].into())).await;
+    assert!(
+        matches!(&refused, Err(BusError::Publish(m)) if m.contains("publish queue full")),
+        "{refused:?}"
+    );
+    assert_eq!(bus.stats().publish_failures, 1);
+    r0.resume();
+    within(LONG, waiting).await.unwrap();
+    publish(&bus, "q", vec![b'c'; 2000]).await;
+    assert_eq!(bus.stats().publish_failures, 1);
+}
+
 /// A SUBSCRIBE that a frozen node does not confirm within ping_timeout is
 /// reported (subscription error handler and the returned error), and is
 /// applied once the node answers again. Pings are off so that the SUBSCRIBE

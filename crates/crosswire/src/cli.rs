@@ -76,6 +76,10 @@ pub struct LimitArgs {
     /// Largest client frame, in bytes (over it: close 1009).
     #[arg(long)]
     pub max_frame_size: Option<usize>,
+    /// Byte bound of each socket's outbound queue (over it: the slow-consumer
+    /// policy, close 4003 by default).
+    #[arg(long)]
+    pub outbound_queue_bytes: Option<usize>,
     /// Time a connection has to send its upgrade request, in milliseconds.
     #[arg(long)]
     pub handshake_timeout_ms: Option<u64>,
@@ -123,6 +127,9 @@ impl LimitArgs {
         }
         if let Some(n) = self.max_frame_size {
             b = b.max_frame_size(n);
+        }
+        if let Some(n) = self.outbound_queue_bytes {
+            b = b.outbound_queue_bytes(n);
         }
         if let Some(ms) = self.handshake_timeout_ms {
             b = b.handshake_timeout(Duration::from_millis(ms));

@@ -25,6 +25,24 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 1024 * 1024;
 /// assert_eq!(crosswire::NodeConfig::default().outbound_queue, DEFAULT_OUTBOUND_QUEUE);
 /// ```
 pub const DEFAULT_OUTBOUND_QUEUE: usize = 1024;
+/// Default bound of each socket's outbound queue, in bytes: 4 MiB.
+///
+/// Four frames of the default [`DEFAULT_MAX_FRAME_SIZE`] fit, so a client
+/// that reads at a normal pace is not closed by a short burst of the
+/// largest frames, while a client that stops reading pins at most this
+/// much (plus the one frame the WebSocket is writing): 1,000 such clients
+/// hold about 4 GiB rather than the ~1 GiB each that 1024 frames of 1 MiB
+/// allowed. Frames of under 4 KiB on average reach the frame bound
+/// ([`DEFAULT_OUTBOUND_QUEUE`]) first.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::config::DEFAULT_OUTBOUND_QUEUE_BYTES;
+/// assert_eq!(DEFAULT_OUTBOUND_QUEUE_BYTES, 4 << 20);
+/// assert_eq!(crosswire::NodeConfig::default().outbound_queue_bytes, DEFAULT_OUTBOUND_QUEUE_BYTES);
+/// ```
+pub const DEFAULT_OUTBOUND_QUEUE_BYTES: usize = 4 * 1024 * 1024;
 /// Default read buffer of each connection: 1 KiB.
 ///
 /// # Examples
@@ -119,14 +137,24 @@ pub struct NodeConfig {
     pub enter_background_close_time: Duration,
     /// Largest inbound frame in bytes; bigger frames close the socket with 1009.
     pub max_frame_size: usize,
-    /// Bound of each socket's outbound queue, in frames.
+    /// Bound of each socket's outbound queue, in frames (default 1024).
+    /// Frames count from when they are queued until they are written to the
+    /// WebSocket.
     pub outbound_queue: usize,
+    /// Bound of each socket's outbound queue, in bytes (default 4 MiB, see
+    /// [`DEFAULT_OUTBOUND_QUEUE_BYTES`]), counted as
+    /// [`outbound_queue`](Self::outbound_queue) is. Over either bound the
+    /// [`slow_consumer`](Self::slow_consumer) policy applies. A single frame
+    /// bigger than this bound is still queued when nothing else is waiting,
+    /// so a frame of any size can be sent to a client that reads.
+    pub outbound_queue_bytes: usize,
     /// Read buffer of each connection, in bytes, and the most one read
     /// takes from the kernel. Every idle connection holds it, so it is small
     /// by default (1 KiB); a bigger frame grows it while it is read. Raise
     /// it when most frames are large.
     pub read_buffer_size: usize,
-    /// What to do with a socket whose outbound queue is full.
+    /// What to do with a socket whose outbound queue is full (in frames or
+    /// in bytes).
     pub slow_consumer: SlowConsumerPolicy,
     /// Prefix of the cross-server bridge channel (`bridgePrefix`, default `csbp:`).
     pub bridge_prefix: String,
@@ -234,6 +262,7 @@ impl Default for NodeConfig {
             enter_background_close_time: Duration::from_millis(10_000),
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             outbound_queue: DEFAULT_OUTBOUND_QUEUE,
+            outbound_queue_bytes: DEFAULT_OUTBOUND_QUEUE_BYTES,
             read_buffer_size: DEFAULT_READ_BUFFER_SIZE,
             slow_consumer: SlowConsumerPolicy::Close,
             bridge_prefix: crosswire_protocol::channels::DEFAULT_BRIDGE_PREFIX.into(),

@@ -115,6 +115,7 @@ pub mod bench_support {
         let socket = Socket::new(
             conn_id,
             inner.config.outbound_queue,
+            inner.config.outbound_queue_bytes,
             inner.config.slow_consumer,
             handshake,
             inner.stats.clone(),

@@ -342,7 +342,8 @@ impl NodeBuilder {
         self
     }
 
-    /// Bound of each socket's outbound queue, in frames (default 1024).
+    /// Bound of each socket's outbound queue, in frames (default 1024; see
+    /// [`NodeConfig::outbound_queue`]).
     ///
     /// # Examples
     ///
@@ -356,6 +357,27 @@ impl NodeBuilder {
     /// ```
     pub fn outbound_queue(mut self, frames: usize) -> Self {
         self.config.outbound_queue = frames;
+        self
+    }
+
+    /// Bound of each socket's outbound queue, in bytes (default 4 MiB; see
+    /// [`NodeConfig::outbound_queue_bytes`]). Frames count until they are
+    /// written to the WebSocket; over the bound the
+    /// [`slow_consumer`](NodeBuilder::slow_consumer) policy applies. A single
+    /// frame bigger than the bound is still sent when nothing else waits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().outbound_queue_bytes(512 * 1024).build()?;
+    /// assert_eq!(node.config().outbound_queue_bytes, 512 * 1024);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn outbound_queue_bytes(mut self, bytes: usize) -> Self {
+        self.config.outbound_queue_bytes = bytes;
         self
     }
 

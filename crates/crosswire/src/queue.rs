@@ -6,17 +6,25 @@
 //! and one lock serve every frame queued meanwhile, and in steady state
 //! nothing is allocated. The task is woken only when the queue goes from
 //! empty to non-empty, or by [`OutQueue::wake`] (close and ping requests).
+//!
+//! The queue is bounded in frames and in bytes. Both bounds count every frame
+//! not yet handed to the WebSocket, including those the connection task took
+//! and still holds in its batch: the task reports each frame it hands over
+//! with [`OutQueue::sent`]. A frame bigger than the byte bound is still
+//! accepted when nothing is pending, so that a frame of the largest size
+//! allowed can always be sent.
 
 use axum::extract::ws::Utf8Bytes;
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Waker;
 
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PushError {
-    /// The queue holds its bound of frames.
+    /// The queue holds its bound of frames or of bytes.
     Full,
     /// The writer is gone.
     Closed,
@@ -30,30 +38,52 @@ struct State {
 pub(crate) struct OutQueue {
     state: Mutex<State>,
     bound: usize,
+    byte_bound: usize,
+    /// Frames queued or taken by the connection task, not yet handed to the
+    /// WebSocket. Raised under the lock, lowered by the task without it (a
+    /// stale read only refuses a frame early).
+    pending: AtomicUsize,
+    /// Their bytes.
+    pending_bytes: AtomicUsize,
     waker: AtomicWaker,
 }
 
 impl OutQueue {
-    pub(crate) fn new(bound: usize) -> Self {
+    /// A queue of at most `bound` frames and `byte_bound` bytes.
+    pub(crate) fn new(bound: usize, byte_bound: usize) -> Self {
         OutQueue {
             state: Mutex::new(State {
                 frames: VecDeque::new(),
                 closed: false,
             }),
             bound: bound.max(1),
+            byte_bound,
+            pending: AtomicUsize::new(0),
+            pending_bytes: AtomicUsize::new(0),
             waker: AtomicWaker::new(),
         }
     }
 
     /// Appends a frame without waiting.
     pub(crate) fn push(&self, frame: Utf8Bytes) -> Result<(), PushError> {
+        let len = frame.len();
         let mut s = self.state.lock();
         if s.closed {
             return Err(PushError::Closed);
         }
-        if s.frames.len() >= self.bound {
+        let pending = self.pending.load(Ordering::Acquire);
+        if pending >= self.bound
+            || (pending > 0
+                && self
+                    .pending_bytes
+                    .load(Ordering::Acquire)
+                    .saturating_add(len)
+                    > self.byte_bound)
+        {
             return Err(PushError::Full);
         }
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        self.pending_bytes.fetch_add(len, Ordering::AcqRel);
         s.frames.push_back(frame);
         let first = s.frames.len() == 1;
         drop(s);
@@ -64,7 +94,9 @@ impl OutQueue {
     }
 
     /// Moves every queued frame into `into` (which must be empty) without
-    /// waiting; returns false when there was none.
+    /// waiting; returns false when there was none. The frames stay counted
+    /// until reported with [`sent`](OutQueue::sent) or
+    /// [`discard`](OutQueue::discard).
     pub(crate) fn try_take(&self, into: &mut VecDeque<Utf8Bytes>) -> bool {
         let mut s = self.state.lock();
         if s.frames.is_empty() {
@@ -72,6 +104,24 @@ impl OutQueue {
         }
         std::mem::swap(into, &mut s.frames);
         true
+    }
+
+    /// A taken frame of `len` bytes was handed to the WebSocket.
+    pub(crate) fn sent(&self, len: usize) {
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+        self.pending_bytes.fetch_sub(len, Ordering::AcqRel);
+    }
+
+    /// Drops the taken frames in `batch` unsent, and its spare capacity.
+    pub(crate) fn discard(&self, batch: &mut VecDeque<Utf8Bytes>) {
+        let dropped = std::mem::take(batch);
+        self.uncount(&dropped);
+    }
+
+    fn uncount(&self, frames: &VecDeque<Utf8Bytes>) {
+        let bytes = frames.iter().map(|f| f.len()).sum();
+        self.pending.fetch_sub(frames.len(), Ordering::AcqRel);
+        self.pending_bytes.fetch_sub(bytes, Ordering::AcqRel);
     }
 
     /// Registers the connection task's waker: pushes to an empty queue and
@@ -85,23 +135,31 @@ impl OutQueue {
         self.waker.wake();
     }
 
-    /// Refuses further frames and drops those still queued.
+    /// Refuses further frames and drops those still queued (with the
+    /// queue's allocation).
     pub(crate) fn close(&self) {
         let dropped = {
             let mut s = self.state.lock();
             s.closed = true;
             std::mem::take(&mut s.frames)
         };
+        self.uncount(&dropped);
         drop(dropped);
     }
 
-    /// Frames waiting.
+    /// Frames not yet handed to the WebSocket.
     pub(crate) fn len(&self) -> usize {
-        self.state.lock().frames.len()
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Bytes of the frames not yet handed to the WebSocket.
+    pub(crate) fn bytes(&self) -> usize {
+        self.pending_bytes.load(Ordering::Acquire)
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -118,7 +176,7 @@ mod tests {
 
     #[test]
     fn bounded_taken_whole_and_woken_on_first_frame_only() {
-        let q = OutQueue::new(2);
+        let q = OutQueue::new(2, usize::MAX);
         let count = Arc::new(Count(AtomicUsize::new(0)));
         q.register(&Waker::from(count.clone()));
         assert_eq!(q.push("a".into()), Ok(()));
@@ -137,5 +195,55 @@ mod tests {
         q.close();
         assert_eq!(q.push("d".into()), Err(PushError::Closed));
         assert!(!q.try_take(&mut batch));
+    }
+
+    #[test]
+    fn bytes_are_counted_until_handed_to_the_websocket() {
+        let q = OutQueue::new(100, 10);
+        // A frame bigger than the byte bound goes when nothing is pending.
+        let big = "b".repeat(25);
+        assert_eq!(q.push(big.as_str().into()), Ok(()));
+        assert_eq!((q.len(), q.bytes()), (1, 25));
+        assert_eq!(q.push("x".into()), Err(PushError::Full));
+        // Taken by the task but not yet written: still counted.
+        let mut batch = VecDeque::new();
+        assert!(q.try_take(&mut batch));
+        assert_eq!((q.len(), q.bytes()), (1, 25));
+        assert_eq!(q.push("x".into()), Err(PushError::Full));
+        let frame = batch.pop_front().unwrap();
+        q.sent(frame.len());
+        assert_eq!((q.len(), q.bytes()), (0, 0));
+        // Up to the bound, and not one byte more.
+        assert_eq!(q.push("1234".into()), Ok(()));
+        assert_eq!(q.push("567890".into()), Ok(()));
+        assert_eq!(q.bytes(), 10);
+        assert_eq!(q.push("!".into()), Err(PushError::Full));
+        assert!(q.try_take(&mut batch));
+        assert_eq!(q.push("ab".into()), Err(PushError::Full));
+        let first = batch.pop_front().unwrap();
+        q.sent(first.len());
+        assert_eq!(q.bytes(), 6);
+        assert_eq!(q.push("ab".into()), Ok(()));
+        assert_eq!((q.len(), q.bytes()), (2, 8));
+        // Dropped frames, taken or queued, are uncounted and freed.
+        q.discard(&mut batch);
+        assert_eq!(batch.capacity(), 0);
+        assert_eq!((q.len(), q.bytes()), (1, 2));
+        q.close();
+        assert_eq!((q.len(), q.bytes()), (0, 0));
+        assert_eq!(q.push("c".into()), Err(PushError::Closed));
+    }
+
+    #[test]
+    fn the_frame_bound_counts_taken_frames() {
+        let q = OutQueue::new(2, usize::MAX);
+        assert_eq!(q.push("a".into()), Ok(()));
+        let mut batch = VecDeque::new();
+        assert!(q.try_take(&mut batch));
+        assert_eq!(q.push("b".into()), Ok(()));
+        assert_eq!(q.push("c".into()), Err(PushError::Full));
+        let a = batch.pop_front().unwrap();
+        q.sent(a.len());
+        assert_eq!(q.push("c".into()), Ok(()));
     }
 }

@@ -58,7 +58,8 @@ pub mod close_code {
     pub const AUTH_FAILED: u16 = 4011;
 }
 
-/// What a node does with a socket whose outbound queue is full.
+/// What a node does with a socket whose outbound queue is full (it holds
+/// its bound of frames or of bytes).
 ///
 /// # Examples
 ///
@@ -296,6 +297,7 @@ impl Socket {
     pub(crate) fn new(
         conn_id: u64,
         queue: usize,
+        queue_bytes: usize,
         policy: SlowConsumerPolicy,
         handshake: Arc<Handshake>,
         stats: Arc<Stats>,
@@ -304,7 +306,7 @@ impl Socket {
     ) -> Socket {
         let inner = SocketInner {
             conn_id,
-            queue: OutQueue::new(queue),
+            queue: OutQueue::new(queue, queue_bytes),
             control: Control::default(),
             open: AtomicBool::new(true),
             alive: AtomicBool::new(true),
@@ -596,8 +598,8 @@ impl Socket {
         self.push(Utf8Bytes::from(text))
     }
 
-    /// Queues one text frame. Never waits: a full queue applies the slow
-    /// consumer policy.
+    /// Queues one text frame. Never waits: a queue at its bound of frames or
+    /// of bytes applies the slow consumer policy.
     pub(crate) fn push(&self, frame: Utf8Bytes) -> Result<()> {
         if !self.is_open() {
             return Err(Error::SocketClosed);
@@ -736,7 +738,8 @@ impl Socket {
         self.0.authenticated.load(Ordering::Acquire)
     }
 
-    /// Frames waiting in the outbound queue.
+    /// Frames waiting in the outbound queue: queued, or taken by the
+    /// connection task and not yet written to the WebSocket.
     ///
     /// # Examples
     ///
@@ -760,6 +763,34 @@ impl Socket {
     /// ```
     pub fn queued(&self) -> usize {
         self.0.queue.len()
+    }
+
+    /// Bytes of the frames counted by [`queued`](Socket::queued): what the
+    /// outbound queue's byte bound
+    /// ([`NodeBuilder::outbound_queue_bytes`](crate::NodeBuilder::outbound_queue_bytes))
+    /// is checked against.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use futures_util::{SinkExt, StreamExt};
+    /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+    /// # let socket = sockets.recv().await.ok_or("no connection")?;
+    /// socket.emit("a", &1)?;
+    /// assert_eq!(socket.queued_bytes(), r#"{"event":"a","payload":1}"#.len());
+    /// let _ = client.next().await.ok_or("closed")??;
+    /// assert_eq!(socket.queued_bytes(), 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn queued_bytes(&self) -> usize {
+        self.0.queue.bytes()
     }
 
     pub(crate) fn request_ping(&self) {

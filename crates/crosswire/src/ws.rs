@@ -443,6 +443,7 @@ fn open_connection(node: &Node, ws: WebSocket, handshake: &Arc<Handshake>) -> Bo
     let socket = Socket::new(
         conn_id,
         inner.config.outbound_queue,
+        inner.config.outbound_queue_bytes,
         inner.config.slow_consumer,
         handshake.clone(),
         inner.stats.clone(),
@@ -759,7 +760,8 @@ impl TokenBucket {
 struct Conn {
     ws: WebSocket,
     socket: Socket,
-    /// Frames taken from the queue and not yet handed to the WebSocket.
+    /// Frames taken from the queue and not yet handed to the WebSocket
+    /// (still counted by the queue's bounds).
     batch: VecDeque<Utf8Bytes>,
     /// A protocol ping is due.
     ping: bool,
@@ -812,15 +814,15 @@ impl Conn {
         }
     }
 
-    /// Takes the queue (once per call), hands every frame to the WebSocket
-    /// and flushes once: a burst costs one write. `Ready(Ok)` when all is
-    /// written, `Pending` while the socket cannot take more, `Ready(Err)`
-    /// when the connection is gone.
+    /// Takes the queue (at most once per call, when the batch is empty),
+    /// hands every frame to the WebSocket and flushes once: a burst costs
+    /// one write. `Ready(Ok)` when all is written, `Pending` while the socket
+    /// cannot take more, `Ready(Err)` when the connection is gone.
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
         if self.batch.is_empty()
+            && !self.socket.0.queue.try_take(&mut self.batch)
             && !self.ping
             && !self.unflushed
-            && !self.socket.0.queue.try_take(&mut self.batch)
         {
             return Poll::Ready(Ok(()));
         }
@@ -834,7 +836,11 @@ impl Conn {
                 Message::Ping(Bytes::new())
             } else {
                 match self.batch.pop_front() {
-                    Some(frame) => Message::Text(frame),
+                    Some(frame) => {
+                        // The WebSocket copies it into its write buffer.
+                        self.socket.0.queue.sent(frame.len());
+                        Message::Text(frame)
+                    }
                     None => break,
                 }
             };
@@ -849,6 +855,12 @@ impl Conn {
                 Poll::Ready(Err(_)) => return Poll::Ready(Err(())),
                 Poll::Pending => return Poll::Pending,
             }
+        }
+        // Frames queued while this batch was written woke the task then (the
+        // queue was empty), not now: without a new wake they would wait for
+        // the next request.
+        if self.socket.0.queue.len() > 0 {
+            cx.waker().wake_by_ref();
         }
         Poll::Ready(Ok(()))
     }
@@ -899,7 +911,10 @@ impl Conn {
                     _ => return None,
                 }
             } else {
-                self.batch.clear();
+                // Nothing more is written: free what is queued now rather
+                // than when the close handshake ends.
+                self.socket.0.queue.discard(&mut self.batch);
+                self.socket.0.queue.close();
             }
             let frame = CloseFrame {
                 code,

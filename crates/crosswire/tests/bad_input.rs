@@ -290,7 +290,12 @@ async fn slow_consumer_drop_policy_keeps_the_socket_and_counts() {
 /// connection ends (its close handlers run, its id is released).
 #[tokio::test]
 async fn close_of_a_stalled_socket_with_a_full_queue_does_not_hang() {
-    let (node, addr) = start_binding(Node::builder().outbound_queue(4096)).await;
+    let (node, addr) = start_binding(
+        Node::builder()
+            .outbound_queue(4096)
+            .outbound_queue_bytes(64 << 20),
+    )
+    .await;
     let _stalled = connect_id(&node, addr, "s").await; // never read
     let socket = node.get_socket("s").unwrap();
     let payload = "z".repeat(16 * 1024);

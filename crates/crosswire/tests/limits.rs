@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use crosswire::auth::{query_token_hook, AuthenticatedUser};
-use crosswire::Node;
+use crosswire::{Node, SlowConsumerPolicy};
 use serde_json::json;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -338,4 +338,88 @@ async fn listening_on_a_port_in_use_fails_with_an_io_error() {
     let bound = third.listen("localhost:0").await.unwrap();
     let mut ws = connect(bound, "").await;
     sync(&mut ws).await;
+}
+
+/// Byte bound of the outbound queues in the tests below.
+const QUEUE_BYTES: usize = 256 * 1024;
+
+/// Pushes 64 KiB frames to the socket bound as `id` (a client that does not
+/// read) until `done`; returns how many were pushed and the most bytes and
+/// frames its queue ever held.
+async fn flood_until(
+    node: &Node,
+    id: &str,
+    mut done: impl FnMut(&Node) -> bool,
+) -> (usize, usize, usize) {
+    let socket = node.get_socket(id).unwrap();
+    let payload = "x".repeat(64 * 1024);
+    let (mut pushed, mut most_bytes, mut most_frames) = (0, 0, 0);
+    while !done(node) {
+        assert!(pushed < 1024, "the byte bound never applied");
+        let _ = node.to_socket_id(id, "big", &payload);
+        pushed += 1;
+        most_bytes = most_bytes.max(socket.queued_bytes());
+        most_frames = most_frames.max(socket.queued());
+        // Lets the connection task write what the kernel takes.
+        tokio::task::yield_now().await;
+    }
+    (pushed, most_bytes, most_frames)
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_is_closed_4003_at_the_byte_bound() {
+    let (node, addr) = start_binding(Node::builder().outbound_queue_bytes(QUEUE_BYTES)).await;
+    let mut stalled = connect_id(&node, addr, "slow").await; // does not read yet
+    let (pushed, most_bytes, most_frames) =
+        flood_until(&node, "slow", |n| n.stats().slow_consumer_closes > 0).await;
+    // The frame bound (1024) was far away: the bytes closed it.
+    assert!(most_bytes <= QUEUE_BYTES, "{most_bytes} bytes queued");
+    assert!(
+        most_frames <= QUEUE_BYTES / (64 * 1024),
+        "{most_frames} frames queued"
+    );
+    assert!(pushed < 1024, "{pushed} frames pushed");
+    assert_eq!(node.stats().slow_consumer_closes, 1);
+    assert_eq!(node.stats().frames_dropped_slow, 0);
+    // Reading now, the client gets what the kernel held, then 4003.
+    assert_eq!(closed(&mut stalled).await, Some(4003));
+    wait_until(|| node.connection_count() == 0).await;
+}
+
+#[tokio::test]
+async fn the_drop_policy_drops_frames_over_the_byte_bound() {
+    let (node, addr) = start_binding(
+        Node::builder()
+            .outbound_queue_bytes(QUEUE_BYTES)
+            .slow_consumer(SlowConsumerPolicy::DropFrame),
+    )
+    .await;
+    let mut stalled = connect_id(&node, addr, "slow").await;
+    let (pushed, most_bytes, _) =
+        flood_until(&node, "slow", |n| n.stats().frames_dropped_slow > 0).await;
+    assert!(most_bytes <= QUEUE_BYTES, "{most_bytes} bytes queued");
+    assert!(pushed < 1024, "{pushed} frames pushed");
+    assert_eq!(node.stats().slow_consumer_closes, 0);
+    let socket = node.get_socket("slow").unwrap();
+    assert!(socket.is_open());
+    // Once the client reads, the socket works again: `sync` reads every
+    // frame still queued, then the echo of its heartbeat.
+    sync(&mut stalled).await;
+    assert_eq!(socket.queued_bytes(), 0);
+}
+
+#[tokio::test]
+async fn a_frame_bigger_than_the_byte_bound_reaches_a_reading_client() {
+    let (node, addr) = start_binding(Node::builder().outbound_queue_bytes(1024)).await;
+    let mut ws = connect_id(&node, addr, "u").await;
+    let payload = "y".repeat(200_000);
+    for round in 0..2 {
+        node.to_socket_id("u", "big", &json!([round, payload]))
+            .unwrap();
+        let frame = next_json(&mut ws).await;
+        assert_eq!(frame["payload"][0], json!(round));
+        assert_eq!(frame["payload"][1].as_str().map(str::len), Some(200_000));
+    }
+    assert_eq!(node.stats().slow_consumer_closes, 0);
+    assert_eq!(node.stats().frames_dropped_slow, 0);
 }

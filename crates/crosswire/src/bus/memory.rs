@@ -1,6 +1,6 @@
 //! The in-process bus.
 
-use super::{Bus, BusError, BusMessage};
+use super::{Bus, BusError, BusMessage, ByteBudget, DEFAULT_INCOMING_BYTES};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use parking_lot::{Mutex, RwLock};
@@ -9,19 +9,33 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// Bound of each endpoint's receive queue, in messages.
+/// Default bound of each endpoint's receive queue, in messages.
 const QUEUE: usize = 65_536;
 
 struct Endpoint {
     tx: mpsc::Sender<BusMessage>,
+    /// The bytes of the messages in the queue (and being handled).
+    budget: ByteBudget,
     channels: RwLock<HashSet<Arc<str>>>,
     dropped: AtomicU64,
 }
 
-#[derive(Default)]
 struct Hub {
     endpoints: RwLock<HashMap<u64, Arc<Endpoint>>>,
     next: AtomicU64,
+    queue: usize,
+    queue_bytes: usize,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            endpoints: RwLock::default(),
+            next: AtomicU64::new(0),
+            queue: QUEUE,
+            queue_bytes: DEFAULT_INCOMING_BYTES,
+        }
+    }
 }
 
 /// A hub that connects the nodes of one process: every [`MemoryBus`] made by
@@ -62,6 +76,43 @@ impl MemoryHub {
         Self::default()
     }
 
+    /// A new, empty hub whose endpoints queue at most `messages` messages
+    /// and `bytes` bytes of payload each (default 65,536 and
+    /// [`DEFAULT_INCOMING_BYTES`]); what arrives over either bound is
+    /// dropped and counted in [`MemoryBus::dropped`]. A message is counted
+    /// until the node has handled it; one bigger than `bytes` still passes
+    /// an empty queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire::bus::{Bus, MemoryHub};
+    /// let hub = MemoryHub::with_limits(100, 10);
+    /// let (a, b) = (hub.bus(), hub.bus());
+    /// let mut incoming = b.take_incoming().ok_or("taken")?;
+    /// b.subscribe("c").await?;
+    /// a.publish("c", "123456".into()).await?;
+    /// a.publish("c", "123456".into()).await?; // 12 bytes queued > 10
+    /// assert_eq!(b.dropped(), 1);
+    /// let first = incoming.recv().await.ok_or("closed")?;
+    /// drop(first); // handled: its bytes are free again
+    /// a.publish("c", "123456".into()).await?;
+    /// assert_eq!(b.dropped(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_limits(messages: usize, bytes: usize) -> Self {
+        MemoryHub {
+            hub: Arc::new(Hub {
+                queue: messages.max(1),
+                queue_bytes: bytes,
+                ..Hub::default()
+            }),
+        }
+    }
+
     /// A new endpoint on this hub, for one node.
     ///
     /// # Examples
@@ -80,10 +131,11 @@ impl MemoryHub {
     /// # }
     /// ```
     pub fn bus(&self) -> MemoryBus {
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let (tx, rx) = mpsc::channel(self.hub.queue);
         let id = self.hub.next.fetch_add(1, Ordering::Relaxed);
         let endpoint = Arc::new(Endpoint {
             tx,
+            budget: ByteBudget::new(self.hub.queue_bytes),
             channels: RwLock::new(HashSet::new()),
             dropped: AtomicU64::new(0),
         });
@@ -101,7 +153,8 @@ impl MemoryHub {
 ///
 /// Delivery is synchronous and ordered: `publish` puts the message in every
 /// subscribed endpoint's queue before it returns. A queue that is full
-/// (a node that stopped reading) drops the message and counts it.
+/// in messages or in bytes (a node that stopped reading) drops the message
+/// and counts it.
 ///
 /// # Examples
 ///
@@ -130,7 +183,8 @@ pub struct MemoryBus {
 }
 
 impl MemoryBus {
-    /// Messages this endpoint could not take because its queue was full.
+    /// Messages this endpoint could not take because its queue was full (in
+    /// messages or in bytes).
     ///
     /// # Examples
     ///
@@ -165,9 +219,13 @@ impl Bus for MemoryBus {
                     if !endpoint.channels.read().contains(&channel) {
                         continue;
                     }
+                    let Some(charge) = endpoint.budget.reserve(payload.len()) else {
+                        endpoint.dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
                     let msg = BusMessage {
                         channel: channel.clone(),
-                        payload: payload.clone(),
+                        payload: charge.attach(payload.clone()),
                     };
                     if endpoint.tx.try_send(msg).is_err() {
                         endpoint.dropped.fetch_add(1, Ordering::Relaxed);

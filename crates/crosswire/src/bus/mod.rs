@@ -10,9 +10,23 @@
 //! * `RedisBus` in the `crosswire-redis` crate: any number of independent
 //!   Redis nodes, wire-compatible with the original's cluster.
 
+mod budget;
 mod memory;
 
+pub use budget::{ByteBudget, Charge};
 pub use memory::{MemoryBus, MemoryHub};
+
+/// Default bound in bytes of a bus endpoint's receive queue (the messages a
+/// node has not handled yet): 64 MiB. Four messages of the largest size a
+/// node decodes by default (16 MiB, `NodeConfig::max_bus_message_size`)
+/// fit, and it matches the default bound of 65,536 messages at 1 KiB each.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(crosswire::bus::DEFAULT_INCOMING_BYTES, 64 << 20);
+/// ```
+pub const DEFAULT_INCOMING_BYTES: usize = 64 * 1024 * 1024;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -216,6 +230,10 @@ pub trait Bus: Send + Sync + 'static {
     fn unsubscribe(&self, channel: &str) -> BoxFuture<'static, Result<(), BusError>>;
 
     /// The receiving end of this endpoint; `None` after the first call.
+    ///
+    /// Bound the queue in messages (the channel's capacity) and in bytes: a
+    /// [`ByteBudget`] whose [`Charge`] is attached to each payload counts a
+    /// message until the node has handled it and dropped it.
     fn take_incoming(&self) -> Option<mpsc::Receiver<BusMessage>>;
 
     /// Whether this bus publishes every message twice (on two transport
