@@ -178,6 +178,8 @@ pub struct Stats {
     pub(crate) connections_refused: AtomicU64,
     pub(crate) bus_dropped_unsigned: AtomicU64,
     pub(crate) bus_dropped_replayed: AtomicU64,
+    pub(crate) bus_publish_oversize: AtomicU64,
+    pub(crate) cross_server_calls_refused: AtomicU64,
     pub(crate) client_handler_seconds: Histogram,
     pub(crate) cross_server_handler_seconds: Histogram,
 }
@@ -222,6 +224,8 @@ impl Stats {
             connections_refused: g(&self.connections_refused),
             bus_dropped_unsigned: g(&self.bus_dropped_unsigned),
             bus_dropped_replayed: g(&self.bus_dropped_replayed),
+            bus_publish_oversize: g(&self.bus_publish_oversize),
+            cross_server_calls_refused: g(&self.cross_server_calls_refused),
             client_handler_seconds: self.client_handler_seconds.snapshot(),
             cross_server_handler_seconds: self.cross_server_handler_seconds.snapshot(),
         }
@@ -298,6 +302,12 @@ pub struct StatsSnapshot {
     pub bus_dropped_unsigned: u64,
     /// Bus messages refused as stale or replayed (signing mode; also the second copy of a redundant publish).
     pub bus_dropped_replayed: u64,
+    /// Messages this node refused to publish because, encoded, they
+    /// exceeded `max_bus_message_size`.
+    pub bus_publish_oversize: u64,
+    /// Cross-server calls refused because the node already waited on
+    /// `max_pending_cross_server_calls` calls.
+    pub cross_server_calls_refused: u64,
     /// Run time of client-event handlers, from the dispatch of the frame's
     /// event to the end of the handler (its asynchronous part included).
     pub client_handler_seconds: HistogramSnapshot,
