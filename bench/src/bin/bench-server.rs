@@ -5,6 +5,9 @@
 //! cargo run --release -p crosswire-bench --bin bench-server -- --port 9001 --name n1
 //! cargo run --release -p crosswire-bench --bin bench-server -- --port 9001 --metrics-port 9002
 //! ```
+//!
+//! Port 0 picks a free port; the chosen ones are printed
+//! (`bench-server n1 metrics on 127.0.0.1:…`, then `… listening on …`).
 
 use clap::Parser;
 use crosswire::{Node, RoomSend};
@@ -37,6 +40,13 @@ struct Args {
     /// (127.0.0.1 only).
     #[arg(long)]
     metrics_port: Option<u16>,
+    /// Most cross-server calls waiting at once (default: crosswire's 10 000).
+    #[arg(long)]
+    max_pending_calls: Option<usize>,
+    /// Timeout of the `rpc` and `count` cross-server calls in milliseconds
+    /// (default: crosswire's 5000).
+    #[arg(long)]
+    call_timeout_ms: Option<u64>,
 }
 
 fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -56,6 +66,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(if args.redis.is_empty() { 1 } else { 2 })
         .max(1);
     let mut builder = Node::builder().server_name(args.name.clone());
+    if let Some(max) = args.max_pending_calls {
+        builder = builder.max_pending_cross_server_calls(max);
+    }
+    let call_timeout = args.call_timeout_ms.map_or(
+        crosswire::cross_server::DEFAULT_TIMEOUT,
+        Duration::from_millis,
+    );
     if args.redis.is_empty() {
         if nodes != 1 {
             return Err("--nodes other than 1 needs --redis".into());
@@ -154,7 +171,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let Ok(call) = n.emit_cross_server("rpc", &p) else {
                 return;
             };
-            if let Ok(result) = call.to([target]).collect().await {
+            if let Ok(result) = call.to([target]).timeout(call_timeout).collect().await {
                 if let Some(data) = result
                     .responses
                     .get(target)
@@ -188,7 +205,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let Ok(call) = n.emit_cross_server("count", &p) else {
                 return;
             };
-            if let Ok(result) = call.expect(nodes).collect().await {
+            if let Ok(result) = call.expect(nodes).timeout(call_timeout).collect().await {
                 let total: u64 = result
                     .responses
                     .values()
@@ -204,6 +221,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .route("/metrics", node.metrics_route())
             .route("/health", node.health_route());
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        println!(
+            "bench-server {} metrics on {}",
+            args.name,
+            listener.local_addr()?
+        );
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, ops).await {
                 tracing::error!(error = %e, "metrics server failed");
