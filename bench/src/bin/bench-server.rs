@@ -5,12 +5,20 @@
 //! cargo run --release -p crosswire-bench --bin bench-server -- --port 9001 --name n1
 //! cargo run --release -p crosswire-bench --bin bench-server -- --port 9001 --metrics-port 9002
 //! ```
+//!
+//! Port 0 picks a free port; the chosen ones are printed
+//! (`bench-server n1 metrics on 127.0.0.1:…`, then `… listening on …`).
 
 use clap::Parser;
 use crosswire::{Node, RoomSend};
 use crosswire_redis::{RedisBus, RedisBusConfig};
 use serde_json::{json, Value};
 use std::time::Duration;
+
+/// jemalloc returns freed memory to the system (a background thread purges
+/// pages unused for 10 s); glibc's malloc kept a flood's peak resident.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser, Debug)]
 #[command(about = "crosswire bench server (SCENARIOS.md contract)")]
@@ -39,6 +47,13 @@ struct Args {
     metrics_port: Option<u16>,
     #[command(flatten)]
     limits: crosswire::cli::LimitArgs,
+    /// Most cross-server calls waiting at once (default: crosswire's 10 000).
+    #[arg(long)]
+    max_pending_calls: Option<usize>,
+    /// Timeout of the `rpc` and `count` cross-server calls in milliseconds
+    /// (default: crosswire's 5000).
+    #[arg(long)]
+    call_timeout_ms: Option<u64>,
 }
 
 fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -60,6 +75,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut builder = args
         .limits
         .apply(Node::builder().server_name(args.name.clone()));
+    if let Some(max) = args.max_pending_calls {
+        builder = builder.max_pending_cross_server_calls(max);
+    }
+    let call_timeout = args.call_timeout_ms.map_or(
+        crosswire::cross_server::DEFAULT_TIMEOUT,
+        Duration::from_millis,
+    );
     if args.redis.is_empty() {
         if nodes != 1 {
             return Err("--nodes other than 1 needs --redis".into());
@@ -178,6 +200,87 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let Ok(call) = n.emit_cross_server("rpc", &p) else {
                     return;
                 };
+                if let Ok(result) = call.to([target]).timeout(call_timeout).collect().await {
+                    if let Some(data) = result
+                        .responses
+                        .get(target)
+                        .and_then(|d| d.payload.as_ref())
+                    {
+                        let _ = r.send(data);
+                    }
+                }
+            }
+        },
+    )?;
+
+    let n = node.clone();
+    node.on(
+        "room",
+        move |_s: crosswire::Socket, p: serde_json::Value, _r: Option<crosswire::Reply>| {
+            let n = n.clone();
+            async move {
+                if let (Some(ns), Some(room)) = (str_field(&p, "ns"), str_field(&p, "room")) {
+                    let data = p.get("data").unwrap_or(&Value::Null);
+                    let _ = n.broadcast_to_room(ns, room, "room", data, RoomSend::new());
+                }
+            }
+        },
+    )?;
+
+    let n = node.clone();
+    node.on(
+        "to",
+        move |_s: crosswire::Socket, p: serde_json::Value, _r: Option<crosswire::Reply>| {
+            let n = n.clone();
+            async move {
+                if let Some(to) = str_field(&p, "to") {
+                    let _ = n.to_socket_id(to, "to", p.get("data").unwrap_or(&Value::Null));
+                }
+            }
+        },
+    )?;
+
+    let n = node.clone();
+    node.on(
+        "all",
+        move |_s: crosswire::Socket, p: serde_json::Value, _r: Option<crosswire::Reply>| {
+            let n = n.clone();
+            async move {
+                let _ = n.broadcast("all", p.get("data").unwrap_or(&Value::Null));
+            }
+        },
+    )?;
+
+    node.on(
+        "echo",
+        |_s: crosswire::Socket, p: serde_json::Value, reply: Option<crosswire::Reply>| async move {
+            if let Some(r) = reply {
+                let _ = r.send(&p);
+            }
+        },
+    )?;
+
+    // rpc: ask node `target` to echo `data` back (cross-server, targeted).
+    node.on_cross_server(
+        "rpc",
+        |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
+            if let Some(r) = reply {
+                let _ = r.send(msg.payload.get("data").unwrap_or(&Value::Null));
+            }
+        },
+    )?;
+    let n = node.clone();
+    node.on(
+        "rpc",
+        move |_s: crosswire::Socket, p: serde_json::Value, reply: Option<crosswire::Reply>| {
+            let n = n.clone();
+            async move {
+                let (Some(r), Some(target)) = (reply, str_field(&p, "target")) else {
+                    return;
+                };
+                let Ok(call) = n.emit_cross_server("rpc", &p) else {
+                    return;
+                };
                 if let Ok(result) = call.to([target]).collect().await {
                     if let Some(data) = result
                         .responses
@@ -218,7 +321,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let Ok(call) = n.emit_cross_server("count", &p) else {
                     return;
                 };
-                if let Ok(result) = call.expect(nodes).collect().await {
+                if let Ok(result) = call.expect(nodes).timeout(call_timeout).collect().await {
                     let total: u64 = result
                         .responses
                         .values()

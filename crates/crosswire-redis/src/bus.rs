@@ -941,9 +941,13 @@ impl Bus for RedisBus {
                 failovers: n.failovers,
             })
             .collect();
+        let stats = self.stats();
         crosswire::bus::BusHealth {
             healthy: nodes.iter().any(|n| n.healthy),
             nodes,
+            publish_failures: stats.publish_failures,
+            dropped: stats.dropped,
+            reconnects: stats.reconnects,
         }
     }
 }

@@ -150,10 +150,11 @@ fn has_event(
 /// kill -9 one of two Redis nodes during a steady round-robin stream: the
 /// health handlers see it go down, publishes fail over (none fails), and once
 /// restarted on the same port the node is re-subscribed, healthy again and
-/// carries traffic.
+/// carries traffic. Then both die: what a node publishes is lost, and its
+/// metrics say so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_one_node_fails_over_and_recovers() {
-    let (r0, mut r1) = (RedisServer::start(), RedisServer::start());
+    let (mut r0, mut r1) = (RedisServer::start(), RedisServer::start());
     let a = connect(config(&[&r0, &r1], Strategy::RoundRobin)).await;
     let b = connect(config(&[&r0, &r1], Strategy::RoundRobin)).await;
     let health = record_health(&a);
@@ -243,6 +244,52 @@ async fn kill_one_node_fails_over_and_recovers() {
     .await;
     // Before the kill nothing was lost either (the first 300 at least).
     assert_eq!(missing(&inbox, "stream", 0..300), Vec::<u64>::new());
+
+    // Every Redis node down: a node's publishes are lost, and /metrics
+    // counts them (and the reconnections so far).
+    let node = crosswire::Node::builder()
+        .server_name("a")
+        .bus(a.clone())
+        .build()
+        .unwrap();
+    within(LONG, node.ready()).await;
+    r0.kill9();
+    r1.kill9();
+    eventually(LONG, "no publish target left", || {
+        a.healthy_count(ConnKind::Publisher) == 0
+    })
+    .await;
+    let failures = a.stats().publish_failures;
+    node.publish_raw("lost", &serde_json::json!({ "n": 1 }))
+        .unwrap();
+    eventually(LONG, "the lost publish counted", || {
+        a.stats().publish_failures > failures
+    })
+    .await;
+    let stats = a.stats();
+    let text = node.metrics_text();
+    for line in [
+        format!(
+            "crosswire_bus_publish_failures_total{{node=\"a\"}} {}",
+            stats.publish_failures
+        ),
+        format!(
+            "crosswire_bus_reconnects_total{{node=\"a\"}} {}",
+            stats.reconnects
+        ),
+        format!(
+            "crosswire_bus_receive_dropped_total{{node=\"a\"}} {}",
+            stats.dropped
+        ),
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
+    }
+    let health = node.health();
+    assert_eq!(health.status, "unavailable");
+    assert_eq!(
+        health.bus.map(|b| b.publish_failures),
+        Some(stats.publish_failures)
+    );
 }
 
 /// Redundant mode: the same kill loses no message at all (each arrives at

@@ -93,15 +93,20 @@ pub(crate) struct Cluster {
     dedup: Mutex<Dedup>,
     message_ids: Option<(String, AtomicU64)>,
     signer: Option<crate::signing::Signer>,
+    /// `max_bus_message_size`: bigger publishes are refused.
+    max_message_size: usize,
+    stats: Arc<Stats>,
 }
 
 impl Cluster {
     pub(crate) fn new(
         bus: Arc<dyn Bus>,
-        codec: Codec,
-        server_name: &str,
+        config: &crate::NodeConfig,
         signer: Option<crate::signing::Signer>,
+        stats: Arc<Stats>,
     ) -> Self {
+        let codec = config.codec;
+        let server_name = &config.server_name;
         let message_ids = bus.redundant().then(|| {
             let boot = crosswire_protocol::ids::to_base36(
                 std::time::SystemTime::now()
@@ -122,6 +127,8 @@ impl Cluster {
             }),
             message_ids,
             signer,
+            max_message_size: config.max_bus_message_size,
+            stats,
         }
     }
 
@@ -255,19 +262,34 @@ impl Cluster {
     }
 
     /// Publishes an encoded envelope. The bus takes the message now; the
-    /// outcome is counted by the bus.
-    fn publish(&self, channel: &str, bytes: Vec<u8>) {
+    /// outcome is counted by the bus. A message over `max_bus_message_size`
+    /// is refused (and counted) before it reaches the bus: receivers would
+    /// drop it, and Redis may disconnect subscribers for it.
+    fn publish(&self, channel: &str, bytes: Vec<u8>) -> crate::Result<()> {
         let bytes = match &self.signer {
             Some(signer) => signer.sign(channel, &bytes),
             None => bytes,
         };
+        if bytes.len() > self.max_message_size {
+            Stats::incr(&self.stats.bus_publish_oversize);
+            tracing::warn!(%channel, size = bytes.len(), max = self.max_message_size, "bus message too large: not published");
+            return Err(crate::Error::BusMessageTooLarge {
+                size: bytes.len(),
+                max: self.max_message_size,
+            });
+        }
         let fut = self.bus.publish(channel, Bytes::from(bytes));
         drop(fut);
+        Ok(())
     }
 
+    /// Publishes a routing envelope. Its callers send to local sockets
+    /// first and return nothing, so a refusal is only counted and logged.
     pub(crate) fn publish_route(&self, channel: &str, route: &WsRoute) {
         match encode_ws_route(route, self.next_message_id().as_deref(), self.codec) {
-            Ok(bytes) => self.publish(channel, bytes),
+            Ok(bytes) => {
+                let _ = self.publish(channel, bytes);
+            }
             Err(e) => tracing::warn!(%channel, error = %e, "could not encode a routing envelope"),
         }
     }
@@ -275,12 +297,11 @@ impl Cluster {
     pub(crate) fn publish_bridge(&self, channel: &str, msg: &BridgeMessage) -> crate::Result<()> {
         let bytes = encode_bridge(msg, self.next_message_id().as_deref(), self.codec)
             .map_err(|e| crate::Error::Bus(e.to_string()))?;
-        self.publish(channel, bytes);
-        Ok(())
+        self.publish(channel, bytes)
     }
 
-    pub(crate) fn publish_raw(&self, channel: &str, bytes: Vec<u8>) {
-        self.publish(channel, bytes);
+    pub(crate) fn publish_raw(&self, channel: &str, bytes: Vec<u8>) -> crate::Result<()> {
+        self.publish(channel, bytes)
     }
 
     fn is_duplicate(&self, message_id: Option<&str>) -> bool {

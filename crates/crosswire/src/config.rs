@@ -53,6 +53,61 @@ pub const DEFAULT_OUTBOUND_QUEUE_BYTES: usize = 4 * 1024 * 1024;
 /// assert_eq!(crosswire::NodeConfig::default().read_buffer_size, DEFAULT_READ_BUFFER_SIZE);
 /// ```
 pub const DEFAULT_READ_BUFFER_SIZE: usize = 1024;
+/// Default largest bus message: 2 MiB.
+///
+/// A client frame (at most [`DEFAULT_MAX_FRAME_SIZE`], 1 MiB) relayed to
+/// other nodes grows by its envelope (names, ids, routing fields), so the
+/// bus must carry somewhat more than 1 MiB. Redis's default pub/sub output
+/// buffer limit (`client-output-buffer-limit pubsub 32mb 8mb 60`)
+/// disconnects a subscriber that falls 32 MiB behind, or 8 MiB behind for
+/// 60 s: at 2 MiB a burst of 16 maximum-size messages fits under the hard
+/// limit, where 16 MiB messages broke it with two.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::config::{DEFAULT_MAX_BUS_MESSAGE_SIZE, DEFAULT_MAX_FRAME_SIZE};
+/// assert_eq!(DEFAULT_MAX_BUS_MESSAGE_SIZE, 2 << 20);
+/// assert!(DEFAULT_MAX_BUS_MESSAGE_SIZE > DEFAULT_MAX_FRAME_SIZE);
+/// assert_eq!(crosswire::NodeConfig::default().max_bus_message_size, DEFAULT_MAX_BUS_MESSAGE_SIZE);
+/// ```
+pub const DEFAULT_MAX_BUS_MESSAGE_SIZE: usize = 2 * 1024 * 1024;
+/// Default bound of the cross-server calls a node waits on at once: 10 000.
+///
+/// A pending call costs about 2.8 KB of heap, the calling client-event
+/// handler included (heap profile of an rpc flood: 28 MB at 10 000
+/// pending calls), so the bound caps them near 30 MB. A
+/// healthy cluster stays far below it: pending calls are rate × reply
+/// latency, and 10 000 carries 10 000 calls/s at a full second of
+/// latency, or 2 000 calls/s to nodes that never answer (5 s timeout).
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::config::DEFAULT_MAX_PENDING_CROSS_SERVER_CALLS;
+/// assert_eq!(DEFAULT_MAX_PENDING_CROSS_SERVER_CALLS, 10_000);
+/// assert_eq!(
+///     crosswire::NodeConfig::default().max_pending_cross_server_calls,
+///     DEFAULT_MAX_PENDING_CROSS_SERVER_CALLS
+/// );
+/// ```
+pub const DEFAULT_MAX_PENDING_CROSS_SERVER_CALLS: usize = 10_000;
+/// Default bound of one socket's client events whose handlers are still
+/// running: 64.
+///
+/// A handler that finishes without waiting holds no slot; only handlers
+/// that wait (on a cross-server call, a database, ...) do. An interactive
+/// client has a few such requests outstanding; 64 leaves room for
+/// pipelining while capping what one connection makes the node hold.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::config::DEFAULT_MAX_HANDLERS_PER_SOCKET;
+/// assert_eq!(DEFAULT_MAX_HANDLERS_PER_SOCKET, 64);
+/// assert_eq!(crosswire::NodeConfig::default().max_handlers_per_socket, DEFAULT_MAX_HANDLERS_PER_SOCKET);
+/// ```
+pub const DEFAULT_MAX_HANDLERS_PER_SOCKET: usize = 64;
 
 /// Default time a connection has to send its complete HTTP request head
 /// (the upgrade request): 10 s.
@@ -175,9 +230,20 @@ pub struct NodeConfig {
     pub auto_unsubscribe: bool,
     /// Channels delivered to the custom channel handler (`customChannels`).
     pub custom_channels: Vec<String>,
-    /// Largest bus message this node decodes; bigger ones are dropped and
-    /// counted.
+    /// Largest bus message this node publishes or decodes (default 2 MiB,
+    /// [`DEFAULT_MAX_BUS_MESSAGE_SIZE`]): a bigger publish is refused with
+    /// [`Error::BusMessageTooLarge`](crate::Error::BusMessageTooLarge), a
+    /// bigger received message is dropped; both are counted.
     pub max_bus_message_size: usize,
+    /// Most cross-server calls waiting for replies at once (default 10 000,
+    /// [`DEFAULT_MAX_PENDING_CROSS_SERVER_CALLS`]); more are refused with
+    /// [`Error::TooManyPendingCalls`](crate::Error::TooManyPendingCalls).
+    pub max_pending_cross_server_calls: usize,
+    /// Most client events of one socket whose handlers are still running
+    /// (default 64, [`DEFAULT_MAX_HANDLERS_PER_SOCKET`]). At the bound the
+    /// node reads no more frames from that socket until one ends
+    /// (backpressure: nothing is dropped).
+    pub max_handlers_per_socket: usize,
     /// How often this node announces itself to the cluster (membership).
     #[serde(rename = "announce_interval_ms", with = "ms")]
     pub announce_interval: Duration,
@@ -272,7 +338,9 @@ impl Default for NodeConfig {
             preset_room_namespaces: Vec::new(),
             auto_unsubscribe: true,
             custom_channels: Vec::new(),
-            max_bus_message_size: 16 * 1024 * 1024,
+            max_bus_message_size: DEFAULT_MAX_BUS_MESSAGE_SIZE,
+            max_pending_cross_server_calls: DEFAULT_MAX_PENDING_CROSS_SERVER_CALLS,
+            max_handlers_per_socket: DEFAULT_MAX_HANDLERS_PER_SOCKET,
             announce_interval: Duration::from_millis(2_000),
             member_timeout: Duration::from_millis(7_000),
             max_connections: None,

@@ -16,11 +16,13 @@ use crate::{Error, Result};
 use crosswire_protocol::envelope::{
     BridgeEvent, BridgeMessage, BridgeReply, KeyOrder, CALLBACK_EVENT,
 };
+use dashmap::DashMap;
 use indexmap::IndexMap;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use serde_json::Value;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -327,7 +329,7 @@ impl Serialize for CrossServerResult {
 #[derive(Debug)]
 pub struct CrossServerCall {
     callback_id: String,
-    rx: mpsc::UnboundedReceiver<CrossServerResponse>,
+    rx: mpsc::UnboundedReceiver<Box<CrossServerResponse>>,
     /// The call expected no reply at all (it succeeds with none).
     empty_success: bool,
 }
@@ -373,7 +375,7 @@ impl CrossServerCall {
     /// # }
     /// ```
     pub async fn next(&mut self) -> Option<CrossServerResponse> {
-        self.rx.recv().await
+        self.rx.recv().await.map(|b| *b)
     }
 
     /// Collects every response into the original's promise result.
@@ -404,7 +406,7 @@ impl CrossServerCall {
             received: 0,
         };
         while let Some(item) = self.rx.recv().await {
-            match item {
+            match *item {
                 CrossServerResponse::Reply { data, remaining } => {
                     result.received += 1;
                     result.responses.insert(data.sender_server.clone(), data);
@@ -424,14 +426,67 @@ impl CrossServerCall {
 impl futures_util::Stream for CrossServerCall {
     type Item = CrossServerResponse;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        self.rx.poll_recv(cx).map(|item| item.map(|b| *b))
     }
 }
 
 pub(crate) struct Pending {
     remaining: usize,
-    tx: mpsc::UnboundedSender<CrossServerResponse>,
+    /// Boxed items: the channel's first block (32 slots) is allocated with
+    /// it, and 32 unboxed responses would make every pending call ~4 KB
+    /// heavier.
+    tx: mpsc::UnboundedSender<Box<CrossServerResponse>>,
     timer: tokio::task::AbortHandle,
+}
+
+/// The calls a node waits on, keyed by callback id, with a bound on their
+/// number: a slot is reserved before a call is registered and freed when
+/// its entry is removed, so the table never holds more than `max`.
+pub(crate) struct PendingCalls {
+    map: DashMap<String, Pending>,
+    /// Reserved slots (registered calls, and calls being registered).
+    count: AtomicUsize,
+    max: usize,
+}
+
+impl PendingCalls {
+    pub(crate) fn new(max: usize) -> Self {
+        PendingCalls {
+            map: DashMap::new(),
+            count: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// Reserves a slot; false when all `max` are taken.
+    fn reserve(&self) -> bool {
+        self.count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    fn insert(&self, id: String, call: Pending) {
+        self.map.insert(id, call);
+    }
+
+    /// Removes a call and frees its slot.
+    pub(crate) fn remove(&self, id: &str) -> Option<Pending> {
+        let removed = self.map.remove(id).map(|(_, p)| p);
+        if removed.is_some() {
+            self.count.fetch_sub(1, Ordering::AcqRel);
+        }
+        removed
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Answers a cross-server event. Each [`send`](Self::send) is one reply; a
@@ -871,7 +926,11 @@ impl CrossServerEmit<'_> {
         } else {
             self.targets.len()
         };
-        let call = with_callback.then(|| node.register_call(expected, self.timeout));
+        let call = if with_callback {
+            Some(node.register_call(expected, self.timeout)?)
+        } else {
+            None
+        };
         let callback_id = call.as_ref().map(|c| c.callback_id.clone());
         let only_self = self.targets.len() == 1 && self.targets[0] == own;
         let cluster = if only_self { None } else { node.cluster() };
@@ -905,7 +964,13 @@ impl CrossServerEmit<'_> {
             callback_id,
             key_order,
         });
-        cluster.publish_bridge(node.inner.channels.bridge(), &bridge)?;
+        if let Err(e) = cluster.publish_bridge(node.inner.channels.bridge(), &bridge) {
+            // Nothing went out: no reply will come, so free the call's slot now.
+            if let Some(call) = &call {
+                node.delete_cross_server_callback(&call.callback_id);
+            }
+            return Err(e);
+        }
         Ok(call)
     }
 }
@@ -1115,7 +1180,7 @@ impl Node {
     /// ```
     pub fn delete_cross_server_callback(&self, callback_id: &str) -> bool {
         match self.inner.pending.remove(callback_id) {
-            Some((_, p)) => {
+            Some(p) => {
                 p.timer.abort();
                 true
             }
@@ -1144,31 +1209,42 @@ impl Node {
         self.inner.pending.len()
     }
 
-    fn register_call(&self, expected: usize, timeout: Duration) -> CrossServerCall {
+    /// Registers a call waiting for `expected` replies, or refuses it when
+    /// the node already waits on `max_pending_cross_server_calls`.
+    fn register_call(&self, expected: usize, timeout: Duration) -> Result<CrossServerCall> {
         let callback_id = (self.inner.callback_ids)();
         let (tx, rx) = mpsc::unbounded_channel();
         if expected == 0 {
             // Nothing to wait for: the stream ends at once.
-            return CrossServerCall {
+            return Ok(CrossServerCall {
                 callback_id,
                 rx,
                 empty_success: true,
-            };
+            });
+        }
+        let pending = &self.inner.pending;
+        if !pending.reserve() {
+            Stats::incr(&self.inner.stats.cross_server_calls_refused);
+            tracing::debug!(
+                limit = pending.max,
+                "too many pending cross-server calls: refused"
+            );
+            return Err(Error::TooManyPendingCalls { limit: pending.max });
         }
         let node = std::sync::Arc::downgrade(&self.inner);
         let id = callback_id.clone();
         let timer = tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
             let Some(inner) = node.upgrade() else { return };
-            if let Some((_, p)) = inner.pending.remove(&id) {
-                let _ = p.tx.send(CrossServerResponse::Timeout {
+            if let Some(p) = inner.pending.remove(&id) {
+                let _ = p.tx.send(Box::new(CrossServerResponse::Timeout {
                     callback_id: id,
                     unresponded: p.remaining,
-                });
+                }));
             }
         })
         .abort_handle();
-        self.inner.pending.insert(
+        pending.insert(
             callback_id.clone(),
             Pending {
                 remaining: expected,
@@ -1176,30 +1252,30 @@ impl Node {
                 timer,
             },
         );
-        CrossServerCall {
+        Ok(CrossServerCall {
             callback_id,
             rx,
             empty_success: false,
-        }
+        })
     }
 
     /// Counts one reply to a pending call.
     pub(crate) fn resolve_reply(&self, data: ReplyData) {
         let done = {
-            let Some(mut p) = self.inner.pending.get_mut(&data.callback_id) else {
+            let Some(mut p) = self.inner.pending.map.get_mut(&data.callback_id) else {
                 Stats::incr(&self.inner.stats.cross_replies_unknown);
                 return;
             };
             p.remaining = p.remaining.saturating_sub(1);
             let remaining = p.remaining;
-            let _ = p.tx.send(CrossServerResponse::Reply {
+            let _ = p.tx.send(Box::new(CrossServerResponse::Reply {
                 data: data.clone(),
                 remaining,
-            });
+            }));
             remaining == 0
         };
         if done {
-            if let Some((_, p)) = self.inner.pending.remove(&data.callback_id) {
+            if let Some(p) = self.inner.pending.remove(&data.callback_id) {
                 p.timer.abort();
             }
         }

@@ -56,6 +56,22 @@ pub enum Error {
     /// node was not given with [`NodeBuilder::state`](crate::NodeBuilder::state).
     #[error("no state of type {0} was given to the node builder")]
     MissingState(&'static str),
+    /// A cross-server call was refused: the node already waits on
+    /// `max_pending_cross_server_calls` calls. Nothing was published.
+    #[error("too many pending cross-server calls (limit {limit})")]
+    TooManyPendingCalls {
+        /// The node's `max_pending_cross_server_calls`.
+        limit: usize,
+    },
+    /// An encoded bus message exceeded `max_bus_message_size`; nothing was
+    /// published.
+    #[error("bus message of {size} bytes exceeds max_bus_message_size ({max} bytes)")]
+    BusMessageTooLarge {
+        /// The encoded message's size in bytes.
+        size: usize,
+        /// The node's `max_bus_message_size`.
+        max: usize,
+    },
 }
 
 /// `Result` with crosswire's [`Error`].

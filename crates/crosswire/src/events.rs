@@ -18,6 +18,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Identifies one registered handler; pass it to `off_handler` to remove it.
 ///
@@ -408,6 +409,49 @@ where
     if let Some(rest) = fut {
         tokio::spawn(rest);
     }
+}
+
+/// A client-event handler's future holding a slot of its socket's
+/// `max_handlers_per_socket` until it ends (the slot is shared by the
+/// handlers of one frame and freed when the last of them is dropped).
+pub(crate) struct Slotted<F> {
+    fut: F,
+    _slot: Option<Arc<OwnedSemaphorePermit>>,
+}
+
+impl<F> Slotted<F> {
+    pub(crate) fn new(fut: F, slot: Option<Arc<OwnedSemaphorePermit>>) -> Self {
+        Slotted { fut, _slot: slot }
+    }
+}
+
+impl<F: Future<Output = ()> + Unpin> Future for Slotted<F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.fut).poll(cx)
+    }
+}
+
+/// Resolves once `slots` has a free slot or `socket` is closing. The
+/// connection task awaits it before reading a frame: a socket with
+/// `max_handlers_per_socket` handlers still running is not read (its
+/// client is slowed down by TCP flow control, nothing is dropped), while a
+/// close request still ends the wait.
+pub(crate) async fn handler_slot(slots: &Semaphore, socket: &Socket) {
+    if slots.available_permits() > 0 {
+        return;
+    }
+    let acquire = slots.acquire();
+    tokio::pin!(acquire);
+    std::future::poll_fn(|cx| {
+        if acquire.as_mut().poll(cx).is_ready() || !socket.is_open() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
 }
 
 /// Pairs each handler with a `value` of its own: the last handler takes

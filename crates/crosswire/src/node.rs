@@ -5,7 +5,7 @@
 use crate::bus::Bus;
 use crate::cluster::{Cluster, Reason};
 use crate::config::NodeConfig;
-use crate::cross_server::Pending;
+use crate::cross_server::PendingCalls;
 use crate::error::{non_empty, EVENT_MSG, NAMESPACE_MSG, ROOM_ID_MSG, SOCKET_ID_MSG};
 use crate::events::{is_reserved, system_handler, EventMap, HandlerId, Listeners, SystemHandler};
 use crate::handler::{erase, ClientContext, CrossContext, ErasedHandler, Handler};
@@ -122,7 +122,7 @@ pub(crate) struct NodeInner {
     /// The bus side of the node, when it has a bus.
     pub(crate) cluster: Option<Arc<Cluster>>,
     pub(crate) cross_events: EventMap<dyn ErasedHandler<CrossContext>>,
-    pub(crate) pending: DashMap<String, Pending>,
+    pub(crate) pending: PendingCalls,
     pub(crate) callback_ids: CallbackIdSource,
     pub(crate) members: DashMap<String, std::time::Instant>,
     pub(crate) custom_handler: RwLock<Option<Arc<CustomHandler>>>,
@@ -339,6 +339,78 @@ impl NodeBuilder {
     /// ```
     pub fn max_frame_size(mut self, bytes: usize) -> Self {
         self.config.max_frame_size = bytes;
+        self
+    }
+
+    /// Largest bus message in bytes (default 2 MiB): bigger publishes are
+    /// refused with [`Error::BusMessageTooLarge`], bigger received messages
+    /// dropped. Keep it well under Redis's pub/sub output buffer limit
+    /// (`client-output-buffer-limit pubsub`, 32 MiB hard by default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::{bus::MemoryHub, Error};
+    /// let node = crosswire::Node::builder()
+    ///     .bus(MemoryHub::new().bus())
+    ///     .max_bus_message_size(1024)
+    ///     .build()?;
+    /// assert_eq!(node.config().max_bus_message_size, 1024);
+    /// let big = "x".repeat(2000);
+    /// assert!(matches!(node.publish_raw("jobs", &serde_json::json!({"big": big})), Err(Error::BusMessageTooLarge { max: 1024, .. })));
+    /// assert!(crosswire::Node::builder().max_bus_message_size(0).build().is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn max_bus_message_size(mut self, bytes: usize) -> Self {
+        self.config.max_bus_message_size = bytes;
+        self
+    }
+
+    /// Most cross-server calls waiting for replies at once (default
+    /// 10 000); more are refused with [`Error::TooManyPendingCalls`] and
+    /// counted (`crosswire_cross_server_calls_refused_total`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::Error;
+    /// use std::time::Duration;
+    /// let node = crosswire::Node::builder().server_name("n1").max_pending_cross_server_calls(1).build()?;
+    /// let _first = node.emit_cross_server("slow", &1)?.timeout(Duration::from_secs(60)).stream()?;
+    /// let second = node.emit_cross_server("slow", &1)?.stream();
+    /// assert!(matches!(second, Err(Error::TooManyPendingCalls { limit: 1 })));
+    /// assert_eq!(node.stats().cross_server_calls_refused, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn max_pending_cross_server_calls(mut self, calls: usize) -> Self {
+        self.config.max_pending_cross_server_calls = calls;
+        self
+    }
+
+    /// Most client events of one socket whose handlers are still running
+    /// (default 64). At the bound the node stops reading that socket's
+    /// frames until one of them ends: the client is slowed down, nothing is
+    /// dropped. Handlers that finish without waiting never count.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().max_handlers_per_socket(8).build()?;
+    /// assert_eq!(node.config().max_handlers_per_socket, 8);
+    /// assert!(crosswire::Node::builder().max_handlers_per_socket(0).build().is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn max_handlers_per_socket(mut self, handlers: usize) -> Self {
+        self.config.max_handlers_per_socket = handlers;
         self
     }
 
@@ -985,6 +1057,14 @@ impl NodeBuilder {
                 "handshake_timeout and max_pending_handshakes must be positive".into(),
             ));
         }
+        if config.max_bus_message_size == 0
+            || config.max_pending_cross_server_calls == 0
+            || config.max_handlers_per_socket == 0
+        {
+            return Err(Error::Config(
+                "max_bus_message_size, max_pending_cross_server_calls and max_handlers_per_socket must be positive".into(),
+            ));
+        }
         let handle = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::Config("Node::build must be called inside a Tokio runtime".into())
         })?;
@@ -1007,9 +1087,10 @@ impl NodeBuilder {
         if config.bus_secret.as_deref() == Some("") {
             return Err(Error::Config("bus_secret must not be empty".into()));
         }
+        let stats = Arc::new(Stats::default());
         let cluster = self
             .bus
-            .map(|bus| Arc::new(Cluster::new(bus, config.codec, &config.server_name, signer)));
+            .map(|bus| Arc::new(Cluster::new(bus, &config, signer, stats.clone())));
         let callback_ids = self.callback_ids.unwrap_or_else(|| {
             let ids = CallbackIds::server(&config.server_name);
             Box::new(move || ids.next())
@@ -1023,10 +1104,11 @@ impl NodeBuilder {
             })?),
             None => None,
         };
+        let pending = PendingCalls::new(config.max_pending_cross_server_calls);
         let inner = Arc::new(NodeInner {
             config,
             channels,
-            stats: Arc::new(Stats::default()),
+            stats,
             client_events: EventMap::default(),
             system: SystemEvents::default(),
             connections: DashMap::new(),
@@ -1040,7 +1122,7 @@ impl NodeBuilder {
             tasks: tokio_util::task::TaskTracker::new(),
             cluster,
             cross_events: EventMap::default(),
-            pending: DashMap::new(),
+            pending,
             callback_ids,
             members: DashMap::new(),
             custom_handler: RwLock::new(None),
@@ -2904,8 +2986,7 @@ impl Node {
         }
         let bytes = crosswire_protocol::envelope::encode_value(&value, cluster.codec)
             .map_err(|e| Error::Bus(e.to_string()))?;
-        cluster.publish_raw(channel, bytes);
-        Ok(())
+        cluster.publish_raw(channel, bytes)
     }
 
     // ----- lifecycle ---------------------------------------------------------

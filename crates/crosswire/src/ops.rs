@@ -183,6 +183,20 @@ impl Node {
             "",
         );
         metric(
+            "cross_server_calls_refused_total",
+            "counter",
+            "Cross-server calls refused at max_pending_cross_server_calls.",
+            s.cross_server_calls_refused as f64,
+            "",
+        );
+        metric(
+            "bus_publish_oversize_total",
+            "counter",
+            "Messages not published because they exceeded max_bus_message_size.",
+            s.bus_publish_oversize as f64,
+            "",
+        );
+        metric(
             "live_nodes",
             "gauge",
             "Cluster members known alive, this node included.",
@@ -328,6 +342,28 @@ impl Node {
         }
         if let Some(cluster) = self.cluster() {
             let health = cluster.bus.health();
+            let losses = [
+                (
+                    "bus_publish_failures_total",
+                    "Publishes no bus node took (all down or refusing): messages lost.",
+                    health.publish_failures,
+                ),
+                (
+                    "bus_receive_dropped_total",
+                    "Received bus messages dropped because the receive queue was full.",
+                    health.dropped,
+                ),
+                (
+                    "bus_reconnects_total",
+                    "Reconnections of bus connections (a subscriber misses what is published meanwhile).",
+                    health.reconnects,
+                ),
+            ];
+            for (name, help, n) in losses {
+                let _ = writeln!(out, "# HELP crosswire_{name} {help}");
+                let _ = writeln!(out, "# TYPE crosswire_{name} counter");
+                let _ = writeln!(out, "crosswire_{name}{{node=\"{node}\"}} {n}");
+            }
             let _ = writeln!(
                 out,
                 "# HELP crosswire_bus_node_healthy Whether a bus node is used for publishing."

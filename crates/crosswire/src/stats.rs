@@ -186,6 +186,8 @@ pub struct Stats {
     pub(crate) handshakes_evicted: AtomicU64,
     pub(crate) handshakes_too_large: AtomicU64,
     pub(crate) handshakes_timed_out: AtomicU64,
+    pub(crate) bus_publish_oversize: AtomicU64,
+    pub(crate) cross_server_calls_refused: AtomicU64,
     pub(crate) client_handler_seconds: Histogram,
     pub(crate) cross_server_handler_seconds: Histogram,
 }
@@ -238,6 +240,8 @@ impl Stats {
             handshakes_evicted: g(&self.handshakes_evicted),
             handshakes_too_large: g(&self.handshakes_too_large),
             handshakes_timed_out: g(&self.handshakes_timed_out),
+            bus_publish_oversize: g(&self.bus_publish_oversize),
+            cross_server_calls_refused: g(&self.cross_server_calls_refused),
             client_handler_seconds: self.client_handler_seconds.snapshot(),
             cross_server_handler_seconds: self.cross_server_handler_seconds.snapshot(),
         }
@@ -334,6 +338,12 @@ pub struct StatsSnapshot {
     pub protocol_error_closes: u64,
     /// Sockets closed with 1007 for a text frame that is not UTF-8.
     pub invalid_utf8_closes: u64,
+    /// Messages this node refused to publish because, encoded, they
+    /// exceeded `max_bus_message_size`.
+    pub bus_publish_oversize: u64,
+    /// Cross-server calls refused because the node already waited on
+    /// `max_pending_cross_server_calls` calls.
+    pub cross_server_calls_refused: u64,
     /// Run time of client-event handlers, from the dispatch of the frame's
     /// event to the end of the handler (its asynchronous part included).
     pub client_handler_seconds: HistogramSnapshot,

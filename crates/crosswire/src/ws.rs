@@ -6,7 +6,7 @@
 //! bounded queue: it writes every frame already queued, then flushes once,
 //! so a burst costs one system call rather than one per frame.
 
-use crate::events::run_detached;
+use crate::events::{handler_slot, run_detached, Slotted};
 use crate::handler::ClientContext;
 use crate::node::{CloseInfo, Node};
 use crate::socket::{close_code, CloseRequest, Handshake, Socket};
@@ -32,6 +32,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 
 /// Bytes of frames gathered before one write to the socket.
 const WRITE_BUFFER: usize = 8 * 1024;
@@ -549,7 +550,12 @@ async fn serve(node: &Node, conn: &mut Conn) -> CloseInfo {
         reason: String::new(),
     };
     let mut bucket = node.inner.config.rate_limit.map(TokenBucket::new);
+    // Client events whose handlers are still running (see `handler_slot`).
+    let slots = Arc::new(Semaphore::new(node.inner.config.max_handlers_per_socket));
     loop {
+        if slots.available_permits() == 0 {
+            Box::pin(conn.write_while(handler_slot(&slots, &socket))).await;
+        }
         let msg = match conn.step().await {
             Step::Frame(msg) => msg,
             Step::Ended(None) | Step::Stop | Step::Close(CloseRequest::Terminate) => break,
@@ -602,10 +608,10 @@ async fn serve(node: &Node, conn: &mut Conn) -> CloseInfo {
             Message::Text(text) => {
                 // One small allocation per frame keeps the frame's decoding
                 // state out of every idle connection's future.
-                Box::pin(handle_text(node, &socket, text)).await;
+                Box::pin(handle_text(node, &socket, text, &slots)).await;
             }
             Message::Binary(data) => match Utf8Bytes::try_from(data) {
-                Ok(text) => Box::pin(handle_text(node, &socket, text)).await,
+                Ok(text) => Box::pin(handle_text(node, &socket, text, &slots)).await,
                 Err(_) => {
                     Stats::incr(&stats.frames_dropped_invalid);
                     tracing::debug!(socket = socket.id(), "binary frame is not UTF-8: dropped");
@@ -641,7 +647,7 @@ fn close_info(frame: Option<CloseFrame>) -> CloseInfo {
     }
 }
 
-async fn handle_text(node: &Node, socket: &Socket, text: Utf8Bytes) {
+async fn handle_text(node: &Node, socket: &Socket, text: Utf8Bytes, slots: &Arc<Semaphore>) {
     let inner = &node.inner;
     match decode_client_frame(text.as_str(), &inner.config.heartbeat) {
         Ok(Inbound::Heartbeat) => {
@@ -668,12 +674,14 @@ async fn handle_text(node: &Node, socket: &Socket, text: Utf8Bytes) {
                         .map(|id| crate::events::Reply::new(socket.clone(), id));
                     let payload = ev.payload.unwrap_or(Value::Null);
                     let start = Instant::now();
+                    // Free unless the socket is closing (then step() reads no more).
+                    let slot = slots.clone().try_acquire_owned().ok().map(Arc::new);
                     for (h, p) in crate::events::each_with(&handlers, payload) {
                         let cx = ClientContext::new(node.clone(), socket.clone(), p, reply.clone());
                         let fut = h.call(cx);
                         let timed =
                             Timed::new(fut, start, inner.stats.clone(), HandlerKind::Client);
-                        run_detached(timed).await;
+                        run_detached(Slotted::new(timed, slot.clone())).await;
                     }
                 }
             }

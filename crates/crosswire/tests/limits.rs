@@ -423,3 +423,53 @@ async fn a_frame_bigger_than_the_byte_bound_reaches_a_reading_client() {
     assert_eq!(node.stats().slow_consumer_closes, 0);
     assert_eq!(node.stats().frames_dropped_slow, 0);
 }
+
+/// With `max_handlers_per_socket` handlers of a socket still waiting, the
+/// node reads no further frame of that socket (nothing is dropped: it is
+/// read once a handler ends); other sockets are served meanwhile.
+#[tokio::test]
+async fn a_socket_with_its_handlers_all_waiting_is_not_read() {
+    let (node, addr) = start(Node::builder().max_handlers_per_socket(2)).await;
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let (tx, mut started) = tokio::sync::mpsc::unbounded_channel();
+    let g = gate.clone();
+    node.on(
+        "wait",
+        move |_s: crosswire::Socket, p: serde_json::Value, _r: Option<crosswire::Reply>| {
+            let (gate, tx) = (g.clone(), tx.clone());
+            async move {
+                let _ = tx.send(p);
+                let _ = gate.acquire().await.map(|p| p.forget());
+            }
+        },
+    )
+    .unwrap();
+    let mut ws = connect(addr, "").await;
+    for i in 1..=3 {
+        send_text(&mut ws, &format!(r#"{{"event":"wait","payload":{i}}}"#)).await;
+    }
+    send_text(&mut ws, "").await; // heartbeat, echoed once read
+    assert_eq!(started.recv().await, Some(json!(1)));
+    assert_eq!(started.recv().await, Some(json!(2)));
+    wait_until(|| node.stats().frames_received == 2).await;
+
+    // Another socket is served at once.
+    let mut other = connect(addr, "").await;
+    sync(&mut other).await;
+    assert_eq!(
+        node.stats().frames_received,
+        3,
+        "only the other socket's heartbeat"
+    );
+    assert!(started.try_recv().is_err(), "the third frame was not read");
+
+    gate.add_permits(1);
+    assert_eq!(started.recv().await, Some(json!(3)));
+    gate.add_permits(2);
+    assert_eq!(
+        next_text(&mut ws).await,
+        "",
+        "the heartbeat after them is read"
+    );
+    assert_eq!(node.stats().frames_received, 5);
+}

@@ -250,4 +250,12 @@ impl Bus for MemoryBus {
     fn take_incoming(&self) -> Option<mpsc::Receiver<BusMessage>> {
         self.rx.lock().take()
     }
+
+    fn health(&self) -> super::BusHealth {
+        super::BusHealth {
+            healthy: true,
+            dropped: self.dropped(),
+            ..super::BusHealth::default()
+        }
+    }
 }

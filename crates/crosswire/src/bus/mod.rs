@@ -70,17 +70,29 @@ pub struct BusMessage {
 /// let health: BusHealth = MemoryHub::new().bus().health();
 /// assert!(health.healthy);
 /// assert!(health.nodes.is_empty());
-/// assert_eq!(serde_json::to_string(&health)?, r#"{"healthy":true,"nodes":[]}"#);
+/// assert_eq!(
+///     serde_json::to_string(&health)?,
+///     r#"{"healthy":true,"nodes":[],"publish_failures":0,"dropped":0,"reconnects":0}"#
+/// );
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct BusHealth {
     /// Whether messages can be published at all.
     pub healthy: bool,
     /// One entry per transport node (e.g. per Redis node); empty for buses
     /// without nodes.
     pub nodes: Vec<BusNodeHealth>,
+    /// Publishes that no transport node took (all down or refusing): those
+    /// messages are lost. Counted since the bus started.
+    pub publish_failures: u64,
+    /// Received messages dropped before the node read them (the bus's
+    /// receive queue was full): lost for this node.
+    pub dropped: u64,
+    /// Reconnections of the bus's connections. A subscriber misses what is
+    /// published while it is disconnected.
+    pub reconnects: u64,
 }
 
 /// Health of one transport node of a bus.
@@ -243,11 +255,12 @@ pub trait Bus: Send + Sync + 'static {
         false
     }
 
-    /// The bus's health, for the node's health endpoint and metrics.
+    /// The bus's health and loss counters, for the node's health endpoint
+    /// and metrics. The default: healthy, no nodes, nothing lost.
     fn health(&self) -> BusHealth {
         BusHealth {
             healthy: true,
-            nodes: Vec::new(),
+            ..BusHealth::default()
         }
     }
 
