@@ -43,7 +43,7 @@ async fn wait_connections(server: &Server, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn big_handshakes_cost_a_socket_no_more_than_twice_an_ordinary_one() {
-    let server = Server::start(&["--max-handshake-size", "524288"]);
+    let server = Server::start(&["--max-handshake-size", "524288"]).await;
     // A first thousand warms the process up (allocator arenas, maps grown
     // to size); the second measures what an ordinary socket costs.
     let warm = open(&server, 1_000_000, None).await;

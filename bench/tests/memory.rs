@@ -9,32 +9,16 @@
 //! asserts hold for the defaults.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crosswire_bench::loadgen::sys::rss_kib;
+mod support;
+
 use crosswire_bench::loadgen::ws::connect;
-use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use support::{Server, WAIT};
 
 const MIB: u64 = 1024 * 1024;
 /// Payload of each echo request: just under the node's 1 MiB frame limit
 /// with the envelope, so each echo is a frame of about 1 MB.
 const PAYLOAD: usize = 1_000_000;
-/// Upper bound of any wait: a failure, not a sleep.
-const WAIT: Duration = Duration::from_secs(30);
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    metrics: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -44,63 +28,16 @@ fn env_or(name: &str, default: u64) -> u64 {
 }
 
 async fn spawn_server(queue_bytes: u64) -> Server {
-    // A free port for the metrics listener (bench-server prints only the
-    // WebSocket address).
-    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bench-server"))
-        .args(["--port", "0", "--metrics-port"])
-        .arg(metrics.port().to_string())
-        .arg("--outbound-queue-bytes")
-        .arg(queue_bytes.to_string())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("bench-server starts");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(WAIT, lines.next_line())
-        .await
-        .expect("bench-server listening in time")
-        .unwrap()
-        .expect("bench-server printed its address");
-    let addr = line
-        .rsplit(' ')
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    Server {
-        child,
-        addr,
-        metrics,
-    }
+    Server::start(&["--outbound-queue-bytes", &queue_bytes.to_string()]).await
 }
 
 /// One sample of the node's Prometheus metric `name` (first series).
 async fn metric(server: &Server, name: &str) -> u64 {
-    let text = loop {
-        // The metrics listener may not be up yet right after start.
-        if let Ok(mut s) = tokio::net::TcpStream::connect(server.metrics).await {
-            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .await
-                .unwrap();
-            let mut out = String::new();
-            s.read_to_string(&mut out).await.unwrap();
-            break out;
-        }
-        tokio::task::yield_now().await;
-    };
-    text.lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in metrics"))
+    server.metric(name).await as u64
 }
 
 fn rss(server: &Server) -> u64 {
-    rss_kib(server.child.id().unwrap()).unwrap() * 1024
+    server.rss_kib() * 1024
 }
 
 #[tokio::test]

@@ -10,87 +10,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use futures_util::{SinkExt, StreamExt};
-use std::net::SocketAddr;
+mod support;
+
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use support::Server;
 use tokio_tungstenite::tungstenite::Message;
 
-/// A running `bench-server`; killed on drop.
-struct Server {
-    child: Child,
-    ws: SocketAddr,
-    metrics: SocketAddr,
-}
-
-impl Server {
-    async fn start(program: &str, extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(program)
-            .args(["--port", "0", "--metrics-port", "0", "--name", "n1"])
-            .args(extra)
-            .envs(env.iter().copied())
-            .stdout(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn bench-server");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let (mut ws, mut metrics) = (None, None);
-        while ws.is_none() || metrics.is_none() {
-            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-                .await
-                .expect("bench-server start timed out")
-                .expect("read stdout")
-                .expect("bench-server exited");
-            let addr = line.rsplit(' ').next().and_then(|a| a.parse().ok());
-            if line.contains(" metrics on ") {
-                metrics = addr;
-            } else if line.contains(" listening on ") {
-                ws = addr;
-            }
-        }
-        Server {
-            child,
-            ws: ws.unwrap(),
-            metrics: metrics.unwrap(),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id().expect("running")
-    }
-
-    /// Resident memory in KiB (`VmRSS` of /proc/PID/status).
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .expect("VmRSS")
-    }
-
-    /// A metric of the node's `/metrics`, fetched over HTTP.
-    async fn metric(&self, name: &str) -> f64 {
-        let mut tcp = tokio::net::TcpStream::connect(self.metrics).await.unwrap();
-        tcp.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .await
-            .unwrap();
-        let mut text = String::new();
-        tcp.read_to_string(&mut text).await.unwrap();
-        let prefix = format!("crosswire_{name}{{");
-        text.lines()
-            .find(|l| l.starts_with(&prefix))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-            .unwrap_or_else(|| panic!("no metric {name} in:\n{text}"))
-    }
-
-    /// Waits until the node waits on no call (the flood's calls timed out).
-    async fn drained(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.metric("pending_cross_server_calls").await > 0.0 {
-            assert!(Instant::now() < deadline, "pending calls never drained");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+/// Waits until the node waits on no call (the flood's calls timed out).
+async fn drained(server: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.metric("crosswire_pending_cross_server_calls{").await > 0.0 {
+        assert!(Instant::now() < deadline, "pending calls never drained");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -100,7 +31,7 @@ impl Server {
 async fn flood(server: &Server, round: usize, clients: usize, calls: usize) -> f64 {
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let url = format!("ws://{}/flood?id=r{round}c{c}", server.ws);
+        let url = format!("ws://{}/flood?id=r{round}c{c}", server.addr);
         tasks.push(tokio::spawn(async move {
             let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
             for i in 0..calls {
@@ -117,13 +48,13 @@ async fn flood(server: &Server, round: usize, clients: usize, calls: usize) -> f
     let mut open = Vec::new();
     for t in tasks {
         while !t.is_finished() {
-            most = most.max(server.metric("pending_cross_server_calls").await);
+            most = most.max(server.metric("crosswire_pending_cross_server_calls{").await);
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         open.push(t.await.unwrap());
     }
-    most = most.max(server.metric("pending_cross_server_calls").await);
-    server.drained().await;
+    most = most.max(server.metric("crosswire_pending_cross_server_calls{").await);
+    drained(&server).await;
     for mut ws in open {
         let _ = ws.close(None).await;
         while let Some(Ok(_)) = ws.next().await {}
@@ -139,7 +70,7 @@ const CALLS: usize = 500;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pending_calls_stay_bounded_and_memory_returns() {
-    let server = Server::start(
+    let server = Server::start_program(
         env!("CARGO_BIN_EXE_bench-server"),
         &[
             "--max-pending-calls",
@@ -147,9 +78,7 @@ async fn pending_calls_stay_bounded_and_memory_returns() {
             "--call-timeout-ms",
             "300",
         ],
-        // jemalloc then gives freed pages back at once instead of over
-        // 10 s, so resident memory follows what the server holds.
-        &[("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")],
+        &[],
     )
     .await;
     let mut rss = Vec::new();
@@ -162,9 +91,11 @@ async fn pending_calls_stay_bounded_and_memory_returns() {
         );
         rss.push(server.rss_kib());
     }
-    let refused = server.metric("cross_server_calls_refused_total").await;
+    let refused = server
+        .metric("crosswire_cross_server_calls_refused_total{")
+        .await;
     assert!(refused > 0.0, "the bound was never reached");
-    let frames = server.metric("frames_received_total").await;
+    let frames = server.metric("crosswire_frames_received_total{").await;
     assert_eq!(frames, (3 * CLIENTS * CALLS) as f64, "every frame was read");
     println!("RSS after each round (KiB): {rss:?}; refused {refused}");
     let (first, last) = (rss[0] as f64, rss[2] as f64);
@@ -181,7 +112,7 @@ async fn pending_calls_stay_bounded_and_memory_returns() {
 async fn flood_rss_figures() {
     let program = std::env::var("BENCH_SERVER")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_bench-server").to_owned());
-    let server = Server::start(&program, &[], &[]).await;
+    let server = Server::start_program(&program, &[], &[]).await;
     println!("start: RSS {} KiB", server.rss_kib());
     for round in 1..=4 {
         let started = Instant::now();

@@ -25,7 +25,8 @@ async fn silent_sockets_do_not_keep_a_healthy_client_out_and_are_all_closed() {
         &HANDSHAKE_TIMEOUT_MS.to_string(),
         "--max-pending-handshakes",
         "20000",
-    ]);
+    ])
+    .await;
     let started = Instant::now();
     let mut silent = Vec::with_capacity(SILENT);
     for i in 0..SILENT {

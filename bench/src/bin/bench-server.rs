@@ -15,11 +15,6 @@ use crosswire_redis::{RedisBus, RedisBusConfig};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// jemalloc returns freed memory to the system (a background thread purges
-/// pages unused for 10 s); glibc's malloc kept a flood's peak resident.
-#[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 #[derive(Parser, Debug)]
 #[command(about = "crosswire bench server (SCENARIOS.md contract)")]
 struct Args {

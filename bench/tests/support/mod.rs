@@ -2,10 +2,11 @@
 //! its own), with its listening and metrics addresses.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
 
 /// Upper bound for any single wait in a test: a failure, not a sleep.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -20,26 +21,35 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts bench-server on free loopback ports with `args` added.
-    pub fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bench-server"))
-            .args(["--port", "0", "--metrics-port", "0"])
+    /// Starts this build's bench-server (node `n1`) on free loopback ports
+    /// with `args` added.
+    pub async fn start(args: &[&str]) -> Server {
+        Server::start_program(env!("CARGO_BIN_EXE_bench-server"), args, &[]).await
+    }
+
+    /// Starts `program` (a bench-server build) with `args` and environment
+    /// `env` added.
+    pub async fn start_program(program: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut child = Command::new(program)
+            .args(["--port", "0", "--metrics-port", "0", "--name", "n1"])
             .args(args)
             .env("RUST_LOG", "error")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
+            .kill_on_drop(true)
             .spawn()
             .expect("bench-server starts");
         let stdout = child.stdout.take().expect("stdout piped");
         let mut lines = BufReader::new(stdout).lines();
-        let mut addr = None;
-        let mut metrics = None;
+        let (mut addr, mut metrics) = (None, None);
         while addr.is_none() || metrics.is_none() {
-            let line = lines
-                .next()
-                .expect("bench-server printed its addresses")
-                .expect("stdout readable");
-            let last = line.rsplit(' ').next().unwrap_or_default().parse().ok();
+            let line = tokio::time::timeout(WAIT, lines.next_line())
+                .await
+                .expect("bench-server started in time")
+                .expect("stdout readable")
+                .expect("bench-server printed its addresses");
+            let last = line.rsplit(' ').next().and_then(|a| a.parse().ok());
             if line.contains(" metrics on ") {
                 metrics = last;
             } else if line.contains(" listening on ") {
@@ -47,7 +57,7 @@ impl Server {
             }
         }
         // Keep draining stdout so the server never blocks on it.
-        std::thread::spawn(move || for _ in lines {});
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Server {
             child,
             addr: addr.unwrap(),
@@ -55,44 +65,42 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
     /// The server's resident memory, in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .expect("VmRSS in /proc/PID/status")
     }
 
     /// The server's open file descriptors.
     pub fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
             .map(|d| d.count())
             .unwrap_or(0)
     }
 
-    /// The value of the metric line starting with `prefix` (name and labels).
+    /// The value of the first metric line starting with `prefix` (the name,
+    /// and the labels when given).
     pub async fn metric(&self, prefix: &str) -> f64 {
         let text = http_get(self.metrics, "/metrics").await;
         text.lines()
             .find(|l| l.starts_with(prefix))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no metric {prefix}"))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+            .unwrap_or_else(|| panic!("no metric {prefix} in:\n{text}"))
     }
 }
 
 /// The body of a plain HTTP GET.
 pub async fn http_get(addr: SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     tcp.write_all(
         format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
