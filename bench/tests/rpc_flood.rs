@@ -54,7 +54,7 @@ async fn flood(server: &Server, round: usize, clients: usize, calls: usize) -> f
         open.push(t.await.unwrap());
     }
     most = most.max(server.metric("crosswire_pending_cross_server_calls{").await);
-    drained(&server).await;
+    drained(server).await;
     for mut ws in open {
         let _ = ws.close(None).await;
         while let Some(Ok(_)) = ws.next().await {}

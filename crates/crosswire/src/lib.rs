@@ -112,16 +112,7 @@ pub mod bench_support {
             remote_addr: None,
             data: Default::default(),
         });
-        let socket = Socket::new(
-            conn_id,
-            inner.config.outbound_queue,
-            inner.config.outbound_queue_bytes,
-            inner.config.slow_consumer,
-            handshake,
-            inner.stats.clone(),
-            true,
-            node.downgrade(),
-        );
+        let socket = Socket::new(node, conn_id, handshake, true);
         inner.connections.insert(conn_id, socket.clone());
         let _ = node.set_user_socket(socket_id, &socket);
         socket

@@ -294,19 +294,17 @@ fn now_ms() -> u64 {
 }
 
 impl Socket {
+    /// A new socket of `node`, with the node's queue bounds and policy.
     pub(crate) fn new(
+        node: &crate::Node,
         conn_id: u64,
-        queue: usize,
-        queue_bytes: usize,
-        policy: SlowConsumerPolicy,
         handshake: Arc<Handshake>,
-        stats: Arc<Stats>,
         authenticated: bool,
-        node: crate::WeakNode,
     ) -> Socket {
+        let config = node.config();
         let inner = SocketInner {
             conn_id,
-            queue: OutQueue::new(queue, queue_bytes),
+            queue: OutQueue::new(config.outbound_queue, config.outbound_queue_bytes),
             control: Control::default(),
             open: AtomicBool::new(true),
             alive: AtomicBool::new(true),
@@ -315,9 +313,9 @@ impl Socket {
             handshake,
             bound_ids: Mutex::new(Vec::new()),
             stopped: AtomicBool::new(false),
-            policy,
-            stats,
-            node,
+            policy: config.slow_consumer,
+            stats: node.inner.stats.clone(),
+            node: node.downgrade(),
         };
         Socket(Arc::new(inner))
     }

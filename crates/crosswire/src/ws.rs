@@ -441,16 +441,7 @@ fn kept_headers(config: &crate::NodeConfig, headers: &http::HeaderMap) -> http::
 fn open_connection(node: &Node, ws: WebSocket, handshake: &Arc<Handshake>) -> Box<Conn> {
     let inner = &node.inner;
     let conn_id = inner.next_conn.fetch_add(1, Ordering::Relaxed);
-    let socket = Socket::new(
-        conn_id,
-        inner.config.outbound_queue,
-        inner.config.outbound_queue_bytes,
-        inner.config.slow_consumer,
-        handshake.clone(),
-        inner.stats.clone(),
-        inner.auth.is_none(),
-        node.downgrade(),
-    );
+    let socket = Socket::new(node, conn_id, handshake.clone(), inner.auth.is_none());
     inner.connections.insert(conn_id, socket.clone());
     Stats::incr(&inner.stats.connections_accepted);
     if node.is_shut_down() {
