@@ -1,0 +1,63 @@
+//! The node's background tasks: membership announcements and the liveness sweep.
+
+use super::*;
+
+/// Announces the node on the bridge channel every `announce_interval`
+/// (membership; the original ignores these messages).
+pub(crate) async fn announcer(node: Weak<NodeInner>, stop: CancellationToken) {
+    let (every, cluster) = match node.upgrade() {
+        Some(n) => (n.config.announce_interval, n.cluster.clone()),
+        None => return,
+    };
+    if let Some(cluster) = cluster {
+        let bridge = node.upgrade().map(|n| n.channels.bridge().to_owned());
+        if let Some(bridge) = bridge {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = cluster.wait_confirmed(&bridge, true) => {}
+            }
+        }
+    }
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Some(inner) = node.upgrade() else { return };
+        Node { inner }.announce(crate::cross_server::MEMBER_EVENT);
+    }
+}
+
+/// Every `server_ping_interval`: terminate sockets too long in the background
+/// or that missed the previous ping, and ping the rest (PROTOCOL.md A.7).
+pub(crate) async fn liveness_sweep(node: Weak<NodeInner>, stop: CancellationToken) {
+    let every = match node.upgrade() {
+        Some(n) => n.config.server_ping_interval,
+        None => return,
+    };
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Some(node) = node.upgrade() else { return };
+        let limit = node.config.enter_background_close_time;
+        for entry in node.connections.iter() {
+            let socket = entry.value();
+            if socket.background_for().is_some_and(|d| d > limit) {
+                Stats::incr(&node.stats.background_terminations);
+                tracing::debug!(socket = socket.id(), "background too long: terminating");
+                socket.terminate();
+            } else if !socket.0.alive.swap(false, Ordering::AcqRel) {
+                Stats::incr(&node.stats.liveness_terminations);
+                tracing::debug!(socket = socket.id(), "missed pong: terminating");
+                socket.terminate();
+            } else {
+                socket.request_ping();
+            }
+        }
+    }
+}
