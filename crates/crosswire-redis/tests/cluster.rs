@@ -614,7 +614,7 @@ async fn shutdown_announces_leave_over_redis_and_health_reports_redis_nodes() {
     })
     .await;
     let health = nodes[0].health();
-    assert_eq!(health.status, "ok");
+    assert_eq!(health.status, crosswire::HealthStatus::Ok);
     let bus = health.bus.unwrap();
     assert_eq!(bus.nodes.len(), 2);
     assert!(bus.healthy && bus.nodes.iter().all(|n| n.healthy));

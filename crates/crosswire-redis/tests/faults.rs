@@ -285,7 +285,7 @@ async fn kill_one_node_fails_over_and_recovers() {
         assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
     }
     let health = node.health();
-    assert_eq!(health.status, "unavailable");
+    assert_eq!(health.status, crosswire::HealthStatus::Unavailable);
     assert_eq!(
         health.bus.map(|b| b.publish_failures),
         Some(stats.publish_failures)

@@ -295,8 +295,7 @@ impl Cluster {
     }
 
     pub(crate) fn publish_bridge(&self, channel: &str, msg: &BridgeMessage) -> crate::Result<()> {
-        let bytes = encode_bridge(msg, self.next_message_id().as_deref(), self.codec)
-            .map_err(|e| crate::Error::Bus(e.to_string()))?;
+        let bytes = encode_bridge(msg, self.next_message_id().as_deref(), self.codec)?;
         self.publish(channel, bytes)
     }
 

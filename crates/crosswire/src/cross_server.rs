@@ -600,7 +600,7 @@ impl CrossReply {
             return Ok(());
         }
         let Some(cluster) = self.node.cluster() else {
-            return Err(Error::Bus("no bus: cannot reply to another node".into()));
+            return Err(Error::NoBus);
         };
         let msg = BridgeMessage::Reply(BridgeReply {
             sender_server: data.sender_server,
@@ -878,7 +878,7 @@ impl CrossServerEmit<'_> {
     /// ```
     pub fn stream(self) -> Result<CrossServerCall> {
         self.start(true, KeyOrder::Emit)?
-            .ok_or_else(|| Error::Bus("no call registered".into()))
+            .ok_or_else(|| Error::UnknownCall)
     }
 
     /// Sends and waits for the collected result (the original's promise form).
@@ -903,7 +903,7 @@ impl CrossServerEmit<'_> {
     pub async fn collect(self) -> Result<CrossServerResult> {
         let call = self
             .start(true, KeyOrder::Promise)?
-            .ok_or_else(|| Error::Bus("no call registered".into()))?;
+            .ok_or_else(|| Error::UnknownCall)?;
         Ok(call.collect().await)
     }
 

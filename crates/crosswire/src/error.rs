@@ -16,7 +16,7 @@ use crosswire_protocol::channels::ChannelError;
 /// let reserved = node.on("close", |_: crosswire::Socket, _: serde_json::Value, _: Option<crosswire::Reply>| async {});
 /// assert!(matches!(reserved, Err(Error::ReservedEvent(name)) if name == "close"));
 /// assert!(matches!(node.join_room("broadcast", "r1", "u1"), Err(Error::Channel(_))));
-/// assert!(matches!(node.publish_raw("jobs", &1), Err(Error::Bus(_))));
+/// assert!(matches!(node.publish_raw("jobs", &1), Err(Error::NoBus)));
 /// # Ok(())
 /// # }
 /// ```
@@ -46,9 +46,15 @@ pub enum Error {
     /// The node has been shut down.
     #[error("node is shut down")]
     Shutdown,
-    /// The bus failed or is missing.
-    #[error("bus: {0}")]
-    Bus(String),
+    /// The operation needs a bus and the node has none (a cluster of one).
+    #[error("the node has no bus")]
+    NoBus,
+    /// No cross-server call of that callback id is waiting on this node.
+    #[error("no cross-server call is registered under that callback id")]
+    UnknownCall,
+    /// A bus envelope could not be encoded.
+    #[error("bus envelope could not be encoded: {0}")]
+    Envelope(#[from] crosswire_protocol::envelope::EnvelopeError),
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),

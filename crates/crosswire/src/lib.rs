@@ -85,7 +85,7 @@ pub use error::{Error, Result};
 pub use events::{HandlerId, Reply};
 pub use handler::{Data, State};
 pub use node::{CloseInfo, Node, NodeBuilder, RoomSend, WeakNode};
-pub use ops::Health;
+pub use ops::{Health, HealthStatus};
 pub use rooms::Match;
 pub use socket::{close_code, Handshake, SlowConsumerPolicy, Socket};
 pub use stats::{HistogramSnapshot, StatsSnapshot, HANDLER_BUCKETS};

@@ -9,6 +9,44 @@ use axum::routing::{get, MethodRouter};
 use serde::Serialize;
 use std::fmt::Write;
 
+/// How a node is doing, as [`Node::health`] reports it (serialized in lower
+/// case: `"ok"`, `"degraded"`, `"unavailable"`).
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::HealthStatus;
+/// assert_eq!(serde_json::to_string(&HealthStatus::Degraded).ok().as_deref(), Some("\"degraded\""));
+/// assert_eq!(HealthStatus::Ok.as_str(), "ok");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Serving, and every bus node is healthy.
+    Ok,
+    /// Serving, but some bus node is unhealthy (publishes go to the others).
+    Degraded,
+    /// Shut down, or no bus node is healthy: `/health` answers 503.
+    Unavailable,
+}
+
+impl HealthStatus {
+    /// The status as the health route writes it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(crosswire::HealthStatus::Unavailable.as_str(), "unavailable");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Ok => "ok",
+            HealthStatus::Degraded => "degraded",
+            HealthStatus::Unavailable => "unavailable",
+        }
+    }
+}
+
 /// The node's health report (see [`Node::health`]).
 ///
 /// # Examples
@@ -29,7 +67,7 @@ use std::fmt::Write;
 pub struct Health {
     /// `ok`, `degraded` (the bus has unhealthy nodes but can publish) or
     /// `unavailable` (shutting down, or the bus cannot publish).
-    pub status: &'static str,
+    pub status: HealthStatus,
     /// The node's name.
     pub node: String,
     /// Open connections.
@@ -51,25 +89,25 @@ impl Node {
     /// use crosswire::bus::MemoryHub;
     /// let node = crosswire::Node::builder().server_name("n1").bus(MemoryHub::new().bus()).build()?;
     /// let health = node.health();
-    /// assert_eq!(health.status, "ok");
+    /// assert_eq!(health.status, crosswire::HealthStatus::Ok);
     /// assert_eq!(health.live_nodes, ["n1"]);
     /// assert!(health.bus.is_some_and(|b| b.healthy));
     /// node.shutdown(std::time::Duration::from_millis(100)).await;
-    /// assert_eq!(node.health().status, "unavailable");
+    /// assert_eq!(node.health().status, crosswire::HealthStatus::Unavailable);
     /// # Ok(())
     /// # }
     /// ```
     pub fn health(&self) -> Health {
         let bus = self.cluster().map(|c| c.bus.health());
         let status = if self.is_shut_down() || bus.as_ref().is_some_and(|b| !b.healthy) {
-            "unavailable"
+            HealthStatus::Unavailable
         } else if bus
             .as_ref()
             .is_some_and(|b| b.nodes.iter().any(|n| !n.healthy))
         {
-            "degraded"
+            HealthStatus::Degraded
         } else {
-            "ok"
+            HealthStatus::Ok
         };
         Health {
             status,
@@ -93,7 +131,7 @@ impl Node {
     ///     .route("/ws", node.ws_route())
     ///     .route("/health", node.health_route());
     /// # let _ = app;
-    /// assert_eq!(node.health().status, "ok"); // what the route serves, with status 200
+    /// assert_eq!(node.health().status, crosswire::HealthStatus::Ok); // what the route serves, with status 200
     /// # Ok(())
     /// # }
     /// ```
@@ -103,7 +141,7 @@ impl Node {
             let node = node.clone();
             async move {
                 let h = node.health();
-                let code = if h.status == "unavailable" {
+                let code = if h.status == HealthStatus::Unavailable {
                     http::StatusCode::SERVICE_UNAVAILABLE
                 } else {
                     http::StatusCode::OK

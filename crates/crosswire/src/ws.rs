@@ -133,7 +133,7 @@ impl Node {
     /// axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
     /// # }
     /// ```
-    pub fn ws_route(&self) -> MethodRouter {
+    pub fn ws_route<S: Clone + Send + Sync + 'static>(&self) -> MethodRouter<S> {
         let node = self.clone();
         get(move |req: Request| upgrade(node.clone(), req))
     }
@@ -160,7 +160,7 @@ impl Node {
     /// # }
     /// ```
     pub fn router(&self) -> Router {
-        Router::new().fallback_service(self.ws_route())
+        Router::new().fallback_service(self.ws_route::<()>())
     }
 
     /// Listens on `addr` (use port 0 for any free port) and serves the
@@ -314,7 +314,9 @@ async fn upgrade(node: Node, req: Request) -> Response {
         params,
         headers: parts.headers.clone(),
         remote_addr,
-        data: Default::default(),
+        // What tower layers put in the request (e.g. auth claims) reaches
+        // the socket: `Socket::data::<T>()`.
+        data: parking_lot::Mutex::new(std::mem::take(&mut parts.extensions)),
     });
     if let Some(hook) = &node.inner.upgrade_hook {
         if let Err(refusal) = hook(handshake.clone()).await {

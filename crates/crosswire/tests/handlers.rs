@@ -190,3 +190,40 @@ async fn typed_cross_server_handlers_reply_with_their_return_value() {
         "bad_payload"
     );
 }
+
+/// What a tower layer puts in the request's extensions (e.g. auth claims)
+/// reaches the socket, and the route mounts on a router with its own state.
+#[tokio::test]
+async fn axum_state_and_request_extensions_reach_the_socket() {
+    #[derive(Clone, Debug, PartialEq)]
+    struct Claims(&'static str);
+    #[derive(Clone)]
+    struct AppState;
+    let node = Node::builder().build().unwrap();
+    let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+    node.on_connection(move |socket, _| {
+        let _ = tx.send(socket);
+        async {}
+    });
+    let app: axum::Router = axum::Router::<AppState>::new()
+        .route("/ws", node.ws_route())
+        .route("/", axum::routing::get(|| async { "page" }))
+        .layer(axum::middleware::from_fn(
+            |mut req: axum::extract::Request, next: axum::middleware::Next| async move {
+                req.extensions_mut().insert(Claims("alice"));
+                next.run(req).await
+            },
+        ))
+        .with_state(AppState);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn({
+        let node = node.clone();
+        async move { node.serve(listener, app).await }
+    });
+    let (_ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .unwrap();
+    let socket = sockets.recv().await.unwrap();
+    assert_eq!(socket.data::<Claims>(), Some(Claims("alice")));
+}

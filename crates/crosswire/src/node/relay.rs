@@ -96,9 +96,7 @@ impl Node {
     /// ```
     pub async fn subscribe(&self, channel: &str) -> Result<()> {
         non_empty(channel, "The channel must be a non-empty string")?;
-        let cluster = self
-            .cluster()
-            .ok_or_else(|| Error::Bus("the node has no bus".into()))?;
+        let cluster = self.cluster().ok_or_else(|| Error::NoBus)?;
         cluster.want(channel, Reason::Manual, true);
         cluster.wait_confirmed(channel, true).await;
         Ok(())
@@ -126,9 +124,7 @@ impl Node {
     /// ```
     pub async fn unsubscribe(&self, channel: &str) -> Result<()> {
         non_empty(channel, "The channel must be a non-empty string")?;
-        let cluster = self
-            .cluster()
-            .ok_or_else(|| Error::Bus("the node has no bus".into()))?;
+        let cluster = self.cluster().ok_or_else(|| Error::NoBus)?;
         cluster.want(channel, Reason::Manual, false);
         if !cluster.is_wanted(channel) {
             cluster.wait_confirmed(channel, false).await;
@@ -246,15 +242,12 @@ impl Node {
     /// ```
     pub fn publish_raw<T: Serialize + ?Sized>(&self, channel: &str, message: &T) -> Result<()> {
         non_empty(channel, "channel must be a non-empty string")?;
-        let cluster = self
-            .cluster()
-            .ok_or_else(|| Error::Bus("the node has no bus".into()))?;
+        let cluster = self.cluster().ok_or_else(|| Error::NoBus)?;
         let value = serde_json::to_value(message)?;
         if !value.is_object() {
             return Err(Error::InvalidArgument("message must be an object"));
         }
-        let bytes = crosswire_protocol::envelope::encode_value(&value, cluster.codec)
-            .map_err(|e| Error::Bus(e.to_string()))?;
+        let bytes = crosswire_protocol::envelope::encode_value(&value, cluster.codec)?;
         cluster.publish_raw(channel, bytes)
     }
 }
