@@ -20,13 +20,13 @@
 //! through the callback): `join {name, room}`, `say {text}`, `online`,
 //! `leave`. Pushed events: `welcome`, `chat-message`, `system`, `presence`.
 
+use axum::extract::State;
 use axum::http::header;
-use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
 use crosswire::bus::MemoryHub;
-use crosswire::{Match, Node, Reply, RoomSend, Socket};
+use crosswire::{Match, Node, Socket};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -101,19 +101,17 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-fn ok(reply: Option<Reply>, mut value: Value) {
-    if let Some(reply) = reply {
-        if let Some(map) = value.as_object_mut() {
-            map.insert("ok".into(), Value::Bool(true));
-        }
-        let _ = reply.send(&value);
+/// A successful reply: `value` with `"ok": true`.
+fn ok(mut value: Value) -> Value {
+    if let Some(map) = value.as_object_mut() {
+        map.insert("ok".into(), Value::Bool(true));
     }
+    value
 }
 
-fn fail(reply: Option<Reply>, error: &str) {
-    if let Some(reply) = reply {
-        let _ = reply.send(&json!({ "ok": false, "error": error }));
-    }
+/// A refusal the page shows: `{"ok": false, "error": ...}`.
+fn fail(error: &str) -> Value {
+    json!({ "ok": false, "error": error })
 }
 
 /// A trimmed text field of at most `max` characters, without control characters.
@@ -178,12 +176,12 @@ fn presence_value(node: &Node, room: &str, (count, names): (u64, Vec<String>)) -
 async fn announce_presence(node: &Node, room: &str) {
     let p = presence(node, room).await;
     let value = presence_value(node, room, p);
-    let _ = node.broadcast_to_room(NS, room, "presence", &value, RoomSend::new());
+    let _ = node.to_room(NS, room).emit("presence", &value);
 }
 
 fn system_message(node: &Node, room: &str, text: String) {
     let msg = json!({ "room": room, "text": text, "node": node.server_name(), "ts": now_ms() });
-    let _ = node.broadcast_to_room(NS, room, "system", &msg, RoomSend::new());
+    let _ = node.to_room(NS, room).emit("system", &msg);
 }
 
 /// Takes `member` out of its room, tells the room, and updates the presence.
@@ -202,140 +200,87 @@ fn leave_room(node: &Node, member: &Member) {
 
 fn register(node: &Node) -> crosswire::Result<()> {
     // Who of a room is on this node (asked by every node for the presence).
-    let n = node.clone();
-    node.on_cross_server(
-        WHO,
-        move |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| {
-            let n = n.clone();
-            async move {
-                let Some(reply) = reply else { return };
-                let room = msg
-                    .payload
-                    .get("room")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                let ids = if room.is_empty() {
-                    Default::default()
-                } else {
-                    n.room_socket_ids(NS, Some(room), Match::Exact)
-                };
-                let names: Vec<String> = ids
-                    .iter()
-                    .filter_map(|id| n.get_socket(id)?.data::<Member>()?.name)
-                    .take(MAX_LISTED)
-                    .collect();
-                let _ = reply.send(&json!({ "count": ids.len(), "names": names }));
-            }
-        },
-    )?;
+    node.on_cross_server(WHO, |node: Node, payload: Value| async move {
+        let room = payload.get("room").and_then(Value::as_str).unwrap_or("");
+        let ids = if room.is_empty() {
+            Default::default()
+        } else {
+            node.room_socket_ids(NS, Some(room), Match::Exact)
+        };
+        let names: Vec<String> = ids
+            .iter()
+            .filter_map(|id| node.get_socket(id)?.data::<Member>()?.name)
+            .take(MAX_LISTED)
+            .collect();
+        json!({ "count": ids.len(), "names": names })
+    })?;
 
-    let n = node.clone();
-    node.on_connection(move |socket, _handshake| {
-        let n = n.clone();
-        async move {
-            let id = format!("{}:{}", n.server_name(), socket.id());
-            if n.set_user_socket(&id, &socket).is_err() {
-                socket.close(4011, "no socket id");
-                return;
-            }
-            socket.insert_data(Member {
-                id: id.clone(),
-                ..Member::default()
-            });
-            let _ = socket.emit(
-                "welcome",
-                &json!({ "id": id, "node": n.server_name(), "nodes": n.live_nodes().len() }),
-            );
+    node.on_connection(|socket, _handshake| async move {
+        let Some(node) = socket.node() else { return };
+        let id = format!("{}:{}", node.server_name(), socket.id());
+        if node.set_user_socket(&id, &socket).is_err() {
+            socket.close(4011, "no socket id");
+            return;
+        }
+        socket.insert_data(Member {
+            id: id.clone(),
+            ..Member::default()
+        });
+        let _ = socket.emit(
+            "welcome",
+            &json!({ "id": id, "node": node.server_name(), "nodes": node.live_nodes().len() }),
+        );
+    });
+
+    node.on_close(|socket, _info| async move {
+        if let (Some(node), Some(member)) = (socket.node(), socket.data::<Member>()) {
+            leave_room(&node, &member);
         }
     });
 
-    let n = node.clone();
-    node.on_close(move |socket, _info| {
-        let n = n.clone();
-        async move {
-            if let Some(member) = socket.data::<Member>() {
-                leave_room(&n, &member);
-            }
-        }
-    });
-
-    let n = node.clone();
-    node.on(
-        "join",
-        move |socket: crosswire::Socket,
-              payload: serde_json::Value,
-              reply: Option<crosswire::Reply>| {
-            let n = n.clone();
-            async move { join(&n, &socket, &payload, reply).await }
-        },
-    )?;
-
-    let n = node.clone();
+    node.on("join", |node: Node, socket: Socket, payload: Value| async move {
+        join(&node, &socket, &payload).await
+    })?;
     node.on(
         "say",
-        move |socket: crosswire::Socket,
-              payload: serde_json::Value,
-              reply: Option<crosswire::Reply>| {
-            let n = n.clone();
-            async move { say(&n, &socket, &payload, reply) }
-        },
+        |node: Node, socket: Socket, payload: Value| async move { say(&node, &socket, &payload) },
     )?;
-
-    let n = node.clone();
-    node.on(
-        "online",
-        move |socket: crosswire::Socket,
-              _payload: serde_json::Value,
-              reply: Option<crosswire::Reply>| {
-            let n = n.clone();
-            async move {
-                let Some(room) = socket.data::<Member>().and_then(|m| m.room) else {
-                    return fail(reply, "join a room first");
-                };
-                let p = presence(&n, &room).await;
-                ok(reply, presence_value(&n, &room, p));
-            }
-        },
-    )?;
-
-    let n = node.clone();
-    node.on(
-        "leave",
-        move |socket: crosswire::Socket,
-              _payload: serde_json::Value,
-              reply: Option<crosswire::Reply>| {
-            let n = n.clone();
-            async move {
-                let Some(mut member) = socket.data::<Member>() else {
-                    return fail(reply, "unknown connection");
-                };
-                leave_room(&n, &member);
-                member.room = None;
-                socket.insert_data(member);
-                ok(reply, json!({}));
-            }
-        },
-    )?;
+    node.on("online", |node: Node, socket: Socket| async move {
+        let Some(room) = socket.data::<Member>().and_then(|m| m.room) else {
+            return fail("join a room first");
+        };
+        let p = presence(&node, &room).await;
+        ok(presence_value(&node, &room, p))
+    })?;
+    node.on("leave", |node: Node, socket: Socket| async move {
+        let Some(mut member) = socket.data::<Member>() else {
+            return fail("unknown connection");
+        };
+        leave_room(&node, &member);
+        member.room = None;
+        socket.insert_data(member);
+        ok(json!({}))
+    })?;
     Ok(())
 }
 
-async fn join(node: &Node, socket: &Socket, payload: &Value, reply: Option<Reply>) {
+async fn join(node: &Node, socket: &Socket, payload: &Value) -> Value {
     let Some(mut member) = socket.data::<Member>() else {
-        return fail(reply, "unknown connection");
+        return fail("unknown connection");
     };
     let name = match text_field(payload, "name", "name", MAX_NAME) {
         Ok(name) => name,
-        Err(e) => return fail(reply, &e),
+        Err(e) => return fail(&e),
     };
     let room = match text_field(payload, "room", "room", MAX_ROOM) {
         Ok(room) => room,
-        Err(e) => return fail(reply, &e),
+        Err(e) => return fail(&e),
     };
     if member.room.as_deref() != Some(room.as_str()) {
         leave_room(node, &member);
     }
     if let Err(e) = node.join_room(NS, &room, &member.id) {
-        return fail(reply, &format!("cannot join: {e}"));
+        return fail(&format!("cannot join: {e}"));
     }
     member.name = Some(name.clone());
     member.room = Some(room.clone());
@@ -347,27 +292,24 @@ async fn join(node: &Node, socket: &Socket, payload: &Value, reply: Option<Reply
     );
     let p = presence(node, &room).await;
     let value = presence_value(node, &room, p);
-    let _ = node.broadcast_to_room(NS, &room, "presence", &value, RoomSend::new());
-    ok(
-        reply,
-        json!({
-            "id": member.id,
-            "name": name,
-            "room": room,
-            "node": node.server_name(),
-            "online": value,
-        }),
-    );
+    let _ = node.to_room(NS, &room).emit("presence", &value);
+    ok(json!({
+        "id": member.id,
+        "name": name,
+        "room": room,
+        "node": node.server_name(),
+        "online": value,
+    }))
 }
 
-fn say(node: &Node, socket: &Socket, payload: &Value, reply: Option<Reply>) {
+fn say(node: &Node, socket: &Socket, payload: &Value) -> Value {
     let member = socket.data::<Member>().unwrap_or_default();
     let (Some(room), Some(name)) = (member.room, member.name) else {
-        return fail(reply, "join a room first");
+        return fail("join a room first");
     };
     let text = match text_field(payload, "text", "message", MAX_TEXT) {
         Ok(text) => text,
-        Err(e) => return fail(reply, &e),
+        Err(e) => return fail(&e),
     };
     let msg = json!({
         "room": room,
@@ -377,9 +319,9 @@ fn say(node: &Node, socket: &Socket, payload: &Value, reply: Option<Reply>) {
         "node": node.server_name(),
         "ts": now_ms(),
     });
-    match node.broadcast_to_room(NS, &room, "chat-message", &msg, RoomSend::new()) {
-        Ok(()) => ok(reply, json!({})),
-        Err(e) => fail(reply, &format!("not sent: {e}")),
+    match node.to_room(NS, &room).emit("chat-message", &msg) {
+        Ok(()) => ok(json!({})),
+        Err(e) => fail(&format!("not sent: {e}")),
     }
 }
 
@@ -397,7 +339,6 @@ fn page(node: &Node) -> Router {
             )
         })
     };
-    let n = node.clone();
     Router::new()
         .route("/", asset("text/html; charset=utf-8", INDEX_HTML))
         .route("/index.html", asset("text/html; charset=utf-8", INDEX_HTML))
@@ -417,19 +358,16 @@ fn page(node: &Node) -> Router {
         )
         .route(
             "/api/status",
-            get(move || {
-                let n = n.clone();
-                async move {
-                    Json(json!({
-                        "node": n.server_name(),
-                        "nodes": n.live_nodes(),
-                        "connections": n.connection_count(),
-                    }))
-                    .into_response()
-                }
+            get(|State(node): State<Node>| async move {
+                Json(json!({
+                    "node": node.server_name(),
+                    "nodes": node.live_nodes(),
+                    "connections": node.connection_count(),
+                }))
             }),
         )
         .route("/ws", node.ws_route())
+        .with_state(node.clone())
 }
 
 /// Binds, builds and serves one node; returns it once it accepts connections.
