@@ -128,3 +128,8 @@ pub mod bench_support {
         buf.len()
     }
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
