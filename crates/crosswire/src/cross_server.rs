@@ -80,7 +80,7 @@ pub const MEMBER_LEAVE_EVENT: &str = "_cw_member_leave_";
 /// use crosswire::CrossServerMessage;
 /// let node = crosswire::Node::builder().server_name("n1").build()?;
 /// let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-/// node.on_cross_server("announce", move |msg: CrossServerMessage, _reply| {
+/// node.on_cross_server("announce", move |msg: CrossServerMessage| {
 ///     let _ = tx.send(msg);
 ///     async {}
 /// })?;

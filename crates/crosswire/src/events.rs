@@ -109,7 +109,7 @@ pub fn is_reserved(event: &str) -> bool {
 /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
 /// # let socket = sockets.recv().await.ok_or("no connection")?;
 /// use crosswire::Reply;
-/// node.on("echo", |_socket, payload, reply: Option<Reply>| async move {
+/// node.on("echo", |payload: serde_json::Value, reply: Option<Reply>| async move {
 ///     if let Some(reply) = reply {
 ///         let _ = reply.send(&payload);
 ///     }
