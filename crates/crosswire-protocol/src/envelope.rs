@@ -43,6 +43,26 @@ use serde_json::{Map, Value};
 
 pub use crate::msgpack::MAX_DEPTH;
 
+/// Bridge event name of a node's membership announcement (crosswire nodes
+/// announce themselves periodically; the original has no listener for it
+/// and ignores it).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(crosswire_protocol::envelope::MEMBER_EVENT, "_cw_member_");
+/// ```
+pub const MEMBER_EVENT: &str = "_cw_member_";
+
+/// Bridge event name of a node leaving the cluster (sent on shutdown).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(crosswire_protocol::envelope::MEMBER_LEAVE_EVENT, "_cw_member_leave_");
+/// ```
+pub const MEMBER_LEAVE_EVENT: &str = "_cw_member_leave_";
+
 /// The bus codec (the original's `enableRedisDataCompression`: `true`, the
 /// default, is MessagePack; `false` is JSON).
 ///

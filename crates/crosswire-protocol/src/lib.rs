@@ -24,3 +24,4 @@ pub mod ids;
 pub mod json;
 mod msgpack;
 pub mod params;
+pub mod signed;

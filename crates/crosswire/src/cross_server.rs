@@ -37,37 +37,23 @@ use tokio::sync::mpsc;
 /// ```
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(5000);
 
-/// Bridge event name of membership announcements. The original has no
-/// listener for it and ignores it.
+/// The membership event names (defined with the other bridge envelopes in
+/// [`crosswire_protocol::envelope`]); no handler can be registered under
+/// them and no call can be sent with them.
 ///
 /// # Examples
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> crosswire::Result<()> {
-/// use crosswire::cross_server::MEMBER_EVENT;
-/// assert_eq!(MEMBER_EVENT, "_cw_member_");
+/// use crosswire::cross_server::{MEMBER_EVENT, MEMBER_LEAVE_EVENT};
 /// let node = crosswire::Node::builder().build()?;
-/// assert!(node.on_cross_server(MEMBER_EVENT, |_: crosswire::CrossServerMessage, _: Option<crosswire::CrossReply>| async {}).is_err());
-/// # Ok(())
-/// # }
-/// ```
-pub const MEMBER_EVENT: &str = "_cw_member_";
-/// Bridge event name of a node leaving the cluster.
-///
-/// # Examples
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> crosswire::Result<()> {
-/// use crosswire::cross_server::MEMBER_LEAVE_EVENT;
-/// assert_eq!(MEMBER_LEAVE_EVENT, "_cw_member_leave_");
-/// let node = crosswire::Node::builder().build()?;
+/// assert!(node.on_cross_server(MEMBER_EVENT, || async {}).is_err());
 /// assert!(node.emit_cross_server(MEMBER_LEAVE_EVENT, &1).is_err());
 /// # Ok(())
 /// # }
 /// ```
-pub const MEMBER_LEAVE_EVENT: &str = "_cw_member_leave_";
+pub use crosswire_protocol::envelope::{MEMBER_EVENT, MEMBER_LEAVE_EVENT};
 
 /// A cross-server event as its handlers see it: the original's inner bridge
 /// object (`data.payload` there is [`payload`](Self::payload) here).

@@ -15,7 +15,7 @@
 //! | [`CrossServerMessage`] | | ✓ | the whole message (sender, targets, payload) |
 //! | `Option<`[`CrossReply`]`>` | | ✓ | the reply handle of a cross-server call |
 //!
-//! What the handler returns ([`IntoReply`]): `()` sends nothing; a
+//! What the handler returns ([`IntoReply`]): `()` and `None` send nothing; a
 //! [`Value`], a [`Data<T>`] or `Ok(T)` of a `Result<T, E>` is sent as the
 //! reply when the sender asked for one; `Err(e)` is sent as the error reply
 //! `{"error": {"code": "...", "message": "..."}}` (see [`ReplyError`]). A
@@ -268,6 +268,7 @@ impl From<Box<dyn std::error::Error + Send + Sync>> for ReplyError {
 /// ```
 /// use crosswire::handler::{Data, IntoReply};
 /// assert_eq!(().into_reply(), None);
+/// assert_eq!(None::<serde_json::Value>.into_reply(), None);
 /// assert_eq!(Data(3).into_reply(), Some(Ok(serde_json::json!(3))));
 /// let failed: Result<u8, &str> = Err("no");
 /// assert_eq!(failed.into_reply().and_then(Result::err).map(|e| e.to_string()), Some("error: no".into()));
@@ -292,6 +293,13 @@ impl IntoReply for Value {
 impl<T: Serialize> IntoReply for Data<T> {
     fn into_reply(self) -> Option<std::result::Result<Value, ReplyError>> {
         Some(serde_json::to_value(self.0).map_err(|e| ReplyError::new("error", e.to_string())))
+    }
+}
+
+/// `None`: no reply; `Some(r)`: what `r` replies.
+impl<T: IntoReply> IntoReply for Option<T> {
+    fn into_reply(self) -> Option<std::result::Result<Value, ReplyError>> {
+        self.and_then(IntoReply::into_reply)
     }
 }
 

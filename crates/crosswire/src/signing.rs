@@ -1,4 +1,5 @@
-//! Opt-in signing of bus messages with a shared secret.
+//! Opt-in signing of bus messages with a shared secret (the frame itself is
+//! defined in [`crosswire_protocol::signed`]).
 //!
 //! The original's bus is unauthenticated: anyone who can publish on Redis can
 //! impersonate a node, run cross-server events, forge replies and push frames
@@ -16,34 +17,21 @@
 //! must use it with the same secret, and original Node.js nodes cannot join
 //! such a cluster.
 
-use hmac::{Hmac, KeyInit, Mac};
+pub(crate) use crosswire_protocol::signed::Refused;
+use crosswire_protocol::signed::{open, seal, Key};
 use parking_lot::Mutex;
-use sha2::Sha256;
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-const MAGIC: &[u8; 4] = b"CWS1";
-const HEADER: usize = 4 + 8 + 8 + 32;
-
-/// Why a signed message was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refused {
-    /// Not a signed message, or too short.
-    Unsigned,
-    /// The MAC does not match.
-    BadSignature,
-    /// The timestamp is outside the replay window.
-    Stale,
-    /// The nonce was seen before within the window.
-    Replayed,
-}
 
 /// Nonces seen within the replay window, and their (timestamp, nonce) in
 /// arrival order for expiry.
 type Seen = (HashSet<u64>, VecDeque<(u64, u64)>);
 
+/// Signs what this node publishes and checks what it receives: the frame
+/// format is the protocol's ([`crosswire_protocol::signed`]); the replay
+/// window and the nonces seen are this node's.
 pub(crate) struct Signer {
-    mac: Hmac<Sha256>,
+    key: Key,
     window: Duration,
     seen: Mutex<Seen>,
 }
@@ -56,57 +44,24 @@ fn now_ms() -> u64 {
 
 impl Signer {
     pub(crate) fn new(secret: &[u8], window: Duration) -> Option<Self> {
-        let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret).ok()?;
         Some(Signer {
-            mac,
+            key: Key::new(secret),
             window,
             seen: Mutex::new((HashSet::new(), VecDeque::new())),
         })
     }
 
-    fn tag(&self, channel: &str, ts: u64, nonce: u64, body: &[u8]) -> [u8; 32] {
-        let mut mac = self.mac.clone();
-        mac.update(&(channel.len() as u64).to_be_bytes());
-        mac.update(channel.as_bytes());
-        mac.update(&ts.to_be_bytes());
-        mac.update(&nonce.to_be_bytes());
-        mac.update(body);
-        mac.finalize().into_bytes().into()
-    }
-
     /// Wraps an encoded envelope for `channel`.
     pub(crate) fn sign(&self, channel: &str, body: &[u8]) -> Vec<u8> {
-        let ts = now_ms();
-        let nonce: u64 = rand::random();
-        let tag = self.tag(channel, ts, nonce, body);
-        let mut out = Vec::with_capacity(HEADER + body.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&ts.to_be_bytes());
-        out.extend_from_slice(&nonce.to_be_bytes());
-        out.extend_from_slice(&tag);
-        out.extend_from_slice(body);
-        out
+        seal(&self.key, channel, now_ms(), rand::random(), body)
     }
 
     /// Checks a received message; returns the envelope inside.
     pub(crate) fn verify<'a>(&self, channel: &str, msg: &'a [u8]) -> Result<&'a [u8], Refused> {
-        if msg.len() < HEADER || &msg[..4] != MAGIC {
-            return Err(Refused::Unsigned);
-        }
-        let ts = u64::from_be_bytes(msg[4..12].try_into().map_err(|_| Refused::Unsigned)?);
-        let nonce = u64::from_be_bytes(msg[12..20].try_into().map_err(|_| Refused::Unsigned)?);
-        let body = &msg[HEADER..];
-        let mut mac = self.mac.clone();
-        mac.update(&(channel.len() as u64).to_be_bytes());
-        mac.update(channel.as_bytes());
-        mac.update(&ts.to_be_bytes());
-        mac.update(&nonce.to_be_bytes());
-        mac.update(body);
-        mac.verify_slice(&msg[20..HEADER])
-            .map_err(|_| Refused::BadSignature)?;
+        let opened = open(&self.key, channel, msg)?;
         let now = now_ms();
         let window = self.window.as_millis() as u64;
-        if ts.abs_diff(now) > window {
+        if opened.timestamp_ms.abs_diff(now) > window {
             return Err(Refused::Stale);
         }
         let mut seen = self.seen.lock();
@@ -119,11 +74,11 @@ impl Signer {
                 break;
             }
         }
-        if !set.insert(nonce) {
+        if !set.insert(opened.nonce) {
             return Err(Refused::Replayed);
         }
-        order.push_back((ts, nonce));
-        Ok(body)
+        order.push_back((opened.timestamp_ms, opened.nonce));
+        Ok(opened.body)
     }
 }
 
