@@ -863,8 +863,7 @@ impl CrossServerEmit<'_> {
     /// # }
     /// ```
     pub fn stream(self) -> Result<CrossServerCall> {
-        self.start(true, KeyOrder::Emit)?
-            .ok_or_else(|| Error::UnknownCall)
+        self.start(true, KeyOrder::Emit)?.ok_or(Error::UnknownCall)
     }
 
     /// Sends and waits for the collected result (the original's promise form).
@@ -889,7 +888,7 @@ impl CrossServerEmit<'_> {
     pub async fn collect(self) -> Result<CrossServerResult> {
         let call = self
             .start(true, KeyOrder::Promise)?
-            .ok_or_else(|| Error::UnknownCall)?;
+            .ok_or(Error::UnknownCall)?;
         Ok(call.collect().await)
     }
 

@@ -96,7 +96,7 @@ impl Node {
     /// ```
     pub async fn subscribe(&self, channel: &str) -> Result<()> {
         non_empty(channel, "The channel must be a non-empty string")?;
-        let cluster = self.cluster().ok_or_else(|| Error::NoBus)?;
+        let cluster = self.cluster().ok_or(Error::NoBus)?;
         cluster.want(channel, Reason::Manual, true);
         cluster.wait_confirmed(channel, true).await;
         Ok(())
@@ -124,7 +124,7 @@ impl Node {
     /// ```
     pub async fn unsubscribe(&self, channel: &str) -> Result<()> {
         non_empty(channel, "The channel must be a non-empty string")?;
-        let cluster = self.cluster().ok_or_else(|| Error::NoBus)?;
+        let cluster = self.cluster().ok_or(Error::NoBus)?;
         cluster.want(channel, Reason::Manual, false);
         if !cluster.is_wanted(channel) {
             cluster.wait_confirmed(channel, false).await;
@@ -242,7 +242,7 @@ impl Node {
     /// ```
     pub fn publish_raw<T: Serialize + ?Sized>(&self, channel: &str, message: &T) -> Result<()> {
         non_empty(channel, "channel must be a non-empty string")?;
-        let cluster = self.cluster().ok_or_else(|| Error::NoBus)?;
+        let cluster = self.cluster().ok_or(Error::NoBus)?;
         let value = serde_json::to_value(message)?;
         if !value.is_object() {
             return Err(Error::InvalidArgument("message must be an object"));
