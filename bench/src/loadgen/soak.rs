@@ -7,9 +7,10 @@ use crate::loadgen::cli::{SlowArgs, SteadyArgs, StormArgs};
 use crate::loadgen::client::{control, Target};
 use crate::loadgen::gen::{Generator, Shared};
 use crate::loadgen::hist::round3;
+use crate::loadgen::scenarios::fanout::{start_fanout, Fan};
+use crate::loadgen::scenarios::rate::{StepResult, STEP_HEADER};
 use crate::loadgen::scenarios::{
-    add_errors, finish, human_lat, open_join, push_verdict, start_fanout, wait_ready, Env, Fan,
-    Outcome, StepResult, FAN_ROOM, STEP_HEADER,
+    add_errors, finish, human_lat, open_join, push_verdict, wait_ready, Env, Outcome, FAN_ROOM,
 };
 use crate::loadgen::sys::rss_kib;
 use crate::loadgen::wire::decode;

@@ -1,0 +1,221 @@
+//! The scenarios of SCENARIOS.md §6, one module each, and what they share.
+//!
+//! | scenario | module |
+//! | --- | --- |
+//! | `fanout` | [`fanout`](mod@fanout) |
+//! | `unicast` | [`unicast`](mod@unicast) |
+//! | `echo`, `rpc`, `count` | [`closed_loop`] |
+//! | `conns` | [`conns`](mod@conns) |
+//! | `slow`, `storm` | [`soak`](crate::loadgen::soak) |
+//!
+//! [`rate`] runs the open-loop rate steps of `fanout` and `unicast` (and of the
+//! soak scenarios' steady fan-out). This module holds the pieces every
+//! scenario uses: the [`Env`] of the common options, the [`Outcome`] of a run,
+//! and opening and stopping connections.
+
+use crate::loadgen::cli::Common;
+use crate::loadgen::client::{self, open, request, Target};
+use crate::loadgen::gen::{Generator, Shared};
+use crate::loadgen::hist::LatencySummary;
+use crate::loadgen::sys::Watched;
+use crate::loadgen::ws::WsConn;
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+pub(crate) mod closed_loop;
+pub(crate) mod conns;
+pub(crate) mod fanout;
+pub(crate) mod rate;
+pub(crate) mod unicast;
+
+pub use closed_loop::{count, echo, rpc};
+pub use conns::conns;
+pub use fanout::fanout;
+pub use unicast::unicast;
+
+/// Namespace used by every scenario.
+pub const NS: &str = "bench";
+/// Room of `fanout`.
+pub const FAN_ROOM: &str = "fan";
+/// Room of `count`.
+pub const COUNT_ROOM: &str = "cnt";
+/// Time allowed for one callback reply.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a scenario produced: human lines, the JSON object and whether it
+/// met its contract (no loss, no duplicates, no disconnect, right replies).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Human-readable report.
+    pub lines: Vec<String>,
+    /// Machine-readable report (printed as the last stdout line).
+    pub json: Value,
+    /// Reasons the run failed (empty = passed).
+    pub failures: Vec<String>,
+}
+
+/// Everything a scenario needs from the common options.
+#[derive(Debug)]
+pub struct Env {
+    /// Where to connect.
+    pub target: Target,
+    /// Watched processes.
+    pub watch: Vec<Watched>,
+    /// Generator threads.
+    pub gen: Generator,
+    /// Common options as given.
+    pub common: Common,
+}
+
+pub(crate) fn human_lat(l: &LatencySummary) -> String {
+    format!(
+        "p50 {:.2} / p99 {:.2} / p99.9 {:.2} / max {:.2} ms",
+        l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
+    )
+}
+
+/// Results of the connection phase.
+pub(crate) struct Opened {
+    pub(crate) secs: f64,
+    pub(crate) failures: Vec<String>,
+}
+
+/// Waits for `n` readiness reports.
+pub(crate) async fn wait_ready(
+    rx: &mut mpsc::UnboundedReceiver<Result<(), String>>,
+    n: usize,
+) -> Opened {
+    let t0 = Instant::now();
+    let limit = Duration::from_secs(60 + n as u64 / 50);
+    let mut failures = Vec::new();
+    let mut got = 0;
+    while got < n {
+        match tokio::time::timeout_at(t0 + limit, rx.recv()).await {
+            Ok(Some(Ok(()))) => got += 1,
+            Ok(Some(Err(e))) => {
+                got += 1;
+                if failures.len() < 10 {
+                    failures.push(e);
+                } else if failures.len() == 10 {
+                    failures.push("(more connection failures)".into());
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {
+                failures.push(format!(
+                    "only {got} of {n} connections ready after {limit:?}"
+                ));
+                break;
+            }
+        }
+    }
+    Opened {
+        secs: t0.elapsed().as_secs_f64(),
+        failures,
+    }
+}
+
+/// Opens a connection and, if `join` is given, joins that room (waiting for
+/// `{"ok": true}`).
+pub(crate) async fn open_join(
+    t: &Target,
+    i: usize,
+    id: &str,
+    join: Option<&str>,
+    cap: usize,
+) -> Result<WsConn, String> {
+    let mut c = open(t, i, id, cap).await?;
+    if let Some(room) = join {
+        let v = request(
+            &mut c,
+            t,
+            "join",
+            0,
+            |b| {
+                let _ = std::io::Write::write_fmt(
+                    b,
+                    format_args!(r#"{{"ns":"{NS}","room":"{room}"}}"#),
+                );
+            },
+            REPLY_TIMEOUT,
+            |_| {},
+        )
+        .await
+        .map_err(|e| format!("{id}: join: {e}"))?;
+        if v.get("ok") != Some(&Value::Bool(true)) {
+            return Err(format!("{id}: join replied {v}"));
+        }
+    }
+    Ok(c)
+}
+
+/// Appends a run's notes and failures to its human report.
+pub(crate) fn push_verdict(lines: &mut Vec<String>, notes: &[String], failures: &[String]) {
+    lines.extend(notes.iter().map(|n| format!("note: {n}")));
+    lines.extend(failures.iter().map(|f| format!("FAILURE: {f}")));
+}
+
+pub(crate) async fn finish(sh: &Shared, handles: Vec<tokio::task::JoinHandle<()>>) {
+    sh.stop.cancel();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for h in handles {
+        if tokio::time::timeout_at(deadline, h).await.is_err() {
+            break;
+        }
+    }
+}
+
+pub(crate) fn add_errors(out: &mut Outcome, sh: &Shared) {
+    let errs = sh.errors();
+    if !errs.is_empty() {
+        out.lines.push("errors (first ones):".into());
+        for e in &errs {
+            out.lines.push(format!("  {e}"));
+        }
+        if let Value::Object(m) = &mut out.json {
+            m.insert("errors".into(), json!(errs));
+        }
+    }
+}
+
+/// Resolves the common options into an [`Env`] (starting the generator threads).
+pub fn env_from(common: &Common, total_conns: usize) -> Result<Env, String> {
+    if common.urls.is_empty() {
+        return Err("at least one --url is required".into());
+    }
+    let urls = common
+        .urls
+        .iter()
+        .map(|u| client::parse_url(u))
+        .collect::<Result<Vec<_>, _>>()?;
+    let watch = common
+        .pids
+        .iter()
+        .map(|p| Watched::parse(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let src_ips = if common.src_ips == 0 {
+        total_conns / 28_000 + 1
+    } else {
+        common.src_ips
+    };
+    if src_ips > 250 {
+        return Err("--src-ips: at most 250".into());
+    }
+    if src_ips > 1 && urls.iter().any(|u| !u.is_ipv4()) {
+        return Err("--src-ips > 1 needs IPv4 server addresses".into());
+    }
+    let gen = Generator::start(common.threads, common.park_us).map_err(|e| e.to_string())?;
+    Ok(Env {
+        target: Target {
+            proto: common.proto,
+            urls,
+            src_ips,
+            heartbeat: common.heartbeat.as_bytes().to_vec(),
+        },
+        watch,
+        gen,
+        common: common.clone(),
+    })
+}
