@@ -1,7 +1,7 @@
 //! The closed-loop scenarios `echo`, `rpc` and `count`: C clients each send
 //! one request, wait for its reply, and send the next.
 
-use super::{add_errors, finish, human_lat, open_join, wait_ready, Env, Outcome};
+use super::{connect, end, human_lat, wait_ready, Env, Outcome};
 use super::{COUNT_ROOM, NS, REPLY_TIMEOUT};
 use crate::loadgen::cli::{LoopArgs, RpcArgs};
 use crate::loadgen::client::{request, Target};
@@ -134,17 +134,8 @@ async fn closed_loop(env: &Env, a: &LoopArgs, kind: LoopKind, names: &[String]) 
         let join = (kind == LoopKind::Count).then_some(COUNT_ROOM);
         handles.push(env.gen.spawn(i, async move {
             let id = format!("{}{i}", &name[..1]);
-            let permit = sem.acquire_owned().await;
-            let r = open_join(&t, i, &id, join, 4096).await;
-            drop(permit);
-            match r {
-                Ok(conn) => {
-                    let _ = ready.send(Ok(()));
-                    loop_task(conn, sh, t, id, i as u64, kind, rpc_target, c as u64, ph).await;
-                }
-                Err(e) => {
-                    let _ = ready.send(Err(e));
-                }
+            if let Some(conn) = connect(&t, i, &id, join, 4096, &sem, &ready).await {
+                loop_task(conn, sh, t, id, i as u64, kind, rpc_target, c as u64, ph).await;
             }
         }));
     }
@@ -213,24 +204,15 @@ async fn closed_loop(env: &Env, a: &LoopArgs, kind: LoopKind, names: &[String]) 
             },
         });
     }
-    finish(&sh, handles).await;
-    for f in &failures {
-        lines.push(format!("FAILURE: {f}"));
-    }
-    let mut out = Outcome {
-        lines,
-        json: json!({
-            "scenario": name,
-            "params": {
-                "clients": c, "duration_s": a.duration, "warmup_s": a.warmup,
-                "nodes": nodes, "names": names, "connect_s": round3(opened.secs),
-            },
-            "result": result,
-        }),
-        failures,
-    };
-    add_errors(&mut out, &sh);
-    out
+    let json = json!({
+        "scenario": name,
+        "params": {
+            "clients": c, "duration_s": a.duration, "warmup_s": a.warmup,
+            "nodes": nodes, "names": names, "connect_s": round3(opened.secs),
+        },
+        "result": result,
+    });
+    end(&sh, handles, lines, json, failures).await
 }
 
 /// `echo`: closed-loop echo with callbacks.

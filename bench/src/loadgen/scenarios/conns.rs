@@ -1,9 +1,9 @@
 //! `conns`: N idle connections (heartbeat only); the RSS of the watched
 //! processes before and after gives the memory per connection.
 
-use super::{add_errors, finish, wait_ready, Env, Outcome};
+use super::{alive, connect, end, readable, wait_ready, Env, Outcome};
 use crate::loadgen::cli::ConnsArgs;
-use crate::loadgen::client::{control, open, Target};
+use crate::loadgen::client::{control, Target};
 use crate::loadgen::gen::{Rng, Shared};
 use crate::loadgen::hist::round3;
 use crate::loadgen::sys::{now_us, rss_kib, CpuReport, CpuSnap};
@@ -31,10 +31,8 @@ async fn idle_task(mut c: WsConn, sh: Arc<Shared>, t: Target, who: String, hb_ev
     loop {
         tokio::select! {
             biased;
-            _ = sh.stop.cancelled() => break,
-            r = c.fill() => {
-                if let Err(e) = r {
-                    sh.disconnected(&who, e.to_string());
+            ok = readable(&mut c, &sh, &who) => {
+                if !ok {
                     break;
                 }
                 let hb = &t.heartbeat;
@@ -42,8 +40,7 @@ async fn idle_task(mut c: WsConn, sh: Arc<Shared>, t: Target, who: String, hb_ev
                     let inc = decode(proto, m, hb);
                     control(proto, &inc, out);
                 });
-                if let Err(e) = res {
-                    sh.disconnected(&who, e.to_string());
+                if !alive(&sh, &who, res) {
                     break;
                 }
             }
@@ -52,11 +49,8 @@ async fn idle_task(mut c: WsConn, sh: Arc<Shared>, t: Target, who: String, hb_ev
                 next += period;
             }
         }
-        if c.has_output() {
-            if let Err(e) = c.flush().await {
-                sh.disconnected(&who, e.to_string());
-                break;
-            }
+        if c.has_output() && !alive(&sh, &who, c.flush().await) {
+            break;
         }
     }
 }
@@ -77,17 +71,8 @@ pub async fn conns(env: &Env, a: &ConnsArgs) -> Outcome {
         let hb = a.heartbeat_secs;
         handles.push(env.gen.spawn(i, async move {
             let id = format!("i{i}");
-            let permit = sem.acquire_owned().await;
-            let r = open(&t, i, &id, 512).await;
-            drop(permit);
-            match r {
-                Ok(conn) => {
-                    let _ = ready.send(Ok(()));
-                    idle_task(conn, sh, t, id, hb).await;
-                }
-                Err(e) => {
-                    let _ = ready.send(Err(e));
-                }
+            if let Some(conn) = connect(&t, i, &id, None, 512, &sem, &ready).await {
+                idle_task(conn, sh, t, id, hb).await;
             }
         }));
     }
@@ -171,31 +156,22 @@ pub async fn conns(env: &Env, a: &ConnsArgs) -> Outcome {
     lines.extend(connect_cpu.lines());
     lines.push("  while holding:".into());
     lines.extend(hold_cpu.lines());
-    finish(&sh, handles).await;
-    for f in &failures {
-        lines.push(format!("FAILURE: {f}"));
-    }
-    let mut out = Outcome {
-        lines,
-        json: json!({
-            "scenario": "conns",
-            "params": {
-                "connections": n, "nodes": nodes, "settle_s": a.settle, "hold_s": a.hold,
-                "heartbeat_s": a.heartbeat_secs, "src_ips": env.target.src_ips,
-            },
-            "result": {
-                "connected": n,
-                "connect_s": round3(opened.secs),
-                "connects_per_s": rate.round(),
-                "kib_per_conn": kib_per_conn.map(round3),
-                "per_pid": per_pid,
-                "disconnects": disc,
-                "cpu": connect_cpu.to_json(),
-                "cpu_hold": hold_cpu.to_json(),
-            },
-        }),
-        failures,
-    };
-    add_errors(&mut out, &sh);
-    out
+    let json = json!({
+        "scenario": "conns",
+        "params": {
+            "connections": n, "nodes": nodes, "settle_s": a.settle, "hold_s": a.hold,
+            "heartbeat_s": a.heartbeat_secs, "src_ips": env.target.src_ips,
+        },
+        "result": {
+            "connected": n,
+            "connect_s": round3(opened.secs),
+            "connects_per_s": rate.round(),
+            "kib_per_conn": kib_per_conn.map(round3),
+            "per_pid": per_pid,
+            "disconnects": disc,
+            "cpu": connect_cpu.to_json(),
+            "cpu_hold": hold_cpu.to_json(),
+        },
+    });
+    end(&sh, handles, lines, json, failures).await
 }

@@ -3,7 +3,7 @@
 //! steady fan-out.
 
 use super::rate::{rate_outcome, rate_task, RateCtx, RateRun, Sends, StepCmd};
-use super::{add_errors, finish, open_join, wait_ready, Env, Opened, Outcome, FAN_ROOM};
+use super::{add_errors, connect, finish, wait_ready, Env, Opened, Outcome, FAN_ROOM};
 use crate::loadgen::cli::{FanEvent, FanoutArgs};
 use crate::loadgen::gen::Shared;
 use crate::loadgen::hist::round3;
@@ -30,7 +30,6 @@ impl Fan {
             env,
             self.ctx.clone(),
             self.cmd.clone(),
-            self.ctx.sh.n_senders as usize,
             self.per_msg,
             p99_ms,
         )
@@ -73,19 +72,10 @@ pub(crate) async fn start_fanout(env: &Env, n: usize, p: usize, all: bool, pad: 
         };
         let record = !is_pub || all;
         handles.push(env.gen.spawn(i, async move {
-            let permit = sem.acquire_owned().await;
-            let r = open_join(&ctx.target, idx, &id, join, 4096).await;
-            drop(permit);
-            match r {
-                Ok(c) => {
-                    let _ = ready.send(Ok(()));
-                    let me = if is_pub { idx as u64 } else { u64::MAX };
-                    let phase = if is_pub { idx as f64 / p as f64 } else { 0.0 };
-                    rate_task(c, ctx, id, me, phase, sends, record, rx).await;
-                }
-                Err(e) => {
-                    let _ = ready.send(Err(e));
-                }
+            if let Some(c) = connect(&ctx.target, idx, &id, join, 4096, &sem, &ready).await {
+                let me = if is_pub { idx as u64 } else { u64::MAX };
+                let phase = if is_pub { idx as f64 / p as f64 } else { 0.0 };
+                rate_task(c, ctx, id, me, phase, sends, record, rx).await;
             }
         }));
     }

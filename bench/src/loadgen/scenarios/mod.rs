@@ -21,7 +21,7 @@ use crate::loadgen::sys::Watched;
 use crate::loadgen::ws::WsConn;
 use serde_json::{json, Value};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 
 pub(crate) mod closed_loop;
@@ -157,6 +157,76 @@ pub(crate) fn push_verdict(lines: &mut Vec<String>, notes: &[String], failures: 
     lines.extend(failures.iter().map(|f| format!("FAILURE: {f}")));
 }
 
+/// Opens connection `i` as [`open_join`] does, while holding one of the
+/// permits of `sem` (which bounds the attempts under way), and reports to
+/// `ready` whether it worked.
+pub(crate) async fn connect(
+    t: &Target,
+    i: usize,
+    id: &str,
+    join: Option<&str>,
+    cap: usize,
+    sem: &Semaphore,
+    ready: &mpsc::UnboundedSender<Result<(), String>>,
+) -> Option<WsConn> {
+    let permit = sem.acquire().await;
+    let r = open_join(t, i, id, join, cap).await;
+    drop(permit);
+    match r {
+        Ok(c) => {
+            let _ = ready.send(Ok(()));
+            Some(c)
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            None
+        }
+    }
+}
+
+/// Ends a run: stops its connections, appends the failures to the report
+/// and adds the first errors the connections met.
+pub(crate) async fn end(
+    sh: &Shared,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+    mut lines: Vec<String>,
+    json: Value,
+    failures: Vec<String>,
+) -> Outcome {
+    finish(sh, handles).await;
+    push_verdict(&mut lines, &[], &failures);
+    let mut out = Outcome {
+        lines,
+        json,
+        failures,
+    };
+    add_errors(&mut out, sh);
+    out
+}
+
+/// Whether a connection's read, parse or write went through; when it did
+/// not, the connection counts as dropped (`who` and the error are kept).
+pub(crate) fn alive<T, E: std::fmt::Display>(sh: &Shared, who: &str, r: Result<T, E>) -> bool {
+    match r {
+        Ok(_) => true,
+        Err(e) => {
+            sh.disconnected(who, e.to_string());
+            false
+        }
+    }
+}
+
+/// Waits until something arrives on `c`: false when the scenario stops or
+/// the connection ended (then it counts as dropped).
+pub(crate) async fn readable(c: &mut WsConn, sh: &Shared, who: &str) -> bool {
+    tokio::select! {
+        biased;
+        _ = sh.stop.cancelled() => false,
+        r = c.fill() => alive(sh, who, r),
+    }
+}
+
+/// Stops a scenario's connections and waits (up to 5 s) for their tasks.
 pub(crate) async fn finish(sh: &Shared, handles: Vec<tokio::task::JoinHandle<()>>) {
     sh.stop.cancel();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -167,6 +237,7 @@ pub(crate) async fn finish(sh: &Shared, handles: Vec<tokio::task::JoinHandle<()>
     }
 }
 
+/// Adds the first errors the connections met to a run's report.
 pub(crate) fn add_errors(out: &mut Outcome, sh: &Shared) {
     let errs = sh.errors();
     if !errs.is_empty() {

@@ -3,7 +3,7 @@
 //! flight per sender.
 
 use super::rate::{rate_outcome, rate_task, RateCtx, RateRun, Sends};
-use super::{add_errors, finish, open_join, wait_ready, Env, Outcome};
+use super::{add_errors, connect, finish, wait_ready, Env, Outcome};
 use crate::loadgen::cli::UnicastArgs;
 use crate::loadgen::gen::Shared;
 use crate::loadgen::hist::round3;
@@ -39,18 +39,9 @@ pub async fn unicast(env: &Env, a: &UnicastArgs) -> Outcome {
         let rx = cmd_rx.clone();
         handles.push(env.gen.spawn(i, async move {
             let id = format!("c{i}");
-            let permit = sem.acquire_owned().await;
-            let r = open_join(&ctx.target, i, &id, None, 4096).await;
-            drop(permit);
-            match r {
-                Ok(conn) => {
-                    let _ = ready.send(Ok(()));
-                    let phase = i as f64 / c as f64;
-                    rate_task(conn, ctx, id, i as u64, phase, Sends::To, true, rx).await;
-                }
-                Err(e) => {
-                    let _ = ready.send(Err(e));
-                }
+            if let Some(conn) = connect(&ctx.target, i, &id, None, 4096, &sem, &ready).await {
+                let phase = i as f64 / c as f64;
+                rate_task(conn, ctx, id, i as u64, phase, Sends::To, true, rx).await;
             }
         }));
     }
@@ -68,7 +59,7 @@ pub async fn unicast(env: &Env, a: &UnicastArgs) -> Outcome {
         "connect_s": round3(opened.secs),
     });
     let (steps, best, notes) = if opened.failures.is_empty() {
-        RateRun::new(env, ctx.clone(), cmd_tx, c, 1, ra.p99_ms)
+        RateRun::new(env, ctx.clone(), cmd_tx, 1, ra.p99_ms)
             .run(&ra)
             .await
     } else {

@@ -24,21 +24,21 @@ pub(crate) struct RateRun<'a> {
 }
 
 impl<'a> RateRun<'a> {
-    /// A runner for the senders of `ctx`, driven through `cmd`; `per_msg`
-    /// receivers get each message, a step passes with p99 below `p99_ms`.
+    /// A runner for the senders of `ctx` (as many as its state counts),
+    /// driven through `cmd`; `per_msg` receivers get each message, a step
+    /// passes with p99 below `p99_ms`.
     pub(crate) fn new(
         env: &'a Env,
         ctx: Arc<RateCtx>,
         cmd: watch::Sender<Option<StepCmd>>,
-        senders: usize,
         per_msg: u64,
         p99_ms: f64,
     ) -> RateRun<'a> {
         RateRun {
             env,
+            senders: ctx.sh.n_senders as usize,
             ctx,
             cmd,
-            senders,
             per_msg,
             p99_ms,
             next_step: 1,

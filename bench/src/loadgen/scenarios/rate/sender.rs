@@ -5,7 +5,7 @@
 use super::{RateCtx, StepCmd};
 use crate::loadgen::client::control;
 use crate::loadgen::gen::{Rng, Seen, Tally};
-use crate::loadgen::scenarios::{FAN_ROOM, NS};
+use crate::loadgen::scenarios::{alive, readable, FAN_ROOM, NS};
 use crate::loadgen::sys::now_us;
 use crate::loadgen::wire::{decode, encode_event, Datum, Incoming};
 use crate::loadgen::ws::WsConn;
@@ -73,10 +73,8 @@ pub(crate) async fn rate_task(
         let mut to_send = 0u64;
         tokio::select! {
             biased;
-            _ = sh.stop.cancelled() => break,
-            r = c.fill() => {
-                if let Err(e) = r {
-                    sh.disconnected(&who, e.to_string());
+            ok = readable(&mut c, sh, &who) => {
+                if !ok {
                     break;
                 }
                 let now = now_us();
@@ -100,8 +98,7 @@ pub(crate) async fn rate_task(
                     }
                 });
                 tally.flush(sh);
-                if let Err(e) = res {
-                    sh.disconnected(&who, e.to_string());
+                if !alive(sh, &who, res) {
                     break;
                 }
             }
@@ -195,11 +192,8 @@ pub(crate) async fn rate_task(
                 }
             }
         }
-        if c.has_output() {
-            if let Err(e) = c.flush().await {
-                sh.disconnected(&who, e.to_string());
-                break;
-            }
+        if c.has_output() && !alive(sh, &who, c.flush().await) {
+            break;
         }
     }
 }
