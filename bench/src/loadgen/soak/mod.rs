@@ -5,12 +5,12 @@
 //! ([`metrics`](mod@metrics)). This module holds the steady fan-out both run.
 
 use crate::loadgen::cli::SteadyArgs;
-use crate::loadgen::gen::Shared;
 use crate::loadgen::scenarios::fanout::{start_fanout, Fan};
-use crate::loadgen::scenarios::rate::{StepResult, STEP_HEADER};
+use crate::loadgen::scenarios::rate::{RateRun, StepResult, STEP_HEADER};
 use crate::loadgen::scenarios::{add_errors, finish, human_lat, push_verdict, Env, Outcome};
+use metrics::{figures, ServerFigures};
 use serde_json::{json, Value};
-use std::sync::Arc;
+use std::future::Future;
 
 pub(crate) mod metrics;
 pub(crate) mod rss;
@@ -30,8 +30,26 @@ fn check_steady(a: &SteadyArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Runs `body` once the steady fan-out is connected; when it cannot be, the
+/// run ends there with that failure.
+pub(crate) async fn with_steady<F, Fut>(
+    env: &Env,
+    a: &SteadyArgs,
+    scenario: &str,
+    body: F,
+) -> Outcome
+where
+    F: FnOnce(Fan) -> Fut,
+    Fut: Future<Output = Outcome>,
+{
+    match steady(env, a, scenario).await {
+        Ok(fan) => body(fan).await,
+        Err(out) => out,
+    }
+}
+
 /// Connects the steady fan-out; on failure, the outcome to return.
-pub(crate) async fn steady(env: &Env, a: &SteadyArgs, scenario: &str) -> Result<Fan, Outcome> {
+async fn steady(env: &Env, a: &SteadyArgs, scenario: &str) -> Result<Fan, Outcome> {
     if let Err(e) = check_steady(a) {
         return Err(failed(scenario, vec![e]));
     }
@@ -97,22 +115,50 @@ pub(crate) fn steady_failures(r: &StepResult, p99_ms: f64) -> Vec<String> {
     f
 }
 
+/// Starts the measured part of a soak run: reads the server's figures (with
+/// `--metrics`), starts sampling its RSS (a failure without a bench server
+/// `--pid`) and returns the steady fan-out's step runner.
+pub(crate) async fn measure<'a>(
+    env: &'a Env,
+    a: &SteadyArgs,
+    fan: &Fan,
+    notes: &mut Vec<String>,
+    failures: &mut Vec<String>,
+) -> (Option<ServerFigures>, Option<RssSampler>, RateRun<'a>) {
+    let before = figures(env, notes).await;
+    let sampler = RssSampler::start(env, a.rss_every);
+    if sampler.is_none() {
+        failures.push("no bench server --pid given: the RSS bound cannot be checked".into());
+    }
+    let runner = fan.runner(env, a.p99_ms);
+    eprintln!("{STEP_HEADER}");
+    (before, sampler, runner)
+}
+
 /// Ends a soak run: stops the RSS sampler, appends the notes and failures to
-/// the report, and stops the steady fan-out. Returns the RSS timeline and the
-/// fan-out's shared state (for its error counts).
+/// the report, and stops the steady fan-out. `json` makes the JSON report
+/// from the RSS timeline and the notes; the errors the fan-out's connections
+/// met are added to it.
 pub(crate) async fn end_run(
     sampler: Option<RssSampler>,
     fan: Fan,
-    lines: &mut Vec<String>,
-    notes: &[String],
-    failures: &[String],
-) -> (Option<Value>, Arc<Shared>) {
+    mut lines: Vec<String>,
+    notes: Vec<String>,
+    failures: Vec<String>,
+    json: impl FnOnce(Option<Value>, Vec<String>) -> Value,
+) -> Outcome {
     let timeline = sampler.as_ref().map(RssSampler::timeline);
     if let Some(s) = sampler {
         s.stop().await;
     }
-    push_verdict(lines, notes, failures);
+    push_verdict(&mut lines, &notes, &failures);
     let Fan { sh, handles, .. } = fan;
     finish(&sh, handles).await;
-    (timeline, sh)
+    let mut out = Outcome {
+        lines,
+        json: json(timeline, notes),
+        failures,
+    };
+    add_errors(&mut out, &sh);
+    out
 }

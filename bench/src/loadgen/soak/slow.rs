@@ -4,11 +4,11 @@
 
 use super::metrics::figures;
 use super::rss::{delta_mib, mib, RssSampler};
-use super::{end_run, steady, steady_failures, steady_lines};
+use super::{end_run, measure, steady_failures, steady_lines, with_steady};
 use crate::loadgen::cli::SlowArgs;
 use crate::loadgen::hist::round3;
-use crate::loadgen::scenarios::rate::STEP_HEADER;
-use crate::loadgen::scenarios::{add_errors, open_join, wait_ready, Env, Outcome, FAN_ROOM};
+use crate::loadgen::scenarios::fanout::Fan;
+use crate::loadgen::scenarios::{open_join, wait_ready, Env, Outcome, FAN_ROOM};
 use crate::loadgen::ws::{WsConn, WsError};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -66,11 +66,12 @@ async fn read_to_end(c: &mut WsConn, idle: Duration) -> Ending {
 /// `slow`: steady fan-out to N receivers; S more clients join the room and
 /// never read.
 pub async fn slow(env: &Env, a: &SlowArgs) -> Outcome {
+    with_steady(env, &a.steady, "slow", |fan| run(env, a, fan)).await
+}
+
+/// The run of `slow` beside the connected steady fan-out.
+async fn run(env: &Env, a: &SlowArgs, fan: Fan) -> Outcome {
     let st = &a.steady;
-    let fan = match steady(env, st, "slow").await {
-        Ok(f) => f,
-        Err(out) => return out,
-    };
     let (n, p) = (st.n.max(1), st.p.max(1));
     let mut notes = Vec::new();
     let mut failures = Vec::new();
@@ -107,13 +108,7 @@ pub async fn slow(env: &Env, a: &SlowArgs) -> Outcome {
     );
     failures.extend(opened.failures);
 
-    let before = figures(env, &mut notes).await;
-    let sampler = RssSampler::start(env, st.rss_every);
-    if sampler.is_none() {
-        failures.push("no bench server --pid given: the RSS bound cannot be checked".into());
-    }
-    let mut runner = fan.runner(env, st.p99_ms);
-    eprintln!("{STEP_HEADER}");
+    let (before, sampler, mut runner) = measure(env, st, &fan, &mut notes, &mut failures).await;
     let warm = (st.warmup > 0.0).then_some(st.warmup);
     // Before any traffic: the warm-up grows the healthy sockets' buffers,
     // which is not the slow sockets' doing, so the bound counts from after it.
@@ -222,28 +217,25 @@ pub async fn slow(env: &Env, a: &SlowArgs) -> Outcome {
         }
         _ => Value::Null,
     };
-    let (timeline, sh) = end_run(sampler, fan, &mut lines, &notes, &failures).await;
-    let mut out = Outcome {
-        lines,
-        json: json!({
-            "scenario": "slow",
-            "params": {
-                "receivers": n, "publishers": p, "slow": a.s, "rate": st.rate, "pad": st.pad,
-                "duration_s": a.duration, "p99_ms": st.p99_ms,
-                "max_rss_growth_mib": a.max_rss_growth_mib, "nodes": env.target.urls.len(),
-            },
-            "result": main.to_json(),
-            "slow_sockets": {
-                "closed": closed,
-                "endings": kinds.iter().map(|(k, c)| json!({"ending": k, "count": c})).collect::<Vec<_>>(),
-                "server_closes": server_closes,
-            },
-            "rss": rss,
-            "rss_timeline": timeline,
-            "notes": notes,
-        }),
-        failures,
-    };
-    add_errors(&mut out, &sh);
+    let out = end_run(sampler, fan, lines, notes, failures, |timeline, notes| {
+        json!({
+        "scenario": "slow",
+        "params": {
+            "receivers": n, "publishers": p, "slow": a.s, "rate": st.rate, "pad": st.pad,
+            "duration_s": a.duration, "p99_ms": st.p99_ms,
+            "max_rss_growth_mib": a.max_rss_growth_mib, "nodes": env.target.urls.len(),
+        },
+        "result": main.to_json(),
+        "slow_sockets": {
+            "closed": closed,
+            "endings": kinds.iter().map(|(k, c)| json!({"ending": k, "count": c})).collect::<Vec<_>>(),
+            "server_closes": server_closes,
+        },
+        "rss": rss,
+        "rss_timeline": timeline,
+        "notes": notes,
+        })
+    })
+    .await;
     out
 }

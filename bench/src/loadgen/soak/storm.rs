@@ -4,14 +4,13 @@
 
 use super::metrics::{fetch_metrics, figures, ServerFigures};
 use super::rss::{delta_mib, mib, RssSampler};
-use super::{end_run, failed, steady, steady_failures, steady_lines};
+use super::{end_run, failed, measure, steady_failures, steady_lines, with_steady};
 use crate::loadgen::cli::StormArgs;
 use crate::loadgen::client::{control, Target};
 use crate::loadgen::gen::Generator;
 use crate::loadgen::hist::round3;
 use crate::loadgen::scenarios::fanout::Fan;
-use crate::loadgen::scenarios::rate::STEP_HEADER;
-use crate::loadgen::scenarios::{add_errors, finish, open_join, wait_ready, Env, Outcome};
+use crate::loadgen::scenarios::{connect, finish, wait_ready, Env, Outcome};
 use crate::loadgen::wire::decode;
 use crate::loadgen::ws::WsError;
 use serde_json::{json, Value};
@@ -70,17 +69,10 @@ async fn storm_client(
     ready: mpsc::UnboundedSender<Result<(), String>>,
     mut drop_now: watch::Receiver<bool>,
 ) -> StormEnd {
-    let permit = sem.acquire_owned().await;
-    let r = open_join(&t, i, &id, join.then_some(STORM_ROOM), 1024).await;
-    drop(permit);
-    let mut c = match r {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return StormEnd::NotConnected;
-        }
+    let room = join.then_some(STORM_ROOM);
+    let Some(mut c) = connect(&t, i, &id, room, 1024, &sem, &ready).await else {
+        return StormEnd::NotConnected;
     };
-    let _ = ready.send(Ok(()));
     let proto = t.proto;
     loop {
         let read = tokio::select! {
@@ -257,11 +249,12 @@ async fn storm_rounds(
 /// `storm`: steady fan-out to N receivers while K clients connect and drop
 /// all at once, R rounds.
 pub async fn storm(env: &Env, a: &StormArgs) -> Outcome {
+    with_steady(env, &a.steady, "storm", |fan| run(env, a, fan)).await
+}
+
+/// The run of `storm` beside the connected steady fan-out.
+async fn run(env: &Env, a: &StormArgs, fan: Fan) -> Outcome {
     let st = &a.steady;
-    let fan = match steady(env, st, "storm").await {
-        Ok(f) => f,
-        Err(out) => return out,
-    };
     let (n, p) = (st.n.max(1), st.p.max(1));
     let mut notes = Vec::new();
     let mut failures = Vec::new();
@@ -273,13 +266,7 @@ pub async fn storm(env: &Env, a: &StormArgs) -> Outcome {
             return failed("storm", vec![format!("storm threads: {e}")]);
         }
     };
-    let before = figures(env, &mut notes).await;
-    let sampler = RssSampler::start(env, st.rss_every);
-    if sampler.is_none() {
-        failures.push("no bench server --pid given: the RSS bound cannot be checked".into());
-    }
-    let mut runner = fan.runner(env, st.p99_ms);
-    eprintln!("{STEP_HEADER}");
+    let (before, sampler, mut runner) = measure(env, st, &fan, &mut notes, &mut failures).await;
     if st.warmup > 0.0 {
         let w = runner.step(st.rate, st.warmup, true).await;
         failures.extend(w.violations());
@@ -403,27 +390,24 @@ pub async fn storm(env: &Env, a: &StormArgs) -> Outcome {
         }
         _ => None,
     };
-    let (timeline, sh) = end_run(sampler, fan, &mut lines, &notes, &failures).await;
+    let out = end_run(sampler, fan, lines, notes, failures, |timeline, notes| {
+        json!({
+        "scenario": "storm",
+        "params": {
+            "receivers": n, "publishers": p, "clients": a.k, "rounds": a.rounds,
+            "hold_s": a.hold, "gap_s": a.gap, "settle_s": a.settle, "rate": st.rate,
+            "pad": st.pad, "p99_ms": st.p99_ms, "join": !a.no_join,
+            "max_rss_after_mib": a.max_rss_after_mib, "nodes": env.target.urls.len(),
+        },
+        "result": main.to_json(),
+        "rounds": rounds_json,
+        "rss": rss,
+        "rss_timeline": timeline,
+        "server_accepted": accepted,
+        "notes": notes,
+        })
+    })
+    .await;
     gen.shutdown();
-    let mut out = Outcome {
-        lines,
-        json: json!({
-            "scenario": "storm",
-            "params": {
-                "receivers": n, "publishers": p, "clients": a.k, "rounds": a.rounds,
-                "hold_s": a.hold, "gap_s": a.gap, "settle_s": a.settle, "rate": st.rate,
-                "pad": st.pad, "p99_ms": st.p99_ms, "join": !a.no_join,
-                "max_rss_after_mib": a.max_rss_after_mib, "nodes": env.target.urls.len(),
-            },
-            "result": main.to_json(),
-            "rounds": rounds_json,
-            "rss": rss,
-            "rss_timeline": timeline,
-            "server_accepted": accepted,
-            "notes": notes,
-        }),
-        failures,
-    };
-    add_errors(&mut out, &sh);
     out
 }
