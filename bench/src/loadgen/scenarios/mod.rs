@@ -11,12 +11,14 @@
 //! [`rate`] runs the open-loop rate steps of `fanout` and `unicast` (and of the
 //! soak scenarios' steady fan-out). This module holds the pieces every
 //! scenario uses: the [`Env`] of the common options, the [`Outcome`] of a run,
-//! and opening and stopping connections.
+//! opening and stopping connections, and [`run`], which runs the scenario a
+//! command names.
 
-use crate::loadgen::cli::Common;
+use crate::loadgen::cli::{Cmd, Common};
 use crate::loadgen::client::{self, open, request, Target};
 use crate::loadgen::gen::{Generator, Shared};
 use crate::loadgen::hist::LatencySummary;
+use crate::loadgen::soak;
 use crate::loadgen::sys::Watched;
 use crate::loadgen::ws::WsConn;
 use serde_json::{json, Value};
@@ -249,6 +251,67 @@ pub(crate) fn add_errors(out: &mut Outcome, sh: &Shared) {
             m.insert("errors".into(), json!(errs));
         }
     }
+}
+
+/// The connections the scenario of `cmd` opens at most (0 for the helper
+/// commands, which open none).
+///
+/// # Examples
+///
+/// ```
+/// use clap::Parser;
+/// use crosswire_bench::loadgen::cli::Cli;
+/// use crosswire_bench::loadgen::scenarios::connections;
+///
+/// let cli = Cli::parse_from(["loadgen", "fanout", "-n", "100", "-p", "5"]);
+/// assert_eq!(connections(&cli.cmd), 105);
+/// let cli = Cli::parse_from(["loadgen", "free-ports", "2"]);
+/// assert_eq!(connections(&cli.cmd), 0);
+/// ```
+pub fn connections(cmd: &Cmd) -> usize {
+    match cmd {
+        Cmd::Fanout(a) => a.n + a.p,
+        Cmd::Unicast(a) => a.c,
+        Cmd::Echo(a) | Cmd::Count(a) => a.c,
+        Cmd::Rpc(a) => a.lp.c,
+        Cmd::Conns(a) => a.n,
+        Cmd::Slow(a) => a.steady.n + a.steady.p + a.s,
+        Cmd::Storm(a) => a.steady.n + a.steady.p + a.k,
+        Cmd::Compare(_) | Cmd::FreePorts { .. } => 0,
+    }
+}
+
+/// Runs the scenario of `cmd` against the servers of `env` (`None` for the
+/// helper commands `compare` and `free-ports`, which are no scenarios).
+///
+/// # Examples
+///
+/// ```no_run
+/// use clap::Parser;
+/// use crosswire_bench::loadgen::cli::Cli;
+/// use crosswire_bench::loadgen::scenarios::{connections, env_from, run};
+///
+/// let cli = Cli::parse_from(["loadgen", "--url", "ws://127.0.0.1:9001", "echo", "-c", "5"]);
+/// let env = env_from(&cli.common, connections(&cli.cmd))?;
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+/// if let Some(out) = rt.block_on(run(&env, &cli.cmd)) {
+///     println!("{}", out.lines.join("\n"));
+/// }
+/// env.gen.shutdown();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub async fn run(env: &Env, cmd: &Cmd) -> Option<Outcome> {
+    Some(match cmd {
+        Cmd::Fanout(a) => fanout(env, a).await,
+        Cmd::Unicast(a) => unicast(env, a).await,
+        Cmd::Echo(a) => echo(env, a).await,
+        Cmd::Rpc(a) => rpc(env, a).await,
+        Cmd::Count(a) => count(env, a).await,
+        Cmd::Conns(a) => conns(env, a).await,
+        Cmd::Slow(a) => soak::slow(env, a).await,
+        Cmd::Storm(a) => soak::storm(env, a).await,
+        Cmd::Compare(_) | Cmd::FreePorts { .. } => return None,
+    })
 }
 
 /// Resolves the common options into an [`Env`] (starting the generator threads).
