@@ -18,8 +18,7 @@
 use clap::Parser;
 use crosswire_bench::loadgen::cli::{Cli, Cmd};
 use crosswire_bench::loadgen::report::{compare, final_json};
-use crosswire_bench::loadgen::scenarios::{self, env_from, Outcome};
-use crosswire_bench::loadgen::soak;
+use crosswire_bench::loadgen::scenarios::{self, env_from};
 use crosswire_bench::loadgen::sys::raise_nofile;
 use serde_json::json;
 use std::process::ExitCode;
@@ -39,16 +38,7 @@ fn main() -> ExitCode {
         std::process::exit(3);
     });
     let (soft, hard) = raise_nofile();
-    let conns = match &cli.cmd {
-        Cmd::Fanout(a) => a.n + a.p,
-        Cmd::Unicast(a) => a.c,
-        Cmd::Echo(a) | Cmd::Count(a) => a.c,
-        Cmd::Rpc(a) => a.lp.c,
-        Cmd::Conns(a) => a.n,
-        Cmd::Slow(a) => a.steady.n + a.steady.p + a.s,
-        Cmd::Storm(a) => a.steady.n + a.steady.p + a.k,
-        Cmd::Compare(_) | Cmd::FreePorts { .. } => 0,
-    };
+    let conns = scenarios::connections(&cli.cmd);
     if conns as u64 + 32 > soft {
         eprintln!(
             "loadgen: {conns} connections need more open files than the limit allows \
@@ -73,19 +63,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let out: Outcome = rt.block_on(async {
-        match &cli.cmd {
-            Cmd::Fanout(a) => scenarios::fanout(&env, a).await,
-            Cmd::Unicast(a) => scenarios::unicast(&env, a).await,
-            Cmd::Echo(a) => scenarios::echo(&env, a).await,
-            Cmd::Rpc(a) => scenarios::rpc(&env, a).await,
-            Cmd::Count(a) => scenarios::count(&env, a).await,
-            Cmd::Conns(a) => scenarios::conns(&env, a).await,
-            Cmd::Slow(a) => soak::slow(&env, a).await,
-            Cmd::Storm(a) => soak::storm(&env, a).await,
-            Cmd::Compare(_) | Cmd::FreePorts { .. } => unreachable!("handled above"),
-        }
-    });
+    // `compare` and `free-ports` returned above: every command left is a scenario.
+    let Some(out) = rt.block_on(scenarios::run(&env, &cli.cmd)) else {
+        return ExitCode::from(1);
+    };
     let src_ips = env.target.src_ips;
     env.gen.shutdown();
     for l in &out.lines {
