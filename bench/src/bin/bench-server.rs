@@ -10,7 +10,7 @@
 //! (`bench-server n1 metrics on 127.0.0.1:…`, then `… listening on …`).
 
 use clap::Parser;
-use crosswire::{Node, RoomSend};
+use crosswire::{CrossReply, Node, Reply, Socket};
 use crosswire_redis::{RedisBus, RedisBusConfig};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -94,236 +94,152 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let node = builder.build()?;
     node.ready().await;
 
-    let n = node.clone();
-    node.on_connection(move |socket, hs| {
-        let n = n.clone();
-        async move {
-            match hs.param("id") {
-                Some(id) if !id.is_empty() => {
-                    let _ = n.set_user_socket(id, &socket);
-                }
-                _ => socket.close(4011, "missing id"),
+    // Payloads are read as they are (not as `Data<T>`): a payload without
+    // its fields gets no reply at all, as the load generator expects.
+    node.on_connection(|socket, hs| async move {
+        let Some(node) = socket.node() else { return };
+        match hs.param("id") {
+            Some(id) if !id.is_empty() => {
+                let _ = node.set_user_socket(id, &socket);
             }
+            _ => socket.close(4011, "missing id"),
         }
     });
 
-    let n = node.clone();
     node.on(
         "join",
-        move |socket: crosswire::Socket, p: serde_json::Value, reply: Option<crosswire::Reply>| {
-            let n = n.clone();
-            async move {
-                let (Some(ns), Some(room)) = (str_field(&p, "ns"), str_field(&p, "room")) else {
-                    return;
-                };
-                let ok = socket
-                    .socket_ids()
-                    .iter()
-                    .all(|id| n.join_room(ns, room, id).is_ok());
-                if let Some(r) = reply {
-                    let _ = r.send(&json!({ "ok": ok }));
-                }
-            }
-        },
-    )?;
-
-    let n = node.clone();
-    node.on(
-        "room",
-        move |_s: crosswire::Socket, p: serde_json::Value, _r: Option<crosswire::Reply>| {
-            let n = n.clone();
-            async move {
-                if let (Some(ns), Some(room)) = (str_field(&p, "ns"), str_field(&p, "room")) {
-                    let data = p.get("data").unwrap_or(&Value::Null);
-                    let _ = n.broadcast_to_room(ns, room, "room", data, RoomSend::new());
-                }
-            }
-        },
-    )?;
-
-    let n = node.clone();
-    node.on(
-        "to",
-        move |_s: crosswire::Socket, p: serde_json::Value, _r: Option<crosswire::Reply>| {
-            let n = n.clone();
-            async move {
-                if let Some(to) = str_field(&p, "to") {
-                    let _ = n.to_socket_id(to, "to", p.get("data").unwrap_or(&Value::Null));
-                }
-            }
-        },
-    )?;
-
-    let n = node.clone();
-    node.on(
-        "all",
-        move |_s: crosswire::Socket, p: serde_json::Value, _r: Option<crosswire::Reply>| {
-            let n = n.clone();
-            async move {
-                let _ = n.broadcast("all", p.get("data").unwrap_or(&Value::Null));
-            }
-        },
-    )?;
-
-    node.on(
-        "echo",
-        |_s: crosswire::Socket, p: serde_json::Value, reply: Option<crosswire::Reply>| async move {
+        |node: Node, socket: Socket, p: Value, reply: Option<Reply>| async move {
+            let (Some(ns), Some(room)) = (str_field(&p, "ns"), str_field(&p, "room")) else {
+                return;
+            };
+            let ok = socket
+                .socket_ids()
+                .iter()
+                .all(|id| node.join_room(ns, room, id).is_ok());
             if let Some(r) = reply {
-                let _ = r.send(&p);
+                let _ = r.send(&json!({ "ok": ok }));
             }
         },
     )?;
+
+    node.on("room", |node: Node, p: Value| async move {
+        if let (Some(ns), Some(room)) = (str_field(&p, "ns"), str_field(&p, "room")) {
+            let data = p.get("data").unwrap_or(&Value::Null);
+            let _ = node.to_room(ns, room).emit("room", data);
+        }
+    })?;
+
+    node.on("to", |node: Node, p: Value| async move {
+        if let Some(to) = str_field(&p, "to") {
+            let _ = node.to_socket_id(to, "to", p.get("data").unwrap_or(&Value::Null));
+        }
+    })?;
+
+    node.on("all", |node: Node, p: Value| async move {
+        let _ = node
+            .to_all()
+            .emit("all", p.get("data").unwrap_or(&Value::Null));
+    })?;
+
+    node.on("echo", |p: Value| async move { p })?;
 
     // rpc: ask node `target` to echo `data` back (cross-server, targeted).
-    node.on_cross_server(
-        "rpc",
-        |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
-            if let Some(r) = reply {
-                let _ = r.send(msg.payload.get("data").unwrap_or(&Value::Null));
-            }
-        },
-    )?;
-    let n = node.clone();
+    node.on_cross_server("rpc", |p: Value| async move {
+        p.get("data").cloned().unwrap_or(Value::Null)
+    })?;
     node.on(
         "rpc",
-        move |_s: crosswire::Socket, p: serde_json::Value, reply: Option<crosswire::Reply>| {
-            let n = n.clone();
-            async move {
-                let (Some(r), Some(target)) = (reply, str_field(&p, "target")) else {
-                    return;
-                };
-                let Ok(call) = n.emit_cross_server("rpc", &p) else {
-                    return;
-                };
-                if let Ok(result) = call.to([target]).timeout(call_timeout).collect().await {
-                    if let Some(data) = result
-                        .responses
-                        .get(target)
-                        .and_then(|d| d.payload.as_ref())
-                    {
-                        let _ = r.send(data);
-                    }
+        move |node: Node, p: Value, reply: Option<Reply>| async move {
+            let (Some(r), Some(target)) = (reply, str_field(&p, "target")) else {
+                return;
+            };
+            let Ok(call) = node.emit_cross_server("rpc", &p) else {
+                return;
+            };
+            if let Ok(result) = call.to([target]).timeout(call_timeout).collect().await {
+                if let Some(data) = result
+                    .responses
+                    .get(target)
+                    .and_then(|d| d.payload.as_ref())
+                {
+                    let _ = r.send(data);
                 }
             }
         },
     )?;
 
-    let n = node.clone();
-    node.on(
-        "room",
-        move |_s: crosswire::Socket, p: serde_json::Value, _r: Option<crosswire::Reply>| {
-            let n = n.clone();
-            async move {
-                if let (Some(ns), Some(room)) = (str_field(&p, "ns"), str_field(&p, "room")) {
-                    let data = p.get("data").unwrap_or(&Value::Null);
-                    let _ = n.broadcast_to_room(ns, room, "room", data, RoomSend::new());
-                }
-            }
-        },
-    )?;
+    node.on("room", |node: Node, p: Value| async move {
+        if let (Some(ns), Some(room)) = (str_field(&p, "ns"), str_field(&p, "room")) {
+            let data = p.get("data").unwrap_or(&Value::Null);
+            let _ = node.to_room(ns, room).emit("room", data);
+        }
+    })?;
 
-    let n = node.clone();
-    node.on(
-        "to",
-        move |_s: crosswire::Socket, p: serde_json::Value, _r: Option<crosswire::Reply>| {
-            let n = n.clone();
-            async move {
-                if let Some(to) = str_field(&p, "to") {
-                    let _ = n.to_socket_id(to, "to", p.get("data").unwrap_or(&Value::Null));
-                }
-            }
-        },
-    )?;
+    node.on("to", |node: Node, p: Value| async move {
+        if let Some(to) = str_field(&p, "to") {
+            let _ = node.to_socket_id(to, "to", p.get("data").unwrap_or(&Value::Null));
+        }
+    })?;
 
-    let n = node.clone();
-    node.on(
-        "all",
-        move |_s: crosswire::Socket, p: serde_json::Value, _r: Option<crosswire::Reply>| {
-            let n = n.clone();
-            async move {
-                let _ = n.broadcast("all", p.get("data").unwrap_or(&Value::Null));
-            }
-        },
-    )?;
+    node.on("all", |node: Node, p: Value| async move {
+        let _ = node
+            .to_all()
+            .emit("all", p.get("data").unwrap_or(&Value::Null));
+    })?;
 
-    node.on(
-        "echo",
-        |_s: crosswire::Socket, p: serde_json::Value, reply: Option<crosswire::Reply>| async move {
-            if let Some(r) = reply {
-                let _ = r.send(&p);
-            }
-        },
-    )?;
+    node.on("echo", |p: Value| async move { p })?;
 
     // rpc: ask node `target` to echo `data` back (cross-server, targeted).
-    node.on_cross_server(
-        "rpc",
-        |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
-            if let Some(r) = reply {
-                let _ = r.send(msg.payload.get("data").unwrap_or(&Value::Null));
-            }
-        },
-    )?;
-    let n = node.clone();
+    node.on_cross_server("rpc", |p: Value| async move {
+        p.get("data").cloned().unwrap_or(Value::Null)
+    })?;
     node.on(
         "rpc",
-        move |_s: crosswire::Socket, p: serde_json::Value, reply: Option<crosswire::Reply>| {
-            let n = n.clone();
-            async move {
-                let (Some(r), Some(target)) = (reply, str_field(&p, "target")) else {
-                    return;
-                };
-                let Ok(call) = n.emit_cross_server("rpc", &p) else {
-                    return;
-                };
-                if let Ok(result) = call.to([target]).collect().await {
-                    if let Some(data) = result
-                        .responses
-                        .get(target)
-                        .and_then(|d| d.payload.as_ref())
-                    {
-                        let _ = r.send(data);
-                    }
+        move |node: Node, p: Value, reply: Option<Reply>| async move {
+            let (Some(r), Some(target)) = (reply, str_field(&p, "target")) else {
+                return;
+            };
+            let Ok(call) = node.emit_cross_server("rpc", &p) else {
+                return;
+            };
+            if let Ok(result) = call.to([target]).collect().await {
+                if let Some(data) = result
+                    .responses
+                    .get(target)
+                    .and_then(|d| d.payload.as_ref())
+                {
+                    let _ = r.send(data);
                 }
             }
         },
     )?;
 
     // count: every node (itself included) reports its local room size.
-    let n = node.clone();
     node.on_cross_server(
         "count",
-        move |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| {
-            let n = n.clone();
-            async move {
-                let p = &msg.payload;
-                if let (Some(r), Some(ns), Some(room)) =
-                    (reply, str_field(p, "ns"), str_field(p, "room"))
-                {
-                    let local = n.socket_count_in_room(ns, Some(room), crosswire::Match::Exact);
-                    let _ = r.send(&local);
-                }
+        |node: Node, p: Value, reply: Option<CrossReply>| async move {
+            if let (Some(r), Some(ns), Some(room)) =
+                (reply, str_field(&p, "ns"), str_field(&p, "room"))
+            {
+                let local = node.socket_count_in_room(ns, Some(room), crosswire::Match::Exact);
+                let _ = r.send(&local);
             }
         },
     )?;
-    let n = node.clone();
     node.on(
         "count",
-        move |_s: crosswire::Socket, p: serde_json::Value, reply: Option<crosswire::Reply>| {
-            let n = n.clone();
-            async move {
-                let Some(r) = reply else { return };
-                let Ok(call) = n.emit_cross_server("count", &p) else {
-                    return;
-                };
-                if let Ok(result) = call.expect(nodes).timeout(call_timeout).collect().await {
-                    let total: u64 = result
-                        .responses
-                        .values()
-                        .filter_map(|d| d.payload.as_ref().and_then(Value::as_u64))
-                        .sum();
-                    let _ = r.send(&json!({ "total": total }));
-                }
+        move |node: Node, p: Value, reply: Option<Reply>| async move {
+            let Some(r) = reply else { return };
+            let Ok(call) = node.emit_cross_server("count", &p) else {
+                return;
+            };
+            if let Ok(result) = call.expect(nodes).timeout(call_timeout).collect().await {
+                let total: u64 = result
+                    .responses
+                    .values()
+                    .filter_map(|d| d.payload.as_ref().and_then(Value::as_u64))
+                    .sum();
+                let _ = r.send(&json!({ "total": total }));
             }
         },
     )?;
