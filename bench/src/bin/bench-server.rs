@@ -168,52 +168,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )?;
 
-    node.on("room", |node: Node, p: Value| async move {
-        if let (Some(ns), Some(room)) = (str_field(&p, "ns"), str_field(&p, "room")) {
-            let data = p.get("data").unwrap_or(&Value::Null);
-            let _ = node.to_room(ns, room).emit("room", data);
-        }
-    })?;
-
-    node.on("to", |node: Node, p: Value| async move {
-        if let Some(to) = str_field(&p, "to") {
-            let _ = node.to_socket_id(to, "to", p.get("data").unwrap_or(&Value::Null));
-        }
-    })?;
-
-    node.on("all", |node: Node, p: Value| async move {
-        let _ = node
-            .to_all()
-            .emit("all", p.get("data").unwrap_or(&Value::Null));
-    })?;
-
-    node.on("echo", |p: Value| async move { p })?;
-
-    // rpc: ask node `target` to echo `data` back (cross-server, targeted).
-    node.on_cross_server("rpc", |p: Value| async move {
-        p.get("data").cloned().unwrap_or(Value::Null)
-    })?;
-    node.on(
-        "rpc",
-        move |node: Node, p: Value, reply: Option<Reply>| async move {
-            let (Some(r), Some(target)) = (reply, str_field(&p, "target")) else {
-                return;
-            };
-            let Ok(call) = node.emit_cross_server("rpc", &p) else {
-                return;
-            };
-            if let Ok(result) = call.to([target]).collect().await {
-                if let Some(data) = result
-                    .responses
-                    .get(target)
-                    .and_then(|d| d.payload.as_ref())
-                {
-                    let _ = r.send(data);
-                }
-            }
-        },
-    )?;
-
     // count: every node (itself included) reports its local room size.
     node.on_cross_server(
         "count",
