@@ -173,20 +173,17 @@ pub fn token_in_url(builder: NodeBuilder, issuer: TokenIssuer) -> crosswire::Res
             async move { user }
         }))
         .build()?;
-    let n = node.clone();
-    node.on_connection(move |socket, _handshake| {
-        let n = n.clone();
-        async move {
-            // The hook attached the user; the upgrade was refused otherwise.
-            let Some(AuthenticatedUser(user)) = socket.data::<AuthenticatedUser>() else {
-                socket.close(crate::AUTH_FAILURE, "Auth failure");
-                return;
-            };
-            if let Ok(Some(old)) = n.set_user_socket(&user, &socket) {
-                old.close(crate::KICKED, "Kicked by concurrent login");
-            }
-            socket.insert_data(PlayerId(user));
+    node.on_connection(|socket, _handshake| async move {
+        let Some(node) = socket.node() else { return };
+        // The hook attached the user; the upgrade was refused otherwise.
+        let Some(AuthenticatedUser(user)) = socket.data::<AuthenticatedUser>() else {
+            socket.close(crate::AUTH_FAILURE, "Auth failure");
+            return;
+        };
+        if let Ok(Some(old)) = node.set_user_socket(&user, &socket) {
+            old.close(crate::KICKED, "Kicked by concurrent login");
         }
+        socket.insert_data(PlayerId(user));
     });
     install_whoami(&node)?;
     Ok(node)

@@ -32,7 +32,7 @@
 
 use crate::client::Player;
 use crate::{bind_query_id, install_whoami, Result};
-use crosswire::{Node, RoomSend};
+use crosswire::{Node, Socket};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -209,12 +209,10 @@ impl Push {
     pub fn send(&self, node: &Node) -> crosswire::Result<()> {
         let payload = json!({ "action": self.action(), "msg": self.msg() });
         match self {
-            Push::Broadcast { .. } => node.broadcast(SAY, &payload),
+            Push::Broadcast { .. } => node.to_all().emit(SAY, &payload),
             Push::ToPlayer { id, .. } => node.to_socket_id(id, SAY, &payload),
             Push::ToPlayers { ids, .. } => node.to_socket_ids(ids, SAY, &payload),
-            Push::ToRoom { room, .. } => {
-                node.broadcast_to_room(NAMESPACE, room, SAY, &payload, RoomSend::new())
-            }
+            Push::ToRoom { room, .. } => node.to_room(NAMESPACE, room.as_str()).emit(SAY, &payload),
         }
     }
 
@@ -305,61 +303,40 @@ pub fn install_ws_node(node: &Node) -> crosswire::Result<()> {
     bind_query_id(node);
     install_whoami(node)?;
 
-    let n = node.clone();
     node.on(
         "joinRoom",
-        move |socket: crosswire::Socket,
-              payload: serde_json::Value,
-              reply: Option<crosswire::Reply>| {
-            let n = n.clone();
-            async move {
-                let room = match payload.get("roomId") {
-                    Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-                    Some(Value::Number(x)) => Some(x.to_string()),
-                    _ => None,
-                };
-                let ids = socket.socket_ids();
-                let answer = match (room, ids.first()) {
-                    (Some(room), Some(id)) => match n.join_room(NAMESPACE, &room, id) {
-                        Ok(()) => {
-                            n.ready().await;
-                            tracing::info!(node = %n.server_name(), %id, %room, "joined");
-                            json!({ "msg": format!("Successfully joined the roomId:{room}") })
-                        }
-                        Err(e) => json!({ "msg": format!("Failed to join the room: {e}") }),
-                    },
-                    _ => json!({ "msg": "Failed to join the room" }),
-                };
-                if let Some(reply) = reply {
-                    let _ = reply.send(&answer);
-                }
+        |node: Node, socket: Socket, payload: Value| async move {
+            let room = match payload.get("roomId") {
+                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                Some(Value::Number(x)) => Some(x.to_string()),
+                _ => None,
+            };
+            let ids = socket.socket_ids();
+            match (room, ids.first()) {
+                (Some(room), Some(id)) => match node.join_room(NAMESPACE, &room, id) {
+                    Ok(()) => {
+                        node.ready().await;
+                        tracing::info!(node = %node.server_name(), %id, %room, "joined");
+                        json!({ "msg": format!("Successfully joined the roomId:{room}") })
+                    }
+                    Err(e) => json!({ "msg": format!("Failed to join the room: {e}") }),
+                },
+                _ => json!({ "msg": "Failed to join the room" }),
             }
         },
     )?;
 
-    let n = node.clone();
-    node.on(
-        "command",
-        move |_socket: crosswire::Socket,
-              payload: serde_json::Value,
-              reply: Option<crosswire::Reply>| {
-            let n = n.clone();
-            async move {
-                let answer = match Push::from_command(&payload) {
-                    Some(push) => match push.send(&n) {
-                        Ok(()) => json!({
-                            "msg": format!("Message sent successfully [action:{}] ", push.action())
-                        }),
-                        Err(e) => json!({ "msg": format!("Failed to send message: {e}") }),
-                    },
-                    None => json!({ "msg": "Unknown action type" }),
-                };
-                if let Some(reply) = reply {
-                    let _ = reply.send(&answer);
-                }
-            }
-        },
-    )?;
+    node.on("command", |node: Node, payload: Value| async move {
+        match Push::from_command(&payload) {
+            Some(push) => match push.send(&node) {
+                Ok(()) => json!({
+                    "msg": format!("Message sent successfully [action:{}] ", push.action())
+                }),
+                Err(e) => json!({ "msg": format!("Failed to send message: {e}") }),
+            },
+            None => json!({ "msg": "Unknown action type" }),
+        }
+    })?;
     Ok(())
 }
 

@@ -28,7 +28,7 @@
 //! # Ok(()) }
 //! ```
 
-use crosswire::{CrossServerResponse, CrossServerResult, Node};
+use crosswire::{CrossServerMessage, CrossServerResponse, CrossServerResult, Node};
 use serde::Serialize;
 use serde_json::json;
 use std::time::Duration;
@@ -81,27 +81,17 @@ pub const GHOST: &str = "ghost-server";
 /// # }
 /// ```
 pub fn install_say(node: &Node) -> crosswire::Result<()> {
-    let name = node.server_name().to_owned();
-    node.on_cross_server(
-        SAY,
-        move |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| {
-            let name = name.clone();
-            async move {
-                tracing::info!(
-                    node = %name,
-                    from = ?msg.sender_server,
-                    payload = %msg.payload,
-                    wants_reply = reply.is_some(),
-                    "received say"
-                );
-                if let Some(reply) = reply {
-                    let _ = reply.send(&json!({
-                        "msg": format!("Hi, this is server {name} responding to you")
-                    }));
-                }
-            }
-        },
-    )?;
+    node.on_cross_server(SAY, |node: Node, msg: CrossServerMessage| async move {
+        let name = node.server_name();
+        tracing::info!(
+            node = %name,
+            from = ?msg.sender_server,
+            payload = %msg.payload,
+            wants_reply = msg.callback_id.is_some(),
+            "received say"
+        );
+        json!({ "msg": format!("Hi, this is server {name} responding to you") })
+    })?;
     Ok(())
 }
 

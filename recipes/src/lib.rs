@@ -46,7 +46,7 @@ pub mod single_login;
 pub mod stats;
 
 use crosswire::bus::MemoryHub;
-use crosswire::{Node, NodeBuilder};
+use crosswire::{Node, NodeBuilder, Socket};
 use crosswire_redis::{RedisBus, RedisBusConfig};
 use serde_json::json;
 use std::time::Duration;
@@ -155,16 +155,14 @@ pub const KICKED: u16 = 4012;
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire::handler::Data;
 /// use crosswire_recipes::{bind_query_id, client::Player, install_whoami, PlayerId};
 /// use std::time::Duration;
 /// let node = crosswire::Node::builder().server_name("ws1").build()?;
 /// bind_query_id(&node);
 /// install_whoami(&node)?;
-/// node.on("myId", |socket: crosswire::Socket, _payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
-///     let id = socket.data::<PlayerId>().map(|PlayerId(id)| id);
-///     if let Some(reply) = reply {
-///         let _ = reply.send(&id);
-///     }
+/// node.on("myId", |socket: crosswire::Socket| async move {
+///     Data(socket.data::<PlayerId>().map(|PlayerId(id)| id))
 /// })?;
 /// let url = format!("ws://{}", node.listen("127.0.0.1:0").await?);
 /// let within = Duration::from_secs(5);
@@ -183,15 +181,12 @@ pub struct PlayerId(pub String);
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> crosswire_recipes::Result<()> {
+/// use crosswire::handler::Data;
 /// use crosswire_recipes::Backbone;
 /// let backbone = Backbone::memory();
 /// let a = backbone.builder("a").await?.build()?;
 /// let b = backbone.builder("b").await?.build()?;
-/// b.on_cross_server("name", |_msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
-///     if let Some(reply) = reply {
-///         let _ = reply.send(&"b");
-///     }
-/// })?;
+/// b.on_cross_server("name", || async { Data("b") })?;
 /// a.ready().await;
 /// b.ready().await;
 /// let result = a.emit_cross_server("name", &1)?.to(["b"]).collect().await?;
@@ -393,26 +388,23 @@ pub enum Endpoint {
 /// # }
 /// ```
 pub fn bind_query_id(node: &Node) {
-    let n = node.clone();
-    node.on_connection(move |socket, handshake| {
-        let n = n.clone();
-        async move {
-            let id = handshake.param("id").filter(|id| !id.is_empty());
-            let Some(id) = id else {
+    node.on_connection(|socket, handshake| async move {
+        let Some(node) = socket.node() else { return };
+        let id = handshake.param("id").filter(|id| !id.is_empty());
+        let Some(id) = id else {
+            socket.close(AUTH_FAILURE, "Auth failure");
+            return;
+        };
+        match node.set_user_socket(id, &socket) {
+            Ok(Some(old)) => old.close(KICKED, "Kicked by concurrent login"),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot bind socket id");
                 socket.close(AUTH_FAILURE, "Auth failure");
                 return;
-            };
-            match n.set_user_socket(id, &socket) {
-                Ok(Some(old)) => old.close(KICKED, "Kicked by concurrent login"),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot bind socket id");
-                    socket.close(AUTH_FAILURE, "Auth failure");
-                    return;
-                }
             }
-            socket.insert_data(PlayerId(id.to_owned()));
         }
+        socket.insert_data(PlayerId(id.to_owned()));
     });
 }
 
@@ -448,21 +440,10 @@ pub const WHOAMI_EVENT: &str = "whoami";
 /// # }
 /// ```
 pub fn install_whoami(node: &Node) -> crosswire::Result<()> {
-    let server = node.server_name().to_owned();
-    node.on(
-        WHOAMI_EVENT,
-        move |socket: crosswire::Socket,
-              _payload: serde_json::Value,
-              reply: Option<crosswire::Reply>| {
-            let server = server.clone();
-            async move {
-                if let Some(reply) = reply {
-                    let id = socket.socket_ids().into_iter().next();
-                    let _ = reply.send(&json!({ "id": id, "server": server }));
-                }
-            }
-        },
-    )?;
+    node.on(WHOAMI_EVENT, |node: Node, socket: Socket| async move {
+        let id = socket.socket_ids().into_iter().next();
+        json!({ "id": id, "server": node.server_name() })
+    })?;
     Ok(())
 }
 

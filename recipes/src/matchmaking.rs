@@ -30,7 +30,7 @@
 
 use crate::client::Player;
 use crate::{bind_query_id, install_whoami, Backbone, RecipeError, Result};
-use crosswire::Node;
+use crosswire::{Node, Socket};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,21 +94,14 @@ pub fn install_gateway(
     timeout: Duration,
 ) -> crosswire::Result<()> {
     let logic: Arc<str> = logic_server.into().into();
-    let n = node.clone();
     node.on(
         MATCH_REQUEST,
-        move |socket: crosswire::Socket,
-              payload: serde_json::Value,
-              reply: Option<crosswire::Reply>| {
-            let n = n.clone();
+        move |node: Node, socket: Socket, payload: Value| {
             let logic = logic.clone();
             async move {
-                let answer = match socket.socket_ids().into_iter().next() {
+                match socket.socket_ids().into_iter().next() {
                     None => json!({ "error": "not logged in" }),
-                    Some(player) => forward(&n, &logic, &player, payload, timeout).await,
-                };
-                if let Some(reply) = reply {
-                    let _ = reply.send(&answer);
+                    Some(player) => forward(&node, &logic, &player, payload, timeout).await,
                 }
             }
         },
@@ -164,20 +157,10 @@ struct Queue {
 /// ```
 pub fn install_logic(node: &Node) -> crosswire::Result<()> {
     let queue = Arc::new(Queue::default());
-    let n = node.clone();
-    node.on_cross_server(
-        MATCH_REQUEST,
-        move |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| {
-            let n = n.clone();
-            let queue = queue.clone();
-            async move {
-                let answer = decide(&n, &queue, &msg.payload);
-                if let Some(reply) = reply {
-                    let _ = reply.send(&answer);
-                }
-            }
-        },
-    )?;
+    node.on_cross_server(MATCH_REQUEST, move |node: Node, payload: Value| {
+        let queue = queue.clone();
+        async move { decide(&node, &queue, &payload) }
+    })?;
     Ok(())
 }
 

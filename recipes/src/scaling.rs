@@ -83,21 +83,15 @@ pub fn install_add_redis(
     bus: RedisBus,
     ready_within: Duration,
 ) -> crosswire::Result<()> {
-    node.on_cross_server(
-        ADD_REDIS,
-        move |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| {
-            let bus = bus.clone();
-            async move {
-                let answer = match msg.payload.get("url").and_then(Value::as_str) {
-                    Some(url) => add_here(&bus, url, ready_within).await,
-                    None => json!({ "success": false, "error": "url missing" }),
-                };
-                if let Some(reply) = reply {
-                    let _ = reply.send(&answer);
-                }
+    node.on_cross_server(ADD_REDIS, move |payload: Value| {
+        let bus = bus.clone();
+        async move {
+            match payload.get("url").and_then(Value::as_str) {
+                Some(url) => add_here(&bus, url, ready_within).await,
+                None => json!({ "success": false, "error": "url missing" }),
             }
-        },
-    )?;
+        }
+    })?;
     Ok(())
 }
 
@@ -166,10 +160,8 @@ pub struct AddRedisOutcome {
 /// use std::time::Duration;
 /// let admin = Backbone::memory().builder("admin").await?.build()?;
 /// // A stand-in for `install_add_redis` (which needs a Redis bus): it confirms.
-/// admin.on_cross_server(scaling::ADD_REDIS, |_msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
-///     if let Some(reply) = reply {
-///         let _ = reply.send(&serde_json::json!({"success": true, "nodes": 2}));
-///     }
+/// admin.on_cross_server(scaling::ADD_REDIS, || async {
+///     serde_json::json!({"success": true, "nodes": 2})
 /// })?;
 /// crosswire_recipes::wait_for_live_nodes(&admin, 1, Duration::from_secs(5)).await?;
 /// let outcome = scaling::add_redis_everywhere(&admin, "redis://10.0.0.9:6379", Duration::from_secs(2), 3).await?;

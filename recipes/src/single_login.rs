@@ -223,11 +223,10 @@ pub struct LoginStamp {
 /// ```
 pub fn install(node: &Node, options: SingleLogin) -> crosswire::Result<()> {
     let seq = Arc::new(AtomicU64::new(0));
-    let n = node.clone();
     node.on_connection(move |socket, handshake| {
-        let n = n.clone();
         let seq = seq.clone();
         async move {
+            let Some(node) = socket.node() else { return };
             let user = socket
                 .data::<AuthenticatedUser>()
                 .map(|u| u.0)
@@ -239,44 +238,27 @@ pub fn install(node: &Node, options: SingleLogin) -> crosswire::Result<()> {
             };
             let stamp = LoginStamp {
                 at_ms: now_ms(),
-                server: n.server_name().to_owned(),
+                server: node.server_name().to_owned(),
                 seq: seq.fetch_add(1, Ordering::Relaxed),
             };
-            login(&n, &socket, &user, stamp, options).await;
+            login(&node, &socket, &user, stamp, options).await;
         }
     });
 
-    let n = node.clone();
-    node.on_cross_server(
-        WHERE_IS_USER,
-        move |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| {
-            let n = n.clone();
-            async move {
-                let Some(reply) = reply else { return };
-                let user = msg.payload.get("userId").and_then(Value::as_str);
-                let socket = user.and_then(|u| n.get_socket(u)).filter(Socket::is_open);
-                let answer = match socket {
-                    Some(s) => json!({ "online": true, "stamp": s.data::<LoginStamp>() }),
-                    None => json!({ "online": false }),
-                };
-                let _ = reply.send(&answer);
-            }
-        },
-    )?;
+    node.on_cross_server(WHERE_IS_USER, |node: Node, payload: Value| async move {
+        let user = payload.get("userId").and_then(Value::as_str);
+        let socket = user
+            .and_then(|u| node.get_socket(u))
+            .filter(Socket::is_open);
+        match socket {
+            Some(s) => json!({ "online": true, "stamp": s.data::<LoginStamp>() }),
+            None => json!({ "online": false }),
+        }
+    })?;
 
-    let n = node.clone();
-    node.on_cross_server(
-        KICK_USER,
-        move |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| {
-            let n = n.clone();
-            async move {
-                let kicked = kick_local(&n, &msg.payload);
-                if let Some(reply) = reply {
-                    let _ = reply.send(&json!({ "kicked": kicked }));
-                }
-            }
-        },
-    )?;
+    node.on_cross_server(KICK_USER, |node: Node, payload: Value| async move {
+        json!({ "kicked": kick_local(&node, &payload) })
+    })?;
     Ok(())
 }
 

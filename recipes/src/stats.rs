@@ -26,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+use crosswire::handler::Data;
 use crosswire::{CrossServerResult, Match, Node};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -199,51 +200,29 @@ impl NodeStats {
 /// # }
 /// ```
 pub fn install(node: &Node) -> crosswire::Result<()> {
-    let n = node.clone();
-    node.on_cross_server(
-        ROOM_COUNT_EVENT,
-        move |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| {
-            let n = n.clone();
-            async move {
-                let Some(reply) = reply else { return };
-                let count = match room_args(&msg.payload) {
-                    Some((ns, room)) => n.socket_count_in_room(ns, room, Match::Exact),
-                    None => 0,
-                };
-                let _ = reply.send(&json!({ "count": count }));
-            }
-        },
-    )?;
-    let n = node.clone();
+    node.on_cross_server(ROOM_COUNT_EVENT, |node: Node, payload: Value| async move {
+        let count = match room_args(&payload) {
+            Some((ns, room)) => node.socket_count_in_room(ns, room, Match::Exact),
+            None => 0,
+        };
+        json!({ "count": count })
+    })?;
     node.on_cross_server(
         ROOM_MEMBERS_EVENT,
-        move |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| {
-            let n = n.clone();
-            async move {
-                let Some(reply) = reply else { return };
-                let ids: BTreeSet<String> = match room_args(&msg.payload) {
-                    Some((ns, room)) => n
-                        .room_socket_ids(ns, room, Match::Exact)
-                        .into_iter()
-                        .collect(),
-                    None => BTreeSet::new(),
-                };
-                let _ = reply.send(&json!({ "socketIds": ids }));
-            }
+        |node: Node, payload: Value| async move {
+            let ids: BTreeSet<String> = match room_args(&payload) {
+                Some((ns, room)) => node
+                    .room_socket_ids(ns, room, Match::Exact)
+                    .into_iter()
+                    .collect(),
+                None => BTreeSet::new(),
+            };
+            json!({ "socketIds": ids })
         },
     )?;
-    let n = node.clone();
-    node.on_cross_server(
-        NODE_STATS_EVENT,
-        move |_msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| {
-            let n = n.clone();
-            async move {
-                if let Some(reply) = reply {
-                    let _ = reply.send(&NodeStats::of(&n));
-                }
-            }
-        },
-    )?;
+    node.on_cross_server(NODE_STATS_EVENT, |node: Node| async move {
+        Data(NodeStats::of(&node))
+    })?;
     Ok(())
 }
 

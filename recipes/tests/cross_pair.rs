@@ -27,11 +27,11 @@ async fn the_sender_gets_every_result_shape() {
         cross_pair::install_say(&node).unwrap();
         // Observe deliveries without replying (a reply would count).
         let tx = seen_tx.clone();
-        let me = name.to_owned();
         node.on_cross_server(
             cross_pair::SAY,
-            move |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| {
-                let _ = tx.send((me.clone(), msg.payload, reply.is_some()));
+            move |node: Node, msg: crosswire::CrossServerMessage| {
+                let me = node.server_name().to_owned();
+                let _ = tx.send((me, msg.payload, msg.callback_id.is_some()));
                 async {}
             },
         )

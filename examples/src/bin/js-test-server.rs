@@ -20,8 +20,9 @@
 //! | `terminate` | any | drops the connection without a close frame |
 //! | `closeInfo` | `{id}` | replies `{code, reason}` of the last close of socket id `id` (waits up to 2 s), or `null` |
 
+use crosswire::handler::State;
 use crosswire::protocol::client::PushFrame;
-use crosswire::{Node, Reply};
+use crosswire::{Node, Reply, Socket};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -54,146 +55,90 @@ impl Closes {
     }
 }
 
-fn answer(reply: Option<Reply>, value: &Value) {
-    if let Some(reply) = reply {
-        let _ = reply.send(value);
-    }
-}
-
 fn str_field<'a>(payload: &'a Value, key: &str) -> Option<&'a str> {
     payload.get(key).and_then(Value::as_str)
 }
 
-fn register(node: &Node, closes: &Arc<Closes>) -> crosswire::Result<()> {
-    node.on(
-        "echo",
-        |_socket: crosswire::Socket,
-         payload: serde_json::Value,
-         reply: Option<crosswire::Reply>| async move {
-            answer(reply, &payload);
-        },
-    )?;
-    node.on(
-        "echoEmpty",
-        |_socket: crosswire::Socket,
-         _payload: serde_json::Value,
-         reply: Option<crosswire::Reply>| async move {
-            if let Some(reply) = reply {
-                let _ = reply.send_empty();
-            }
-        },
-    )?;
-    node.on(
-        "replyTwice",
-        |_socket: crosswire::Socket,
-         _payload: serde_json::Value,
-         reply: Option<crosswire::Reply>| async move {
-            if let Some(reply) = reply {
-                let _ = reply.send(&"first");
-                let _ = reply.send(&"second");
-            }
-        },
-    )?;
-    node.on(
-        "delayedEcho",
-        |_socket: crosswire::Socket,
-         payload: serde_json::Value,
-         reply: Option<crosswire::Reply>| async move {
-            let ms = payload.get("ms").and_then(Value::as_u64).unwrap_or(0);
-            tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
-            answer(reply, payload.get("payload").unwrap_or(&Value::Null));
-        },
-    )?;
-    node.on(
-        "noReply",
-        |_socket: crosswire::Socket,
-         _payload: serde_json::Value,
-         _reply: Option<crosswire::Reply>| async move {},
-    )?;
-    node.on(
-        "whoami",
-        |socket: crosswire::Socket,
-         _payload: serde_json::Value,
-         reply: Option<crosswire::Reply>| async move {
-            let params = serde_json::to_value(&socket.handshake().params).unwrap_or(Value::Null);
-            answer(reply, &params);
-        },
-    )?;
-    node.on("push", |socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
+/// The node's application state: the closes seen so far.
+type SharedCloses = Arc<Closes>;
+
+fn register(node: &Node) -> crosswire::Result<()> {
+    node.on("echo", |payload: Value| async move { payload })?;
+    // Replies without a value, or twice: these take the reply handle.
+    node.on("echoEmpty", |reply: Option<Reply>| async move {
+        if let Some(reply) = reply {
+            let _ = reply.send_empty();
+        }
+    })?;
+    node.on("replyTwice", |reply: Option<Reply>| async move {
+        if let Some(reply) = reply {
+            let _ = reply.send(&"first");
+            let _ = reply.send(&"second");
+        }
+    })?;
+    node.on("delayedEcho", |payload: Value| async move {
+        let ms = payload.get("ms").and_then(Value::as_u64).unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(ms.min(60_000))).await;
+        payload.get("payload").cloned().unwrap_or(Value::Null)
+    })?;
+    node.on("noReply", || async {})?;
+    node.on("whoami", |socket: Socket| async move {
+        serde_json::to_value(&socket.handshake().params).unwrap_or(Value::Null)
+    })?;
+    node.on("push", |socket: Socket, payload: Value| async move {
         let event = str_field(&payload, "event").unwrap_or_default();
         let sent = socket.emit(event, payload.get("payload").unwrap_or(&Value::Null));
-        answer(reply, &json!({ "ok": sent.is_ok() }));
+        json!({ "ok": sent.is_ok() })
     })?;
-    node.on("pushRaw", |socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
+    node.on("pushRaw", |socket: Socket, payload: Value| async move {
         let frames = payload.get("frames").and_then(Value::as_array);
         for frame in frames.into_iter().flatten().filter_map(Value::as_str) {
             let _ = socket.send_frame(&PushFrame::from_text(frame));
         }
-        answer(reply, &json!({ "ok": true }));
+        json!({ "ok": true })
+    })?;
+    node.on("kick", |socket: Socket, payload: Value| async move {
+        let code = payload
+            .get("code")
+            .and_then(Value::as_u64)
+            .and_then(|c| u16::try_from(c).ok())
+            .filter(|c| (4000..=4999).contains(c) || *c == 1000)
+            .unwrap_or(4010);
+        let reason = str_field(&payload, "reason").unwrap_or("kicked");
+        socket.close(code, reason);
+    })?;
+    node.on("terminate", |socket: Socket| async move {
+        socket.terminate();
     })?;
     node.on(
-        "kick",
-        |socket: crosswire::Socket,
-         payload: serde_json::Value,
-         _reply: Option<crosswire::Reply>| async move {
-            let code = payload
-                .get("code")
-                .and_then(Value::as_u64)
-                .and_then(|c| u16::try_from(c).ok())
-                .filter(|c| (4000..=4999).contains(c) || *c == 1000)
-                .unwrap_or(4010);
-            let reason = str_field(&payload, "reason").unwrap_or("kicked");
-            socket.close(code, reason);
-        },
-    )?;
-    node.on(
-        "terminate",
-        |socket: crosswire::Socket,
-         _payload: serde_json::Value,
-         _reply: Option<crosswire::Reply>| async move {
-            socket.terminate();
-        },
-    )?;
-    let c = closes.clone();
-    node.on(
         "closeInfo",
-        move |_socket: crosswire::Socket,
-              payload: serde_json::Value,
-              reply: Option<crosswire::Reply>| {
-            let c = c.clone();
-            async move {
-                let id = str_field(&payload, "id").unwrap_or_default();
-                let found = c.wait_for(id, Duration::from_secs(2)).await;
-                let value = found.map_or(
-                    Value::Null,
-                    |(code, reason)| json!({ "code": code, "reason": reason }),
-                );
-                answer(reply, &value);
-            }
+        |State(closes): State<SharedCloses>, payload: Value| async move {
+            let id = str_field(&payload, "id").unwrap_or_default();
+            let found = closes.wait_for(id, Duration::from_secs(2)).await;
+            found.map_or(
+                Value::Null,
+                |(code, reason)| json!({ "code": code, "reason": reason }),
+            )
         },
     )?;
 
-    let n = node.clone();
-    node.on_connection(move |socket, handshake| {
-        let n = n.clone();
-        async move {
-            if let Some(id) = handshake.param("id").filter(|id| !id.is_empty()) {
-                let _ = n.set_user_socket(id, &socket);
-            }
+    node.on_connection(|socket, handshake| async move {
+        let Some(node) = socket.node() else { return };
+        if let Some(id) = handshake.param("id").filter(|id| !id.is_empty()) {
+            let _ = node.set_user_socket(id, &socket);
         }
     });
-    let c = closes.clone();
-    node.on_close(move |socket, info| {
-        let c = c.clone();
-        async move {
-            {
-                let mut map = c.map();
-                for id in socket.socket_ids() {
-                    map.insert(id, (info.code, info.reason.clone()));
-                }
+    node.on_close(|socket, info| async move {
+        let Some(closes) = socket.state::<SharedCloses>() else {
+            return;
+        };
+        {
+            let mut map = closes.map();
+            for id in socket.socket_ids() {
+                map.insert(id, (info.code, info.reason.clone()));
             }
-            c.changed.notify_waiters();
         }
+        closes.changed.notify_waiters();
     });
     Ok(())
 }
@@ -209,9 +154,9 @@ async fn main() -> crosswire::Result<()> {
     let node = Node::builder()
         .server_name("js-test-server")
         .server_ping_interval(Duration::from_secs(60))
+        .state(SharedCloses::default())
         .build()?;
-    let closes = Arc::new(Closes::default());
-    register(&node, &closes)?;
+    register(&node)?;
     let addr = node.listen("127.0.0.1:0").await?;
     println!("LISTENING {addr}");
 

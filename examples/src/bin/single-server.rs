@@ -13,8 +13,8 @@
 //! then connect with any WebSocket client, e.g. the original's browser client
 //! with `url: "ws://127.0.0.1:9000"` and `customParams: {id: "u1"}`.
 
-use crosswire::{Node, RoomSend};
-use serde_json::json;
+use crosswire::{Node, Socket};
+use serde_json::{json, Value};
 use std::time::Duration;
 
 #[tokio::main]
@@ -30,19 +30,16 @@ async fn main() -> crosswire::Result<()> {
         .unwrap_or(9000);
     let node = Node::builder().server_name("single-server").build()?;
 
-    let n = node.clone();
-    node.on_connection(move |socket, handshake| {
-        let n = n.clone();
-        async move {
-            match handshake.param("id") {
-                Some(id) if !id.is_empty() => {
-                    if let Some(old) = n.set_user_socket(id, &socket).ok().flatten() {
-                        old.close(4012, "Kicked by concurrent login");
-                    }
-                    tracing::info!(%id, path = ?handshake.path(), "client connected");
+    node.on_connection(|socket, handshake| async move {
+        let Some(node) = socket.node() else { return };
+        match handshake.param("id") {
+            Some(id) if !id.is_empty() => {
+                if let Some(old) = node.set_user_socket(id, &socket).ok().flatten() {
+                    old.close(4012, "Kicked by concurrent login");
                 }
-                _ => socket.close(4011, "Auth failure"),
+                tracing::info!(%id, path = ?handshake.path(), "client connected");
             }
+            _ => socket.close(4011, "Auth failure"),
         }
     });
 
@@ -50,41 +47,30 @@ async fn main() -> crosswire::Result<()> {
         tracing::info!(ids = ?socket.socket_ids(), code = info.code, reason = %info.reason, "client closed");
     });
 
-    node.on("say", |socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| async move {
+    node.on("say", |socket: Socket, payload: Value| async move {
         tracing::info!(ids = ?socket.socket_ids(), %payload, "say");
-        if let Some(reply) = reply {
-            let _ = reply.send(&json!({ "ok": true, "echo": payload }));
-        }
+        json!({ "ok": true, "echo": payload })
     })?;
 
-    let n = node.clone();
+    // `roomId` is optional (and anything but a string means the lobby), so
+    // the payload is read as it is rather than as a typed `Data<T>`.
     node.on(
         "joinRoom",
-        move |socket: crosswire::Socket,
-              payload: serde_json::Value,
-              reply: Option<crosswire::Reply>| {
-            let n = n.clone();
-            async move {
-                let room = payload
-                    .get("roomId")
-                    .and_then(|r| r.as_str())
-                    .unwrap_or("lobby")
-                    .to_owned();
-                for id in socket.socket_ids() {
-                    if n.join_room("chat", &room, &id).is_ok() {
-                        let _ = n.broadcast_to_room(
-                            "chat",
-                            &room,
-                            "roomMessage",
-                            &json!({ "text": format!("{id} joined {room}") }),
-                            RoomSend::new(),
-                        );
-                    }
-                }
-                if let Some(reply) = reply {
-                    let _ = reply.send(&json!({ "joined": room }));
+        |node: Node, socket: Socket, payload: Value| async move {
+            let room = payload
+                .get("roomId")
+                .and_then(Value::as_str)
+                .unwrap_or("lobby")
+                .to_owned();
+            for id in socket.socket_ids() {
+                if node.join_room("chat", &room, &id).is_ok() {
+                    let text = json!({ "text": format!("{id} joined {room}") });
+                    let _ = node
+                        .to_room("chat", room.as_str())
+                        .emit("roomMessage", &text);
                 }
             }
+            json!({ "joined": room })
         },
     )?;
 
@@ -100,14 +86,10 @@ async fn main() -> crosswire::Result<()> {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64);
-            let _ = n.broadcast("serverTime", &json!({ "now": now }));
-            let _ = n.broadcast_to_room(
-                "chat",
-                "lobby",
-                "roomMessage",
-                &json!({ "text": "hello lobby" }),
-                RoomSend::new(),
-            );
+            let _ = n.to_all().emit("serverTime", &json!({ "now": now }));
+            let _ = n
+                .to_room("chat", "lobby")
+                .emit("roomMessage", &json!({ "text": "hello lobby" }));
         }
     });
 
