@@ -6,7 +6,7 @@ use crate::error::RedisBusError;
 use crate::events::{
     ConnKind, HealthEvent, HealthEventKind, SubscriptionErrorEvent, SubscriptionOp,
 };
-use crate::node::{NodeId, NodeShared, NodeStatus};
+use crate::redis_node::{NodeId, NodeShared, NodeStatus};
 use crate::{publisher, select, subscriber};
 use bytes::Bytes;
 use crosswire::bus::{Bus, BusError, BusMessage, ByteBudget, Charge};
@@ -458,7 +458,7 @@ impl Shared {
         let waits = watched.into_iter().map(move |(addr, mut rx, seq)| {
             let channel = channel.clone();
             async move {
-                let failed = |p: &crate::node::SubProgress| {
+                let failed = |p: &crate::redis_node::SubProgress| {
                     p.errors
                         .get(&channel)
                         .filter(|(s, _)| *s > seq)

@@ -60,8 +60,8 @@ mod bus;
 mod config;
 mod error;
 mod events;
-mod node;
 mod publisher;
+mod redis_node;
 mod select;
 mod subscriber;
 
@@ -70,4 +70,4 @@ pub use config::{RedisBusConfig, Strategy, DEFAULT_PUBLISH_QUEUE_BYTES};
 pub use crosswire;
 pub use error::RedisBusError;
 pub use events::{ConnKind, HealthEvent, HealthEventKind, SubscriptionErrorEvent, SubscriptionOp};
-pub use node::{NodeId, NodeStatus};
+pub use redis_node::{NodeId, NodeStatus};

@@ -3,7 +3,7 @@
 
 use crate::bus::{bump, Job, Shared};
 use crate::events::{ConnKind, HealthEventKind};
-use crate::node::{backoff, NodeShared};
+use crate::redis_node::{backoff, NodeShared};
 use futures_util::future::{BoxFuture, OptionFuture};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisError, Value};

@@ -4,7 +4,7 @@
 
 use crate::bus::{bump, Shared};
 use crate::events::{ConnKind, HealthEventKind, SubscriptionOp};
-use crate::node::{backoff, NodeShared};
+use crate::redis_node::{backoff, NodeShared};
 use bytes::Bytes;
 use crosswire::bus::BusMessage;
 use futures_util::future::join_all;
