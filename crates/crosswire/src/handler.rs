@@ -434,15 +434,7 @@ impl Context for ClientContext {
     }
 
     fn finish(self, reply: Option<std::result::Result<Value, ReplyError>>) {
-        if let (Some(handle), Some(reply)) = (self.reply, reply) {
-            let sent = match reply {
-                Ok(v) => handle.send(&v),
-                Err(e) => handle.send(&e.to_value()),
-            };
-            if let Err(e) = sent {
-                tracing::debug!(socket = self.socket.id(), error = %e, "reply not sent");
-            }
-        }
+        send_reply(self.reply.map(|r| move |v: &Value| r.send(v)), reply);
     }
 
     fn reject(self, rejection: Rejection) {
@@ -452,6 +444,23 @@ impl Context for ClientContext {
             self.reply.map(|r| move |v: &Value| r.send(v)),
             rejection,
         );
+    }
+}
+
+/// Sends a handler's reply (or error reply) through `send`, when the caller
+/// expects one and the handler returned one.
+fn send_reply<F: FnOnce(&Value) -> Result<()>>(
+    send: Option<F>,
+    reply: Option<std::result::Result<Value, ReplyError>>,
+) {
+    if let (Some(send), Some(reply)) = (send, reply) {
+        let sent = match reply {
+            Ok(v) => send(&v),
+            Err(e) => send(&e.to_value()),
+        };
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, "reply not sent");
+        }
     }
 }
 
@@ -534,15 +543,7 @@ impl Context for CrossContext {
     }
 
     fn finish(self, reply: Option<std::result::Result<Value, ReplyError>>) {
-        if let (Some(handle), Some(reply)) = (self.reply, reply) {
-            let sent = match reply {
-                Ok(v) => handle.send(&v),
-                Err(e) => handle.send(&e.to_value()),
-            };
-            if let Err(e) = sent {
-                tracing::debug!(error = %e, "cross-server reply not sent");
-            }
-        }
+        send_reply(self.reply.map(|r| move |v: &Value| r.send(v)), reply);
     }
 
     fn reject(self, rejection: Rejection) {
