@@ -2,8 +2,15 @@
 //! and an application's own registry can serve them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::*;
 use crosswire::bus::MemoryHub;
 use crosswire::Node;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
 
 /// Every line of a fresh node's exposition (named `n1`, with a bus), values
 /// left out: the HELP and TYPE lines and the name and labels of every series.
@@ -212,4 +219,107 @@ async fn the_node_label_is_escaped() {
         text.contains("crosswire_connections{node=\"a\\\"b\\\\c\"} 0\n"),
         "{text}"
     );
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+/// An application serves its own registry (OpenMetrics text) with the node's
+/// metrics registered in it; they are read at each scrape.
+#[tokio::test]
+async fn an_application_registry_serves_the_node_metrics() {
+    let (node, ws_addr) = start(Node::builder().server_name("app")).await;
+    let orders: Counter = Counter::default();
+    let mut registry = Registry::default();
+    registry.register("orders", "Orders taken", orders.clone());
+    node.register_metrics(&mut registry);
+    let registry = Arc::new(registry);
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let registry = registry.clone();
+            async move {
+                let mut text = String::new();
+                encode(&mut text, &registry).unwrap();
+                text
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let before = http_get(addr, "/metrics").await;
+    assert!(
+        before.contains("crosswire_connections{node=\"app\"} 0\n"),
+        "{before}"
+    );
+    assert!(
+        before.contains("crosswire_frames_dropped_total{node=\"app\",reason=\"invalid\"} 0\n"),
+        "{before}"
+    );
+
+    orders.inc();
+    let mut ws = connect(ws_addr, "").await;
+    send_text(&mut ws, "not json").await;
+    wait_until(|| node.stats().frames_dropped_invalid == 1).await;
+    let after = http_get(addr, "/metrics").await;
+    for line in [
+        "orders_total 1\n",
+        "crosswire_connections{node=\"app\"} 1\n",
+        "crosswire_connections_accepted_total{node=\"app\"} 1\n",
+        "crosswire_frames_received_total{node=\"app\"} 1\n",
+        "crosswire_frames_dropped_total{node=\"app\",reason=\"invalid\"} 1\n",
+        "# TYPE crosswire_frames_dropped counter\n",
+        "# TYPE crosswire_handler_seconds histogram\n",
+        "# EOF\n",
+    ] {
+        assert!(after.contains(line), "no {line} in\n{after}");
+    }
+    // The same series as the node's own endpoint (bucket bounds aside, which
+    // OpenMetrics writes as 1.0 where the Prometheus text format writes 1).
+    let names = |text: &str| {
+        let mut names: Vec<String> = text
+            .lines()
+            .filter(|l| l.starts_with("crosswire_") && !l.contains("_bucket{"))
+            .map(|l| l.rsplit_once(' ').unwrap().0.to_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let own = node.metrics_text();
+    assert_eq!(names(&after), names(&own), "{after}\n{own}");
+    assert_eq!(
+        after.matches("crosswire_handler_seconds_bucket{").count(),
+        own.matches("crosswire_handler_seconds_bucket{").count()
+    );
+}
+
+/// The registry does not keep the node alive; a node that is gone adds
+/// nothing to it.
+#[tokio::test]
+async fn a_registry_holds_the_node_weakly() {
+    let node = Node::builder().server_name("gone").build().unwrap();
+    let weak = node.downgrade();
+    let mut registry = Registry::default();
+    node.register_metrics(&mut registry);
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains("crosswire_live_nodes{node=\"gone\"} 1\n"),
+        "{text}"
+    );
+    drop(node);
+    assert!(weak.upgrade().is_none(), "the registry kept the node alive");
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    assert_eq!(text, "# EOF\n");
 }
