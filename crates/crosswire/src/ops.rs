@@ -6,7 +6,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::{get, MethodRouter};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, NoLabelSet};
+use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
@@ -212,105 +212,126 @@ impl Node {
     /// Writes every metric family of the node.
     fn encode_metrics(&self, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
         let node = self.server_name();
-        for (name, help, read) in GAUGES {
-            encoder
-                .encode_descriptor(name, help, None, MetricType::Gauge)?
-                .encode_family(&[("node", node)])?
-                .encode_gauge(&read(self))?;
+        for m in &NODE_GAUGES {
+            m.encode_one(encoder, node, self)?;
         }
         self.inner.stats.encode(node, encoder)?;
         let Some(cluster) = self.cluster() else {
             return Ok(());
         };
         let health = cluster.bus.health();
-        for (name, help, read) in BUS_LOSSES {
-            encoder
-                .encode_descriptor(name, help, None, MetricType::Counter)?
-                .encode_family(&[("node", node)])?
-                .encode_counter::<NoLabelSet, _, u64>(&read(&health), None)?;
+        for m in &BUS_LOSSES {
+            m.encode_one(encoder, node, &health)?;
         }
-        for (name, help, kind, read) in BUS_NODES {
-            let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+        for m in &BUS_NODES {
+            let mut metric = encoder.encode_descriptor(m.name, m.help, None, m.kind)?;
             for n in &health.nodes {
                 let labels = [("node", node), ("bus_node", n.name.as_str())];
-                let mut series = metric.encode_family(&labels)?;
-                match kind {
-                    MetricType::Counter => {
-                        series.encode_counter::<NoLabelSet, _, u64>(&read(n), None)?
-                    }
-                    _ => series.encode_gauge(&read(n))?,
-                }
+                encode_value(&mut metric.encode_family(&labels)?, m.kind, (m.read)(n))?;
             }
         }
         Ok(())
     }
 }
 
-/// The node's gauges: name, help, reading.
-const GAUGES: [(&str, &str, fn(&Node) -> usize); 4] = [
-    (
-        "crosswire_connections",
-        "Open WebSocket connections.",
-        Node::connection_count,
-    ),
-    (
-        "crosswire_bound_socket_ids",
-        "Socket ids bound to connections.",
-        Node::client_count,
-    ),
-    (
-        "crosswire_pending_cross_server_calls",
-        "Cross-server calls waiting for replies.",
-        Node::pending_cross_server_calls,
-    ),
-    (
-        "crosswire_live_nodes",
-        "Cluster members known alive, this node included.",
-        |node| node.live_nodes().len(),
-    ),
+/// A metric read from the node's state (not from its counters): its name,
+/// help, type and reading.
+struct Reading<T> {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    read: fn(&T) -> u64,
+}
+
+impl<T> Reading<T> {
+    /// Writes the metric with its one series, labelled `node`.
+    fn encode_one(&self, encoder: &mut DescriptorEncoder<'_>, node: &str, from: &T) -> fmt::Result {
+        let mut metric = encoder.encode_descriptor(self.name, self.help, None, self.kind)?;
+        encode_value(
+            &mut metric.encode_family(&[("node", node)])?,
+            self.kind,
+            (self.read)(from),
+        )
+    }
+}
+
+fn encode_value(series: &mut MetricEncoder<'_>, kind: MetricType, value: u64) -> fmt::Result {
+    match kind {
+        MetricType::Counter => series.encode_counter::<NoLabelSet, _, u64>(&value, None),
+        _ => series.encode_gauge(&value),
+    }
+}
+
+/// The node's gauges.
+const NODE_GAUGES: [Reading<Node>; 4] = [
+    Reading {
+        name: "crosswire_connections",
+        help: "Open WebSocket connections.",
+        kind: MetricType::Gauge,
+        read: |node| node.connection_count() as u64,
+    },
+    Reading {
+        name: "crosswire_bound_socket_ids",
+        help: "Socket ids bound to connections.",
+        kind: MetricType::Gauge,
+        read: |node| node.client_count() as u64,
+    },
+    Reading {
+        name: "crosswire_pending_cross_server_calls",
+        help: "Cross-server calls waiting for replies.",
+        kind: MetricType::Gauge,
+        read: |node| node.pending_cross_server_calls() as u64,
+    },
+    Reading {
+        name: "crosswire_live_nodes",
+        help: "Cluster members known alive, this node included.",
+        kind: MetricType::Gauge,
+        read: |node| node.live_nodes().len() as u64,
+    },
 ];
 
-/// The bus's loss counters (nodes with a bus only): name, help, reading.
-const BUS_LOSSES: [(&str, &str, fn(&BusHealth) -> u64); 3] = [
-    (
-        "crosswire_bus_publish_failures",
-        "Publishes no bus node took (all down or refusing): messages lost.",
-        |h| h.publish_failures,
-    ),
-    (
-        "crosswire_bus_receive_dropped",
-        "Received bus messages dropped because the receive queue was full.",
-        |h| h.dropped,
-    ),
-    (
-        "crosswire_bus_reconnects",
-        "Reconnections of bus connections (a subscriber misses what is published meanwhile).",
-        |h| h.reconnects,
-    ),
+/// The bus's loss counters (nodes with a bus only).
+const BUS_LOSSES: [Reading<BusHealth>; 3] = [
+    Reading {
+        name: "crosswire_bus_publish_failures",
+        help: "Publishes no bus node took (all down or refusing): messages lost.",
+        kind: MetricType::Counter,
+        read: |h| h.publish_failures,
+    },
+    Reading {
+        name: "crosswire_bus_receive_dropped",
+        help: "Received bus messages dropped because the receive queue was full.",
+        kind: MetricType::Counter,
+        read: |h| h.dropped,
+    },
+    Reading {
+        name: "crosswire_bus_reconnects",
+        help: "Reconnections of bus connections (a subscriber misses what is published meanwhile).",
+        kind: MetricType::Counter,
+        read: |h| h.reconnects,
+    },
 ];
 
-/// One series per bus node (e.g. per Redis node), labelled `bus_node`: name,
-/// help, type, reading.
-#[allow(clippy::type_complexity)]
-const BUS_NODES: [(&str, &str, MetricType, fn(&BusNodeHealth) -> u64); 3] = [
-    (
-        "crosswire_bus_node_healthy",
-        "Whether a bus node is used for publishing.",
-        MetricType::Gauge,
-        |n| u64::from(n.healthy),
-    ),
-    (
-        "crosswire_bus_node_published",
-        "Messages published through a bus node.",
-        MetricType::Counter,
-        |n| n.published,
-    ),
-    (
-        "crosswire_bus_node_failovers",
-        "Publishes that failed on a bus node and were handed to another.",
-        MetricType::Counter,
-        |n| n.failovers,
-    ),
+/// One series per bus node (e.g. per Redis node), labelled `bus_node`.
+const BUS_NODES: [Reading<BusNodeHealth>; 3] = [
+    Reading {
+        name: "crosswire_bus_node_healthy",
+        help: "Whether a bus node is used for publishing.",
+        kind: MetricType::Gauge,
+        read: |n| u64::from(n.healthy),
+    },
+    Reading {
+        name: "crosswire_bus_node_published",
+        help: "Messages published through a bus node.",
+        kind: MetricType::Counter,
+        read: |n| n.published,
+    },
+    Reading {
+        name: "crosswire_bus_node_failovers",
+        help: "Publishes that failed on a bus node and were handed to another.",
+        kind: MetricType::Counter,
+        read: |n| n.failovers,
+    },
 ];
 
 /// The node's metrics as a `prometheus-client` collector, read at each
