@@ -1,13 +1,16 @@
 //! Operations endpoints: Prometheus metrics and a health report.
 
-use crate::bus::BusHealth;
-use crate::node::Node;
-use crate::stats::HANDLER_BUCKETS;
+use crate::bus::{BusHealth, BusNodeHealth};
+use crate::node::{Node, WeakNode};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::{get, MethodRouter};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
 use serde::Serialize;
-use std::fmt::Write;
+use std::fmt;
 
 /// How a node is doing, as [`Node::health`] reports it (serialized in lower
 /// case: `"ok"`, `"degraded"`, `"unavailable"`).
@@ -151,7 +154,8 @@ impl Node {
         })
     }
 
-    /// A route serving the node's metrics in the Prometheus text format.
+    /// A route serving the node's metrics in the Prometheus text format
+    /// (version 0.0.4), as [`Node::metrics_text`] renders them.
     ///
     /// # Examples
     ///
@@ -169,14 +173,16 @@ impl Node {
             let node = node.clone();
             async move {
                 (
-                    [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+                    [(CONTENT_TYPE, prometheus_text::CONTENT_TYPE)],
                     node.metrics_text(),
                 )
             }
         })
     }
 
-    /// The node's metrics in the Prometheus text exposition format.
+    /// The node's metrics in the Prometheus text exposition format (version
+    /// 0.0.4), rendered by `prometheus-client` from a registry holding only
+    /// this node's metrics (see [`Node::register_metrics`]).
     ///
     /// # Examples
     ///
@@ -187,268 +193,195 @@ impl Node {
     /// let text = node.metrics_text();
     /// assert!(text.contains("# TYPE crosswire_connections gauge"));
     /// assert!(text.contains(r#"crosswire_connections{node="n1"} 0"#));
+    /// assert!(text.contains(r#"crosswire_frames_dropped_total{node="n1",reason="invalid"} 0"#));
     /// # Ok(())
     /// # }
     /// ```
     pub fn metrics_text(&self) -> String {
-        let s = self.stats();
-        let node = escape(self.server_name());
-        let mut out = String::with_capacity(4096);
-        let mut metric = |name: &str, kind: &str, help: &str, value: f64, extra: &str| {
-            let _ = writeln!(out, "# HELP crosswire_{name} {help}");
-            let _ = writeln!(out, "# TYPE crosswire_{name} {kind}");
-            let _ = writeln!(out, "crosswire_{name}{{node=\"{node}\"{extra}}} {value}");
-        };
-        metric(
-            "connections",
-            "gauge",
-            "Open WebSocket connections.",
-            self.connection_count() as f64,
-            "",
-        );
-        metric(
-            "bound_socket_ids",
-            "gauge",
-            "Socket ids bound to connections.",
-            self.client_count() as f64,
-            "",
-        );
-        metric(
-            "pending_cross_server_calls",
-            "gauge",
-            "Cross-server calls waiting for replies.",
-            self.pending_cross_server_calls() as f64,
-            "",
-        );
-        metric(
-            "cross_server_calls_refused_total",
-            "counter",
-            "Cross-server calls refused at max_pending_cross_server_calls.",
-            s.cross_server_calls_refused as f64,
-            "",
-        );
-        metric(
-            "bus_publish_oversize_total",
-            "counter",
-            "Messages not published because they exceeded max_bus_message_size.",
-            s.bus_publish_oversize as f64,
-            "",
-        );
-        metric(
-            "live_nodes",
-            "gauge",
-            "Cluster members known alive, this node included.",
-            self.live_nodes().len() as f64,
-            "",
-        );
-        metric(
-            "connections_accepted_total",
-            "counter",
-            "WebSocket connections accepted.",
-            s.connections_accepted as f64,
-            "",
-        );
-        metric(
-            "connections_refused_total",
-            "counter",
-            "Connections refused (origin, hook, limit).",
-            s.connections_refused as f64,
-            "",
-        );
-        metric(
-            "frames_received_total",
-            "counter",
-            "Frames received from clients.",
-            s.frames_received as f64,
-            "",
-        );
-        metric(
-            "accept_errors_total",
-            "counter",
-            "accept() failures for lack of resources (file descriptors, memory).",
-            s.accept_errors as f64,
-            "",
-        );
-        let dropped = [
-            ("invalid", s.frames_dropped_invalid),
-            ("reserved", s.frames_dropped_reserved),
-            ("unhandled", s.frames_dropped_unhandled),
-            ("bad_payload", s.frames_dropped_bad_payload),
-            ("unauthenticated", s.frames_dropped_unauthenticated),
-            ("oversize", s.frames_oversize),
-            ("slow_consumer", s.frames_dropped_slow),
-        ];
-        let _ = writeln!(
-            out,
-            "# HELP crosswire_frames_dropped_total Frames dropped, by reason."
-        );
-        let _ = writeln!(out, "# TYPE crosswire_frames_dropped_total counter");
-        for (reason, n) in dropped {
-            let _ = writeln!(
-                out,
-                "crosswire_frames_dropped_total{{node=\"{node}\",reason=\"{reason}\"}} {n}"
-            );
-        }
-        let closes = [
-            ("slow_consumer", s.slow_consumer_closes),
-            ("rate_limit", s.rate_limit_closes),
-            ("liveness", s.liveness_terminations),
-            ("background", s.background_terminations),
-            ("protocol_error", s.protocol_error_closes),
-            ("invalid_utf8", s.invalid_utf8_closes),
-        ];
-        let _ = writeln!(
-            out,
-            "# HELP crosswire_socket_closes_total Sockets closed by the node, by reason."
-        );
-        let _ = writeln!(out, "# TYPE crosswire_socket_closes_total counter");
-        for (reason, n) in closes {
-            let _ = writeln!(
-                out,
-                "crosswire_socket_closes_total{{node=\"{node}\",reason=\"{reason}\"}} {n}"
-            );
-        }
-        let handshakes = [
-            ("timeout", s.handshakes_timed_out),
-            ("too_large", s.handshakes_too_large),
-            ("evicted", s.handshakes_evicted),
-            ("bad_request", s.handshakes_bad_request),
-        ];
-        let _ = writeln!(
-            out,
-            "# HELP crosswire_handshakes_failed_total Connections dropped or refused before their upgrade, by reason."
-        );
-        let _ = writeln!(out, "# TYPE crosswire_handshakes_failed_total counter");
-        for (reason, n) in handshakes {
-            let _ = writeln!(
-                out,
-                "crosswire_handshakes_failed_total{{node=\"{node}\",reason=\"{reason}\"}} {n}"
-            );
-        }
-        let bus = [
-            ("received", s.bus_received),
-            ("dropped_invalid", s.bus_dropped_invalid),
-            ("dropped_oversize", s.bus_dropped_oversize),
-            ("dropped_unhandled", s.bus_dropped_unhandled),
-            ("own_skipped", s.bus_own_skipped),
-            ("duplicates", s.bus_duplicates),
-            ("dropped_unsigned", s.bus_dropped_unsigned),
-            ("dropped_replayed", s.bus_dropped_replayed),
-        ];
-        let _ = writeln!(
-            out,
-            "# HELP crosswire_bus_messages_total Bus messages received, by outcome."
-        );
-        let _ = writeln!(out, "# TYPE crosswire_bus_messages_total counter");
-        for (outcome, n) in bus {
-            let _ = writeln!(
-                out,
-                "crosswire_bus_messages_total{{node=\"{node}\",outcome=\"{outcome}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP crosswire_handler_seconds Run time of event handlers, from dispatch to completion."
-        );
-        let _ = writeln!(out, "# TYPE crosswire_handler_seconds histogram");
-        for (kind, h) in [
-            ("client", &s.client_handler_seconds),
-            ("cross_server", &s.cross_server_handler_seconds),
-        ] {
-            let labels = format!("node=\"{node}\",kind=\"{kind}\"");
-            for (le, n) in HANDLER_BUCKETS.iter().zip(&h.buckets) {
-                let _ = writeln!(
-                    out,
-                    "crosswire_handler_seconds_bucket{{{labels},le=\"{le}\"}} {n}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "crosswire_handler_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "crosswire_handler_seconds_sum{{{labels}}} {}",
-                h.sum_seconds
-            );
-            let _ = writeln!(
-                out,
-                "crosswire_handler_seconds_count{{{labels}}} {}",
-                h.count
-            );
-        }
-        if let Some(cluster) = self.cluster() {
-            let health = cluster.bus.health();
-            let losses = [
-                (
-                    "bus_publish_failures_total",
-                    "Publishes no bus node took (all down or refusing): messages lost.",
-                    health.publish_failures,
-                ),
-                (
-                    "bus_receive_dropped_total",
-                    "Received bus messages dropped because the receive queue was full.",
-                    health.dropped,
-                ),
-                (
-                    "bus_reconnects_total",
-                    "Reconnections of bus connections (a subscriber misses what is published meanwhile).",
-                    health.reconnects,
-                ),
-            ];
-            for (name, help, n) in losses {
-                let _ = writeln!(out, "# HELP crosswire_{name} {help}");
-                let _ = writeln!(out, "# TYPE crosswire_{name} counter");
-                let _ = writeln!(out, "crosswire_{name}{{node=\"{node}\"}} {n}");
-            }
-            let _ = writeln!(
-                out,
-                "# HELP crosswire_bus_node_healthy Whether a bus node is used for publishing."
-            );
-            let _ = writeln!(out, "# TYPE crosswire_bus_node_healthy gauge");
-            for n in &health.nodes {
-                let _ = writeln!(
-                    out,
-                    "crosswire_bus_node_healthy{{node=\"{node}\",bus_node=\"{}\"}} {}",
-                    escape(&n.name),
-                    u8::from(n.healthy)
-                );
-            }
-            let _ = writeln!(
-                out,
-                "# HELP crosswire_bus_node_published_total Messages published through a bus node."
-            );
-            let _ = writeln!(out, "# TYPE crosswire_bus_node_published_total counter");
-            for n in &health.nodes {
-                let _ = writeln!(
-                    out,
-                    "crosswire_bus_node_published_total{{node=\"{node}\",bus_node=\"{}\"}} {}",
-                    escape(&n.name),
-                    n.published
-                );
-            }
-            let _ = writeln!(
-                out,
-                "# HELP crosswire_bus_node_failovers_total Publishes that failed on a bus node and were handed to another."
-            );
-            let _ = writeln!(out, "# TYPE crosswire_bus_node_failovers_total counter");
-            for n in &health.nodes {
-                let _ = writeln!(
-                    out,
-                    "crosswire_bus_node_failovers_total{{node=\"{node}\",bus_node=\"{}\"}} {}",
-                    escape(&n.name),
-                    n.failovers
-                );
-            }
+        let mut registry = Registry::default();
+        self.register_metrics(&mut registry);
+        let mut out = String::with_capacity(8192);
+        if let Err(e) = prometheus_text::encode(&mut out, &registry) {
+            tracing::warn!(error = %e, "could not encode the metrics");
         }
         out
     }
+
+    /// Registers the node's metrics (every `crosswire_*` metric of
+    /// [`Node::metrics_text`], each series labelled with the node's name) into
+    /// an application's own registry, so that one endpoint serves the
+    /// application's metrics and the node's.
+    ///
+    /// The registry reads the node's counters when it is encoded; it does not
+    /// keep the node alive, and a node that is gone adds nothing. A registry
+    /// made with a prefix (`Registry::with_prefix`) puts it before
+    /// `crosswire_`. Register each node once; several nodes of one process go
+    /// into sub-registries of their own (`Registry::sub_registry_with_prefix`),
+    /// since two nodes in one registry would repeat each metric family.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use prometheus_client::encoding::text::encode;
+    /// use prometheus_client::metrics::counter::Counter;
+    /// use prometheus_client::registry::Registry;
+    ///
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// let mut registry = Registry::default();
+    /// let orders: Counter = Counter::default();
+    /// registry.register("orders", "Orders taken", orders.clone());
+    /// node.register_metrics(&mut registry);
+    /// orders.inc();
+    ///
+    /// let mut text = String::new();
+    /// encode(&mut text, &registry)?; // OpenMetrics text, as an application serves it
+    /// assert!(text.contains("orders_total 1\n"));
+    /// assert!(text.contains("crosswire_connections{node=\"n1\"} 0\n"));
+    /// assert!(text.contains("crosswire_socket_closes_total{node=\"n1\",reason=\"slow_consumer\"} 0\n"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        registry.register_collector(Box::new(NodeMetrics(self.downgrade())));
+    }
+
+    /// Writes every metric family of the node.
+    fn encode_metrics(&self, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let node = self.server_name();
+        for m in &NODE_GAUGES {
+            m.encode_one(encoder, node, self)?;
+        }
+        self.inner.stats.encode(node, encoder)?;
+        let Some(cluster) = self.cluster() else {
+            return Ok(());
+        };
+        let health = cluster.bus.health();
+        for m in &BUS_LOSSES {
+            m.encode_one(encoder, node, &health)?;
+        }
+        for m in &BUS_NODES {
+            let mut metric = encoder.encode_descriptor(m.name, m.help, None, m.kind)?;
+            for n in &health.nodes {
+                let labels = [("node", node), ("bus_node", n.name.as_str())];
+                encode_value(&mut metric.encode_family(&labels)?, m.kind, (m.read)(n))?;
+            }
+        }
+        Ok(())
+    }
 }
 
-/// Escapes a Prometheus label value.
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// A metric read from the node's state (not from its counters): its name,
+/// help, type and reading.
+struct Reading<T> {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    read: fn(&T) -> u64,
+}
+
+impl<T> Reading<T> {
+    /// Writes the metric with its one series, labelled `node`.
+    fn encode_one(&self, encoder: &mut DescriptorEncoder<'_>, node: &str, from: &T) -> fmt::Result {
+        let mut metric = encoder.encode_descriptor(self.name, self.help, None, self.kind)?;
+        encode_value(
+            &mut metric.encode_family(&[("node", node)])?,
+            self.kind,
+            (self.read)(from),
+        )
+    }
+}
+
+fn encode_value(series: &mut MetricEncoder<'_>, kind: MetricType, value: u64) -> fmt::Result {
+    match kind {
+        MetricType::Counter => series.encode_counter::<NoLabelSet, _, u64>(&value, None),
+        _ => series.encode_gauge(&value),
+    }
+}
+
+/// The node's gauges.
+const NODE_GAUGES: [Reading<Node>; 4] = [
+    Reading {
+        name: "crosswire_connections",
+        help: "Open WebSocket connections.",
+        kind: MetricType::Gauge,
+        read: |node| node.connection_count() as u64,
+    },
+    Reading {
+        name: "crosswire_bound_socket_ids",
+        help: "Socket ids bound to connections.",
+        kind: MetricType::Gauge,
+        read: |node| node.client_count() as u64,
+    },
+    Reading {
+        name: "crosswire_pending_cross_server_calls",
+        help: "Cross-server calls waiting for replies.",
+        kind: MetricType::Gauge,
+        read: |node| node.pending_cross_server_calls() as u64,
+    },
+    Reading {
+        name: "crosswire_live_nodes",
+        help: "Cluster members known alive, this node included.",
+        kind: MetricType::Gauge,
+        read: |node| node.live_nodes().len() as u64,
+    },
+];
+
+/// The bus's loss counters (nodes with a bus only).
+const BUS_LOSSES: [Reading<BusHealth>; 3] = [
+    Reading {
+        name: "crosswire_bus_publish_failures",
+        help: "Publishes no bus node took (all down or refusing): messages lost.",
+        kind: MetricType::Counter,
+        read: |h| h.publish_failures,
+    },
+    Reading {
+        name: "crosswire_bus_receive_dropped",
+        help: "Received bus messages dropped because the receive queue was full.",
+        kind: MetricType::Counter,
+        read: |h| h.dropped,
+    },
+    Reading {
+        name: "crosswire_bus_reconnects",
+        help: "Reconnections of bus connections (a subscriber misses what is published meanwhile).",
+        kind: MetricType::Counter,
+        read: |h| h.reconnects,
+    },
+];
+
+/// One series per bus node (e.g. per Redis node), labelled `bus_node`.
+const BUS_NODES: [Reading<BusNodeHealth>; 3] = [
+    Reading {
+        name: "crosswire_bus_node_healthy",
+        help: "Whether a bus node is used for publishing.",
+        kind: MetricType::Gauge,
+        read: |n| u64::from(n.healthy),
+    },
+    Reading {
+        name: "crosswire_bus_node_published",
+        help: "Messages published through a bus node.",
+        kind: MetricType::Counter,
+        read: |n| n.published,
+    },
+    Reading {
+        name: "crosswire_bus_node_failovers",
+        help: "Publishes that failed on a bus node and were handed to another.",
+        kind: MetricType::Counter,
+        read: |n| n.failovers,
+    },
+];
+
+/// The node's metrics as a `prometheus-client` collector, read at each
+/// encoding; holds the node weakly.
+#[derive(Debug)]
+struct NodeMetrics(WeakNode);
+
+impl Collector for NodeMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        match self.0.upgrade() {
+            Some(node) => node.encode_metrics(&mut encoder),
+            None => Ok(()),
+        }
+    }
 }

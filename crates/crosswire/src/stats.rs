@@ -1,6 +1,9 @@
 //! Counters of everything a node drops, refuses or closes, and histograms
 //! of how long event handlers run.
 
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -144,52 +147,258 @@ impl<F: Future<Output = ()> + Unpin> Future for Timed<F> {
     }
 }
 
-/// Counters of one node. Read them with [`Node::stats`](crate::Node::stats).
-///
-/// # Examples
-///
-/// ```
-/// use crosswire::stats::Stats;
-/// let stats = Stats::default();
-/// assert_eq!(stats.snapshot(), crosswire::StatsSnapshot::default());
-/// ```
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub(crate) connections_accepted: AtomicU64,
-    pub(crate) frames_received: AtomicU64,
-    pub(crate) frames_dropped_invalid: AtomicU64,
-    pub(crate) frames_dropped_reserved: AtomicU64,
-    pub(crate) frames_dropped_unhandled: AtomicU64,
-    pub(crate) frames_dropped_bad_payload: AtomicU64,
-    pub(crate) frames_oversize: AtomicU64,
-    pub(crate) frames_dropped_slow: AtomicU64,
-    pub(crate) slow_consumer_closes: AtomicU64,
-    pub(crate) liveness_terminations: AtomicU64,
-    pub(crate) background_terminations: AtomicU64,
-    pub(crate) bus_received: AtomicU64,
-    pub(crate) bus_dropped_invalid: AtomicU64,
-    pub(crate) bus_dropped_oversize: AtomicU64,
-    pub(crate) bus_dropped_unhandled: AtomicU64,
-    pub(crate) bus_own_skipped: AtomicU64,
-    pub(crate) bus_duplicates: AtomicU64,
-    pub(crate) cross_unhandled: AtomicU64,
-    pub(crate) cross_replies_unknown: AtomicU64,
-    pub(crate) frames_dropped_unauthenticated: AtomicU64,
-    pub(crate) rate_limit_closes: AtomicU64,
-    pub(crate) connections_refused: AtomicU64,
-    pub(crate) bus_dropped_unsigned: AtomicU64,
-    pub(crate) bus_dropped_replayed: AtomicU64,
-    pub(crate) invalid_utf8_closes: AtomicU64,
-    pub(crate) protocol_error_closes: AtomicU64,
-    pub(crate) accept_errors: AtomicU64,
-    pub(crate) handshakes_bad_request: AtomicU64,
-    pub(crate) handshakes_evicted: AtomicU64,
-    pub(crate) handshakes_too_large: AtomicU64,
-    pub(crate) handshakes_timed_out: AtomicU64,
-    pub(crate) bus_publish_oversize: AtomicU64,
-    pub(crate) cross_server_calls_refused: AtomicU64,
-    pub(crate) client_handler_seconds: Histogram,
-    pub(crate) cross_server_handler_seconds: Histogram,
+/// One family of series in the node's metrics: a name, a help text and, for
+/// families of several series, the label that tells them apart.
+#[derive(Debug)]
+pub(crate) struct Family<T: 'static> {
+    /// The family's name (counters without `_total`, which the encoder adds).
+    pub(crate) name: &'static str,
+    pub(crate) help: &'static str,
+    /// The label that tells the series apart, when there are several.
+    pub(crate) label: Option<&'static str>,
+    pub(crate) series: &'static [Series<T>],
+}
+
+/// One series of a [`Family`]: its label value and where it is counted.
+#[derive(Debug)]
+pub(crate) struct Series<T: 'static> {
+    pub(crate) value: Option<&'static str>,
+    pub(crate) get: fn(&Stats) -> &T,
+}
+
+/// `Some(x)` for a given literal, `None` for none.
+macro_rules! some {
+    () => {
+        None
+    };
+    ($x:literal) => {
+        Some($x)
+    };
+}
+
+/// Declares every counter and histogram of a node once, and generates from
+/// that one table [`Stats`] (one atomic per counter), [`Stats::snapshot`],
+/// [`StatsSnapshot`] (one documented field per counter) and the description
+/// of each metric ([`COUNTERS`], [`HISTOGRAMS`]).
+macro_rules! node_stats {
+    (
+        counters {
+            $(
+                $cname:literal, $chelp:literal $(, $clabel:literal)? {
+                    $( $(#[$cdoc:meta])* $cfield:ident $(= $cvalue:literal)? ),* $(,)?
+                }
+            )*
+        }
+        histograms {
+            $(
+                $hname:literal, $hhelp:literal, $hlabel:literal {
+                    $( $(#[$hdoc:meta])* $hfield:ident = $hvalue:literal ),* $(,)?
+                }
+            )*
+        }
+        unexported {
+            $( $(#[$udoc:meta])* $ufield:ident ),* $(,)?
+        }
+    ) => {
+        /// Counters of one node. Read them with [`Node::stats`](crate::Node::stats).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use crosswire::stats::Stats;
+        /// let stats = Stats::default();
+        /// assert_eq!(stats.snapshot(), crosswire::StatsSnapshot::default());
+        /// ```
+        #[derive(Debug, Default)]
+        pub struct Stats {
+            $( $( pub(crate) $cfield: AtomicU64, )* )*
+            $( pub(crate) $ufield: AtomicU64, )*
+            $( $( pub(crate) $hfield: Histogram, )* )*
+        }
+
+        impl Stats {
+            /// A copy of the counters.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// let snapshot = crosswire::stats::Stats::default().snapshot();
+            /// assert_eq!(snapshot.frames_received, 0);
+            /// assert_eq!(snapshot.connections_accepted, 0);
+            /// ```
+            pub fn snapshot(&self) -> StatsSnapshot {
+                StatsSnapshot {
+                    $( $( $cfield: self.$cfield.load(Ordering::Relaxed), )* )*
+                    $( $ufield: self.$ufield.load(Ordering::Relaxed), )*
+                    $( $( $hfield: self.$hfield.snapshot(), )* )*
+                }
+            }
+        }
+
+        /// A point-in-time copy of a node's counters.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// # #[tokio::main(flavor = "current_thread")]
+        /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+        /// # let node = crosswire::Node::builder().server_name("n1").build()?;
+        /// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
+        /// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
+        /// # let addr = node.listen("127.0.0.1:0").await?;
+        /// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
+        /// # let socket = sockets.recv().await.ok_or("no connection")?;
+        /// let stats = node.stats();
+        /// assert_eq!(stats.connections_accepted, 1);
+        /// assert_eq!(stats.frames_dropped_invalid, 0);
+        /// # Ok(())
+        /// # }
+        /// ```
+        #[derive(Debug, Clone, Copy, PartialEq, Default)]
+        #[non_exhaustive]
+        pub struct StatsSnapshot {
+            $( $( $(#[$cdoc])* pub $cfield: u64, )* )*
+            $( $(#[$udoc])* pub $ufield: u64, )*
+            $( $( $(#[$hdoc])* pub $hfield: HistogramSnapshot, )* )*
+        }
+
+        /// The counter families of the node's metrics.
+        pub(crate) const COUNTERS: &[Family<AtomicU64>] = &[
+            $(
+                Family {
+                    name: concat!("crosswire_", $cname),
+                    help: $chelp,
+                    label: some!($($clabel)?),
+                    series: &[
+                        $( Series { value: some!($($cvalue)?), get: |s| &s.$cfield }, )*
+                    ],
+                },
+            )*
+        ];
+
+        /// The histogram families of the node's metrics.
+        pub(crate) const HISTOGRAMS: &[Family<Histogram>] = &[
+            $(
+                Family {
+                    name: concat!("crosswire_", $hname),
+                    help: $hhelp,
+                    label: Some($hlabel),
+                    series: &[
+                        $( Series { value: Some($hvalue), get: |s| &s.$hfield }, )*
+                    ],
+                },
+            )*
+        ];
+    };
+}
+
+node_stats! {
+    counters {
+        "connections_accepted", "WebSocket connections accepted." {
+            /// WebSocket connections accepted.
+            connections_accepted,
+        }
+        "connections_refused", "Connections refused (origin, hook, limit)." {
+            /// Connections refused (origin not allowed, hook refusal, connection limit).
+            connections_refused,
+        }
+        "frames_received", "Frames received from clients." {
+            /// Frames received from clients (all kinds).
+            frames_received,
+        }
+        "accept_errors", "accept() failures for lack of resources (file descriptors, memory)." {
+            /// `accept` failures for lack of resources (file descriptors, memory).
+            accept_errors,
+        }
+        "cross_server_calls_refused", "Cross-server calls refused at max_pending_cross_server_calls." {
+            /// Cross-server calls refused because the node already waited on
+            /// `max_pending_cross_server_calls` calls.
+            cross_server_calls_refused,
+        }
+        "bus_publish_oversize", "Messages not published because they exceeded max_bus_message_size." {
+            /// Messages this node refused to publish because, encoded, they
+            /// exceeded `max_bus_message_size`.
+            bus_publish_oversize,
+        }
+        "frames_dropped", "Frames dropped, by reason.", "reason" {
+            /// Frames dropped because they were not JSON, had no event, or were
+            /// binary frames that were not UTF-8.
+            frames_dropped_invalid = "invalid",
+            /// Frames dropped because they named a reserved or system event.
+            frames_dropped_reserved = "reserved",
+            /// Frames dropped because no handler was registered for their event.
+            frames_dropped_unhandled = "unhandled",
+            /// Events whose payload did not deserialize into the type a handler
+            /// asked for (the handler did not run; the caller got the `bad_payload`
+            /// error reply).
+            frames_dropped_bad_payload = "bad_payload",
+            /// Frames dropped because the socket had not authenticated yet.
+            frames_dropped_unauthenticated = "unauthenticated",
+            /// Frames over `max_frame_size` (their sockets were closed with 1009).
+            frames_oversize = "oversize",
+            /// Outbound frames dropped under [`SlowConsumerPolicy::DropFrame`](crate::SlowConsumerPolicy::DropFrame).
+            frames_dropped_slow = "slow_consumer",
+        }
+        "socket_closes", "Sockets closed by the node, by reason.", "reason" {
+            /// Sockets closed with 4003 because their outbound queue was full.
+            slow_consumer_closes = "slow_consumer",
+            /// Sockets closed with 4004 for exceeding the rate limit.
+            rate_limit_closes = "rate_limit",
+            /// Sockets terminated because they missed a protocol pong.
+            liveness_terminations = "liveness",
+            /// Sockets terminated because they stayed in the background too long.
+            background_terminations = "background",
+            /// Sockets closed with 1002 for a WebSocket protocol violation.
+            protocol_error_closes = "protocol_error",
+            /// Sockets closed with 1007 for a text frame that is not UTF-8.
+            invalid_utf8_closes = "invalid_utf8",
+        }
+        "handshakes_failed", "Connections dropped or refused before their upgrade, by reason.", "reason" {
+            /// Connections dropped for not sending their complete request head in
+            /// time (`handshake_timeout`).
+            handshakes_timed_out = "timeout",
+            /// Connections refused with 431: request head over `max_handshake_size`.
+            handshakes_too_large = "too_large",
+            /// Connections waiting for their upgrade pushed out by newer ones
+            /// (`max_pending_handshakes`, or the file descriptor budget).
+            handshakes_evicted = "evicted",
+            /// Upgrade requests refused with 400 (e.g. a malformed `Sec-WebSocket-Key`).
+            handshakes_bad_request = "bad_request",
+        }
+        "bus_messages", "Bus messages received, by outcome.", "outcome" {
+            /// Messages received from the bus.
+            bus_received = "received",
+            /// Bus messages dropped because they could not be decoded or had a wrong shape.
+            bus_dropped_invalid = "dropped_invalid",
+            /// Bus messages dropped because they exceeded `max_bus_message_size`.
+            bus_dropped_oversize = "dropped_oversize",
+            /// Custom-channel messages dropped because no handler was set.
+            bus_dropped_unhandled = "dropped_unhandled",
+            /// Own publications received back and skipped.
+            bus_own_skipped = "own_skipped",
+            /// Second copies of redundantly published messages, dropped.
+            bus_duplicates = "duplicates",
+            /// Bus messages refused because they were unsigned or their signature was wrong (signing mode).
+            bus_dropped_unsigned = "dropped_unsigned",
+            /// Bus messages refused as stale or replayed (signing mode; also the second copy of a redundant publish).
+            bus_dropped_replayed = "dropped_replayed",
+        }
+    }
+    histograms {
+        "handler_seconds", "Run time of event handlers, from dispatch to completion.", "kind" {
+            /// Run time of client-event handlers, from the dispatch of the frame's
+            /// event to the end of the handler (its asynchronous part included).
+            client_handler_seconds = "client",
+            /// Run time of cross-server event handlers, from dispatch to their end.
+            cross_server_handler_seconds = "cross_server",
+        }
+    }
+    unexported {
+        /// Cross-server events with no handler on this node.
+        cross_unhandled,
+        /// Cross-server replies for unknown (finished, deleted or forged) callback ids.
+        cross_replies_unknown,
+    }
 }
 
 impl Stats {
@@ -197,158 +406,56 @@ impl Stats {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A copy of the counters.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let snapshot = crosswire::stats::Stats::default().snapshot();
-    /// assert_eq!(snapshot.frames_received, 0);
-    /// assert_eq!(snapshot.connections_accepted, 0);
-    /// ```
-    pub fn snapshot(&self) -> StatsSnapshot {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        StatsSnapshot {
-            connections_accepted: g(&self.connections_accepted),
-            frames_received: g(&self.frames_received),
-            frames_dropped_invalid: g(&self.frames_dropped_invalid),
-            frames_dropped_reserved: g(&self.frames_dropped_reserved),
-            frames_dropped_unhandled: g(&self.frames_dropped_unhandled),
-            frames_dropped_bad_payload: g(&self.frames_dropped_bad_payload),
-            frames_oversize: g(&self.frames_oversize),
-            frames_dropped_slow: g(&self.frames_dropped_slow),
-            slow_consumer_closes: g(&self.slow_consumer_closes),
-            liveness_terminations: g(&self.liveness_terminations),
-            background_terminations: g(&self.background_terminations),
-            bus_received: g(&self.bus_received),
-            bus_dropped_invalid: g(&self.bus_dropped_invalid),
-            bus_dropped_oversize: g(&self.bus_dropped_oversize),
-            bus_dropped_unhandled: g(&self.bus_dropped_unhandled),
-            bus_own_skipped: g(&self.bus_own_skipped),
-            bus_duplicates: g(&self.bus_duplicates),
-            cross_unhandled: g(&self.cross_unhandled),
-            cross_replies_unknown: g(&self.cross_replies_unknown),
-            frames_dropped_unauthenticated: g(&self.frames_dropped_unauthenticated),
-            rate_limit_closes: g(&self.rate_limit_closes),
-            connections_refused: g(&self.connections_refused),
-            bus_dropped_unsigned: g(&self.bus_dropped_unsigned),
-            bus_dropped_replayed: g(&self.bus_dropped_replayed),
-            invalid_utf8_closes: g(&self.invalid_utf8_closes),
-            protocol_error_closes: g(&self.protocol_error_closes),
-            accept_errors: g(&self.accept_errors),
-            handshakes_bad_request: g(&self.handshakes_bad_request),
-            handshakes_evicted: g(&self.handshakes_evicted),
-            handshakes_too_large: g(&self.handshakes_too_large),
-            handshakes_timed_out: g(&self.handshakes_timed_out),
-            bus_publish_oversize: g(&self.bus_publish_oversize),
-            cross_server_calls_refused: g(&self.cross_server_calls_refused),
-            client_handler_seconds: self.client_handler_seconds.snapshot(),
-            cross_server_handler_seconds: self.cross_server_handler_seconds.snapshot(),
+    /// Writes every counter and histogram family, each series labelled
+    /// `node="<node>"` (and its family's label).
+    pub(crate) fn encode(&self, node: &str, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        for family in COUNTERS {
+            let mut metric =
+                encoder.encode_descriptor(family.name, family.help, None, MetricType::Counter)?;
+            for series in family.series {
+                let value = (series.get)(self).load(Ordering::Relaxed);
+                let labels = series_labels(node, family.label, series.value);
+                metric
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(&value, None)?;
+            }
         }
+        for family in HISTOGRAMS {
+            let mut metric =
+                encoder.encode_descriptor(family.name, family.help, None, MetricType::Histogram)?;
+            for series in family.series {
+                let h = (series.get)(self);
+                let mut buckets = [(f64::INFINITY, 0u64); 11];
+                for ((out, bound), n) in buckets
+                    .iter_mut()
+                    .zip(HANDLER_BUCKETS.iter().chain([&f64::INFINITY]))
+                    .zip(&h.buckets)
+                {
+                    *out = (*bound, n.load(Ordering::Relaxed));
+                }
+                let count = buckets.iter().map(|(_, n)| n).sum();
+                let sum = h.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+                let labels = series_labels(node, family.label, series.value);
+                metric
+                    .encode_family(&labels)?
+                    .encode_histogram::<NoLabelSet>(sum, count, &buckets, None)?;
+            }
+        }
+        Ok(())
     }
 }
 
-/// A point-in-time copy of a node's counters.
-///
-/// # Examples
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # use futures_util::{SinkExt, StreamExt};
-/// # let node = crosswire::Node::builder().server_name("n1").build()?;
-/// # let (tx, mut sockets) = tokio::sync::mpsc::unbounded_channel();
-/// # node.on_connection(move |socket, _| { let _ = tx.send(socket); async {} });
-/// # let addr = node.listen("127.0.0.1:0").await?;
-/// # let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/lobby?id=u1")).await?;
-/// # let socket = sockets.recv().await.ok_or("no connection")?;
-/// let stats = node.stats();
-/// assert_eq!(stats.connections_accepted, 1);
-/// assert_eq!(stats.frames_dropped_invalid, 0);
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-#[non_exhaustive]
-pub struct StatsSnapshot {
-    /// WebSocket connections accepted.
-    pub connections_accepted: u64,
-    /// Frames received from clients (all kinds).
-    pub frames_received: u64,
-    /// Frames dropped because they were not JSON, had no event, or were
-    /// binary frames that were not UTF-8.
-    pub frames_dropped_invalid: u64,
-    /// Frames dropped because they named a reserved or system event.
-    pub frames_dropped_reserved: u64,
-    /// Frames dropped because no handler was registered for their event.
-    pub frames_dropped_unhandled: u64,
-    /// Events whose payload did not deserialize into the type a handler
-    /// asked for (the handler did not run; the caller got the `bad_payload`
-    /// error reply).
-    pub frames_dropped_bad_payload: u64,
-    /// Frames over `max_frame_size` (their sockets were closed with 1009).
-    pub frames_oversize: u64,
-    /// Outbound frames dropped under [`SlowConsumerPolicy::DropFrame`](crate::SlowConsumerPolicy::DropFrame).
-    pub frames_dropped_slow: u64,
-    /// Sockets closed with 4003 because their outbound queue was full.
-    pub slow_consumer_closes: u64,
-    /// Sockets terminated because they missed a protocol pong.
-    pub liveness_terminations: u64,
-    /// Sockets terminated because they stayed in the background too long.
-    pub background_terminations: u64,
-    /// Messages received from the bus.
-    pub bus_received: u64,
-    /// Bus messages dropped because they could not be decoded or had a wrong shape.
-    pub bus_dropped_invalid: u64,
-    /// Bus messages dropped because they exceeded `max_bus_message_size`.
-    pub bus_dropped_oversize: u64,
-    /// Custom-channel messages dropped because no handler was set.
-    pub bus_dropped_unhandled: u64,
-    /// Own publications received back and skipped.
-    pub bus_own_skipped: u64,
-    /// Second copies of redundantly published messages, dropped.
-    pub bus_duplicates: u64,
-    /// Cross-server events with no handler on this node.
-    pub cross_unhandled: u64,
-    /// Cross-server replies for unknown (finished, deleted or forged) callback ids.
-    pub cross_replies_unknown: u64,
-    /// Frames dropped because the socket had not authenticated yet.
-    pub frames_dropped_unauthenticated: u64,
-    /// Sockets closed with 4004 for exceeding the rate limit.
-    pub rate_limit_closes: u64,
-    /// Connections refused (origin not allowed, hook refusal, connection limit).
-    pub connections_refused: u64,
-    /// Bus messages refused because they were unsigned or their signature was wrong (signing mode).
-    pub bus_dropped_unsigned: u64,
-    /// Bus messages refused as stale or replayed (signing mode; also the second copy of a redundant publish).
-    pub bus_dropped_replayed: u64,
-    /// Connections dropped for not sending their complete request head in
-    /// time (`handshake_timeout`).
-    pub handshakes_timed_out: u64,
-    /// Connections refused with 431: request head over `max_handshake_size`.
-    pub handshakes_too_large: u64,
-    /// Connections waiting for their upgrade pushed out by newer ones
-    /// (`max_pending_handshakes`, or the file descriptor budget).
-    pub handshakes_evicted: u64,
-    /// Upgrade requests refused with 400 (e.g. a malformed `Sec-WebSocket-Key`).
-    pub handshakes_bad_request: u64,
-    /// `accept` failures for lack of resources (file descriptors, memory).
-    pub accept_errors: u64,
-    /// Sockets closed with 1002 for a WebSocket protocol violation.
-    pub protocol_error_closes: u64,
-    /// Sockets closed with 1007 for a text frame that is not UTF-8.
-    pub invalid_utf8_closes: u64,
-    /// Messages this node refused to publish because, encoded, they
-    /// exceeded `max_bus_message_size`.
-    pub bus_publish_oversize: u64,
-    /// Cross-server calls refused because the node already waited on
-    /// `max_pending_cross_server_calls` calls.
-    pub cross_server_calls_refused: u64,
-    /// Run time of client-event handlers, from the dispatch of the frame's
-    /// event to the end of the handler (its asynchronous part included).
-    pub client_handler_seconds: HistogramSnapshot,
-    /// Run time of cross-server event handlers, from dispatch to their end.
-    pub cross_server_handler_seconds: HistogramSnapshot,
+/// `node="<node>"` and, for a series of a labelled family, its label.
+fn series_labels<'a>(
+    node: &'a str,
+    label: Option<&'static str>,
+    value: Option<&'static str>,
+) -> Vec<(&'a str, &'a str)> {
+    let mut labels = vec![("node", node)];
+    if let (Some(label), Some(value)) = (label, value) {
+        labels.push((label, value));
+    }
+    labels
 }
 
 #[cfg(test)]
