@@ -81,6 +81,9 @@ pub use cross_server::{
     ReplyData,
 };
 pub use crosswire_protocol as protocol;
+/// The metrics registry crate of [`Node::register_metrics`], re-exported so
+/// that an application uses the same version.
+pub use prometheus_client;
 pub use error::{Error, Result};
 pub use events::{HandlerId, Reply};
 pub use handler::{Data, State};
