@@ -81,14 +81,14 @@ pub use cross_server::{
     ReplyData,
 };
 pub use crosswire_protocol as protocol;
-/// The metrics registry crate of [`Node::register_metrics`], re-exported so
-/// that an application uses the same version.
-pub use prometheus_client;
 pub use error::{Error, Result};
 pub use events::{HandlerId, Reply};
 pub use handler::{Data, State};
 pub use node::{CloseInfo, Node, NodeBuilder, RoomSend, WeakNode};
 pub use ops::{Health, HealthStatus};
+/// The metrics registry crate of [`Node::register_metrics`], re-exported so
+/// that an application uses the same version.
+pub use prometheus_client;
 pub use rooms::Match;
 pub use socket::{close_code, Handshake, SlowConsumerPolicy, Socket};
 pub use stats::{HistogramSnapshot, StatsSnapshot, HANDLER_BUCKETS};

@@ -316,7 +316,7 @@ async fn upgrade(node: Node, req: Request) -> Response {
         remote_addr,
         // What tower layers put in the request (e.g. auth claims) reaches
         // the socket: `Socket::data::<T>()`.
-        data: parking_lot::Mutex::new(std::mem::take(&mut parts.extensions)),
+        data: parking_lot::Mutex::new(request_data(&mut parts.extensions)),
     });
     if let Some(hook) = &node.inner.upgrade_hook {
         if let Err(refusal) = hook(handshake.clone()).await {
@@ -362,6 +362,17 @@ async fn upgrade(node: Node, req: Request) -> Response {
 fn detach_uri(uri: &http::Uri) -> http::Uri {
     let text = uri.to_string();
     http::Uri::from_maybe_shared(Bytes::from(text)).unwrap_or_else(|_| uri.clone())
+}
+
+/// The request's extensions for the socket to keep, without axum's
+/// `OriginalUri`: hyper parses the head without copying, so that URI is a
+/// slice of the connection's read buffer (up to `max_handshake_size`), which
+/// the socket would keep alive for its whole life (the socket keeps its own
+/// copy in [`Handshake::uri`]).
+fn request_data(extensions: &mut http::Extensions) -> http::Extensions {
+    let mut data = std::mem::take(extensions);
+    data.remove::<OriginalUri>();
+    data
 }
 
 /// Whether `key` is a valid `Sec-WebSocket-Key`: the base64 encoding of 16
