@@ -126,11 +126,17 @@ impl Node {
     ///
     /// ```no_run
     /// # async fn f(node: crosswire::Node) -> std::io::Result<()> {
+    /// // On a router with the application's own state too.
+    /// #[derive(Clone)]
+    /// struct App;
     /// let app = axum::Router::new()
     ///     .route("/ws", node.ws_route())
-    ///     .route("/health", axum::routing::get(|| async { "ok" }));
+    ///     .route("/health", axum::routing::get(|| async { "ok" }))
+    ///     .with_state(App);
     /// let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-    /// axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
+    /// // `Node::serve` bounds each connection before its upgrade.
+    /// node.serve(listener, app).await;
+    /// # Ok(())
     /// # }
     /// ```
     pub fn ws_route<S: Clone + Send + Sync + 'static>(&self) -> MethodRouter<S> {
