@@ -295,7 +295,11 @@ fn settle(shared: &Shared, node: &NodeShared, sent: Vec<Job>, values: Vec<Value>
             Some(_) => {
                 bump(&node.published);
                 bump(&shared.counters.published);
-                job.group.succeed();
+                // The bytes leave the publish queue before the caller hears
+                // of it: a publish right after this one must find them gone.
+                let Job { group, charge, .. } = job;
+                drop(charge);
+                group.succeed();
             }
             None => shared.fail_over(job, node, "missing reply".into()),
         }
