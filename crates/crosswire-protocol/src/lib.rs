@@ -20,6 +20,7 @@
 pub mod channels;
 pub mod client;
 pub mod envelope;
+mod error;
 pub mod ids;
 pub mod json;
 mod msgpack;

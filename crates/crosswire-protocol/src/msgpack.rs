@@ -13,25 +13,8 @@
 //! before allocating, bounds nesting at [`MAX_DEPTH`], and refuses trailing
 //! bytes.
 
-use crate::envelope::EnvelopeError;
+use crate::error::{EnvelopeError, MAX_DEPTH};
 use serde_json::{Map, Number, Value};
-
-/// Deepest nesting of arrays and maps accepted (and produced) by the bus
-/// codecs, counting the outermost container as 1. serde_json refuses a
-/// 128th level, so MessagePack uses the same limit and both codecs accept
-/// the same shapes.
-///
-/// # Examples
-///
-/// ```
-/// use crosswire_protocol::envelope::{decode_value, Codec, EnvelopeError, MAX_DEPTH};
-/// assert_eq!(MAX_DEPTH, 127);
-/// let too_deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
-/// assert!(matches!(decode_value(too_deep.as_bytes(), Codec::Json), Err(EnvelopeError::TooDeep)));
-/// let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
-/// assert!(decode_value(ok.as_bytes(), Codec::Json).is_ok());
-/// ```
-pub const MAX_DEPTH: usize = 127;
 
 fn enc<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<(), EnvelopeError> {
     r.map(|_| ())
