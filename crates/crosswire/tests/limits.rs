@@ -275,18 +275,6 @@ async fn metrics_and_health_routes() {
     assert_eq!(health["connections"], 1);
 }
 
-/// A minimal HTTP/1.1 GET over a raw TCP stream (the response, headers included).
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
-}
-
 #[tokio::test]
 async fn frames_larger_than_the_read_buffer_arrive_whole() {
     let (node, addr) = start(Node::builder().read_buffer_size(64)).await;
