@@ -215,7 +215,9 @@ async fn cross_server_stream_gives_each_reply_then_ends() {
     assert_eq!(c.node(0).pending_cross_server_calls(), 0);
 }
 
-#[tokio::test]
+/// On tokio's paused clock: the nodes talk over the in-memory bus only, so
+/// the clock jumps straight to each call's timeout.
+#[tokio::test(start_paused = true)]
 async fn cross_server_partial_responses_at_timeout() {
     let c = cluster(3, Codec::MsgPack).await;
     // Only n2 answers.
@@ -227,15 +229,16 @@ async fn cross_server_partial_responses_at_timeout() {
             },
         )
         .unwrap();
-    let r = c
-        .node(0)
-        .emit_cross_server("q", &1)
-        .unwrap()
-        .expect(3)
-        .timeout(Duration::from_millis(200))
-        .collect()
-        .await
-        .unwrap();
+    let r = bounded(
+        c.node(0)
+            .emit_cross_server("q", &1)
+            .unwrap()
+            .expect(3)
+            .timeout(Duration::from_millis(200))
+            .collect(),
+    )
+    .await
+    .unwrap();
     assert!(!r.success);
     assert_eq!(r.unresponded_count, 2);
     assert_eq!(r.responses.len(), 1);
@@ -251,15 +254,16 @@ async fn cross_server_partial_responses_at_timeout() {
         .timeout(Duration::from_millis(200))
         .stream()
         .unwrap();
-    assert!(call.next().await.unwrap().is_success());
-    match call.next().await.unwrap() {
+    assert!(bounded(call.next()).await.unwrap().is_success());
+    match bounded(call.next()).await.unwrap() {
         CrossServerResponse::Timeout { unresponded, .. } => assert_eq!(unresponded, 1),
         other => panic!("{other:?}"),
     }
-    assert!(call.next().await.is_none());
+    assert!(bounded(call.next()).await.is_none());
 }
 
-#[tokio::test]
+/// On tokio's paused clock (in-memory bus only).
+#[tokio::test(start_paused = true)]
 async fn defect_03_delete_cross_server_callback_really_cancels() {
     let c = cluster(2, Codec::MsgPack).await;
     let mut call = c
@@ -273,7 +277,7 @@ async fn defect_03_delete_cross_server_callback_really_cancels() {
     assert!(c.node(0).delete_cross_server_callback(&id));
     assert!(!c.node(0).delete_cross_server_callback(&id));
     // The stream ends without a timeout item, and nothing crashes later.
-    assert!(call.next().await.is_none());
+    assert!(bounded(call.next()).await.is_none());
     tokio::time::sleep(Duration::from_millis(150)).await; // past the old timer
     assert_eq!(c.node(0).pending_cross_server_calls(), 0);
 }
@@ -595,7 +599,9 @@ async fn signed_bus_refuses_forged_and_replayed_messages() {
     assert_eq!(next_text(&mut ws).await, r#"{"event":"after","payload":2}"#);
 }
 
-#[tokio::test]
+/// On tokio's paused clock (in-memory bus only): a call that waited for its
+/// timeout instead of succeeding at once would run into the bound first.
+#[tokio::test(start_paused = true)]
 async fn off_handler_removes_cross_server_handlers_and_a_call_with_nobody_to_ask_succeeds() {
     let c = cluster(1, Codec::MsgPack).await;
     let n1 = c.node(0);
@@ -616,23 +622,25 @@ async fn off_handler_removes_cross_server_handlers_and_a_call_with_nobody_to_ask
     assert!(r.success);
     assert!(n1.off_handler(id));
     assert!(!n1.off_handler(id));
-    let r = n1
-        .emit_cross_server("q", &1)
-        .unwrap()
-        .timeout(Duration::from_millis(100))
-        .collect()
-        .await
-        .unwrap();
+    let r = bounded(
+        n1.emit_cross_server("q", &1)
+            .unwrap()
+            .timeout(Duration::from_millis(100))
+            .collect(),
+    )
+    .await
+    .unwrap();
     assert!(!r.success, "the handler is gone, nobody answers");
     // Alone and except_self: nobody to wait for, success at once (no timeout).
-    let r = n1
-        .emit_cross_server("q", &1)
-        .unwrap()
-        .except_self()
-        .expect_all()
-        .timeout(Duration::from_secs(60))
-        .collect()
-        .await
-        .unwrap();
+    let r = bounded(
+        n1.emit_cross_server("q", &1)
+            .unwrap()
+            .except_self()
+            .expect_all()
+            .timeout(Duration::from_secs(60))
+            .collect(),
+    )
+    .await
+    .unwrap();
     assert!(r.success && r.responses.is_empty());
 }
