@@ -6,7 +6,7 @@
 //! - [`ws`]: a plain WebSocket client over TCP (tokio-tungstenite) with
 //!   helpers to send text frames, read the next one, and see how the
 //!   connection closed.
-//! - [`redis`]: real `redis-server` processes on free loopback ports, with
+//! - [`redis_server`]: real `redis-server` processes on free loopback ports, with
 //!   the faults the bus tests inject (kill -9, SIGSTOP/SIGCONT, restart on
 //!   the same port).
 //! - [`net`]: free ports and a minimal HTTP GET.
@@ -37,12 +37,12 @@
 //! ```
 pub mod net;
 pub mod process;
-pub mod redis;
+pub mod redis_server;
 pub mod wait;
 pub mod ws;
 
 pub use net::{free_addr, free_port, http_body, http_get};
-pub use redis::RedisServer;
+pub use redis_server::RedisServer;
 pub use wait::{bounded, eventually, eventually_async, recv, wait_until, within, WAIT};
 pub use ws::{
     close_with, closed, connect, next_json, next_text, nothing_more, send_text, sync, Ws,
