@@ -10,16 +10,13 @@ mod support;
 use crosswire::protocol::envelope::Codec;
 use crosswire::{Node, RoomSend};
 use crosswire_redis::{RedisBus, Strategy};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::json;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 use support::*;
 use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -83,27 +80,9 @@ async fn ws_node(name: &str, servers: &[&RedisServer], o: &Opts) -> (Node, Socke
 }
 
 async fn client(node: &Node, addr: SocketAddr, id: &str) -> Ws {
-    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/?id={id}"))
-        .await
-        .unwrap();
+    let ws = ws::connect(addr, &format!("?id={id}")).await;
     eventually(LIMIT, "socket bound", || node.get_socket(id).is_some()).await;
     ws
-}
-
-async fn next_text(ws: &mut Ws) -> String {
-    loop {
-        match within(LIMIT, ws.next()).await.unwrap().unwrap() {
-            Message::Text(t) => return t.as_str().to_owned(),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
-
-/// No frame arrives before a heartbeat echo: proves nothing else was queued.
-async fn nothing_more(ws: &mut Ws) {
-    ws.send(Message::text("")).await.unwrap();
-    assert_eq!(next_text(ws).await, "");
 }
 
 async fn send_paths(codec: Codec) {
@@ -273,7 +252,7 @@ async fn kill_during_stream(redundant: bool) -> StreamRun {
             r2.pause();
         }
         if q == TOTAL / 3 + 20 {
-            r2.kill9();
+            r2.kill();
         }
         n1.broadcast_to_room("chat", "r", "tick", &json!({"q": q}), RoomSend::new())
             .unwrap();

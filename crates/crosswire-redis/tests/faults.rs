@@ -173,7 +173,7 @@ async fn kill_one_node_fails_over_and_recovers() {
     let probes: Vec<_> = (0..4)
         .map(|i| a.publish("stream", format!("probe{i}").into()))
         .collect();
-    r1.kill9();
+    r1.kill();
     for probe in probes {
         within(LONG, probe).await.expect("failed over");
     }
@@ -253,8 +253,8 @@ async fn kill_one_node_fails_over_and_recovers() {
         .build()
         .unwrap();
     within(LONG, node.ready()).await;
-    r0.kill9();
-    r1.kill9();
+    r0.kill();
+    r1.kill();
     eventually(LONG, "no publish target left", || {
         a.healthy_count(ConnKind::Publisher) == 0
     })
@@ -306,7 +306,7 @@ async fn redundant_mode_loses_nothing_when_a_node_dies() {
 
     let producer = Producer::start(&a, "red", 16);
     producer.advance(300).await;
-    r1.kill9();
+    r1.kill();
     producer.advance(300).await;
     r1.restart();
     within(LONG, a.wait_for_publish_targets(2)).await.unwrap();

@@ -1,165 +1,18 @@
-//! Test support: real `redis-server` processes on free loopback ports, fault
-//! injection (kill -9, SIGSTOP/SIGCONT, restart on the same port), raw Redis
-//! taps, and polling helpers.
+//! Test support: buses on real `redis-server`s (the processes, their faults
+//! and the waits come from crosswire-test-support), raw Redis taps, and what
+//! a bus received.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub use crosswire_test_support::*;
 
 use bytes::Bytes;
 use crosswire::bus::{Bus, BusMessage};
 use crosswire_redis::{HealthEvent, RedisBus, RedisBusConfig, Strategy};
 use futures_util::StreamExt;
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// A `redis-server` child process; killed on drop.
-pub struct RedisServer {
-    pub port: u16,
-    child: Option<Child>,
-    stopped: bool,
-}
-
-impl RedisServer {
-    /// Starts a server on a free loopback port and waits until it answers.
-    pub fn start() -> Self {
-        for _ in 0..20 {
-            let port = free_port();
-            let mut server = RedisServer {
-                port,
-                child: None,
-                stopped: false,
-            };
-            if server.spawn() {
-                return server;
-            }
-        }
-        panic!("could not start redis-server");
-    }
-
-    /// A free port on which no server runs yet (for "down at start" cases).
-    pub fn reserve() -> Self {
-        RedisServer {
-            port: free_port(),
-            child: None,
-            stopped: false,
-        }
-    }
-
-    /// Starts (again) on this server's port; true once it answers PING.
-    fn spawn(&mut self) -> bool {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "no",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        self.child = Some(child);
-        self.stopped = false;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if ping(self.port) {
-                return true;
-            }
-            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
-                // Exited (port taken by someone else?).
-                self.child = None;
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        self.kill9();
-        false
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn pid(&self) -> String {
-        self.child.as_ref().expect("running").id().to_string()
-    }
-
-    /// `kill -9`, and reaps the process.
-    pub fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-9", &child.id().to_string()])
-                .status();
-            let _ = child.wait();
-        }
-        self.stopped = false;
-    }
-
-    /// Freezes the process (SIGSTOP).
-    pub fn pause(&mut self) {
-        let status = Command::new("kill").args(["-STOP", &self.pid()]).status();
-        assert!(status.unwrap().success());
-        self.stopped = true;
-    }
-
-    /// Resumes the process (SIGCONT).
-    pub fn resume(&mut self) {
-        let status = Command::new("kill").args(["-CONT", &self.pid()]).status();
-        assert!(status.unwrap().success());
-        self.stopped = false;
-    }
-
-    /// Starts a server on the same port (after `kill9`, or for the first time
-    /// after `reserve`).
-    pub fn restart(&mut self) {
-        self.kill9();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.spawn() {
-            assert!(
-                Instant::now() < deadline,
-                "could not restart redis on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// A raw, synchronous PING.
-fn ping(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    if s.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 7];
-    s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-}
 
 /// A bus configuration with short intervals for tests.
 pub fn config(servers: &[&RedisServer], strategy: Strategy) -> RedisBusConfig {
@@ -181,33 +34,6 @@ pub async fn connect(config: RedisBusConfig) -> RedisBus {
         .await
         .unwrap();
     bus
-}
-
-/// Awaits `fut`, failing the test after `limit`.
-pub async fn within<F: std::future::Future>(limit: Duration, fut: F) -> F::Output {
-    tokio::time::timeout(limit, fut).await.expect("timed out")
-}
-
-/// Polls `cond` every 10 ms until it holds; fails the test after `limit`.
-pub async fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Like [`eventually`], with an async condition.
-pub async fn eventually_async<F, Fut>(limit: Duration, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !cond().await {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// Every health event of a bus, recorded.
