@@ -1,12 +1,82 @@
-//! Client ⇄ node frames (PROTOCOL.md A.3–A.6).
+//! Client ⇄ node frames (`docs/protocol.md` §3 and §4.1). The frames of the
+//! document's test vectors (§12.2) are read from the document.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
+
+mod doc_vectors;
 
 use crosswire_protocol::client::{
     decode_client_frame, decode_server_frame, encode_client_event, encode_reply,
     is_valid_callback_id, FrameError, Inbound, PushFrame, ServerFrame,
 };
+use doc_vectors::{of_kind, vector, Vector};
 use serde_json::{json, Value};
+
+/// The text of vector `name`.
+fn text(name: &str) -> &'static str {
+    vector(name).text("text")
+}
+
+/// Checks a vector's optional `frame`: the unmasked text frame carrying
+/// its text (FIN + text opcode, 7-bit length).
+fn check_frame(v: &Vector) {
+    if let Some(frame) = v.opt_bytes("frame") {
+        let text = v.text("text").as_bytes();
+        assert!(text.len() < 126, "{}: use a 7-bit length", v.name);
+        assert_eq!(frame[0], 0x81, "{}: FIN + text", v.name);
+        assert_eq!(usize::from(frame[1]), text.len(), "{}: length", v.name);
+        assert_eq!(&frame[2..], text, "{}: payload", v.name);
+    }
+}
+
+#[test]
+fn every_client_frame_vector_of_the_document_holds() {
+    for v in of_kind("client-event") {
+        let t = v.text("text");
+        let Ok(Inbound::Event(ev)) = decode_client_frame(t, "") else {
+            panic!("{}: not an event frame", v.name)
+        };
+        assert_eq!(
+            encode_client_event(&ev.event, ev.payload.as_ref(), ev.callback_id.as_deref()).unwrap(),
+            t,
+            "{}",
+            v.name
+        );
+    }
+    for v in of_kind("reply") {
+        let t = v.text("text");
+        let Some(ServerFrame::Reply {
+            callback_id,
+            payload,
+        }) = decode_server_frame(t, "")
+        else {
+            panic!("{}: not a reply", v.name)
+        };
+        assert!(is_valid_callback_id(&callback_id), "{}", v.name);
+        assert_eq!(
+            encode_reply(&callback_id, payload.as_ref()).unwrap(),
+            t,
+            "{}",
+            v.name
+        );
+        check_frame(v);
+    }
+    for v in of_kind("push") {
+        let t = v.text("text");
+        let Some(ServerFrame::Event { event, payload }) = decode_server_frame(t, "") else {
+            panic!("{}: not a push", v.name)
+        };
+        assert_eq!(
+            PushFrame::encode(&event, payload.as_ref())
+                .unwrap()
+                .as_str(),
+            t,
+            "{}",
+            v.name
+        );
+        check_frame(v);
+    }
+}
 
 fn event(text: &str) -> crosswire_protocol::client::ClientEvent {
     match decode_client_frame(text, "") {
@@ -15,18 +85,17 @@ fn event(text: &str) -> crosswire_protocol::client::ClientEvent {
     }
 }
 
-// ---------------------------------------------------------------- A.3 / A.6
+// ------------------------------------------------- event frames, heartbeat
 
 #[test]
 fn captured_client_frames() {
-    let ev = event(
-        r#"{"event":"say","payload":{"hello":"world","n":1.5},"callbackId":"mwyihlrn-18kj-1"}"#,
-    );
+    let ev = event(text("C1"));
     assert_eq!(ev.event, "say");
     assert_eq!(ev.payload, Some(json!({"hello": "world", "n": 1.5})));
     assert_eq!(ev.callback_id.as_deref(), Some("mwyihlrn-18kj-1"));
 
-    let ev = event(r#"{"event":"nocallback","payload":"x"}"#);
+    let ev = event(text("C2"));
+    assert_eq!(ev.event, "nocallback");
     assert_eq!(ev.payload, Some(json!("x")));
     assert_eq!(ev.callback_id, None);
 }
@@ -179,49 +248,78 @@ fn escapes_in_event_names() {
     assert_eq!(ev.event, "café \"q\" \n");
 }
 
-// ---------------------------------------------------------------- A.4 / A.5
+// ------------------------------------------------------ replies and pushes
 
 #[test]
 fn reply_encoding() {
     assert_eq!(
         encode_reply("mwyilcgo-ev07-1", Some(&"ok")).unwrap(),
-        r#"{"payload":"ok","callbackId":"mwyilcgo-ev07-1"}"#
+        text("R1")
     );
     // cb() without a value: no payload key.
     assert_eq!(
         encode_reply::<Value>("mwyihlvs-wabr-3", None).unwrap(),
-        r#"{"callbackId":"mwyihlvs-wabr-3"}"#
+        text("R2")
     );
     // cb(null) keeps it.
-    assert_eq!(
-        encode_reply("id", Some(&Value::Null)).unwrap(),
-        r#"{"payload":null,"callbackId":"id"}"#
-    );
+    assert_eq!(encode_reply("id", Some(&Value::Null)).unwrap(), text("R3"));
 }
 
 #[test]
 fn captured_reply_bytes() {
-    // A.10: S->C 81 2f <47 bytes>.
+    // The node's frame on the wire: 81 2f <47 bytes>.
     let text = encode_reply("mwyilcgo-ev07-1", Some(&"ok")).unwrap();
-    assert_eq!(text.len(), 0x2f);
+    let frame = vector("R1").bytes("frame");
+    assert_eq!(&frame[..2], [0x81, 0x2f]);
+    assert_eq!(&frame[2..], text.as_bytes());
+}
+
+#[test]
+fn error_reply_shape() {
+    // crosswire's error reply: the error inside the reply value.
+    let Some(ServerFrame::Reply {
+        callback_id,
+        payload: Some(payload),
+    }) = decode_server_frame(text("E1"), "")
+    else {
+        panic!("E1 is not a reply with a value")
+    };
+    assert_eq!(callback_id, "c1");
+    assert_eq!(payload["error"]["code"], "bad_payload");
+    assert!(payload["error"]["message"].is_string());
+    assert_eq!(payload.as_object().unwrap().len(), 1);
 }
 
 #[test]
 fn push_encoding() {
     assert_eq!(
         PushFrame::encode("e", Some(&1)).unwrap().as_str(),
-        r#"{"event":"e","payload":1}"#
+        text("P1")
     );
     assert_eq!(PushFrame::encode("e", Some(&1)).unwrap().len(), 0x19);
     assert_eq!(
         PushFrame::encode::<Value>("bc", None).unwrap().as_str(),
-        r#"{"event":"bc"}"#
+        text("P2")
     );
     assert_eq!(
         PushFrame::encode("srvEvt", Some(&Value::Null))
             .unwrap()
             .as_str(),
-        r#"{"event":"srvEvt","payload":null}"#
+        text("P3")
+    );
+}
+
+#[test]
+fn captured_push_frame() {
+    // The node's frame on the wire: 81 19 <25 bytes>.
+    let frame = vector("P1").bytes("frame");
+    assert_eq!(&frame[..2], [0x81, 0x19]);
+    assert_eq!(
+        &frame[2..],
+        PushFrame::encode("e", Some(&json!(1)))
+            .unwrap()
+            .as_str()
+            .as_bytes()
     );
 }
 
@@ -266,15 +364,15 @@ fn client_event_encoding() {
             Some("mwyihlrn-18kj-1")
         )
         .unwrap(),
-        r#"{"event":"say","payload":{"hello":"world","n":1.5},"callbackId":"mwyihlrn-18kj-1"}"#
+        text("C1")
     );
     assert_eq!(
         encode_client_event("nocallback", Some(&"x"), None).unwrap(),
-        r#"{"event":"nocallback","payload":"x"}"#
+        text("C2")
     );
     assert_eq!(
         encode_client_event::<Value>("e", None, None).unwrap(),
-        r#"{"event":"e"}"#
+        text("C3")
     );
 }
 
