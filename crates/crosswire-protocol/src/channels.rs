@@ -1,4 +1,4 @@
-//! Bus channel names (PROTOCOL.md B.2) and how a received channel is
+//! Bus channel names (`docs/protocol.md` §6.2) and how a received channel is
 //! classified.
 //!
 //! With the default prefixes a cluster uses:
@@ -74,8 +74,8 @@ pub struct Channels {
     broadcast: String,
 }
 
-/// Which handler a message received on a channel goes to (PROTOCOL.md B.2,
-/// "Channel classification on receipt").
+/// Which handler a message received on a channel goes to (`docs/protocol.md`
+/// §6.3).
 ///
 /// # Examples
 ///
@@ -259,7 +259,7 @@ impl Channels {
     /// Unlike the original, namespaces whose channel would be one of the
     /// reserved channels (`broadcast`, `private_socket`, or the bridge
     /// channel) are refused, so a room message can never turn into a global
-    /// broadcast (weakness #12).
+    /// broadcast (weakness 12 of `docs/compatibility.md`).
     ///
     /// # Examples
     ///
@@ -293,7 +293,7 @@ impl Channels {
     /// the *bridge* prefix is used verbatim) while `joinRoom` only checks the
     /// WebSocket prefix, so a preset `csbp:x` was subscribed as `csbp:x` but
     /// joined as `ws:csbp:x` and never received its room messages
-    /// (weakness #12). crosswire maps presets with exactly the same rule as
+    /// (weakness 12 of `docs/compatibility.md`). crosswire maps presets with exactly the same rule as
     /// [`Channels::room_namespace`], including the reserved-name checks, so
     /// presets and joined rooms always agree.
     ///

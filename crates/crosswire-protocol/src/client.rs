@@ -1,4 +1,4 @@
-//! Part A of the protocol: the frames exchanged between a client and a node.
+//! The frames exchanged between a client and a node (`docs/protocol.md` §2–§4).
 //!
 //! * client → node: an event frame `{"event":…,"payload":…,"callbackId":…}`
 //!   ([`decode_client_frame`]) or the heartbeat string;
@@ -274,7 +274,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for MaybeStr<'a> {
 }
 
 /// Reads one inbound client frame (text, or a binary frame already decoded
-/// as UTF-8) the way the original does (PROTOCOL.md A.3, A.6).
+/// as UTF-8) the way the original does (`docs/protocol.md` §3.3, §4.1).
 ///
 /// # Examples
 ///
@@ -317,7 +317,7 @@ pub fn decode_client_frame(text: &str, heartbeat: &str) -> Result<Inbound, Frame
 }
 
 /// An encoded pushed-event frame, `{"event":…,"payload":…}`: the text a node
-/// sends to clients and relays verbatim to other nodes (PROTOCOL.md A.5).
+/// sends to clients and relays verbatim to other nodes (`docs/protocol.md` §3.6).
 ///
 /// Cloning is cheap (a reference count), so one encoded frame serves every
 /// recipient of a broadcast.
@@ -473,7 +473,7 @@ impl fmt::Debug for PushFrame {
 }
 
 /// Encodes a callback reply `{"payload":…,"callbackId":…}`; a `None` payload
-/// omits the key (PROTOCOL.md A.4).
+/// omits the key (`docs/protocol.md` §3.4).
 ///
 /// # Examples
 ///
@@ -529,7 +529,7 @@ pub fn encode_client_event<T: Serialize + ?Sized>(
     String::from_utf8(buf).map_err(<serde_json::Error as serde::ser::Error>::custom)
 }
 
-/// What one frame from a node is, seen from a client (BEHAVIOUR.md §3.8).
+/// What one frame from a node is, seen from a client (`docs/protocol.md` §3.7).
 ///
 /// # Examples
 ///

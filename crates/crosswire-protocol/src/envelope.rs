@@ -1,10 +1,10 @@
-//! Part B of the protocol: the messages between nodes on the bus, in both
-//! codecs of the original (PROTOCOL.md B.3–B.7), byte for byte.
+//! The messages between nodes on the bus, in both codecs of the original,
+//! byte for byte (`docs/protocol.md` §6–§9).
 //!
 //! * [`BridgeMessage`] on the bridge channel (`csbp:server_bridge`): a
-//!   cross-server event ([`BridgeEvent`], B.5) or a callback reply
-//!   ([`BridgeReply`], B.6);
-//! * [`WsRoute`] on the WebSocket routing channels (B.7): a client frame for
+//!   cross-server event ([`BridgeEvent`], §7.1) or a callback reply
+//!   ([`BridgeReply`], §7.2);
+//! * [`WsRoute`] on the WebSocket routing channels (§8): a client frame for
 //!   every socket, for one or several socket ids, or for a room;
 //! * any JSON value on custom channels ([`encode_value`], [`decode_value`]).
 //!
@@ -154,7 +154,7 @@ pub const CALLBACK_EVENT: &str = "_Cs_Cb_";
 /// ```
 pub const MESSAGE_ID_KEY: &str = "cwMid";
 
-/// A cross-server event (PROTOCOL.md B.5).
+/// A cross-server event (`docs/protocol.md` §7.1).
 ///
 /// # Examples
 ///
@@ -190,7 +190,7 @@ pub struct BridgeEvent {
     pub key_order: KeyOrder,
 }
 
-/// A callback reply (PROTOCOL.md B.6). Encodes as
+/// A callback reply (`docs/protocol.md` §7.2). Encodes as
 /// `{"event":"_Cs_Cb_","senderServer":…,"targetServer":[],"callbackId":…,"isCallback":true,"payload":…}`.
 ///
 /// # Examples
@@ -259,8 +259,8 @@ impl BridgeMessage {
     }
 }
 
-/// A client frame routed through the bus (PROTOCOL.md B.7). `data` is the
-/// exact frame text of PROTOCOL.md A.5, relayed verbatim.
+/// A client frame routed through the bus (`docs/protocol.md` §8). `data` is
+/// the exact text of the pushed frame (§3.6), relayed verbatim.
 ///
 /// # Examples
 ///
@@ -838,7 +838,7 @@ pub fn decode_bridge(bytes: &[u8], codec: Codec) -> Result<Envelope<BridgeMessag
 ///   one is refused; `excludeSocketIds` is an array whose string elements
 ///   are kept (others dropped), falsy means none, and a single string is
 ///   taken as a one-element list — **never** as the substring match the
-///   original performs on a string (weakness #20); any other value is
+///   original performs on a string (weakness 20 of `docs/compatibility.md`); any other value is
 ///   refused.
 ///
 /// # Examples
@@ -944,7 +944,7 @@ pub fn decode_ws_route(
     })
 }
 
-/// The sender of a decoded message for self-skipping (PROTOCOL.md B.4): the
+/// The sender of a decoded message for self-skipping (`docs/protocol.md` §6.5): the
 /// outer `senderServer` if it is a string, else `data.senderServer` when
 /// `data` is an object.
 ///
@@ -971,7 +971,7 @@ pub fn sender_of(value: &Value) -> Option<&str> {
     }
 }
 
-/// The original's self-skip test (PROTOCOL.md B.4): `value.senderServer` or
+/// The original's self-skip test (`docs/protocol.md` §6.5): `value.senderServer` or
 /// `value.data.senderServer` equals `server_name`.
 ///
 /// # Examples

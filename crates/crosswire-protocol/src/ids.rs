@@ -1,4 +1,4 @@
-//! Callback id generators in the original's formats (PROTOCOL.md A.3, B.8).
+//! Callback id generators in the original's formats (`docs/protocol.md` §3.2, §7.3).
 //!
 //! * node (cross-server) ids: `<last 6 chars of the server name>-<ms base36>-<4 random base36>-<counter base36>`,
 //!   e.g. `erverA-mwyijang-ip49-1`;

@@ -3,10 +3,10 @@
 //!
 //! This crate does no I/O. It holds:
 //!
-//! * [`client`] — the frames between a client and a node (Part A of the
-//!   protocol): event frames, callback replies, pushed events, heartbeats and
+//! * [`client`] — the frames between a client and a node (`docs/protocol.md`
+//!   §2–§4): event frames, callback replies, pushed events, heartbeats and
 //!   callback-id validation;
-//! * [`envelope`] — the messages between nodes on the bus (Part B), in both
+//! * [`envelope`] — the messages between nodes on the bus (§6–§9), in both
 //!   codecs of the original: JSON and MessagePack (its "compression");
 //! * [`channels`] — the bus channel names and how a received channel is
 //!   classified;

@@ -1,5 +1,5 @@
 //! MessagePack as the original's `notepack.io` writes and reads it
-//! (PROTOCOL.md B.3), to and from [`serde_json::Value`].
+//! (`docs/protocol.md` §6.4), to and from [`serde_json::Value`].
 //!
 //! Encoding: maps with string keys in insertion order, always the smallest
 //! int/str/map/array form, integral finite numbers as integers (`-0` is

@@ -1,4 +1,4 @@
-//! Connection URL parameters (PROTOCOL.md A.2, BEHAVIOUR.md §2.10).
+//! Connection URL parameters (`docs/protocol.md` §2.2, §2.3).
 //!
 //! The client appends its custom parameters to the connection URL as an
 //! `application/x-www-form-urlencoded` query ([`append_custom_params`]); the
@@ -152,7 +152,7 @@ impl RequestParams {
 /// space). For a repeated key, an empty (falsy) current value is replaced,
 /// otherwise the values are collected into an array (`?x=&x=1` gives
 /// `x:"1"`, `?a=1&a=2` gives `a:["1","2"]`). Keys such as `__proto__` or
-/// `toString` are ordinary keys here (fixing weakness #7).
+/// `toString` are ordinary keys here (fixing weakness 7 of `docs/compatibility.md`).
 ///
 /// An empty target or one that cannot be parsed gives
 /// `{"params":{},"path":null}`, as the original returns after catching the
@@ -220,7 +220,7 @@ pub fn parse_ws_request_params(
 }
 
 /// Appends `params` to `url` as a form-urlencoded query, as the original
-/// client does with `customParams` (PROTOCOL.md A.2): `&` if `url` already
+/// client does with `customParams` (`docs/protocol.md` §2.2): `&` if `url` already
 /// contains a `?` anywhere, else `?`; nothing at all when `params` is
 /// empty. The query is appended at the very end, even after a `#fragment`.
 ///
