@@ -113,7 +113,7 @@ async fn emit_reaches_the_node_in_order() {
 
 #[tokio::test]
 async fn not_open_fails_at_once_with_ws_not_open() {
-    let addr = dead_addr().await;
+    let addr = free_addr();
     let c = Connector::new(opts(addr)).unwrap();
     assert_eq!(c.state(), ReadyState::Closed);
     assert_eq!(c.emit("x", &1), Err(EmitError::NotOpen));
@@ -502,7 +502,7 @@ async fn reconnects_after_the_node_restarts_on_the_same_port() {
 
 #[tokio::test]
 async fn repeat_limit_stops_the_retries() {
-    let addr = dead_addr().await;
+    let addr = free_addr();
     let c = Connector::new(ConnectorOptions {
         fast_reconnect_threshold: 2,
         fast_reconnect_interval: Duration::from_millis(10),

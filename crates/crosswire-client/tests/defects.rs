@@ -253,7 +253,7 @@ async fn defect_31_close_is_reported_once_per_open() {
     // No server: only errors, reconnects and the limit; never a close.
     let c = Connector::new(ConnectorOptions {
         repeat_limit: Some(2),
-        ..opts(dead_addr().await)
+        ..opts(free_addr())
     })
     .unwrap();
     let mut events = c.subscribe();

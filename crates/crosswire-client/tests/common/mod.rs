@@ -1,14 +1,14 @@
 //! Test support: real crosswire nodes on loopback ports and helpers to read
-//! a connector's event stream with bounded waits.
+//! a connector's event stream with bounded waits (the waits themselves come
+//! from crosswire-test-support).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub use crosswire_test_support::*;
 
 use crosswire::{Node, NodeBuilder};
 use crosswire_client::{ClientEvent, ConnectorOptions, EventStream};
 use std::net::SocketAddr;
 use std::time::Duration;
-
-/// Upper bound of any single wait: reaching it is a failure, not a sleep.
-pub const WAIT: Duration = Duration::from_secs(10);
 
 pub async fn start(builder: NodeBuilder) -> (Node, SocketAddr) {
     let node = builder.build().unwrap();
@@ -37,12 +37,6 @@ pub async fn start_on(builder: impl Fn() -> NodeBuilder, addr: SocketAddr) -> No
             }
         }
     }
-}
-
-/// A loopback address where nothing listens (the port was just released).
-pub async fn dead_addr() -> SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap()
 }
 
 /// Options for tests: ms-scale reconnection, deterministic delays, no
@@ -95,26 +89,6 @@ pub async fn wait_open(events: &mut EventStream) {
     wait_for(events, |e| matches!(e, ClientEvent::Open)).await;
 }
 
-/// Receives from a test channel with a bounded wait.
-pub async fn recv<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> T {
-    tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("nothing received in time")
-        .expect("channel closed")
-}
-
-/// Polls `cond` until it holds (bounded by WAIT).
-pub async fn wait_until(mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !cond() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "condition not reached in time"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
 /// A node whose `connection` event reports each new socket, and whose
 /// `close` event reports (code, reason).
 pub struct Observed {
@@ -142,11 +116,4 @@ pub async fn start_observed(builder: NodeBuilder) -> Observed {
         sockets,
         closes,
     }
-}
-
-/// Awaits `f` with a bounded wait (for replies whose own timeout is long).
-pub async fn bounded<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(WAIT, f)
-        .await
-        .expect("not resolved in time")
 }
