@@ -500,7 +500,9 @@ async fn reconnects_after_the_node_restarts_on_the_same_port() {
     );
 }
 
-#[tokio::test]
+/// On tokio's paused clock: every attempt is refused at once by a loopback
+/// port where nothing listens, so the clock only jumps over the backoffs.
+#[tokio::test(start_paused = true)]
 async fn repeat_limit_stops_the_retries() {
     let addr = free_addr();
     let c = Connector::new(ConnectorOptions {

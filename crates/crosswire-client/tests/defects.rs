@@ -188,8 +188,9 @@ async fn defect_28_pushes_cannot_fire_lifecycle_listeners() {
 }
 
 /// Defect 29: after a synchronous failure (invalid URL) the original made
-/// exactly two attempts and stopped; here retries go on.
-#[tokio::test]
+/// exactly two attempts and stopped; here retries go on. On tokio's paused
+/// clock: the attempts fail without any I/O.
+#[tokio::test(start_paused = true)]
 async fn defect_29_immediate_failures_keep_retrying() {
     let c = Connector::new(ConnectorOptions {
         fast_reconnect_interval: Duration::from_millis(2),
