@@ -22,7 +22,7 @@
 //! configuration ([`join_cluster`]); it subscribes, announces itself, and
 //! takes part at once: sends from any node reach its clients, its sends
 //! reach everyone, and cluster-wide calls with
-//! [`expect_all`](crosswire::cross_server::CrossServerEmit::expect_all)
+//! [`expect_all`](crosswire::CrossServerEmit::expect_all)
 //! count it as soon as the others saw its announcement. Then point part of
 //! the traffic at it (load balancer weights, or the login service's
 //! [`HashRing`](crate::hashring::HashRing)).

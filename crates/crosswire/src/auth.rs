@@ -9,7 +9,7 @@
 //!   then it gets no broadcasts and its other frames are dropped.
 
 use crate::socket::Handshake;
-use crate::ws::Refusal;
+use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 use http::StatusCode;
 use serde_json::Value;
@@ -98,3 +98,77 @@ where
         })
     }
 }
+
+/// An upgrade refused by the upgrade hook: the HTTP status and body the
+/// client gets instead of `101 Switching Protocols`.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire::Result<()> {
+/// use crosswire::{Node, Refusal};
+/// use http::StatusCode;
+/// let node = Node::builder()
+///     .on_upgrade(|handshake| async move {
+///         match handshake.param("token") {
+///             Some("secret") => Ok(()),
+///             _ => Err(Refusal::new(StatusCode::UNAUTHORIZED, "bad token")),
+///         }
+///     })
+///     .build()?;
+/// let addr = node.listen("127.0.0.1:0").await?;
+/// let refused = tokio_tungstenite::connect_async(format!("ws://{addr}/?token=guess")).await;
+/// assert!(matches!(
+///     refused,
+///     Err(tokio_tungstenite::tungstenite::Error::Http(response)) if response.status() == StatusCode::UNAUTHORIZED
+/// ));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    status: StatusCode,
+    message: String,
+}
+
+impl Refusal {
+    /// A refusal with `status` and a short text body.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire::Refusal;
+    /// use http::StatusCode;
+    /// let refusal = Refusal::new(StatusCode::FORBIDDEN, "banned");
+    /// assert_eq!(refusal.status(), StatusCode::FORBIDDEN);
+    /// ```
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire::Refusal;
+    /// use http::StatusCode;
+    /// assert_eq!(Refusal::new(StatusCode::TOO_MANY_REQUESTS, "slow down").status(), 429);
+    /// ```
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.status, self.message).into_response()
+    }
+}
+
+pub(crate) type UpgradeHook =
+    Arc<dyn Fn(Arc<Handshake>) -> BoxFuture<'static, Result<(), Refusal>> + Send + Sync>;

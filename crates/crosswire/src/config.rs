@@ -1,6 +1,5 @@
 //! Node configuration, with the original's defaults.
 
-use crate::socket::SlowConsumerPolicy;
 use crosswire_protocol::envelope::Codec;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -160,6 +159,38 @@ pub const DEFAULT_FD_RESERVE: usize = 256;
 /// assert_eq!(crosswire::NodeConfig::default().kept_header_bytes, DEFAULT_KEPT_HEADER_BYTES);
 /// ```
 pub const DEFAULT_KEPT_HEADER_BYTES: usize = 4096;
+
+/// What a node does with a socket whose outbound queue is full (it holds
+/// its bound of frames or of bytes).
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire::Result<()> {
+/// use crosswire::SlowConsumerPolicy;
+/// assert_eq!(SlowConsumerPolicy::default(), SlowConsumerPolicy::Close);
+/// let policy: SlowConsumerPolicy = serde_json::from_str(r#""drop-frame""#)?;
+/// let node = crosswire::Node::builder().slow_consumer(policy).build()?;
+/// assert_eq!(node.config().slow_consumer, SlowConsumerPolicy::DropFrame);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SlowConsumerPolicy {
+    /// Close the socket with [`close_code::SLOW_CONSUMER`](crate::close_code::SLOW_CONSUMER) (4003). The client
+    /// reconnects and resynchronises; nothing is silently lost.
+    #[default]
+    Close,
+    /// Drop the frame that did not fit and keep the socket (counted in the
+    /// node's statistics). For feeds where a newer frame supersedes an older one.
+    DropFrame,
+}
+
+/// The smallest head buffer of the HTTP server (hyper refuses less): the
+/// floor of [`NodeConfig::max_handshake_size`]'s buffer.
+pub(crate) const MIN_HEAD_BUFFER: usize = 8 * 1024;
 
 /// Everything a [`Node`](crate::Node) is built from. All durations are in
 /// milliseconds when read from TOML or JSON (`server_ping_interval_ms`, ...).

@@ -20,32 +20,27 @@
 //!   handled by the [`SlowConsumerPolicy`].
 //!
 //! ```no_run
-//! use crosswire::{Node, RoomSend};
+//! use crosswire::{Data, Node, Socket};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Join { room: String }
 //!
 //! #[tokio::main]
 //! async fn main() -> crosswire::Result<()> {
 //!     let node = Node::builder().server_name("n1").build()?;
-//!     let n = node.clone();
-//!     node.on_connection(move |socket, handshake| {
-//!         let n = n.clone();
-//!         async move {
-//!             match handshake.param("id") {
-//!                 Some(id) => { let _ = n.set_user_socket(id, &socket); }
-//!                 None => socket.close(4011, "Auth failure"),
-//!             }
+//!     node.on_connection(|socket, handshake| async move {
+//!         match (socket.node(), handshake.param("id")) {
+//!             (Some(node), Some(id)) => { let _ = node.set_user_socket(id, &socket); }
+//!             _ => socket.close(4011, "Auth failure"),
 //!         }
 //!     });
-//!     let n = node.clone();
-//!     node.on("joinRoom", move |socket: crosswire::Socket, payload: serde_json::Value, reply: Option<crosswire::Reply>| {
-//!         let n = n.clone();
-//!         async move {
-//!             let room = payload["room"].as_str().unwrap_or("lobby").to_owned();
-//!             for id in socket.socket_ids() {
-//!                 let _ = n.join_room("chat", &room, &id);
-//!             }
-//!             let _ = n.broadcast_to_room("chat", &room, "joined", &payload, RoomSend::new());
-//!             if let Some(reply) = reply { let _ = reply.send(&true); }
+//!     // The payload arrives typed; the return value is the reply.
+//!     node.on("joinRoom", |node: Node, socket: Socket, Data(join): Data<Join>| async move {
+//!         for id in socket.socket_ids() {
+//!             node.join_room("chat", &join.room, &id)?;
 //!         }
+//!         node.to_room("chat", &join.room).emit("joined", &socket.socket_ids())?;
+//!         Ok::<_, crosswire::Error>(true)
 //!     })?;
 //!     node.listen("127.0.0.1:9000").await?;
 //!     tokio::signal::ctrl_c().await?;
@@ -53,16 +48,36 @@
 //!     Ok(())
 //! }
 //! ```
+//!
+//! ## Inside
+//!
+//! The modules form layers, each using only those below it:
+//!
+//! * the wire ([`protocol`]), [`config`], [`error`], the counters
+//!   ([`stats`]), the bounded outbound queue, the room index ([`rooms`]),
+//!   the [`bus`] trait and its in-memory bus;
+//! * [`Socket`] (one connection's queue and state; it reaches its node
+//!   through an opaque weak pointer), [`events`] (listener registries and
+//!   [`Reply`]), [`auth`], [`cross_server`] (call results and the table of
+//!   pending calls), the handler machinery ([`handler`]);
+//! * [`node`]: the [`Node`] composes them — local delivery (connections,
+//!   bound ids, rooms), the handler registries, the sends, the relay to and
+//!   from the bus with membership, cross-server calls, and the interface
+//!   the transport uses (a socket for a new connection, the handling of a
+//!   text frame);
+//! * [`ws`] and the listener: the WebSocket transport (upgrade, one task
+//!   per connection, the accept loop), which asks the node only through
+//!   that interface; [`operators`] and [`ops`] (health, metrics).
 
 pub mod auth;
 pub mod bus;
 #[cfg(feature = "clap")]
 pub mod cli;
-mod cluster;
 pub mod config;
 pub mod cross_server;
 pub mod error;
 pub mod events;
+mod extract;
 pub mod handler;
 mod listener;
 pub mod node;
@@ -75,24 +90,24 @@ pub mod socket;
 pub mod stats;
 pub mod ws;
 
+pub use auth::Refusal;
+pub use config::SlowConsumerPolicy;
 pub use config::{NodeConfig, RateLimit};
 pub use cross_server::{
-    CrossReply, CrossServerCall, CrossServerMessage, CrossServerResponse, CrossServerResult,
-    ReplyData,
+    CrossServerCall, CrossServerMessage, CrossServerResponse, CrossServerResult, ReplyData,
 };
 pub use crosswire_protocol as protocol;
 pub use error::{Error, Result};
 pub use events::{HandlerId, Reply};
 pub use handler::{Data, State};
-pub use node::{CloseInfo, Node, NodeBuilder, RoomSend, WeakNode};
+pub use node::{CloseInfo, CrossReply, CrossServerEmit, Node, NodeBuilder, RoomSend, WeakNode};
 pub use ops::{Health, HealthStatus};
 /// The metrics registry crate of [`Node::register_metrics`], re-exported so
 /// that an application uses the same version.
 pub use prometheus_client;
 pub use rooms::Match;
-pub use socket::{close_code, Handshake, SlowConsumerPolicy, Socket};
+pub use socket::{close_code, Handshake, Socket};
 pub use stats::{HistogramSnapshot, StatsSnapshot, HANDLER_BUCKETS};
-pub use ws::Refusal;
 
 /// Support for crosswire's own benchmarks; not part of the public API.
 #[doc(hidden)]
@@ -104,10 +119,6 @@ pub mod bench_support {
     /// Registers a socket without a network connection, bound to
     /// `socket_id`; [`drain`] empties its queue as a writer would.
     pub fn detached_socket(node: &Node, socket_id: &str) -> Socket {
-        let inner = &node.inner;
-        let conn_id = inner
-            .next_conn
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let handshake = Arc::new(Handshake {
             uri: http::Uri::from_static("/"),
             params: Default::default(),
@@ -115,8 +126,7 @@ pub mod bench_support {
             remote_addr: None,
             data: Default::default(),
         });
-        let socket = Socket::new(node, conn_id, handshake, true);
-        inner.connections.insert(conn_id, socket.clone());
+        let socket = node.open_socket(handshake);
         let _ = node.set_user_socket(socket_id, &socket);
         socket
     }
@@ -127,7 +137,7 @@ pub mod bench_support {
         buf: &mut std::collections::VecDeque<axum::extract::ws::Utf8Bytes>,
     ) -> usize {
         buf.clear();
-        socket.0.queue.try_take(buf);
+        socket.queue().try_take(buf);
         buf.len()
     }
 }

@@ -20,7 +20,7 @@
 //!   descriptors the listener frees the oldest waiting connection and backs
 //!   off, logging once per period rather than once per failure.
 
-use crate::node::Node;
+use crate::config::{NodeConfig, MIN_HEAD_BUFFER};
 use crate::stats::Stats;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -56,8 +56,7 @@ struct Pending {
 }
 
 impl Pending {
-    fn new(node: &Node) -> Self {
-        let config = node.config();
+    fn new(config: &NodeConfig) -> Self {
         let fd_budget =
             open_files_limit().map_or(usize::MAX, |limit| limit.saturating_sub(config.fd_reserve));
         Pending {
@@ -130,10 +129,25 @@ fn is_connection_error(e: &std::io::Error) -> bool {
     )
 }
 
+/// What the accept loop needs of the node it serves.
+pub(crate) trait Host: Clone + Send + Sync + 'static {
+    /// The node's configuration (limits, timeouts, name).
+    fn config(&self) -> &NodeConfig;
+    /// The node's counters.
+    fn stats(&self) -> &Arc<Stats>;
+    /// Upgraded connections open now.
+    fn connection_count(&self) -> usize;
+}
+
 /// Serves `app` on `listener` until `stop` is cancelled.
-pub(crate) async fn serve(node: Node, listener: TcpListener, app: Router, stop: CancellationToken) {
-    let pending = Arc::new(Pending::new(&node));
-    let stats = node.inner.stats.clone();
+pub(crate) async fn serve<H: Host>(
+    host: H,
+    listener: TcpListener,
+    app: Router,
+    stop: CancellationToken,
+) {
+    let pending = Arc::new(Pending::new(host.config()));
+    let stats = host.stats().clone();
     let mut backoff = Duration::ZERO;
     let mut last_log: Option<Instant> = None;
     let mut unlogged = 0u64;
@@ -154,7 +168,7 @@ pub(crate) async fn serve(node: Node, listener: TcpListener, app: Router, stop: 
                 let now = Instant::now();
                 if last_log.is_none_or(|t| now.duration_since(t) >= ACCEPT_ERROR_LOG_PERIOD) {
                     tracing::warn!(
-                        node = %node.server_name(),
+                        node = %host.config().server_name,
                         error = %e,
                         since_last_log = unlogged,
                         "accept failed; backing off"
@@ -173,7 +187,7 @@ pub(crate) async fn serve(node: Node, listener: TcpListener, app: Router, stop: 
             }
         };
         backoff = Duration::ZERO;
-        let Some((id, token)) = pending.admit(node.connection_count(), &stats) else {
+        let Some((id, token)) = pending.admit(host.connection_count(), &stats) else {
             // Every descriptor of the budget holds an upgraded connection.
             Stats::incr(&stats.connections_refused);
             drop(tcp);
@@ -187,9 +201,9 @@ pub(crate) async fn serve(node: Node, listener: TcpListener, app: Router, stop: 
         }
         let pending = pending.clone();
         let app = app.clone();
-        let node = node.clone();
+        let host = host.clone();
         tokio::spawn(async move {
-            serve_connection(&node, tcp, remote, app, &token).await;
+            serve_connection(&host, tcp, remote, app, &token).await;
             pending.remove(id);
         });
     }
@@ -197,14 +211,14 @@ pub(crate) async fn serve(node: Node, listener: TcpListener, app: Router, stop: 
 
 /// Serves HTTP/1.1 on one connection until it ends or is upgraded (the
 /// upgraded connection then belongs to its WebSocket task).
-async fn serve_connection(
-    node: &Node,
+async fn serve_connection<H: Host>(
+    host: &H,
     tcp: TcpStream,
     remote: SocketAddr,
     app: Router,
     dropped: &CancellationToken,
 ) {
-    let config = node.config();
+    let config = host.config();
     let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(remote));
         app.clone().oneshot(req.map(Body::new))
@@ -216,7 +230,7 @@ async fn serve_connection(
     let conn = http
         .serve_connection(TokioIo::new(tcp), service)
         .with_upgrades();
-    let stats = &node.inner.stats;
+    let stats = host.stats();
     tokio::select! {
         served = conn => {
             if let Err(e) = served {
@@ -233,6 +247,3 @@ async fn serve_connection(
         }
     }
 }
-
-/// The smallest head buffer hyper accepts.
-pub(crate) const MIN_HEAD_BUFFER: usize = 8 * 1024;

@@ -253,7 +253,7 @@ impl Node {
         for m in &NODE_GAUGES {
             m.encode_one(encoder, node, self)?;
         }
-        self.inner.stats.encode(node, encoder)?;
+        self.counters().encode(node, encoder)?;
         let Some(cluster) = self.cluster() else {
             return Ok(());
         };

@@ -1,6 +1,8 @@
 //! One client connection: its bounded outbound queue, its close and liveness
 //! state, its handshake and the data the application attaches to it.
 
+use crate::config::NodeConfig;
+pub use crate::config::SlowConsumerPolicy;
 use crate::queue::{OutQueue, PushError};
 use crate::stats::Stats;
 use crate::{Error, Result};
@@ -9,11 +11,12 @@ use crosswire_protocol::client::PushFrame;
 use crosswire_protocol::params::RequestParams;
 use http::{HeaderMap, Uri};
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use std::any::Any;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Close codes crosswire's server sends (see also the original's 4001/4002,
@@ -56,34 +59,6 @@ pub mod close_code {
     pub const NOT_AUTHENTICATED: u16 = 4005;
     /// Authentication failed (the original's documented convention).
     pub const AUTH_FAILED: u16 = 4011;
-}
-
-/// What a node does with a socket whose outbound queue is full (it holds
-/// its bound of frames or of bytes).
-///
-/// # Examples
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> crosswire::Result<()> {
-/// use crosswire::SlowConsumerPolicy;
-/// assert_eq!(SlowConsumerPolicy::default(), SlowConsumerPolicy::Close);
-/// let policy: SlowConsumerPolicy = serde_json::from_str(r#""drop-frame""#)?;
-/// let node = crosswire::Node::builder().slow_consumer(policy).build()?;
-/// assert_eq!(node.config().slow_consumer, SlowConsumerPolicy::DropFrame);
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SlowConsumerPolicy {
-    /// Close the socket with [`close_code::SLOW_CONSUMER`] (4003). The client
-    /// reconnects and resynchronises; nothing is silently lost.
-    #[default]
-    Close,
-    /// Drop the frame that did not fit and keep the socket (counted in the
-    /// node's statistics). For feeds where a newer frame supersedes an older one.
-    DropFrame,
 }
 
 /// The HTTP request that opened a connection, as the upgrade hook and the
@@ -223,22 +198,23 @@ pub(crate) struct Control {
     pub(crate) close: Mutex<Option<CloseRequest>>,
 }
 
-pub(crate) struct SocketInner {
+struct SocketInner {
     conn_id: u64,
-    pub(crate) queue: OutQueue,
-    pub(crate) control: Control,
+    queue: OutQueue,
+    control: Control,
     open: AtomicBool,
-    pub(crate) alive: AtomicBool,
-    pub(crate) authenticated: AtomicBool,
+    alive: AtomicBool,
+    authenticated: AtomicBool,
     background_since_ms: AtomicU64,
     handshake: Arc<Handshake>,
-    pub(crate) bound_ids: Mutex<Vec<String>>,
+    bound_ids: Mutex<Vec<String>>,
     /// Set to drop the connection at once (with a wake of its task).
-    pub(crate) stopped: AtomicBool,
+    stopped: AtomicBool,
     policy: SlowConsumerPolicy,
     stats: Arc<Stats>,
-    /// The node the socket belongs to (not kept alive by it).
-    node: crate::WeakNode,
+    /// What owns the socket (its node), not kept alive by it; see
+    /// [`Socket::owner`].
+    owner: Weak<dyn Any + Send + Sync>,
 }
 
 /// A handle to one client connection. Cheap to clone; all clones are the
@@ -268,7 +244,7 @@ pub(crate) struct SocketInner {
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct Socket(pub(crate) Arc<SocketInner>);
+pub struct Socket(Arc<SocketInner>);
 
 impl fmt::Debug for Socket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -294,14 +270,16 @@ fn now_ms() -> u64 {
 }
 
 impl Socket {
-    /// A new socket of `node`, with the node's queue bounds and policy.
+    /// A new socket owned by `owner`, with the queue bounds and policy of
+    /// `config`.
     pub(crate) fn new(
-        node: &crate::Node,
+        config: &NodeConfig,
+        stats: Arc<Stats>,
+        owner: Weak<dyn Any + Send + Sync>,
         conn_id: u64,
         handshake: Arc<Handshake>,
         authenticated: bool,
     ) -> Socket {
-        let config = node.config();
         let inner = SocketInner {
             conn_id,
             queue: OutQueue::new(config.outbound_queue, config.outbound_queue_bytes),
@@ -314,65 +292,15 @@ impl Socket {
             bound_ids: Mutex::new(Vec::new()),
             stopped: AtomicBool::new(false),
             policy: config.slow_consumer,
-            stats: node.inner.stats.clone(),
-            node: node.downgrade(),
+            stats,
+            owner,
         };
         Socket(Arc::new(inner))
     }
 
-    /// The node this socket belongs to, while it runs: lets a system-event
-    /// handler reach the node (and its state) without capturing it.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// let node = crosswire::Node::builder().server_name("n1").build()?;
-    /// node.on_connection(|socket, hs| async move {
-    ///     let Some(node) = socket.node() else { return };
-    ///     if let Some(id) = hs.param("id") {
-    ///         let _ = node.set_user_socket(id, &socket);
-    ///     }
-    /// });
-    /// let addr = node.listen("127.0.0.1:0").await?;
-    /// let (_client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/?id=u1")).await?;
-    /// while node.get_socket("u1").is_none() {
-    ///     tokio::task::yield_now().await;
-    /// }
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn node(&self) -> Option<crate::Node> {
-        self.0.node.upgrade()
-    }
-
-    /// A clone of the node's application state of type `S` (see
-    /// [`NodeBuilder::state`](crate::NodeBuilder::state)).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// #[derive(Clone)]
-    /// struct Greeting(&'static str);
-    /// let node = crosswire::Node::builder().state(Greeting("hello")).build()?;
-    /// node.on_connection(|socket, _| async move {
-    ///     if let Some(Greeting(text)) = socket.state::<Greeting>() {
-    ///         let _ = socket.emit("greeting", &text);
-    ///     }
-    /// });
-    /// let addr = node.listen("127.0.0.1:0").await?;
-    /// let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await?;
-    /// use futures_util::StreamExt;
-    /// let text = client.next().await.ok_or("closed")??.into_text()?;
-    /// assert_eq!(text.as_str(), r#"{"event":"greeting","payload":"hello"}"#);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn state<S: Clone + Send + Sync + 'static>(&self) -> Option<S> {
-        self.node().and_then(|n| n.state::<S>())
+    /// What owns the socket (its node), while it is alive.
+    pub(crate) fn owner(&self) -> Option<Arc<dyn Any + Send + Sync>> {
+        self.0.owner.upgrade()
     }
 
     /// The connection's number, unique within its node.
@@ -734,6 +662,44 @@ impl Socket {
     /// ```
     pub fn is_authenticated(&self) -> bool {
         self.0.authenticated.load(Ordering::Acquire)
+    }
+
+    /// The outbound queue (the connection task drains it).
+    pub(crate) fn queue(&self) -> &OutQueue {
+        &self.0.queue
+    }
+
+    /// Pending ping and close requests for the connection task.
+    pub(crate) fn control(&self) -> &Control {
+        &self.0.control
+    }
+
+    /// Whether the connection task must drop the connection at once.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.0.stopped.load(Ordering::Acquire)
+    }
+
+    /// Records that the client answered (a pong): it is alive.
+    pub(crate) fn mark_alive(&self) {
+        self.0.alive.store(true, Ordering::Release);
+    }
+
+    /// Takes the liveness mark (the heartbeat sweep): whether the client
+    /// answered since the last sweep.
+    pub(crate) fn take_alive(&self) -> bool {
+        self.0.alive.swap(false, Ordering::AcqRel)
+    }
+
+    /// The socket ids bound to this socket (the node's registry keeps them
+    /// in step with its own index).
+    pub(crate) fn bound_ids(&self) -> &Mutex<Vec<String>> {
+        &self.0.bound_ids
+    }
+
+    /// Marks the socket authenticated (it now gets broadcasts and its
+    /// events reach their handlers).
+    pub(crate) fn set_authenticated(&self) {
+        self.0.authenticated.store(true, Ordering::Release);
     }
 
     /// Frames waiting in the outbound queue: queued, or taken by the

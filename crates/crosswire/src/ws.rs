@@ -6,11 +6,11 @@
 //! bounded queue: it writes every frame already queued, then flushes once,
 //! so a burst costs one system call rather than one per frame.
 
-use crate::events::{handler_slot, run_detached, Slotted};
-use crate::handler::ClientContext;
+pub use crate::auth::Refusal;
+use crate::events::{handler_slot, run_detached};
 use crate::node::{CloseInfo, Node};
 use crate::socket::{close_code, CloseRequest, Handshake, Socket};
-use crate::stats::{HandlerKind, Stats, Timed};
+use crate::stats::Stats;
 use crate::{Error, Result};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, Request};
@@ -18,20 +18,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::Router;
 use bytes::Bytes;
-use crosswire_protocol::client::{decode_client_frame, Inbound};
 use crosswire_protocol::params::{parse_ws_request_params, ParseOptions};
 use futures_util::future::poll_fn;
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use http::StatusCode;
-use serde_json::Value;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// Bytes of frames gathered before one write to the socket.
@@ -43,80 +41,6 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a closing socket waits for a client to take what is queued, and
 /// for a client that broke a rule to take the close frame.
 const RULE_CLOSE_GRACE: Duration = Duration::from_secs(1);
-
-/// An upgrade refused by the upgrade hook: the HTTP status and body the
-/// client gets instead of `101 Switching Protocols`.
-///
-/// # Examples
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> crosswire::Result<()> {
-/// use crosswire::{Node, Refusal};
-/// use http::StatusCode;
-/// let node = Node::builder()
-///     .on_upgrade(|handshake| async move {
-///         match handshake.param("token") {
-///             Some("secret") => Ok(()),
-///             _ => Err(Refusal::new(StatusCode::UNAUTHORIZED, "bad token")),
-///         }
-///     })
-///     .build()?;
-/// let addr = node.listen("127.0.0.1:0").await?;
-/// let refused = tokio_tungstenite::connect_async(format!("ws://{addr}/?token=guess")).await;
-/// assert!(matches!(
-///     refused,
-///     Err(tokio_tungstenite::tungstenite::Error::Http(response)) if response.status() == StatusCode::UNAUTHORIZED
-/// ));
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug, Clone)]
-pub struct Refusal {
-    status: StatusCode,
-    message: String,
-}
-
-impl Refusal {
-    /// A refusal with `status` and a short text body.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use crosswire::Refusal;
-    /// use http::StatusCode;
-    /// let refusal = Refusal::new(StatusCode::FORBIDDEN, "banned");
-    /// assert_eq!(refusal.status(), StatusCode::FORBIDDEN);
-    /// ```
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Refusal {
-            status,
-            message: message.into(),
-        }
-    }
-
-    /// The HTTP status.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use crosswire::Refusal;
-    /// use http::StatusCode;
-    /// assert_eq!(Refusal::new(StatusCode::TOO_MANY_REQUESTS, "slow down").status(), 429);
-    /// ```
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        (self.status, self.message).into_response()
-    }
-}
-
-pub(crate) type UpgradeHook =
-    Arc<dyn Fn(Arc<Handshake>) -> BoxFuture<'static, Result<(), Refusal>> + Send + Sync>;
 
 impl Node {
     /// The WebSocket endpoint as an axum route, to mount on the application's
@@ -199,7 +123,7 @@ impl Node {
         let app = self.router();
         tokio::spawn(async move { node.serve(listener, app).await });
         tracing::info!(node = %self.server_name(), %local, "listening");
-        for h in self.inner.system.listening.take_for_dispatch() {
+        for h in self.system().listening.take_for_dispatch() {
             run_detached(h(local)).await;
         }
         Ok(local)
@@ -241,7 +165,7 @@ impl Node {
     /// # }
     /// ```
     pub async fn serve(&self, listener: tokio::net::TcpListener, app: Router) {
-        let stop = self.inner.shutdown.clone();
+        let stop = self.shutdown_token().clone();
         crate::listener::serve(self.clone(), listener, app, stop).await;
     }
 }
@@ -277,6 +201,21 @@ async fn bind(addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<tokio::ne
     }))
 }
 
+/// The accept loop's view of the node.
+impl crate::listener::Host for Node {
+    fn config(&self) -> &crate::NodeConfig {
+        Node::config(self)
+    }
+
+    fn stats(&self) -> &Arc<Stats> {
+        Node::counters(self)
+    }
+
+    fn connection_count(&self) -> usize {
+        Node::connection_count(self)
+    }
+}
+
 async fn upgrade(node: Node, req: Request) -> Response {
     let (mut parts, _body) = req.into_parts();
     let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
@@ -291,11 +230,11 @@ async fn upgrade(node: Node, req: Request) -> Response {
         .get(http::header::SEC_WEBSOCKET_KEY)
         .is_some_and(|k| is_valid_key(k.as_bytes()))
     {
-        Stats::incr(&node.inner.stats.handshakes_bad_request);
+        Stats::incr(&node.counters().handshakes_bad_request);
         return (StatusCode::BAD_REQUEST, "malformed Sec-WebSocket-Key").into_response();
     }
-    if !origin_allowed(&node.inner.config, &parts.headers) {
-        Stats::incr(&node.inner.stats.connections_refused);
+    if !origin_allowed(node.config(), &parts.headers) {
+        Stats::incr(&node.counters().connections_refused);
         tracing::debug!(origin = ?parts.headers.get(http::header::ORIGIN), "origin not allowed");
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
@@ -324,10 +263,10 @@ async fn upgrade(node: Node, req: Request) -> Response {
         // the socket: `Socket::data::<T>()`.
         data: parking_lot::Mutex::new(request_data(&mut parts.extensions)),
     });
-    if let Some(hook) = &node.inner.upgrade_hook {
+    if let Some(hook) = node.upgrade_hook() {
         if let Err(refusal) = hook(handshake.clone()).await {
-            Stats::incr(&node.inner.stats.connections_refused);
-            tracing::debug!(status = %refusal.status, "upgrade refused by hook");
+            Stats::incr(&node.counters().connections_refused);
+            tracing::debug!(status = %refusal.status(), "upgrade refused by hook");
             return refusal.into_response();
         }
     }
@@ -337,13 +276,13 @@ async fn upgrade(node: Node, req: Request) -> Response {
     let handshake = Arc::new(Handshake {
         uri: handshake.uri.clone(),
         params: handshake.params.clone(),
-        headers: kept_headers(&node.inner.config, &handshake.headers),
+        headers: kept_headers(node.config(), &handshake.headers),
         remote_addr: handshake.remote_addr,
         data: parking_lot::Mutex::new(std::mem::take(&mut *handshake.data.lock())),
     });
-    let max = node.inner.config.max_frame_size;
-    let read_buffer = node.inner.config.read_buffer_size;
-    let tasks = node.inner.tasks.clone();
+    let max = node.config().max_frame_size;
+    let read_buffer = node.config().read_buffer_size;
+    let tasks = node.tasks().clone();
     ws.max_message_size(max)
         .max_frame_size(max)
         // tungstenite allocates the read buffer up front (128 KiB by
@@ -455,59 +394,33 @@ fn kept_headers(config: &crate::NodeConfig, headers: &http::HeaderMap) -> http::
     kept
 }
 
-/// Registers a new connection's socket (closing it at once when the node is
-/// shutting down or full) and wraps it with its WebSocket.
+/// Registers a new connection's socket with the node and wraps it with its
+/// WebSocket.
 fn open_connection(node: &Node, ws: WebSocket, handshake: &Arc<Handshake>) -> Box<Conn> {
-    let inner = &node.inner;
-    let conn_id = inner.next_conn.fetch_add(1, Ordering::Relaxed);
-    let socket = Socket::new(node, conn_id, handshake.clone(), inner.auth.is_none());
-    inner.connections.insert(conn_id, socket.clone());
-    Stats::incr(&inner.stats.connections_accepted);
-    if node.is_shut_down() {
-        socket.close(close_code::GOING_AWAY, "server shutting down");
-    } else if inner
-        .config
-        .max_connections
-        .is_some_and(|max| inner.connections.len() > max)
-    {
-        Stats::incr(&inner.stats.connections_refused);
-        socket.close(close_code::TRY_AGAIN_LATER, "connection limit reached");
-    }
-    if let Some(auth) = &inner.auth {
-        let s = socket.clone();
-        let timeout = auth.timeout;
-        tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            if s.is_open() && !s.is_authenticated() {
-                s.close(close_code::NOT_AUTHENTICATED, "not authenticated in time");
-            }
-        });
-    }
-    Box::new(Conn::new(ws, socket))
+    Box::new(Conn::new(ws, node.open_socket(handshake.clone())))
 }
 
 /// Serves one connection to its end. `conn` is boxed: an async fn keeps its
 /// arguments beside their moved copies, and every idle connection holds
 /// this future.
 async fn run_connection(node: Node, mut conn: Box<Conn>, handshake: Arc<Handshake>) {
-    let inner = &node.inner;
     let socket = conn.socket.clone();
     let conn_id = socket.id();
 
     // Connection handlers finish before the socket's first frame is
     // dispatched; what they send goes out meanwhile.
-    for h in inner.system.connection.take_for_dispatch() {
+    for h in node.system().connection.take_for_dispatch() {
         conn.write_while(run_to_end(h((socket.clone(), handshake.clone()))))
             .await;
     }
 
     let close = serve(&node, &mut conn).await;
     socket.mark_closed();
-    socket.0.queue.close();
+    socket.queue().close();
     drop(conn);
 
     tracing::debug!(socket = conn_id, code = close.code, "connection closed");
-    for h in inner.system.close.take_for_dispatch() {
+    for h in node.system().close.take_for_dispatch() {
         run_to_end(h((socket.clone(), close.clone()))).await;
     }
     node.release(&socket);
@@ -554,14 +467,14 @@ enum Step {
 /// it, until the connection ends. Returns how it ended.
 async fn serve(node: &Node, conn: &mut Conn) -> CloseInfo {
     let socket = conn.socket.clone();
-    let stats = &node.inner.stats;
+    let stats = &node.counters();
     let mut close = CloseInfo {
         code: 1006,
         reason: String::new(),
     };
-    let mut bucket = node.inner.config.rate_limit.map(TokenBucket::new);
+    let mut bucket = node.config().rate_limit.map(TokenBucket::new);
     // Client events whose handlers are still running (see `handler_slot`).
-    let slots = Arc::new(Semaphore::new(node.inner.config.max_handlers_per_socket));
+    let slots = Arc::new(Semaphore::new(node.config().max_handlers_per_socket));
     loop {
         if slots.available_permits() == 0 {
             Box::pin(conn.write_while(handler_slot(&slots, &socket))).await;
@@ -585,7 +498,7 @@ async fn serve(node: &Node, conn: &mut Conn) -> CloseInfo {
                 } else {
                     tracing::debug!(socket = socket.id(), error = %message, "socket error");
                     let err: Arc<str> = message.into();
-                    for h in node.inner.system.error.take_for_dispatch() {
+                    for h in node.system().error.take_for_dispatch() {
                         run_detached(h((socket.clone(), err.clone()))).await;
                     }
                 }
@@ -618,18 +531,18 @@ async fn serve(node: &Node, conn: &mut Conn) -> CloseInfo {
             Message::Text(text) => {
                 // One small allocation per frame keeps the frame's decoding
                 // state out of every idle connection's future.
-                Box::pin(handle_text(node, &socket, text, &slots)).await;
+                Box::pin(node.on_text(&socket, text, &slots)).await;
             }
             Message::Binary(data) => match Utf8Bytes::try_from(data) {
-                Ok(text) => Box::pin(handle_text(node, &socket, text, &slots)).await,
+                Ok(text) => Box::pin(node.on_text(&socket, text, &slots)).await,
                 Err(_) => {
                     Stats::incr(&stats.frames_dropped_invalid);
                     tracing::debug!(socket = socket.id(), "binary frame is not UTF-8: dropped");
                 }
             },
             Message::Pong(payload) => {
-                socket.0.alive.store(true, Ordering::Release);
-                for h in node.inner.system.pong.take_for_dispatch() {
+                socket.mark_alive();
+                for h in node.system().pong.take_for_dispatch() {
                     run_detached(h((socket.clone(), payload.clone()))).await;
                 }
             }
@@ -654,87 +567,6 @@ fn close_info(frame: Option<CloseFrame>) -> CloseInfo {
             code: 1005,
             reason: String::new(),
         },
-    }
-}
-
-async fn handle_text(node: &Node, socket: &Socket, text: Utf8Bytes, slots: &Arc<Semaphore>) {
-    let inner = &node.inner;
-    match decode_client_frame(text.as_str(), &inner.config.heartbeat) {
-        Ok(Inbound::Heartbeat) => {
-            for h in inner.system.client_ping.take_for_dispatch() {
-                run_detached(h(socket.clone())).await;
-            }
-            let _ = socket.push(text.clone());
-        }
-        Ok(Inbound::Event(ev)) if !socket.is_authenticated() => {
-            authenticate(node, socket, ev).await;
-        }
-        Ok(Inbound::Event(ev)) => {
-            if crate::events::is_reserved(&ev.event) {
-                Stats::incr(&inner.stats.frames_dropped_reserved);
-                tracing::debug!(socket = socket.id(), event = %ev.event, "reserved event name: dropped");
-            } else {
-                let handlers = inner.client_events.dispatch(&ev.event);
-                if handlers.is_empty() {
-                    Stats::incr(&inner.stats.frames_dropped_unhandled);
-                    tracing::debug!(socket = socket.id(), event = %ev.event, "no handler: dropped");
-                } else {
-                    let reply = ev
-                        .callback_id
-                        .map(|id| crate::events::Reply::new(socket.clone(), id));
-                    let payload = ev.payload.unwrap_or(Value::Null);
-                    let start = Instant::now();
-                    // Free unless the socket is closing (then step() reads no more).
-                    let slot = slots.clone().try_acquire_owned().ok().map(Arc::new);
-                    for (h, p) in crate::events::each_with(&handlers, payload) {
-                        let cx = ClientContext::new(node.clone(), socket.clone(), p, reply.clone());
-                        let fut = h.call(cx);
-                        let timed =
-                            Timed::new(fut, start, inner.stats.clone(), HandlerKind::Client);
-                        run_detached(Slotted::new(timed, slot.clone())).await;
-                    }
-                }
-            }
-        }
-        Err(e) => {
-            Stats::incr(&inner.stats.frames_dropped_invalid);
-            tracing::debug!(socket = socket.id(), error = %e, "invalid frame: dropped");
-        }
-    }
-    for h in inner.system.message.take_for_dispatch() {
-        run_detached(h((socket.clone(), text.clone()))).await;
-    }
-}
-
-/// Handles a frame from a socket that has not authenticated yet: only the
-/// auth event counts.
-async fn authenticate(node: &Node, socket: &Socket, ev: crosswire_protocol::client::ClientEvent) {
-    let Some(auth) = &node.inner.auth else { return };
-    if ev.event != auth.event {
-        Stats::incr(&node.inner.stats.frames_dropped_unauthenticated);
-        tracing::debug!(socket = socket.id(), event = %ev.event, "not authenticated: dropped");
-        return;
-    }
-    let reply = ev
-        .callback_id
-        .map(|id| crate::events::Reply::new(socket.clone(), id));
-    let user = (auth.verify)(ev.payload.unwrap_or(Value::Null)).await;
-    match user.filter(|u| !u.is_empty()) {
-        Some(user) => {
-            if let Ok(Some(previous)) = node.set_user_socket(&user, socket) {
-                tracing::debug!(%user, old = previous.id(), "user re-authenticated on another socket");
-            }
-            socket.0.authenticated.store(true, Ordering::Release);
-            if let Some(r) = reply {
-                let _ = r.send(&serde_json::json!({ "ok": true }));
-            }
-        }
-        None => {
-            if let Some(r) = reply {
-                let _ = r.send(&serde_json::json!({ "ok": false }));
-            }
-            socket.close(close_code::AUTH_FAILED, "Auth failure");
-        }
     }
 }
 
@@ -805,20 +637,20 @@ impl Conn {
     }
 
     fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
-        let inner = &self.socket.0;
+        let socket = &self.socket;
         // Registered before looking for work, so none is missed.
-        inner.queue.register(cx.waker());
-        if inner.stopped.load(Ordering::Acquire) {
+        socket.queue().register(cx.waker());
+        if socket.is_stopped() {
             return Poll::Ready(Step::Stop);
         }
         // A close request first marks the socket closed, then waits here
         // (and wakes the task): an open socket has none to look for.
         if !self.socket.is_open() {
-            if let Some(request) = inner.control.close.lock().take() {
+            if let Some(request) = socket.control().close.lock().take() {
                 return Poll::Ready(Step::Close(request));
             }
         }
-        if inner.control.ping.swap(false, Ordering::AcqRel) {
+        if socket.control().ping.swap(false, Ordering::AcqRel) {
             self.ping = true;
         }
         if let Poll::Ready(Err(())) = self.poll_write(cx) {
@@ -838,7 +670,7 @@ impl Conn {
     /// cannot take more, `Ready(Err)` when the connection is gone.
     fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
         if self.batch.is_empty()
-            && !self.socket.0.queue.try_take(&mut self.batch)
+            && !self.socket.queue().try_take(&mut self.batch)
             && !self.ping
             && !self.unflushed
         {
@@ -856,7 +688,7 @@ impl Conn {
                 match self.batch.pop_front() {
                     Some(frame) => {
                         // The WebSocket copies it into its write buffer.
-                        self.socket.0.queue.sent(frame.len());
+                        self.socket.queue().sent(frame.len());
                         Message::Text(frame)
                     }
                     None => break,
@@ -877,7 +709,7 @@ impl Conn {
         // Frames queued while this batch was written woke the task then (the
         // queue was empty), not now: without a new wake they would wait for
         // the next request.
-        if self.socket.0.queue.len() > 0 {
+        if self.socket.queue().len() > 0 {
             cx.waker().wake_by_ref();
         }
         Poll::Ready(Ok(()))
@@ -887,7 +719,7 @@ impl Conn {
     async fn drain(&mut self) -> Result<(), ()> {
         loop {
             poll_fn(|cx| self.poll_write(cx)).await?;
-            if self.socket.0.queue.len() == 0 {
+            if self.socket.queue().len() == 0 {
                 return Ok(());
             }
         }
@@ -903,7 +735,7 @@ impl Conn {
                 return Poll::Ready(out);
             }
             if writing {
-                self.socket.0.queue.register(cx.waker());
+                self.socket.queue().register(cx.waker());
                 if let Poll::Ready(Err(())) = self.poll_write(cx) {
                     writing = false;
                 }
@@ -931,8 +763,8 @@ impl Conn {
             } else {
                 // Nothing more is written: free what is queued now rather
                 // than when the close handshake ends.
-                self.socket.0.queue.discard(&mut self.batch);
-                self.socket.0.queue.close();
+                self.socket.queue().discard(&mut self.batch);
+                self.socket.queue().close();
             }
             let frame = CloseFrame {
                 code,
@@ -962,8 +794,8 @@ impl Conn {
                 .flatten()
         };
         let stopped = poll_fn(|cx| {
-            socket.0.queue.register(cx.waker());
-            if socket.0.stopped.load(Ordering::Acquire) {
+            socket.queue().register(cx.waker());
+            if socket.is_stopped() {
                 Poll::Ready(())
             } else {
                 Poll::Pending

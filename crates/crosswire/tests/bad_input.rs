@@ -242,7 +242,7 @@ async fn slow_consumer_is_closed_with_4003_and_others_are_unaffected() {
     while node.stats().slow_consumer_closes == 0 {
         assert!(i < 100_000, "slow consumer never detected");
         node.to_socket_id("slow", "big", &payload).unwrap();
-        if i % 64 == 0 {
+        if i.is_multiple_of(64) {
             node.to_socket_id("ok", "tick", &i).unwrap();
             assert_eq!(next_json(&mut healthy).await["payload"], json!(i));
         }

@@ -1,8 +1,8 @@
 //! Building a node: [`NodeBuilder`], its settings and validation.
 
+use super::cluster::Reason;
 use super::tasks::{announcer, liveness_sweep};
 use super::*;
-use crate::cluster::Reason;
 use crosswire_protocol::ids::CallbackIds;
 
 /// Builds a [`Node`]; every option starts at the original's default.
@@ -33,7 +33,7 @@ pub struct NodeBuilder {
     bus: Option<Arc<dyn Bus>>,
     callback_ids: Option<CallbackIdSource>,
     auth: Option<Arc<crate::auth::AuthMessage>>,
-    state: http::Extensions,
+    state: crate::extract::States,
 }
 
 impl NodeBuilder {
@@ -852,7 +852,7 @@ impl NodeBuilder {
                 "max_frame_size, outbound_queue and read_buffer_size must be positive".into(),
             ));
         }
-        if config.max_handshake_size < crate::listener::MIN_HEAD_BUFFER {
+        if config.max_handshake_size < crate::config::MIN_HEAD_BUFFER {
             return Err(Error::Config(
                 "max_handshake_size must be at least 8 KiB".into(),
             ));
@@ -909,7 +909,7 @@ impl NodeBuilder {
             })?),
             None => None,
         };
-        let pending = PendingCalls::new(config.max_pending_cross_server_calls);
+        let pending = Arc::new(PendingCalls::new(config.max_pending_cross_server_calls));
         let inner = Arc::new(NodeInner {
             config,
             channels,
@@ -951,7 +951,7 @@ impl NodeBuilder {
                 cluster.want(c, Reason::Custom, true);
             }
             handle.spawn(cluster.clone().reconcile(inner.shutdown.clone()));
-            handle.spawn(crate::cluster::receive_loop(
+            handle.spawn(super::cluster::receive_loop(
                 Arc::downgrade(&inner),
                 rx,
                 inner.shutdown.clone(),

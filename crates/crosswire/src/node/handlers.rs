@@ -3,7 +3,7 @@
 use super::*;
 use crate::events::is_reserved;
 use crate::events::system_handler;
-use crate::handler::erase;
+use crate::extract::erase;
 
 impl Node {
     // ----- client events -------------------------------------------------
@@ -57,7 +57,7 @@ impl Node {
         event: &str,
         handler: H,
     ) -> Result<HandlerId> {
-        self.add_client_handler(event, erase(self, handler)?, false, None)
+        self.add_client_handler(event, erase(&self.inner.state, handler)?, false, None)
     }
 
     /// Like [`on`](Self::on), with a tag for [`off_tag`](Self::off_tag).
@@ -81,7 +81,12 @@ impl Node {
         tag: impl Into<String>,
         handler: H,
     ) -> Result<HandlerId> {
-        self.add_client_handler(event, erase(self, handler)?, false, Some(tag.into()))
+        self.add_client_handler(
+            event,
+            erase(&self.inner.state, handler)?,
+            false,
+            Some(tag.into()),
+        )
     }
 
     /// Registers a handler that runs for the next frame of `event` only
@@ -112,7 +117,7 @@ impl Node {
         event: &str,
         handler: H,
     ) -> Result<HandlerId> {
-        self.add_client_handler(event, erase(self, handler)?, true, None)
+        self.add_client_handler(event, erase(&self.inner.state, handler)?, true, None)
     }
 
     /// Removes one handler, of a client, system or cross-server event.

@@ -2,20 +2,20 @@
 //! socket-id registry, the room index and the event registries, and performs
 //! every send.
 
+use crate::auth::UpgradeHook;
 use crate::bus::Bus;
-use crate::cluster::Cluster;
 use crate::config::NodeConfig;
 use crate::cross_server::PendingCalls;
 use crate::error::{non_empty, EVENT_MSG};
 use crate::events::{EventMap, HandlerId, Listeners, SystemHandler};
-use crate::handler::{ClientContext, CrossContext, ErasedHandler, Handler};
+use crate::extract::{ErasedHandler, Handler, States};
 use crate::rooms::Rooms;
 use crate::socket::{CloseRequest, Handshake, Socket};
 use crate::stats::{Stats, StatsSnapshot};
-use crate::ws::UpgradeHook;
 use crate::{Error, Result};
 use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
+use cluster::Cluster;
 use crosswire_protocol::channels::Channels;
 use crosswire_protocol::client::PushFrame;
 use dashmap::DashMap;
@@ -30,6 +30,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 mod builder;
+pub(crate) mod cluster;
+mod context;
+mod cross;
+mod dispatch;
 mod handlers;
 mod registry;
 mod relay;
@@ -38,6 +42,8 @@ mod sends;
 mod tasks;
 
 pub use builder::NodeBuilder;
+pub use context::{ClientContext, CrossContext};
+pub use cross::{CrossReply, CrossServerEmit};
 pub use sends::RoomSend;
 
 /// Why a connection closed, as the `close` event reports it.
@@ -105,35 +111,35 @@ impl SystemEvents {
 }
 
 pub(crate) struct NodeInner {
-    pub(crate) config: NodeConfig,
+    pub(in crate::node) config: NodeConfig,
     /// The application's state, by type ([`NodeBuilder::state`]).
-    pub(crate) state: http::Extensions,
-    pub(crate) channels: Channels,
-    pub(crate) stats: Arc<Stats>,
-    pub(crate) client_events: EventMap<dyn ErasedHandler<ClientContext>>,
-    pub(crate) system: SystemEvents,
+    pub(in crate::node) state: States,
+    pub(in crate::node) channels: Channels,
+    pub(in crate::node) stats: Arc<Stats>,
+    pub(in crate::node) client_events: EventMap<dyn ErasedHandler<ClientContext>>,
+    pub(in crate::node) system: SystemEvents,
     /// Every open connection, by connection number.
-    pub(crate) connections: DashMap<u64, Socket>,
+    pub(in crate::node) connections: DashMap<u64, Socket>,
     /// Socket ids bound with `set_user_socket`.
     /// Looked up once per recipient of every send: a fast, randomly seeded
     /// hasher rather than SipHash.
-    pub(crate) bound: DashMap<String, Socket, foldhash::fast::RandomState>,
-    pub(crate) rooms: RwLock<Rooms>,
-    pub(crate) next_conn: AtomicU64,
-    pub(crate) upgrade_hook: Option<UpgradeHook>,
-    pub(crate) shutting_down: AtomicBool,
+    pub(in crate::node) bound: DashMap<String, Socket, foldhash::fast::RandomState>,
+    pub(in crate::node) rooms: RwLock<Rooms>,
+    pub(in crate::node) next_conn: AtomicU64,
+    pub(in crate::node) upgrade_hook: Option<UpgradeHook>,
+    pub(in crate::node) shutting_down: AtomicBool,
     /// Cancelled when the node shuts down: stops listeners and the sweep.
-    pub(crate) shutdown: CancellationToken,
+    pub(in crate::node) shutdown: CancellationToken,
     /// Tracks connection tasks, so shutdown can wait for them.
-    pub(crate) tasks: tokio_util::task::TaskTracker,
+    pub(in crate::node) tasks: tokio_util::task::TaskTracker,
     /// The bus side of the node, when it has a bus.
-    pub(crate) cluster: Option<Arc<Cluster>>,
-    pub(crate) cross_events: EventMap<dyn ErasedHandler<CrossContext>>,
-    pub(crate) pending: PendingCalls,
-    pub(crate) callback_ids: CallbackIdSource,
-    pub(crate) members: DashMap<String, std::time::Instant>,
-    pub(crate) custom_handler: RwLock<Option<Arc<CustomHandler>>>,
-    pub(crate) auth: Option<Arc<crate::auth::AuthMessage>>,
+    pub(in crate::node) cluster: Option<Arc<Cluster>>,
+    pub(in crate::node) cross_events: EventMap<dyn ErasedHandler<CrossContext>>,
+    pub(in crate::node) pending: Arc<PendingCalls>,
+    pub(in crate::node) callback_ids: CallbackIdSource,
+    pub(in crate::node) members: DashMap<String, std::time::Instant>,
+    pub(in crate::node) custom_handler: RwLock<Option<Arc<CustomHandler>>>,
+    pub(in crate::node) auth: Option<Arc<crate::auth::AuthMessage>>,
 }
 
 pub(crate) type CallbackIdSource = Box<dyn Fn() -> String + Send + Sync>;
@@ -260,7 +266,16 @@ impl Node {
     /// # }
     /// ```
     pub fn state<S: Clone + Send + Sync + 'static>(&self) -> Option<S> {
-        self.inner.state.get::<S>().cloned()
+        self.inner.state.get::<S>()
+    }
+
+    /// Every application state given to [`NodeBuilder::state`], by type.
+    ///
+    /// # Examples
+    ///
+    /// See [`States`].
+    pub fn states(&self) -> &States {
+        &self.inner.state
     }
 
     /// The node's name (`getServerName`).
@@ -412,4 +427,85 @@ impl Node {
 fn encode<T: Serialize + ?Sized>(event: &str, payload: &T) -> Result<PushFrame> {
     non_empty(event, EVENT_MSG)?;
     Ok(PushFrame::encode(event, Some(payload))?)
+}
+
+impl Node {
+    /// A new socket of this node (not yet registered), with the node's queue
+    /// bounds and slow-consumer policy.
+    pub(crate) fn new_socket(
+        &self,
+        conn_id: u64,
+        handshake: Arc<Handshake>,
+        authenticated: bool,
+    ) -> Socket {
+        let owner: Weak<dyn std::any::Any + Send + Sync> = Arc::downgrade(&self.inner) as _;
+        Socket::new(
+            &self.inner.config,
+            self.inner.stats.clone(),
+            owner,
+            conn_id,
+            handshake,
+            authenticated,
+        )
+    }
+}
+
+/// The socket's way back to its node (the socket holds its owner as an
+/// opaque weak pointer, so that it does not depend on the node).
+impl Socket {
+    /// The node this socket belongs to, while it runs: lets a system-event
+    /// handler reach the node (and its state) without capturing it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.on_connection(|socket, hs| async move {
+    ///     let Some(node) = socket.node() else { return };
+    ///     if let Some(id) = hs.param("id") {
+    ///         let _ = node.set_user_socket(id, &socket);
+    ///     }
+    /// });
+    /// let addr = node.listen("127.0.0.1:0").await?;
+    /// let (_client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/?id=u1")).await?;
+    /// while node.get_socket("u1").is_none() {
+    ///     tokio::task::yield_now().await;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn node(&self) -> Option<Node> {
+        let inner = self.owner()?.downcast::<NodeInner>().ok()?;
+        Some(Node { inner })
+    }
+
+    /// A clone of the node's application state of type `S` (see
+    /// [`NodeBuilder::state`](crate::NodeBuilder::state)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// #[derive(Clone)]
+    /// struct Greeting(&'static str);
+    /// let node = crosswire::Node::builder().state(Greeting("hello")).build()?;
+    /// node.on_connection(|socket, _| async move {
+    ///     if let Some(Greeting(text)) = socket.state::<Greeting>() {
+    ///         let _ = socket.emit("greeting", &text);
+    ///     }
+    /// });
+    /// let addr = node.listen("127.0.0.1:0").await?;
+    /// let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await?;
+    /// use futures_util::StreamExt;
+    /// let text = client.next().await.ok_or("closed")??.into_text()?;
+    /// assert_eq!(text.as_str(), r#"{"event":"greeting","payload":"hello"}"#);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn state<S: Clone + Send + Sync + 'static>(&self) -> Option<S> {
+        self.node().and_then(|n| n.state::<S>())
+    }
 }

@@ -40,9 +40,9 @@ impl Node {
             if prev == socket {
                 return Ok(None);
             }
-            prev.0.bound_ids.lock().retain(|id| id != socket_id);
+            prev.bound_ids().lock().retain(|id| id != socket_id);
         }
-        socket.0.bound_ids.lock().push(socket_id.to_owned());
+        socket.bound_ids().lock().push(socket_id.to_owned());
         Ok(previous)
     }
 
@@ -73,7 +73,7 @@ impl Node {
     pub fn remove_user_socket(&self, socket_id: &str) -> Result<()> {
         non_empty(socket_id, SOCKET_ID_MSG)?;
         if let Some((_, socket)) = self.inner.bound.remove(socket_id) {
-            socket.0.bound_ids.lock().retain(|id| id != socket_id);
+            socket.bound_ids().lock().retain(|id| id != socket_id);
         }
         self.leave_all_rooms(socket_id);
         Ok(())
@@ -155,7 +155,7 @@ impl Node {
     /// remove them from their rooms.
     pub(crate) fn release(&self, socket: &Socket) {
         self.inner.connections.remove(&socket.id());
-        let ids = std::mem::take(&mut *socket.0.bound_ids.lock());
+        let ids = std::mem::take(&mut *socket.bound_ids().lock());
         for id in ids {
             if self
                 .inner

@@ -1,7 +1,7 @@
 //! Relaying to other nodes through the bus, and the bus channels this node subscribes to.
 
+use super::cluster::Reason;
 use super::*;
-use crate::cluster::Reason;
 use crosswire_protocol::envelope::WsRoute;
 
 impl Node {

@@ -1,7 +1,7 @@
 //! Rooms in namespaces: joining, leaving and every room query.
 
+use super::cluster::Reason;
 use super::*;
-use crate::cluster::Reason;
 use crate::error::NAMESPACE_MSG;
 use crate::error::ROOM_ID_MSG;
 use crate::error::SOCKET_ID_MSG;

@@ -51,7 +51,7 @@ pub(crate) async fn liveness_sweep(node: Weak<NodeInner>, stop: CancellationToke
                 Stats::incr(&node.stats.background_terminations);
                 tracing::debug!(socket = socket.id(), "background too long: terminating");
                 socket.terminate();
-            } else if !socket.0.alive.swap(false, Ordering::AcqRel) {
+            } else if !socket.take_alive() {
                 Stats::incr(&node.stats.liveness_terminations);
                 tracing::debug!(socket = socket.id(), "missed pong: terminating");
                 socket.terminate();

@@ -7,9 +7,9 @@
 //! followed at once by a join can therefore never end unsubscribed, which was
 //! a race of the original (its state was recorded only on confirmation).
 
+use super::{Node, NodeInner};
 use crate::bus::{Bus, BusMessage};
 use crate::events::run_detached;
-use crate::node::{Node, NodeInner};
 use crate::stats::Stats;
 use bytes::Bytes;
 use crosswire_protocol::channels::ChannelKind;
