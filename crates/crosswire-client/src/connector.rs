@@ -44,7 +44,7 @@ use tokio::sync::mpsc;
 ///
 /// # Reconnection
 ///
-/// Follows the original's schedule (BEHAVIOUR.md §3.7, see
+/// Follows the original's schedule (`docs/concepts.md`, "Reconnection"; see
 /// [`ConnectorOptions::reconnect_delay`]). What triggers it:
 ///
 /// * a failed connection attempt (refused, bad URL, refused upgrade, TLS
@@ -59,7 +59,7 @@ use tokio::sync::mpsc;
 /// [`repeat_limit`](ConnectorOptions::repeat_limit) attempts were scheduled
 /// in a row, a further one is refused with a `repeat-limit` event.
 ///
-/// # Differences from the original (its defects, BEHAVIOUR.md §4.3)
+/// # Differences from the original (its defects, `docs/compatibility.md`, "Client defects")
 ///
 /// * `manual_close` / `reconnect` while connecting just abort the attempt (26);
 /// * odd pushes (`{"event":"constructor"}`, a non-string event) are ignored (27);

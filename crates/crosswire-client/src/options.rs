@@ -8,7 +8,8 @@ use std::fmt;
 use std::time::Duration;
 
 /// Everything a [`Connector`](crate::Connector) is built from, with the
-/// original `WebSocketConnector`'s defaults (BEHAVIOUR.md §3.1).
+/// original `WebSocketConnector`'s defaults (listed in `docs/migration.md`,
+/// "Client").
 ///
 /// Durations are milliseconds when read from or written to JSON/TOML
 /// (`ping_interval_ms`, ...); missing fields take their defaults.
@@ -64,7 +65,8 @@ pub struct ConnectorOptions {
     #[serde(rename = "pending_timeout_ms", with = "ms")]
     pub pending_timeout: Duration,
     /// Query parameters appended to the URL, in order (`customParams`,
-    /// default none). Encoded exactly as the original does (PROTOCOL.md A.2).
+    /// default none). Encoded exactly as the original does (`docs/protocol.md`
+    /// §2.2).
     pub custom_params: Vec<(String, String)>,
     /// Add the original's random term `U·I` (U uniform in [0, 1)) to backoff
     /// delays (default `true`); `false` makes the schedule deterministic.
@@ -203,7 +205,7 @@ impl ConnectorOptions {
     }
 
     /// The delay before reconnection attempt `attempt` (1-based), given the
-    /// jitter draw `u` in [0, 1) (BEHAVIOUR.md §3.7, with `r` = attempt,
+    /// jitter draw `u` in [0, 1) (`docs/concepts.md`, "Reconnection"; `r` = attempt,
     /// `T` = threshold, `I` = fast interval, `M` = cap):
     ///
     /// * `r ≤ T` ⇒ `I`;
@@ -360,7 +362,7 @@ mod tests {
 
     #[test]
     fn default_schedule_matches_the_original() {
-        // BEHAVIOUR.md §3.7, "Default schedule (output of the real code)".
+        // The original's default schedule (`docs/concepts.md`, "Reconnection").
         let o = ConnectorOptions::default();
         let ranges: [(u32, u128, u128); 9] = [
             (1, 3000, 3000),

@@ -423,7 +423,7 @@ impl Task {
         }
     }
 
-    /// `reconnect(reset)` (BEHAVIOUR.md §3.7).
+    /// `reconnect(reset)` (`docs/concepts.md`, "Reconnection").
     fn reconnect(&mut self, reset: bool) {
         if reset {
             self.set_repeat(0);

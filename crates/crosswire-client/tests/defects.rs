@@ -1,5 +1,5 @@
-//! One regression test per defect of the original client (BEHAVIOUR.md
-//! §4.3) that applies to a Rust client; each fails on the original's
+//! One regression test per defect of the original client (`docs/compatibility.md`,
+//! "Client defects") that applies to a Rust client; each fails on the original's
 //! behaviour.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
