@@ -30,7 +30,7 @@ pub(crate) async fn announcer(node: Weak<NodeInner>, stop: CancellationToken) {
 }
 
 /// Every `server_ping_interval`: terminate sockets too long in the background
-/// or that missed the previous ping, and ping the rest (PROTOCOL.md A.7).
+/// or that missed the previous ping, and ping the rest ([docs/protocol.md §4.2](../../docs/protocol.md)).
 pub(crate) async fn liveness_sweep(node: Weak<NodeInner>, stop: CancellationToken) {
     let every = match node.upgrade() {
         Some(n) => n.config.server_ping_interval,
