@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::time::Instant;
+use crosswire_test_support::eventually_async;
 use support::*;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
@@ -31,14 +31,11 @@ async fn open(server: &Server, from: usize, pad: Option<&str>) -> Vec<impl Sized
 }
 
 async fn wait_connections(server: &Server, n: usize) {
-    let deadline = Instant::now() + WAIT;
-    while server.metric("crosswire_connections{").await < n as f64 {
-        assert!(
-            Instant::now() < deadline,
-            "server never reached {n} connections"
-        );
-        tokio::task::yield_now().await;
-    }
+    let what = format!("the server to reach {n} connections");
+    eventually_async(WAIT, &what, || async {
+        server.metric("crosswire_connections{").await >= n as f64
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,17 +12,17 @@
 use futures_util::{SinkExt, StreamExt};
 mod support;
 
+use crosswire_test_support::eventually_async;
 use std::time::{Duration, Instant};
 use support::Server;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Waits until the node waits on no call (the flood's calls timed out).
 async fn drained(server: &Server) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while server.metric("crosswire_pending_cross_server_calls{").await > 0.0 {
-        assert!(Instant::now() < deadline, "pending calls never drained");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually_async(Duration::from_secs(60), "pending calls drained", || async {
+        server.metric("crosswire_pending_cross_server_calls{").await <= 0.0
+    })
+    .await;
 }
 
 /// One round: `clients` connections each send `calls` rpc frames to node

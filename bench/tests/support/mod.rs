@@ -1,11 +1,13 @@
 //! A bench-server in its own process (so its memory and file descriptors are
-//! its own), with its listening and metrics addresses.
+//! its own), with its listening and metrics addresses. The waits, the HTTP
+//! GET and the `/proc` figures come from crosswire-test-support.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use crosswire_test_support::{http_body, http_get, process, within};
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// Upper bound for any single wait in a test: a failure, not a sleep.
@@ -72,48 +74,23 @@ impl Server {
 
     /// The server's resident memory, in KiB.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .expect("VmRSS in /proc/PID/status")
+        process::rss_kib(self.pid())
     }
 
     /// The server's open file descriptors.
     pub fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
-            .map(|d| d.count())
-            .unwrap_or(0)
+        process::open_fds(self.pid())
     }
 
     /// The value of the first metric line starting with `prefix` (the name,
     /// and the labels when given).
     pub async fn metric(&self, prefix: &str) -> f64 {
-        let text = http_get(self.metrics, "/metrics").await;
+        let response = within(WAIT, http_get(self.metrics, "/metrics")).await;
+        let text = http_body(&response);
         text.lines()
             .find(|l| l.starts_with(prefix))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no metric {prefix} in:\n{text}"))
     }
-}
-
-/// The body of a plain HTTP GET.
-pub async fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(WAIT, tcp.read_to_end(&mut out))
-        .await
-        .expect("HTTP response in time")
-        .unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    text.split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_owned())
-        .unwrap_or(text)
 }

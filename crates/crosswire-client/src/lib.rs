@@ -159,3 +159,8 @@ pub use options::{ConnectorOptions, EmitOptions};
 pub use reply::{DecodedReply, ReplyFuture, ReplyResult};
 pub use shared::ReadyState;
 pub use stream::EventStream;
+
+/// The README's example, compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -528,7 +528,7 @@ impl Drop for Handle {
 }
 
 /// A [`Bus`] over any number of independent Redis nodes, wire-compatible with
-/// the original's cluster (PROTOCOL.md Part B).
+/// the original's cluster (`docs/protocol.md` §6).
 ///
 /// Per node it keeps one publisher connection and one subscriber connection,
 /// each reconnecting with jittered backoff; the subscriber re-subscribes the

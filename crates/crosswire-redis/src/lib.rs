@@ -71,3 +71,8 @@ pub use crosswire;
 pub use error::RedisBusError;
 pub use events::{ConnKind, HealthEvent, HealthEventKind, SubscriptionErrorEvent, SubscriptionOp};
 pub use redis_node::{NodeId, NodeStatus};
+
+/// The README's example, compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

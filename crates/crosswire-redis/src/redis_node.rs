@@ -181,7 +181,7 @@ impl NodeShared {
             .map_err(invalid)?
             .get_connection_info()
             .clone();
-        // The original issues no CLIENT SETINFO; neither do we (PROTOCOL B.1).
+        // The original issues no CLIENT SETINFO; neither do we (`docs/protocol.md` §6.1).
         let settings = info.redis_settings().clone().set_skip_set_lib_name();
         let info = info.set_redis_settings(settings);
         let (host, port) = match info.addr() {
