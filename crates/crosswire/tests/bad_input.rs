@@ -1,6 +1,6 @@
 //! Hostile and malformed input, slow consumers, and one regression test per
-//! server-side defect of the original (`docs/compatibility.md`, "Server:
-//! crashes and security gaps") that applies to a single node.
+//! server-side weakness of the original (`docs/compatibility.md`, the
+//! "Server" sections) that applies to a single node.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
