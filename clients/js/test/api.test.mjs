@@ -1,6 +1,7 @@
 // The public API of WebSocketConnector against a real crosswire node: the
 // original's options, defaults, events, emit/emitWithPromise, pending,
-// heartbeat and reconnection (BEHAVIOUR.md §3, PROTOCOL.md Part A).
+// heartbeat and reconnection (docs/protocol.md §2-§5, docs/concepts.md
+// "Reconnection", docs/migration.md "Client").
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import {

@@ -1,5 +1,5 @@
-// One test per client defect of the original (BEHAVIOUR.md §4.3, items
-// 26-32). Each comment says what the original WebSocketConnector 1.0.7 does,
+// One test per client defect of the original (docs/compatibility.md,
+// "Client defects", items 26-32). Each comment says what the original WebSocketConnector 1.0.7 does,
 // which makes the test fail.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';

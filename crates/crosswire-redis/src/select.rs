@@ -1,5 +1,5 @@
 //! The selection strategies, as pure functions over the candidate list
-//! (PROTOCOL.md B.9).
+//! (`docs/protocol.md` §6.6).
 
 use crate::config::Strategy;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -105,7 +105,7 @@ mod tests {
             .collect();
         assert_eq!(seq, [0, 1, 2, 0]);
         // n1 goes down: the candidates are now [n0, n2]; the stored index is
-        // 1, so the rotation continues n2, n0, n2 (PROTOCOL.md B.9).
+        // 1, so the rotation continues n2, n0, n2 (`docs/protocol.md` §6.6).
         let two = ms(&[0, 0]);
         let seq: Vec<_> = (0..3)
             .filter_map(|_| pick(Strategy::RoundRobin, &two, &rr))

@@ -1,10 +1,12 @@
 //! crosswire nodes on real Redis servers: every send path across nodes in
 //! both codecs, cross-server calls, a Redis node killed during a stream of
 //! room broadcasts, and byte compatibility with the original as a system test
-//! (the PROTOCOL.md Part C vectors published raw into Redis, and a node's own
-//! PUBLISHes compared with them).
+//! (the test vectors of `docs/protocol.md` published raw into Redis, and a
+//! node's own PUBLISHes compared with them).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../crosswire-protocol/tests/doc_vectors/mod.rs"]
+mod doc_vectors;
 mod support;
 
 use crosswire::protocol::envelope::Codec;
@@ -20,30 +22,25 @@ use tokio_tungstenite::tungstenite::Message;
 
 const LIMIT: Duration = Duration::from_secs(10);
 
-/// (name, JSON text, MessagePack hex) of PROTOCOL.md Part C.
-const VECTORS: &[(&str, &str, &str)] = &[
-    ("V1", r#"{"data":{"event":"chat","senderServer":"serverA","payload":{"text":"hi"},"targetServer":["serverB"]}}"#, "81a46461746184a56576656e74a463686174ac73656e646572536572766572a773657276657241a77061796c6f616481a474657874a26869ac74617267657453657276657291a773657276657242"),
-    ("V2", r#"{"data":{"event":"chat","senderServer":"serverA","payload":{"text":"hi"},"targetServer":[],"callbackId":"erverA-m0abcdef-k3x9-1"}}"#, "81a46461746185a56576656e74a463686174ac73656e646572536572766572a773657276657241a77061796c6f616481a474657874a26869ac74617267657453657276657290aa63616c6c6261636b4964b66572766572412d6d306162636465662d6b3378392d31"),
-    ("V3", r#"{"data":{"payload":{"text":"hi"},"event":"chat","senderServer":"serverA","targetServer":["serverB"],"callbackId":"erverA-m0abcdef-k3x9-1"}}"#, "81a46461746185a77061796c6f616481a474657874a26869a56576656e74a463686174ac73656e646572536572766572a773657276657241ac74617267657453657276657291a773657276657242aa63616c6c6261636b4964b66572766572412d6d306162636465662d6b3378392d31"),
-    ("V4", r#"{"data":{"event":"_Cs_Cb_","senderServer":"serverB","targetServer":[],"callbackId":"erverA-m0abcdef-k3x9-1","isCallback":true,"payload":{"ok":true}}}"#, "81a46461746186a56576656e74a75f43735f43625fac73656e646572536572766572a773657276657242ac74617267657453657276657290aa63616c6c6261636b4964b66572766572412d6d306162636465662d6b3378392d31aa697343616c6c6261636bc3a77061796c6f616481a26f6bc3"),
-    ("V4b", r#"{"data":{"event":"_Cs_Cb_","senderServer":"serverB","targetServer":[],"callbackId":"erverA-m0abcdef-k3x9-1","isCallback":true}}"#, "81a46461746185a56576656e74a75f43735f43625fac73656e646572536572766572a773657276657242ac74617267657453657276657290aa63616c6c6261636b4964b66572766572412d6d306162636465662d6b3378392d31aa697343616c6c6261636bc3"),
-    ("V5", r#"{"data":"{\"event\":\"news\",\"payload\":{\"n\":1}}","senderServer":"serverA"}"#, "82a464617461d9227b226576656e74223a226e657773222c227061796c6f6164223a7b226e223a317d7dac73656e646572536572766572a773657276657241"),
-    ("V6", r#"{"data":"{\"event\":\"pm\",\"payload\":\"hello\"}","socketId":"u42","senderServer":"serverA"}"#, "83a464617461d9207b226576656e74223a22706d222c227061796c6f6164223a2268656c6c6f227da8736f636b65744964a3753432ac73656e646572536572766572a773657276657241"),
-    ("V7", r#"{"data":"{\"event\":\"pm\",\"payload\":[1,2]}","socketIds":["u1","u2"],"senderServer":"serverA"}"#, "83a464617461be7b226576656e74223a22706d222c227061796c6f6164223a5b312c325d7da9736f636b657449647392a27531a27532ac73656e646572536572766572a773657276657241"),
-    ("V8", r#"{"data":"{\"event\":\"say\",\"payload\":{\"t\":\"yo\"}}","roomNamespace":"chat","roomId":"r1","senderServer":"serverA","excludeSocketIds":["u9"]}"#, "85a464617461d9247b226576656e74223a22736179222c227061796c6f6164223a7b2274223a22796f227d7dad726f6f6d4e616d657370616365a463686174a6726f6f6d4964a27231ac73656e646572536572766572a773657276657241b06578636c756465536f636b657449647391a27539"),
-    ("V9", r#"{"data":"{\"event\":\"start\",\"payload\":null}","roomNamespace":"ws:game","roomId":"g7","senderServer":"serverA","excludeSocketIds":[]}"#, "85a464617461d9207b226576656e74223a227374617274222c227061796c6f6164223a6e756c6c7dad726f6f6d4e616d657370616365a777733a67616d65a6726f6f6d4964a26737ac73656e646572536572766572a773657276657241b06578636c756465536f636b657449647390"),
-    ("V10", r#"{"kind":"x","n":-5,"f":0.5,"big":1700000000000,"neg":-200000,"t":true,"nil":null}"#, "87a46b696e64a178a16efba166cb3fe0000000000000a3626967cf0000018bcfe56800a36e6567d2fffcf2c0a174c3a36e696cc0"),
-];
-
+/// The bytes of test vector `name` of `docs/protocol.md` (§12) in `codec`.
 fn vector(name: &str, codec: Codec) -> Vec<u8> {
-    let (_, json, hex) = VECTORS.iter().find(|v| v.0 == name).unwrap();
+    let v = doc_vectors::vector(name);
     match codec {
-        Codec::Json => json.as_bytes().to_vec(),
-        Codec::MsgPack => (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect(),
+        Codec::Json => v.text("json").as_bytes().to_vec(),
+        Codec::MsgPack => v.bytes("msgpack").to_vec(),
     }
+}
+
+/// The channel of test vector `name`.
+fn channel_of(name: &str) -> &'static str {
+    doc_vectors::vector(name).text("channel")
+}
+
+/// The client frame a routed vector carries (its `data` string).
+fn frame_of(name: &str) -> String {
+    let v: serde_json::Value =
+        serde_json::from_str(doc_vectors::vector(name).text("json")).unwrap();
+    v["data"].as_str().unwrap().to_owned()
 }
 
 struct Opts {
@@ -103,7 +100,7 @@ async fn send_paths(codec: Codec) {
 
     nodes[0].0.broadcast("news", &json!({"n": 1})).unwrap();
     for ws in [&mut a, &mut b, &mut c] {
-        assert_eq!(next_text(ws).await, r#"{"event":"news","payload":{"n":1}}"#);
+        assert_eq!(next_text(ws).await, frame_of("V5"));
     }
     nodes[1].0.to_socket_id("c", "pm", &"hello").unwrap();
     assert_eq!(
@@ -385,8 +382,8 @@ async fn kill9_redis_during_room_stream_default_mode_fails_over() {
     }
 }
 
-/// The Part C vectors, PUBLISHed raw into Redis by a stranger, reach the
-/// node's sockets as the original's nodes would deliver them.
+/// The protocol's test vectors, PUBLISHed raw into Redis by a stranger,
+/// reach the node's sockets as the original's nodes would deliver them.
 async fn raw_vectors_reach_sockets(codec: Codec) {
     let r = RedisServer::start();
     let o = Opts {
@@ -405,7 +402,8 @@ async fn raw_vectors_reach_sockets(codec: Codec) {
     within(LIMIT, node.ready()).await;
     let raw = redis::Client::open(r.url()).unwrap();
     let conn = raw.get_multiplexed_async_connection().await.unwrap();
-    let publish = |channel: &'static str, name: &'static str| {
+    let publish = |name: &'static str| {
+        let channel = channel_of(name);
         let bytes = vector(name, codec);
         let mut conn = conn.clone();
         async move {
@@ -417,34 +415,19 @@ async fn raw_vectors_reach_sockets(codec: Codec) {
                 .unwrap();
         }
     };
-    publish("ws:broadcast", "V5").await;
+    publish("V5").await;
     for ws in [&mut u42, &mut u1, &mut u2, &mut u9] {
-        assert_eq!(next_text(ws).await, r#"{"event":"news","payload":{"n":1}}"#);
+        assert_eq!(next_text(ws).await, frame_of("V5"));
     }
-    publish("ws:private_socket", "V6").await;
-    assert_eq!(
-        next_text(&mut u42).await,
-        r#"{"event":"pm","payload":"hello"}"#
-    );
-    publish("ws:private_socket", "V7").await;
-    assert_eq!(
-        next_text(&mut u1).await,
-        r#"{"event":"pm","payload":[1,2]}"#
-    );
-    assert_eq!(
-        next_text(&mut u2).await,
-        r#"{"event":"pm","payload":[1,2]}"#
-    );
-    publish("ws:chat", "V8").await;
-    assert_eq!(
-        next_text(&mut u1).await,
-        r#"{"event":"say","payload":{"t":"yo"}}"#
-    );
-    publish("ws:game", "V9").await;
-    assert_eq!(
-        next_text(&mut u2).await,
-        r#"{"event":"start","payload":null}"#
-    );
+    publish("V6").await;
+    assert_eq!(next_text(&mut u42).await, frame_of("V6"));
+    publish("V7").await;
+    assert_eq!(next_text(&mut u1).await, frame_of("V7"));
+    assert_eq!(next_text(&mut u2).await, frame_of("V7"));
+    publish("V8").await;
+    assert_eq!(next_text(&mut u1).await, frame_of("V8"));
+    publish("V9").await;
+    assert_eq!(next_text(&mut u2).await, frame_of("V9"));
     for ws in [&mut u42, &mut u1, &mut u2, &mut u9] {
         nothing_more(ws).await; // u9 was excluded from V8
     }
@@ -457,24 +440,24 @@ async fn raw_vectors_reach_sockets(codec: Codec) {
         },
     )
     .unwrap();
-    let tap = Tap::new(&r, "csbp:server_bridge").await;
-    publish("csbp:server_bridge", "V2").await;
+    let tap = Tap::new(&r, channel_of("V4")).await;
+    publish("V2").await;
     let v4 = vector("V4", codec);
     eventually(LIMIT, "V4 reply published", || tap.contains(&v4)).await;
 }
 
 #[tokio::test]
-async fn raw_part_c_vectors_reach_sockets_msgpack() {
+async fn raw_protocol_vectors_reach_sockets_msgpack() {
     raw_vectors_reach_sockets(Codec::MsgPack).await;
 }
 
 #[tokio::test]
-async fn raw_part_c_vectors_reach_sockets_json() {
+async fn raw_protocol_vectors_reach_sockets_json() {
     raw_vectors_reach_sockets(Codec::Json).await;
 }
 
 /// A node named serverA with the fixed callback id publishes exactly the
-/// bytes of the Part C vectors.
+/// bytes of the protocol's test vectors.
 async fn own_publishes_match_vectors(codec: Codec) {
     let r = RedisServer::start();
     let mut cfg = config(&[&r], Strategy::Random);
@@ -537,17 +520,8 @@ async fn own_publishes_match_vectors(codec: Codec) {
         RoomSend::new(),
     )
     .unwrap();
-    let expect = [
-        ("csbp:server_bridge", "V1"),
-        ("csbp:server_bridge", "V2"),
-        ("csbp:server_bridge", "V3"),
-        ("ws:broadcast", "V5"),
-        ("ws:private_socket", "V6"),
-        ("ws:private_socket", "V7"),
-        ("ws:chat", "V8"),
-        ("ws:game", "V9"),
-    ];
-    for (channel, name) in expect {
+    for name in ["V1", "V2", "V3", "V5", "V6", "V7", "V8", "V9"] {
+        let channel = channel_of(name);
         let bytes = vector(name, codec);
         let tap = &taps.iter().find(|t| t.0 == channel).unwrap().1;
         eventually(LIMIT, name, || tap.contains(&bytes)).await;
@@ -556,12 +530,12 @@ async fn own_publishes_match_vectors(codec: Codec) {
 }
 
 #[tokio::test]
-async fn own_publishes_match_part_c_vectors_msgpack() {
+async fn own_publishes_match_protocol_vectors_msgpack() {
     own_publishes_match_vectors(Codec::MsgPack).await;
 }
 
 #[tokio::test]
-async fn own_publishes_match_part_c_vectors_json() {
+async fn own_publishes_match_protocol_vectors_json() {
     own_publishes_match_vectors(Codec::Json).await;
 }
 
