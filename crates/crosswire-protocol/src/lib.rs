@@ -16,6 +16,13 @@
 //! * [`json`] — JSON written exactly as JavaScript's `JSON.stringify` does.
 //!
 //! Decoders return errors and never panic, whatever the input.
+//!
+//! JSON objects keep their keys in the order they were received (the crate
+//! enables serde_json's `preserve_order` feature, so [`serde_json::Map`] is
+//! insertion-ordered for every crate of the build): JavaScript objects keep
+//! their keys in insertion order, and a payload relayed by a node, or
+//! converted between JSON and MessagePack, must reach clients as its sender
+//! wrote it.
 
 pub mod channels;
 pub mod client;
@@ -26,3 +33,8 @@ pub mod json;
 mod msgpack;
 pub mod params;
 pub mod signed;
+
+/// The README's example, compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
