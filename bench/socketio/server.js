@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The peer bench server: Socket.IO 4 + @socket.io/redis-adapter, implementing
-// the contract of bench/SCENARIOS.md (shared folder) so that the same load
+// the contract of docs/benchmarks.md so that the same load
 // generator drives it and crosswire's bench server side by side.
 //
 //   node server.js --port 9101 --name n1 [--redis redis://127.0.0.1:6390 ...] [--nodes 2]
@@ -60,7 +60,7 @@ async function main() {
 
   let clients = [];
   if (args.redis.length > 0) {
-    // The adapter uses one Redis only (the first URL), as SCENARIOS.md says.
+    // The adapter uses one Redis only (the first URL), as docs/benchmarks.md says.
     const { createAdapter } = require("@socket.io/redis-adapter");
     const { createClient } = require("redis");
     const pub = createClient({ url: args.redis[0] });

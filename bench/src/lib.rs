@@ -1,5 +1,4 @@
 //! Bench tooling of crosswire: the load generator library behind the
-//! `loadgen` binary (see `bench/SCENARIOS.md` in the shared folder and
-//! `bench/run.sh`).
+//! `loadgen` binary (see `docs/benchmarks.md` and `bench/run.sh`).
 
 pub mod loadgen;

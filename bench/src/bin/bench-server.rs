@@ -1,4 +1,4 @@
-//! The crosswire bench server: the contract of `bench/SCENARIOS.md` (join,
+//! The crosswire bench server: the contract of `docs/benchmarks.md` (join,
 //! room, to, all, echo; rpc and count within one node).
 //!
 //! ```text
@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(about = "crosswire bench server (SCENARIOS.md contract)")]
+#[command(about = "crosswire bench server (the contract of docs/benchmarks.md)")]
 struct Args {
     /// Port to listen on (127.0.0.1 only).
     #[arg(long, env = "PORT", default_value_t = 9001)]

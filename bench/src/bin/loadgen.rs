@@ -1,5 +1,5 @@
 //! `loadgen`: drives a bench server (crosswire's or a peer's) through the
-//! scenarios of `bench/SCENARIOS.md` and reports throughput, latency, loss,
+//! scenarios of `docs/benchmarks.md` and reports throughput, latency, loss,
 //! duplicates and the CPU of every process involved.
 //!
 //! ```text

@@ -1,9 +1,9 @@
-//! Command-line interface of `loadgen` (SCENARIOS.md §6).
+//! Command-line interface of `loadgen` (`docs/benchmarks.md` §6).
 
 use crate::loadgen::wire::Proto;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Load generator for the bench servers of `bench/SCENARIOS.md`.
+/// Load generator for the bench servers of `docs/benchmarks.md`.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "loadgen", version, about)]
 pub struct Cli {

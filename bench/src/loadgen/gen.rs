@@ -26,7 +26,7 @@ impl Generator {
     /// Starts the threads. `park_us` > 0 makes a thread that ran out of work
     /// sleep that long before it waits for I/O, so that frames arriving
     /// meanwhile are read in one batch and the server's writes do not each
-    /// pay for waking the generator (SCENARIOS.md §7).
+    /// pay for waking the generator (`docs/benchmarks.md` §7).
     pub fn start(threads: usize, park_us: u64) -> std::io::Result<Generator> {
         let mut g = Generator {
             handles: Vec::new(),

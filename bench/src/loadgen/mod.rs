@@ -1,4 +1,4 @@
-//! `loadgen`: the load generator of `bench/SCENARIOS.md`.
+//! `loadgen`: the load generator of `docs/benchmarks.md`.
 //!
 //! Connections are spread over a few generator threads (single-threaded
 //! tokio runtimes, [`gen::Generator`]); each connection is one task that owns

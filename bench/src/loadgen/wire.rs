@@ -1,4 +1,4 @@
-//! The two wire protocols of `bench/SCENARIOS.md` §3: the original's JSON
+//! The two wire protocols of `docs/benchmarks.md` §3: the original's JSON
 //! frames and Engine.IO v4 / Socket.IO v5 over WebSocket.
 //!
 //! Encoding writes frames straight into a byte buffer; decoding of pushed
@@ -35,7 +35,7 @@ impl Proto {
     }
 }
 
-/// One published datum `{"s": S, "q": Q, "t": T}` (SCENARIOS.md §5).
+/// One published datum `{"s": S, "q": Q, "t": T}` (`docs/benchmarks.md` §5).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Datum {
     /// Sender index.

@@ -1,4 +1,4 @@
-//! The scenarios of SCENARIOS.md §6, one module each, and what they share.
+//! The scenarios of `docs/benchmarks.md` §6, one module each, and what they share.
 //!
 //! | scenario | module |
 //! | --- | --- |

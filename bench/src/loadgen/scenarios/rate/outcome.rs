@@ -21,9 +21,9 @@ pub(crate) fn rate_outcome(
 ) -> Outcome {
     let mut failures = setup_failures;
     // In a search for the highest passing rate, loss at a step above that
-    // rate is what ends the search (SCENARIOS.md: "a step passes with zero
-    // loss, ..."): a server that bounds its queues sheds load there where
-    // one that does not queues without bound. It is reported, not a
+    // rate is what ends the search (`docs/benchmarks.md` §6: a step passes
+    // only without loss, ...): a server that bounds its queues sheds load
+    // there where one that does not queues without bound. It is reported, not a
     // contract violation. Duplicates and invalid data always are, and so is
     // any loss at or below the rate reported.
     let best_rate = best.and_then(|i| steps.get(i)).map(|r| r.rate);
