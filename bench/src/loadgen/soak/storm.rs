@@ -95,7 +95,7 @@ async fn storm_client(
             return StormEnd::Lost;
         }
     }
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         // Zero linger: dropping the socket resets it.
         drop(c);
         return StormEnd::Abrupt;
