@@ -87,7 +87,36 @@ export interface LifecycleEvents {
   'repeat-limit': (repeatLimit: number) => void;
 }
 
-export declare class WebSocketConnector {
+/**
+ * Payload types of the events the server pushes, by event name: an
+ * interface such as `{ roomMessage: { from: string; text: string } }`.
+ */
+export type EventMap = Record<string, any>;
+
+/** The event map of an untyped connector: any event name, any payload. */
+export interface DefaultEvents {
+  [event: string]: any;
+}
+
+/** Names of server events in `Events`, the connector's own events excluded (pushes with those names never reach listeners). */
+export type ServerEventName<Events extends EventMap> = Exclude<keyof Events, keyof LifecycleEvents> & string;
+
+/**
+ * The connector. `Events` types the payloads of the events the server
+ * pushes (crosswire extension, types only):
+ *
+ * ```ts
+ * interface ChatEvents {
+ *   roomMessage: { from: string; text: string };
+ *   serverTime: number;
+ * }
+ * const c = new WebSocketConnector<ChatEvents>({ url });
+ * c.on('roomMessage', (m) => console.log(m.from, m.text)); // m is typed
+ * ```
+ *
+ * Without a type argument every event name is accepted and payloads are `any`.
+ */
+export declare class WebSocketConnector<Events extends EventMap = DefaultEvents> {
   constructor(options: WebSocketConnectorOptions);
 
   /** The effective options (defaults merged with the given ones). */
@@ -100,11 +129,11 @@ export declare class WebSocketConnector {
   readonly repeat: number;
 
   on<K extends keyof LifecycleEvents>(event: K, listener: LifecycleEvents[K], tag?: unknown): void;
-  on(event: string, listener: (payload: any) => void, tag?: unknown): void;
+  on<K extends ServerEventName<Events>>(event: K, listener: (payload: Events[K]) => void, tag?: unknown): void;
   once<K extends keyof LifecycleEvents>(event: K, listener: LifecycleEvents[K], tag?: unknown): void;
-  once(event: string, listener: (payload: any) => void, tag?: unknown): void;
+  once<K extends ServerEventName<Events>>(event: K, listener: (payload: Events[K]) => void, tag?: unknown): void;
   /** Removes all listeners of `event`, those with this function, or those with this tag. */
-  off(event: string, listenerOrTag?: unknown): void;
+  off(event: keyof LifecycleEvents | ServerEventName<Events>, listenerOrTag?: unknown): void;
 
   emit(
     event: string,
