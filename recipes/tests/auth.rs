@@ -14,7 +14,7 @@ use support::*;
 
 /// The HTTP status of an upgrade attempt (101 when accepted).
 async fn upgrade_status(url: &str) -> u16 {
-    match within(tokio_tungstenite::connect_async(url)).await {
+    match bounded(tokio_tungstenite::connect_async(url)).await {
         Ok((_ws, response)) => response.status().as_u16(),
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
         Err(e) => panic!("unexpected error: {e}"),

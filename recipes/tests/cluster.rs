@@ -37,7 +37,7 @@ async fn ws_nodes(backbone: &Backbone) -> (Vec<Node>, Vec<String>) {
             "ws://{}",
             node.listen("127.0.0.1:0").await.unwrap()
         ));
-        within(node.ready()).await;
+        bounded(node.ready()).await;
         nodes.push(node);
     }
     (nodes, urls)
@@ -83,7 +83,7 @@ async fn boss_reaches_every_node(backbone: Backbone) {
         .websocket(false)
         .build()
         .unwrap();
-    within(boss.ready()).await;
+    bounded(boss.ready()).await;
     let mut script = cluster::original_script();
     script.push(Push::Broadcast { msg: "done".into() });
     let run = cluster::run_boss(&boss, &script, Duration::ZERO)

@@ -49,7 +49,7 @@ async fn the_sender_gets_every_result_shape() {
     let names = vec!["serverA".to_owned(), "serverB".to_owned()];
     wait_for_nodes(&sender, &names, WAIT).await.unwrap();
 
-    let report = within(cross_pair::run_sender(
+    let report = bounded(cross_pair::run_sender(
         &sender,
         &names,
         WAIT,
@@ -63,7 +63,7 @@ async fn the_sender_gets_every_result_shape() {
     let first_payload = json!({"content": "Hi everyone, I am senderA"});
     let mut reached = Vec::new();
     while reached.len() < 2 {
-        let (server, payload, wants_reply) = within(seen.recv()).await.unwrap();
+        let (server, payload, wants_reply) = bounded(seen.recv()).await.unwrap();
         if payload == first_payload {
             assert!(!wants_reply);
             reached.push(server);

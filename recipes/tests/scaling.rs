@@ -11,7 +11,6 @@ use crosswire_recipes::scaling;
 use crosswire_recipes::stats::{self, Expect};
 use crosswire_recipes::{wait_for_live_nodes, Backbone};
 use serde_json::json;
-use std::time::Duration;
 use support::*;
 
 #[tokio::test]
@@ -51,10 +50,8 @@ async fn a_redis_node_added_at_runtime_carries_the_traffic_when_the_first_dies()
     // The first Redis node dies: everything goes through the added one.
     r1.kill();
     for (_, _, bus) in &nodes {
-        within(async {
-            while bus.nodes().iter().filter(|n| n.publish_target).count() != 1 {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+        eventually(WAIT, "the added Redis node alone takes publishes", || {
+            bus.nodes().iter().filter(|n| n.publish_target).count() == 1
         })
         .await;
     }
