@@ -224,12 +224,28 @@ impl Shared {
         event: HealthEventKind,
         error: Option<String>,
     ) {
-        if node.flag(kind).swap(healthy, Ordering::AcqRel) == healthy {
+        let changed = node.flag(kind).swap(healthy, Ordering::AcqRel) != healthy;
+        if !healthy {
+            // Recorded even without a change: the latest reason is shown.
+            let mut trouble = node.trouble.lock();
+            trouble.since.get_or_insert_with(std::time::Instant::now);
+            if let Some(error) = &error {
+                trouble.error = Some(error.clone());
+            }
+            if changed {
+                // Logged at warn level below.
+                trouble.warned = Some(std::time::Instant::now());
+            }
+        }
+        if !changed {
             return;
         }
         self.bump_health();
         if node.removed.load(Ordering::Acquire) || self.is_closed() {
             return;
+        }
+        if healthy && node.is_target() {
+            self.recovered(node);
         }
         let nodes = self.nodes();
         let count = |k| nodes.iter().filter(|n| n.healthy(k)).count();
@@ -259,6 +275,62 @@ impl Shared {
             if catch_unwind(AssertUnwindSafe(|| handler(info))).is_err() {
                 tracing::error!("a redis health handler panicked");
             }
+        }
+    }
+
+    /// Records that a connection attempt to `node` failed. The first failure
+    /// is logged at warn level at once, then one every `warn_interval` while
+    /// the node stays unusable; the others at debug level.
+    pub(crate) fn connect_failed(&self, node: &NodeShared, kind: ConnKind, error: &str) {
+        self.bump_health();
+        if node.removed.load(Ordering::Acquire) || self.is_closed() {
+            return;
+        }
+        let now = std::time::Instant::now();
+        let down_for = {
+            let mut trouble = node.trouble.lock();
+            trouble.error = Some(error.to_owned());
+            let since = *trouble.since.get_or_insert(now);
+            let due = trouble
+                .warned
+                .is_none_or(|at| now.duration_since(at) >= self.config.warn_interval);
+            if due {
+                trouble.warned = Some(now);
+            }
+            due.then(|| now.duration_since(since))
+        };
+        let Some(down_for) = down_for else {
+            tracing::debug!(node = %node.addr(), ?kind, error, "redis connection failed");
+            return;
+        };
+        let nodes = self.nodes();
+        let usable = nodes.iter().filter(|n| n.is_target()).count();
+        let down_s = down_for.as_secs();
+        if usable == 0 {
+            tracing::warn!(
+                node = %node.addr(), url = %node.url, ?kind, error, down_s,
+                "redis unreachable: no redis node of the bus is usable, so this server \
+                 cannot reach the other servers nor hear from them; retrying"
+            );
+        } else {
+            tracing::warn!(
+                node = %node.addr(), url = %node.url, ?kind, error, down_s, usable,
+                nodes = nodes.len(),
+                "redis node unreachable: publishing through the other nodes; retrying"
+            );
+        }
+    }
+
+    /// `node` is a publish target again: forgets its trouble, and says so if
+    /// it was logged.
+    fn recovered(&self, node: &NodeShared) {
+        let trouble = std::mem::take(&mut *node.trouble.lock());
+        if let (Some(since), Some(_)) = (trouble.since, trouble.warned) {
+            tracing::info!(
+                node = %node.addr(),
+                down_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "redis node usable again"
+            );
         }
     }
 
@@ -591,7 +663,11 @@ impl RedisBus {
     /// round trips when Redis is up; at most about `2 × ping_timeout` per
     /// connection when it is not), so publishing can start right away. A node
     /// that is down does not make this fail: it is retried in the background
-    /// and used once it is up. Fails on an empty node list or an invalid URL.
+    /// and used once it is up. Meanwhile it is logged at warn level (at once,
+    /// then every [`warn_interval`](RedisBusConfig::warn_interval)), its
+    /// [`NodeStatus::error`] says why, and [`Bus::health`] reports it
+    /// unhealthy (the whole bus when no node is usable). Fails on an empty
+    /// node list or an invalid URL.
     /// Must be called inside a Tokio runtime.
     ///
     /// # Examples

@@ -58,6 +58,7 @@ pub enum Strategy {
 /// };
 /// assert_eq!(config.ping_interval, Duration::from_millis(5000));
 /// assert_eq!(config.ping_timeout, Duration::from_millis(2000));
+/// assert_eq!(config.warn_interval, Duration::from_secs(30));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -110,6 +111,13 @@ pub struct RedisBusConfig {
     /// attempt and are jittered down by up to half.
     #[serde(with = "millis")]
     pub reconnect_backoff_max: Duration,
+
+    /// How often a Redis node that stays unreachable (or unhealthy) is
+    /// logged again at warn level (default 30 000 ms). The first failure is
+    /// logged at once, so a wrong or unreachable URL shows at start; the
+    /// attempts in between are logged at debug level.
+    #[serde(with = "millis")]
+    pub warn_interval: Duration,
 
     /// The name of the server owning this endpoint, reported in health and
     /// subscription error events (`serverName`). Default none.
@@ -171,6 +179,7 @@ impl Default for RedisBusConfig {
             force_ping: true,
             redundant: false,
             reconnect_backoff_max: Duration::from_millis(2000),
+            warn_interval: Duration::from_secs(30),
             server_name: None,
             incoming_capacity: 65_536,
             incoming_bytes: crosswire::bus::DEFAULT_INCOMING_BYTES,

@@ -42,38 +42,38 @@ pub(crate) async fn run(shared: Arc<Shared>, node: Arc<NodeShared>, mut jobs: mp
         let Some(attempt) = idle(&shared, &node, &mut jobs, connect(&shared, &node)).await else {
             break;
         };
-        if let Ok((_, rtt)) = &attempt {
-            node.set_latency(*rtt);
-            shared.set_health(
-                &node,
-                ConnKind::Publisher,
-                true,
-                HealthEventKind::Connect,
-                None,
-            );
+        match &attempt {
+            Ok((_, rtt)) => {
+                node.set_latency(*rtt);
+                shared.set_health(
+                    &node,
+                    ConnKind::Publisher,
+                    true,
+                    HealthEventKind::Connect,
+                    None,
+                );
+            }
+            // Before the attempt counts as made: `connect` returns with the
+            // reason recorded.
+            Err(error) => shared.connect_failed(&node, ConnKind::Publisher, error),
         }
         node.pub_attempted.store(true, Ordering::Release);
         shared.bump_health();
-        match attempt {
-            Ok((conn, _)) => {
-                failures = 0;
-                if connected_before {
-                    bump(&shared.counters.reconnects);
-                }
-                connected_before = true;
-                match serve(&shared, &node, &mut jobs, conn).await {
-                    End::Cancelled => break,
-                    End::Lost(reason) => shared.set_health(
-                        &node,
-                        ConnKind::Publisher,
-                        false,
-                        HealthEventKind::Close,
-                        Some(reason),
-                    ),
-                }
+        if let Ok((conn, _)) = attempt {
+            failures = 0;
+            if connected_before {
+                bump(&shared.counters.reconnects);
             }
-            Err(error) => {
-                tracing::debug!(node = %node.addr(), %error, "redis publisher connection failed");
+            connected_before = true;
+            match serve(&shared, &node, &mut jobs, conn).await {
+                End::Cancelled => break,
+                End::Lost(reason) => shared.set_health(
+                    &node,
+                    ConnKind::Publisher,
+                    false,
+                    HealthEventKind::Close,
+                    Some(reason),
+                ),
             }
         }
         let delay = backoff(failures, &shared.config);

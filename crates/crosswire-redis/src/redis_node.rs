@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -83,6 +83,7 @@ impl fmt::Display for NodeId {
 /// assert_eq!((node.host.as_str(), node.port), ("127.0.0.1", 1));
 /// assert!(!node.publisher_healthy && !node.subscriber_healthy && !node.publish_target);
 /// assert_eq!(node.published, 0);
+/// assert!(node.error.as_deref().is_some_and(|e| e.contains("refused")));
 /// # crosswire::bus::Bus::close(&bus).await;
 /// # Ok(())
 /// # }
@@ -114,6 +115,23 @@ pub struct NodeStatus {
     pub failovers: u64,
     /// Messages received from this node.
     pub received: u64,
+    /// Why the node is not a publish target: the last connection error
+    /// (e.g. `Connection refused (os error 111)` when nothing listens at its
+    /// address) or health failure. `None` before the first connection
+    /// attempt ended, and again once the node is a publish target.
+    pub error: Option<String>,
+}
+
+/// Why a node is unusable, since when, and when that was last logged at warn
+/// level.
+#[derive(Debug, Default)]
+pub(crate) struct Trouble {
+    /// The last reason; `None` while the node is usable.
+    pub(crate) error: Option<String>,
+    /// When it became unusable.
+    pub(crate) since: Option<Instant>,
+    /// When it was last logged at warn level.
+    pub(crate) warned: Option<Instant>,
 }
 
 /// What the subscriber of a node has confirmed, watched by pending
@@ -159,6 +177,7 @@ pub(crate) struct NodeShared {
     pub(crate) failovers: AtomicU64,
     pub(crate) received: AtomicU64,
     pub(crate) removed: AtomicBool,
+    pub(crate) trouble: Mutex<Trouble>,
     pub(crate) cancel: CancellationToken,
     pub(crate) tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -213,6 +232,7 @@ impl NodeShared {
             failovers: AtomicU64::new(0),
             received: AtomicU64::new(0),
             removed: AtomicBool::new(false),
+            trouble: Mutex::new(Trouble::default()),
             cancel,
             tasks: Mutex::new(Vec::new()),
         });
@@ -268,6 +288,7 @@ impl NodeShared {
             published: self.published.load(Ordering::Relaxed),
             failovers: self.failovers.load(Ordering::Relaxed),
             received: self.received.load(Ordering::Relaxed),
+            error: self.trouble.lock().error.clone(),
         }
     }
 

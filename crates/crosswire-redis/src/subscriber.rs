@@ -74,9 +74,11 @@ pub(crate) async fn run(shared: Arc<Shared>, node: Arc<NodeShared>) {
                 node.probe.notify_one();
             }
             Err(error) => {
+                // Before the attempt counts as made: `connect` returns with
+                // the reason recorded.
+                shared.connect_failed(&node, ConnKind::Subscriber, &error);
                 node.sub_attempted.store(true, Ordering::Release);
                 shared.bump_health();
-                tracing::debug!(node = %node.addr(), %error, "redis subscriber connection failed");
             }
         }
         let delay = backoff(failures, &shared.config);
