@@ -11,6 +11,9 @@
 //!   the same port).
 //! - [`net`]: free ports and a minimal HTTP GET.
 //! - [`process`]: signals and `/proc` figures of a child process.
+//! - [`tls`]: a private certificate authority made in the test, with server
+//!   and client certificates and rustls client configurations trusting it
+//!   (for `wss://` and `rediss://` tests; [`RedisServer::start_tls`]).
 //!
 //! Every helper panics with a message saying what did not happen: in a test
 //! that is the failure.
@@ -38,11 +41,13 @@
 pub mod net;
 pub mod process;
 pub mod redis_server;
+pub mod tls;
 pub mod wait;
 pub mod ws;
 
 pub use net::{free_addr, free_port, http_body, http_get};
 pub use redis_server::RedisServer;
+pub use tls::{CertPem, TestPki};
 pub use wait::{bounded, eventually, eventually_async, recv, wait_until, within, WAIT};
 pub use ws::{
     close_with, closed, connect, next_json, next_text, nothing_more, send_text, sync, Ws,

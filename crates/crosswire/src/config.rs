@@ -4,6 +4,11 @@ use crosswire_protocol::envelope::Codec;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+#[cfg(feature = "tls")]
+mod tls;
+#[cfg(feature = "tls")]
+pub use tls::TlsConfig;
+
 /// Default largest inbound frame: 1 MiB (the original accepts 100 MiB).
 ///
 /// # Examples
@@ -327,6 +332,15 @@ pub struct NodeConfig {
     /// How old (or how far in the future) a signed message may be.
     #[serde(rename = "bus_replay_window_ms", with = "ms")]
     pub bus_replay_window: Duration,
+    /// TLS for [`listen`](crate::Node::listen) and
+    /// [`serve`](crate::Node::serve): with it they accept `wss://`
+    /// connections only (feature `tls`; set with
+    /// [`NodeBuilder::tls`](crate::NodeBuilder::tls)). Not read from or
+    /// written to configuration files: build it from the PEM files with
+    /// [`TlsConfig::from_pem_files`]. Default none (plain `ws://`).
+    #[cfg(feature = "tls")]
+    #[serde(skip)]
+    pub tls: Option<TlsConfig>,
 }
 
 /// A token bucket: `burst` events at once, refilled at `per_second`.
@@ -386,6 +400,8 @@ impl Default for NodeConfig {
             kept_header_bytes: DEFAULT_KEPT_HEADER_BYTES,
             bus_secret: None,
             bus_replay_window: Duration::from_secs(30),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }

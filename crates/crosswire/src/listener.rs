@@ -19,6 +19,11 @@
 //!   connections, files) keeps working; when `accept` still fails for lack of
 //!   descriptors the listener frees the oldest waiting connection and backs
 //!   off, logging once per period rather than once per failure.
+//!
+//! With TLS (feature `tls`, [`NodeConfig::tls`]) the TLS handshake comes
+//! first and is bounded the same way: it counts against the handshake
+//! timeout (the request head gets what is left of it) and holds the
+//! connection's place among those waiting for their upgrade.
 
 use crate::config::{NodeConfig, MIN_HEAD_BUFFER};
 use crate::stats::Stats;
@@ -32,7 +37,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
@@ -148,6 +153,8 @@ pub(crate) async fn serve<H: Host>(
 ) {
     let pending = Arc::new(Pending::new(host.config()));
     let stats = host.stats().clone();
+    #[cfg(feature = "tls")]
+    let tls = host.config().tls.as_ref().map(|t| t.acceptor());
     let mut backoff = Duration::ZERO;
     let mut last_log: Option<Instant> = None;
     let mut unlogged = 0u64;
@@ -202,48 +209,99 @@ pub(crate) async fn serve<H: Host>(
         let pending = pending.clone();
         let app = app.clone();
         let host = host.clone();
+        #[cfg(feature = "tls")]
+        let tls = tls.clone();
         tokio::spawn(async move {
-            serve_connection(&host, tcp, remote, app, &token).await;
+            let accepted = tokio::time::Instant::now();
+            let ended = async {
+                #[cfg(feature = "tls")]
+                if let Some(tls) = tls {
+                    let Some(stream) = tls_handshake(&host, &tls, tcp, remote, accepted).await
+                    else {
+                        return;
+                    };
+                    return serve_connection(&host, stream, remote, app, accepted).await;
+                }
+                serve_connection(&host, tcp, remote, app, accepted).await;
+            };
+            tokio::select! {
+                () = ended => {}
+                () = token.cancelled() => {
+                    tracing::debug!(%remote, "connection waiting for its upgrade pushed out");
+                }
+            }
             pending.remove(id);
         });
     }
 }
 
-/// Serves HTTP/1.1 on one connection until it ends or is upgraded (the
-/// upgraded connection then belongs to its WebSocket task).
-async fn serve_connection<H: Host>(
+/// The TLS handshake of a new connection, within the node's
+/// `handshake_timeout` from `accepted`; `None` (counted) when it failed or
+/// took too long.
+#[cfg(feature = "tls")]
+async fn tls_handshake<H: Host>(
     host: &H,
-    tcp: TcpStream,
+    tls: &tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    remote: SocketAddr,
+    accepted: tokio::time::Instant,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let stats = host.stats();
+    let deadline = accepted + host.config().handshake_timeout;
+    match tokio::time::timeout_at(deadline, tls.accept(tcp)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(e)) => {
+            Stats::incr(&stats.handshakes_tls_failed);
+            tracing::debug!(%remote, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            Stats::incr(&stats.handshakes_timed_out);
+            tracing::debug!(%remote, "TLS handshake not completed in time");
+            None
+        }
+    }
+}
+
+/// Serves HTTP/1.1 on one connection (plain TCP, or TLS once its handshake
+/// is done) until it ends or is upgraded (the upgraded connection then
+/// belongs to its WebSocket task). The request head must be complete
+/// `handshake_timeout` after `accepted`.
+async fn serve_connection<H, IO>(
+    host: &H,
+    io: IO,
     remote: SocketAddr,
     app: Router,
-    dropped: &CancellationToken,
-) {
+    accepted: tokio::time::Instant,
+) where
+    H: Host,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let config = host.config();
+    let stats = host.stats();
+    // What the TLS handshake left of the time (all of it without TLS).
+    let left = config.handshake_timeout.saturating_sub(accepted.elapsed());
+    if left.is_zero() {
+        Stats::incr(&stats.handshakes_timed_out);
+        return;
+    }
     let service = hyper::service::service_fn(move |mut req: http::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(remote));
         app.clone().oneshot(req.map(Body::new))
     });
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(config.handshake_timeout)
+        .header_read_timeout(left)
         .max_buf_size(config.max_handshake_size.max(MIN_HEAD_BUFFER));
     let conn = http
-        .serve_connection(TokioIo::new(tcp), service)
+        .serve_connection(TokioIo::new(io), service)
         .with_upgrades();
-    let stats = host.stats();
-    tokio::select! {
-        served = conn => {
-            if let Err(e) = served {
-                if e.is_timeout() {
-                    Stats::incr(&stats.handshakes_timed_out);
-                } else if e.is_parse_too_large() {
-                    Stats::incr(&stats.handshakes_too_large);
-                }
-                tracing::debug!(%remote, error = %e, "HTTP connection ended");
-            }
+    if let Err(e) = conn.await {
+        if e.is_timeout() {
+            Stats::incr(&stats.handshakes_timed_out);
+        } else if e.is_parse_too_large() {
+            Stats::incr(&stats.handshakes_too_large);
         }
-        () = dropped.cancelled() => {
-            tracing::debug!(%remote, "connection waiting for its upgrade pushed out");
-        }
+        tracing::debug!(%remote, error = %e, "HTTP connection ended");
     }
 }

@@ -364,6 +364,11 @@ node_stats! {
             handshakes_evicted = "evicted",
             /// Upgrade requests refused with 400 (e.g. a malformed `Sec-WebSocket-Key`).
             handshakes_bad_request = "bad_request",
+            /// Connections whose TLS handshake failed (feature `tls`: not TLS,
+            /// no common protocol version or cipher suite, a client that refused
+            /// the certificate). A TLS handshake not completed in time counts as
+            /// `timeout`.
+            handshakes_tls_failed = "tls",
         }
         "bus_messages", "Bus messages received, by outcome.", "outcome" {
             /// Messages received from the bus.

@@ -95,7 +95,9 @@ impl Node {
 
     /// Listens on `addr` (use port 0 for any free port) and serves the
     /// WebSocket endpoint until [`shutdown`](Node::shutdown). Returns the bound
-    /// address once the node accepts connections.
+    /// address once the node accepts connections. With
+    /// [`NodeBuilder::tls`](crate::NodeBuilder::tls) (feature `tls`) it
+    /// serves `wss://` only.
     ///
     /// # Examples
     ///
@@ -122,7 +124,11 @@ impl Node {
         let node = self.clone();
         let app = self.router();
         tokio::spawn(async move { node.serve(listener, app).await });
-        tracing::info!(node = %self.server_name(), %local, "listening");
+        #[cfg(feature = "tls")]
+        let tls = self.config().tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        let tls = false;
+        tracing::info!(node = %self.server_name(), %local, tls, "listening");
         for h in self.system().listening.take_for_dispatch() {
             run_detached(h(local)).await;
         }
@@ -139,7 +145,9 @@ impl Node {
     /// connections wait for their upgrade (a new one pushes out the oldest);
     /// connections stay [`fd_reserve`](crate::NodeConfig::fd_reserve) file
     /// descriptors below the process's limit. `axum::serve` has none of
-    /// these: prefer this to it.
+    /// these: prefer this to it. With
+    /// [`NodeBuilder::tls`](crate::NodeBuilder::tls) (feature `tls`) every
+    /// connection starts with a TLS handshake, bounded by the same limits.
     ///
     /// # Examples
     ///

@@ -67,6 +67,7 @@ crosswire_handshakes_failed_total{node="n1",reason="timeout"}
 crosswire_handshakes_failed_total{node="n1",reason="too_large"}
 crosswire_handshakes_failed_total{node="n1",reason="evicted"}
 crosswire_handshakes_failed_total{node="n1",reason="bad_request"}
+crosswire_handshakes_failed_total{node="n1",reason="tls"}
 # HELP crosswire_bus_messages_total Bus messages received, by outcome.
 # TYPE crosswire_bus_messages_total counter
 crosswire_bus_messages_total{node="n1",outcome="received"}

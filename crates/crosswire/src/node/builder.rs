@@ -676,6 +676,55 @@ impl NodeBuilder {
         self
     }
 
+    /// Serves `wss://` (feature `tls`): [`Node::listen`] and [`Node::serve`]
+    /// then accept TLS connections only. The TLS handshake counts against
+    /// [`handshake_timeout`](NodeBuilder::handshake_timeout) and
+    /// [`max_pending_handshakes`](NodeBuilder::max_pending_handshakes) like the
+    /// request head that follows it; failed handshakes are counted in
+    /// `crosswire_handshakes_failed_total{reason="tls"}`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire::config::TlsConfig;
+    /// use std::sync::Arc;
+    /// // A self-signed certificate for the example; a real node reads its
+    /// // certificate authority's PEM files (`TlsConfig::from_pem_files`).
+    /// let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
+    /// let tls = TlsConfig::from_pem(
+    ///     cert.cert.pem().as_bytes(),
+    ///     cert.signing_key.serialize_pem().as_bytes(),
+    /// )?;
+    /// let node = crosswire::Node::builder().tls(tls).build()?;
+    /// let addr = node.listen("127.0.0.1:0").await?;
+    ///
+    /// // A client that trusts that certificate.
+    /// let mut roots = rustls::RootCertStore::empty();
+    /// roots.add(cert.cert.der().clone())?;
+    /// let provider = Arc::new(rustls::crypto::ring::default_provider());
+    /// let client = rustls::ClientConfig::builder_with_provider(provider)
+    ///     .with_safe_default_protocol_versions()?
+    ///     .with_root_certificates(roots)
+    ///     .with_no_client_auth();
+    /// let connector = tokio_tungstenite::Connector::Rustls(Arc::new(client));
+    /// let url = format!("wss://localhost:{}/", addr.port());
+    /// let (_ws, _) =
+    ///     tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector))
+    ///         .await?;
+    /// while node.connection_count() == 0 {
+    ///     tokio::task::yield_now().await;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::config::TlsConfig) -> Self {
+        self.config.tls = Some(tls);
+        self
+    }
+
     /// The request headers each socket keeps after its upgrade (names, any
     /// case); the others are dropped once the upgrade hook has run. By
     /// default every header is kept up to
