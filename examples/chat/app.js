@@ -5,7 +5,8 @@
 // Page URL options (for trying things out, and for the browser test):
 // ?ping=MS heartbeat interval (default 3000), ?retry=MS fast reconnect delay
 // (default 1000), ?retryMax=MS longest reconnect delay (default 10000),
-// ?refresh=MS how often the online count is asked again (default 5000).
+// ?refresh=MS how often the online count is asked again (default 5000),
+// ?health=MS how often the node's /health is read (default 5000).
 (function () {
   'use strict';
 
@@ -63,27 +64,111 @@
     $('nodes').textContent = String(info.nodes);
   });
 
+  // Why a connection closed, in words (WebSocket and crosswire close codes).
+  var CLOSE_WORDS = {
+    1000: 'closed by the server',
+    1001: 'the server went away: restarting or shutting down',
+    1002: 'the server found a protocol error',
+    1006: 'connection lost',
+    1007: 'the server could not read a message',
+    1009: 'a message was too big for the server',
+    1011: 'the server ran into an error',
+    1012: 'the server is restarting',
+    1013: 'the server is full, try again later',
+    4000: 'reconnecting',
+    4001: 'closed by this page',
+    4002: 'the server stopped answering',
+    4003: 'this page could not keep up with the messages',
+    4004: 'too many messages sent too quickly',
+    4005: 'not signed in in time',
+    4011: 'refused by the server: sign-in failed',
+    4012: 'kicked: you logged in elsewhere',
+  };
+
+  function closeWords(event) {
+    var words = CLOSE_WORDS[event.code];
+    if (words) return words;
+    return event.reason ? 'closed by the server: ' + event.reason : 'connection closed';
+  }
+
+  // What the last close said, shown while reconnecting.
+  var lastClose = '';
+
   connector.on('close', function (event) {
     $('latency').textContent = '–';
     $('room-panel').classList.add('offline');
+    lastClose = closeWords(event);
     if (event.code === 4011 || event.code === 4012) {
-      setStatus('gave-up', 'disconnected by the server (' + event.code + ' ' + event.reason + ')');
+      setStatus('gave-up', lastClose + ' (reload the page to connect again)');
       return;
     }
-    setStatus('disconnected', 'disconnected (code ' + event.code + ')');
+    setStatus('disconnected', 'disconnected: ' + lastClose);
     connector.reconnect();
   });
 
   connector.on('reconnect', function (info) {
     setStatus(
       'reconnecting',
-      'reconnecting: attempt ' + info.repeat + ' in ' + (info.timeout / 1000).toFixed(1) + ' s',
+      'reconnecting: attempt ' +
+        info.repeat +
+        ' in ' +
+        (info.timeout / 1000).toFixed(1) +
+        ' s' +
+        (lastClose ? ' (' + lastClose + ')' : ''),
     );
   });
 
   connector.on('repeat-limit', function (limit) {
-    setStatus('gave-up', 'gave up after ' + limit + ' attempts');
+    setStatus('gave-up', 'gave up after ' + limit + ' attempts (reload the page to try again)');
   });
+
+  // ----- the node's bus (e.g. Redis) ------------------------------------------
+  //
+  // A node that cannot reach its bus still serves this page, but messages
+  // reach only the people on this node: /health says so, and so does the page.
+
+  function busProblem(health) {
+    var bus = health && health.bus;
+    if (!bus || !Array.isArray(bus.nodes)) return '';
+    var down = bus.nodes
+      .filter(function (n) {
+        return n && !n.healthy;
+      })
+      .map(function (n) {
+        return String(n.name);
+      });
+    if (!bus.healthy) {
+      return (
+        'This node cannot reach its message bus' +
+        (down.length ? ' (' + down.join(', ') + ')' : '') +
+        ': messages reach only people on this node, and the online count leaves out the ' +
+        'other nodes. The node keeps trying.'
+      );
+    }
+    if (down.length) {
+      return 'Bus node ' + down.join(', ') + ' is unreachable; messages go through the others.';
+    }
+    return '';
+  }
+
+  function checkHealth() {
+    fetch('/health', { cache: 'no-store' })
+      .then(function (res) {
+        return res.json();
+      })
+      .then(function (health) {
+        var text = busProblem(health);
+        var el = $('bus-warning');
+        // Only on a change, so that the alert is not repeated.
+        if (el.textContent !== text) el.textContent = text;
+        el.hidden = !text;
+      })
+      .catch(function () {
+        // The node is down: the connection status says so.
+      });
+  }
+  checkHealth();
+  setInterval(checkHealth, option('health', 5000));
 
   connector.on('pong', function (ms) {
     $('latency').textContent = ms + ' ms';
@@ -229,11 +314,21 @@
     ev.preventDefault();
     send();
   });
+  // Input methods (Chinese, Japanese, Korean, ...) use Enter to commit the
+  // text being composed: that Enter must not send. Browsers mark it with
+  // isComposing, some (Safari) only with the legacy keyCode 229.
+  var composing = false;
+  $('text').addEventListener('compositionstart', function () {
+    composing = true;
+  });
+  $('text').addEventListener('compositionend', function () {
+    composing = false;
+  });
   $('text').addEventListener('keydown', function (ev) {
-    if (ev.key === 'Enter' && !ev.shiftKey) {
-      ev.preventDefault();
-      send();
-    }
+    if (ev.key !== 'Enter' || ev.shiftKey) return;
+    if (ev.isComposing || ev.keyCode === 229 || composing) return;
+    ev.preventDefault();
+    send();
   });
   $('text').addEventListener('input', updateCount);
 })();

@@ -1,6 +1,11 @@
 // The chat demo in a real browser: headless Chromium (Debian's
 // /usr/bin/chromium, driven by playwright-core) on two chat nodes that share
-// a Redis server of their own.
+// a Redis server of their own, and on a node whose Redis is not up yet.
+// Besides the chat itself it checks what assistive technology and input
+// methods rely on: Enter while an input method composes does not send,
+// every control has an accessible name (Chromium's accessibility tree), the
+// connection status is a live region that follows the connection, and text
+// meets WCAG AA contrast.
 //
 // Needs: the chat binary (cargo build -p crosswire-examples --bin chat),
 // redis-server, chromium. clients/js/run-tests.sh provides all three.
@@ -121,12 +126,17 @@ async function openPage(url, problems) {
   const page = await browser.newPage({ viewport: { width: 900, height: 760 } });
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
   page.on('console', (msg) => {
-    // Chromium logs every refused connection attempt while a node is down.
-    if (msg.type() === 'error' && !/WebSocket connection to .* failed/.test(msg.text())) {
+    // Chromium logs every refused connection attempt while a node is down,
+    // and every /health answer other than 200 (503 while the bus is down).
+    if (
+      msg.type() === 'error' &&
+      !/WebSocket connection to .* failed/.test(msg.text()) &&
+      !msg.location().url?.endsWith('/health')
+    ) {
       problems.push(`console: ${msg.text()}`);
     }
   });
-  await page.goto(`${url}?ping=200&retry=200&retryMax=400&refresh=300`);
+  await page.goto(`${url}?ping=200&retry=200&retryMax=400&refresh=300&health=200`);
   await page.locator('#status[data-state="connected"]').waitFor({ timeout: WAIT });
   return page;
 }
@@ -163,6 +173,107 @@ async function assertText(locator, expected) {
   }
 }
 
+/** Chromium's accessibility tree of `page`, without the ignored nodes. */
+async function accessibilityTree(page) {
+  const cdp = await page.context().newCDPSession(page);
+  try {
+    const { nodes } = await cdp.send('Accessibility.getFullAXTree');
+    return nodes.filter((n) => !n.ignored);
+  } finally {
+    await cdp.detach();
+  }
+}
+
+const CONTROL_ROLES = new Set([
+  'button',
+  'checkbox',
+  'combobox',
+  'link',
+  'listbox',
+  'radio',
+  'searchbox',
+  'slider',
+  'spinbutton',
+  'switch',
+  'textbox',
+]);
+
+/** The controls of `page` as `role "name"` strings, in document order. */
+async function controls(page) {
+  return (await accessibilityTree(page))
+    .filter((n) => CONTROL_ROLES.has(n.role?.value))
+    .map((n) => `${n.role.value} "${(n.name?.value ?? '').trim()}"`);
+}
+
+/**
+ * Visible text of `page` below WCAG AA (4.5:1): one line per element whose
+ * own text, blended by its opacity over its first opaque background, falls
+ * short. Disabled controls are exempt, as in WCAG.
+ */
+async function lowContrast(page) {
+  return page.evaluate(() => {
+    const parse = (css) => {
+      const m = /rgba?\(([^)]+)\)/.exec(css);
+      if (!m) return null;
+      const [r, g, b, a = 1] = m[1].split(/[\s,/]+/).filter(Boolean).map(Number);
+      return { r, g, b, a };
+    };
+    const channel = (v) => {
+      const c = v / 255;
+      return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    };
+    const luminance = (c) => 0.2126 * channel(c.r) + 0.7152 * channel(c.g) + 0.0722 * channel(c.b);
+    const background = (el) => {
+      for (let e = el; e; e = e.parentElement) {
+        const c = parse(getComputedStyle(e).backgroundColor);
+        if (c && c.a > 0) return c;
+      }
+      return { r: 255, g: 255, b: 255, a: 1 };
+    };
+    const bad = [];
+    for (const el of document.querySelectorAll('body *')) {
+      const ownText = Array.from(el.childNodes).some((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
+      if (!ownText || el.closest('[hidden]') || el.getClientRects().length === 0) continue;
+      const style = getComputedStyle(el);
+      if (style.visibility !== 'visible' || el.matches(':disabled')) continue;
+      let alpha = parse(style.color).a;
+      for (let e = el; e; e = e.parentElement) alpha *= Number(getComputedStyle(e).opacity);
+      const fg = parse(style.color);
+      const bg = background(el);
+      const shown = {
+        r: alpha * fg.r + (1 - alpha) * bg.r,
+        g: alpha * fg.g + (1 - alpha) * bg.g,
+        b: alpha * fg.b + (1 - alpha) * bg.b,
+      };
+      const [hi, lo] = [luminance(shown), luminance(bg)].sort((x, y) => y - x);
+      const ratio = (hi + 0.05) / (lo + 0.05);
+      if (ratio < 4.5) {
+        const what = `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}${el.className ? '.' + el.className : ''}`;
+        bad.push(`${what} "${el.textContent.trim().slice(0, 30)}": ${ratio.toFixed(2)}:1`);
+      }
+    }
+    return bad;
+  });
+}
+
+/** Records every text the status element shows, from now on. */
+async function recordStatus(page) {
+  await page.evaluate(() => {
+    const el = document.getElementById('status');
+    window.statusLog = [];
+    // Each text it was given, even one replaced in the same task.
+    new MutationObserver((records) => {
+      for (const record of records) {
+        for (const node of record.addedNodes) window.statusLog.push(node.textContent);
+      }
+    }).observe(el, {
+      childList: true,
+      characterData: true,
+      subtree: true,
+    });
+  });
+}
+
 test('two nodes on Redis: join, online count, messages, escaping, limits, reconnection', async () => {
   const redisPort = await freePort();
   await start(
@@ -193,6 +304,35 @@ test('two nodes on Redis: join, online count, messages, escaping, limits, reconn
   await join(b, 'bob', 'lobby');
   await assertText(b.locator('#me'), 'bob');
 
+  // Every control has an accessible name, as Chromium computes it: the
+  // message box by its label, the buttons by their text.
+  const named = await controls(a);
+  for (const control of [
+    'textbox "Name"',
+    'textbox "Room"',
+    'button "Join"',
+    'textbox "Message"',
+    'button "Send"',
+    'button "Leave"',
+  ]) {
+    assert.ok(named.includes(control), `${control} not in ${JSON.stringify(named)}`);
+  }
+  assert.deepEqual(
+    named.filter((c) => c.endsWith(' ""')),
+    [],
+    'controls without an accessible name',
+  );
+
+  // The connection status is a polite live region (announced when its text
+  // changes), showing the connection state.
+  const tree = await accessibilityTree(a);
+  const status = tree.filter((n) => n.role?.value === 'status');
+  assert.equal(status.length, 1, 'one status region');
+  const live = status[0].properties?.find((p) => p.name === 'live')?.value?.value;
+  assert.equal(live, 'polite');
+  assert.equal(await a.getByRole('status').getAttribute('id'), 'status');
+  assert.equal(await a.getByRole('status').textContent(), 'connected');
+
   // Online: counted on both nodes with a cross-server call.
   await assertText(b.locator('#online'), '2');
   await assertText(b.locator('#online-names'), 'alice, bob');
@@ -217,6 +357,42 @@ test('two nodes on Redis: join, online count, messages, escaping, limits, reconn
     assert.equal(await page.evaluate(() => window.__xss), undefined);
   }
 
+  // An input method (Chinese, Japanese, Korean) commits the composed text
+  // with Enter: that Enter must not send, whether the browser marks it with
+  // isComposing or only with keyCode 229. Sending is synchronous in the
+  // keydown handler, so a spy on emit sees at once whether it sent.
+  await a.evaluate(() => {
+    const connector = window.chat.connector;
+    const emit = connector.emit.bind(connector);
+    window.emitted = [];
+    connector.emit = (event, ...rest) => {
+      window.emitted.push(event);
+      return emit(event, ...rest);
+    };
+  });
+  await a.fill('#text', 'にほんご');
+  const composing = await a.evaluate(() => {
+    const text = document.getElementById('text');
+    return [
+      { key: 'Enter', code: 'Enter', isComposing: true },
+      { key: 'Enter', code: 'Enter', keyCode: 229 },
+    ].map((init) => {
+      const event = new KeyboardEvent('keydown', { ...init, bubbles: true, cancelable: true });
+      text.dispatchEvent(event);
+      return { isComposing: event.isComposing, keyCode: event.keyCode, sent: window.emitted.length };
+    });
+  });
+  assert.deepEqual(composing, [
+    { isComposing: true, keyCode: 0, sent: 0 },
+    { isComposing: false, keyCode: 229, sent: 0 },
+  ]);
+  assert.equal(await a.locator('#text').inputValue(), 'にほんご');
+  // Once composed, Enter sends.
+  await a.press('#text', 'Enter');
+  assert.deepEqual(await a.evaluate(() => window.emitted), ['say']);
+  await lastMessage(b, 'alice', 'にほんご');
+  assert.equal(await a.locator('#text').inputValue(), '');
+
   // Own latency, from the heartbeat.
   await assertText(a.locator('#latency'), /^\d+ ms$/);
   await assertText(b.locator('#latency'), /^\d+ ms$/);
@@ -234,20 +410,62 @@ test('two nodes on Redis: join, online count, messages, escaping, limits, reconn
   assert.equal(await b.locator('#messages li.message .text', { hasText: tooLong }).count(), 0);
 
 
-  // Node 2 goes away: its page shows it is reconnecting; node 1 counts one.
+  // Text contrast at WCAG AA on both pages.
+  assert.deepEqual(await lowContrast(a), []);
+  assert.deepEqual(await lowContrast(b), []);
+
+  // Node 2 goes away: its page shows it is reconnecting, in words rather
+  // than close codes; node 1 counts one.
+  await recordStatus(b);
   const port2 = new URL(url2).port;
   await stop(node2);
-  await assertText(b.locator('#status'), /^reconnecting: attempt \d+ in/);
+  await assertText(b.locator('#status'), /^reconnecting: attempt \d+ in \S+ s \(.+\)$/);
   await assertText(a.locator('#online'), '1');
+  assert.deepEqual(await lowContrast(b), [], 'contrast of the offline page');
   await b.screenshot({ path: path.join(SCREENSHOTS, 'chat-node2-reconnecting.png') });
 
   // It comes back on the same port: the page reconnects and joins again.
   [node2] = await startNode('b2', port2, redisUrl);
   await b.locator('#status[data-state="connected"]').waitFor({ timeout: WAIT });
+  // The live region followed the connection, in words.
+  const shown = await b.evaluate(() => window.statusLog);
+  assert.ok(shown.some((t) => /^disconnected: \D+$/.test(t)), JSON.stringify(shown));
+  assert.ok(shown.some((t) => t.startsWith('reconnecting: attempt')), JSON.stringify(shown));
+  assert.equal(shown.at(-1), 'connected');
+  for (const text of shown) assert.doesNotMatch(text, /\b(1\d{3}|4\d{3})\b/, 'a raw close code');
   await assertText(b.locator('#online'), '2');
   await assertText(a.locator('#online'), '2');
   await say(b, 'bob is back');
   await lastMessage(a, 'bob', 'bob is back');
 
+  assert.deepEqual(problems, []);
+});
+
+test('a node whose Redis is not up says so on its page, until Redis is up', async () => {
+  const redisPort = await freePort(); // nothing listens there yet
+  const redisUrl = `redis://127.0.0.1:${redisPort}`;
+  const [, [, url]] = await startNode('u1', 0, redisUrl);
+  const health = await fetch(new URL('health', url));
+  assert.equal(health.status, 503);
+  const report = await health.json();
+  assert.equal(report.bus.healthy, false);
+
+  // The page connects to its node, and says loudly that the node is alone.
+  const problems = [];
+  const page = await openPage(url, problems);
+  const warning = page.getByRole('alert').filter({ hasText: 'message bus' });
+  await warning.waitFor({ timeout: WAIT });
+  await assertText(warning, /^This node cannot reach its message bus \(redis:\/\/127\.0\.0\.1:\d+\): messages reach only/);
+  assert.deepEqual(await lowContrast(page), []);
+  await page.screenshot({ path: path.join(SCREENSHOTS, 'chat-redis-unreachable.png') });
+
+  // Redis starts: the node reconnects and the warning goes.
+  await start(
+    REDIS_SERVER,
+    ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    /Ready to accept connections/,
+  );
+  await page.locator('#bus-warning').waitFor({ state: 'hidden', timeout: WAIT });
+  assert.equal((await fetch(new URL('health', url))).status, 200);
   assert.deepEqual(problems, []);
 });

@@ -8,13 +8,18 @@
 //! ```text
 //! cargo run -p crosswire-examples --bin chat                  # one node, in-memory bus
 //! cargo run -p crosswire-examples --bin chat -- --nodes 2     # two nodes in one process
-//! cargo run -p crosswire-examples --bin chat -- --port 8081 --redis redis://127.0.0.1:6379
+//! cargo run -p crosswire-examples --bin chat -- --port 8081 --redis redis://127.0.0.1:6390
 //! ```
 //!
 //! Routes: `/` the page, `/app.js`, `/style.css`, `/websocket-connector.js`
 //! (the client as a plain script), `/websocket-connector.mjs` (as an ES
-//! module), `/api/status` (the node and the live nodes it knows), `/ws` the
-//! WebSocket endpoint.
+//! module), `/api/status` (the node and the live nodes it knows), `/health`
+//! (the node's health report: 503 while it cannot reach its bus; the page
+//! reads it and says so), `/ws` the WebSocket endpoint.
+//!
+//! A Redis that cannot be reached does not stop the node: it serves the page
+//! to its own visitors, logs a warning at once and every 30 s while it
+//! lasts, and keeps retrying.
 //!
 //! Client events (each answers `{ok: true, ...}` or `{ok: false, error}`
 //! through the callback): `join {name, room}`, `say {text}`, `online`,
@@ -368,6 +373,7 @@ fn page(node: &Node) -> Router {
         )
         .route("/ws", node.ws_route())
         .with_state(node.clone())
+        .route("/health", node.health_route())
 }
 
 /// Binds, builds and serves one node; returns it once it accepts connections.
@@ -384,7 +390,16 @@ async fn start_node(
     };
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), port))
         .await
-        .map_err(|e| format!("cannot listen on {}:{port}: {e}", args.host))?;
+        .map_err(|e| {
+            let hint = match e.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    "; another program uses that port: pick another with --port (0: any free port)"
+                }
+                std::io::ErrorKind::PermissionDenied => "; ports below 1024 need privileges",
+                _ => "",
+            };
+            format!("cannot listen on {}:{port}: {e}{hint}", args.host)
+        })?;
     let local = listener.local_addr()?;
     let name = match (&args.name, index) {
         (Some(name), 0) => name.clone(),
@@ -444,13 +459,23 @@ async fn shutdown_signal() {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
-    let args = Args::parse();
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Plainly, not as `Debug` (which would print a string in quotes).
+            eprintln!("chat: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.nodes == 0 {
         return Err("--nodes must be at least 1".into());
     }
@@ -473,9 +498,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         let config = crosswire_redis::RedisBusConfig::new(args.redis.iter().map(String::as_str));
         let bus = crosswire_redis::RedisBus::connect(config).await?;
+        let unreachable: Vec<String> = bus
+            .nodes()
+            .into_iter()
+            .filter(|n| !n.publish_target)
+            .map(|n| format!("{} ({})", n.url, n.error.as_deref().unwrap_or("not ready")))
+            .collect();
         let node = start_node(&args, 0, Some(Box::new(move |b| b.bus(bus))), stop.clone()).await?;
         nodes.push(node);
         println!("bus: Redis {}", args.redis.join(", "));
+        if !unreachable.is_empty() {
+            eprintln!(
+                "chat: cannot reach Redis at {}: the page works, but its messages reach only \
+                 this node until Redis is up (retrying; /health tells the state)",
+                unreachable.join(", ")
+            );
+        }
     }
 
     shutdown_signal().await;
