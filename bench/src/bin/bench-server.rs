@@ -56,13 +56,28 @@ fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
-    let args = Args::parse();
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Plainly, not as `Debug` (which would print a string in quotes).
+            eprintln!("bench-server: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// "cannot listen on ADDR: CAUSE".
+fn listen_error(addr: &str, e: &dyn std::fmt::Display) -> String {
+    format!("cannot listen on {addr}: {e}")
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let nodes = args
         .nodes
         .unwrap_or(if args.redis.is_empty() { 1 } else { 2 })
@@ -186,7 +201,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ops = axum::Router::new()
             .route("/metrics", node.metrics_route())
             .route("/health", node.health_route());
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|e| listen_error(&format!("127.0.0.1:{port} (--metrics-port)"), &e))?;
         println!(
             "bench-server {} metrics on {}",
             args.name,
@@ -195,7 +212,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let n = node.clone();
         tokio::spawn(async move { n.serve(listener, ops).await });
     }
-    let addr = node.listen(("127.0.0.1", args.port)).await?;
+    let addr = node
+        .listen(("127.0.0.1", args.port))
+        .await
+        .map_err(|e| listen_error(&format!("127.0.0.1:{} (--port)", args.port), &e))?;
     println!("bench-server {} listening on {addr}", args.name);
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
