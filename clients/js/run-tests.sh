@@ -31,7 +31,10 @@ apt_updated=0
 need_pkg() { # need_pkg <command or file> <debian package>
     if ! command -v "$1" >/dev/null 2>&1 && [ ! -x "$1" ]; then
         if [ "$apt_updated" = 0 ]; then apt-get update -qq; apt_updated=1; fi
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+        # Without recommended packages: chromium's would add Mesa's GL
+        # drivers, printer set-up and a notification daemon, none of which
+        # a headless test uses.
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
     fi
 }
 
