@@ -60,9 +60,12 @@ mod bus;
 mod config;
 mod error;
 mod events;
+mod job;
+mod node_id;
 mod publisher;
 mod redis_node;
 mod select;
+mod shared;
 mod subscriber;
 
 pub use bus::{RedisBus, RedisBusStats};
@@ -70,7 +73,8 @@ pub use config::{RedisBusConfig, Strategy, DEFAULT_PUBLISH_QUEUE_BYTES};
 pub use crosswire;
 pub use error::RedisBusError;
 pub use events::{ConnKind, HealthEvent, HealthEventKind, SubscriptionErrorEvent, SubscriptionOp};
-pub use redis_node::{NodeId, NodeStatus};
+pub use node_id::NodeId;
+pub use redis_node::NodeStatus;
 
 /// The README's example, compiled as a doc test.
 #[cfg(doctest)]

@@ -1,9 +1,10 @@
 //! The publisher task of one node: owns the publishing connection, sends the
 //! queued PUBLISHes in pipelined batches, PINGs, and reconnects.
 
-use crate::bus::{bump, Job, Shared};
 use crate::events::{ConnKind, HealthEventKind};
+use crate::job::{bump, Job};
 use crate::redis_node::{backoff, NodeShared};
+use crate::shared::Shared;
 use futures_util::future::{BoxFuture, OptionFuture};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisError, Value};

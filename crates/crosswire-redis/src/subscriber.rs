@@ -2,9 +2,10 @@
 //! message, brings the subscriptions in line with the bus's channel set, and
 //! reconnects (re-subscribing everything).
 
-use crate::bus::{bump, Shared};
 use crate::events::{ConnKind, HealthEventKind, SubscriptionOp};
+use crate::job::bump;
 use crate::redis_node::{backoff, NodeShared};
+use crate::shared::Shared;
 use bytes::Bytes;
 use crosswire::bus::BusMessage;
 use futures_util::future::join_all;
