@@ -80,6 +80,7 @@ pub mod events;
 mod extract;
 pub mod handler;
 mod listener;
+mod local;
 pub mod node;
 pub mod operators;
 pub mod ops;

@@ -11,7 +11,6 @@ use crate::stats::{HandlerKind, Stats, Timed};
 use axum::extract::ws::Utf8Bytes;
 use crosswire_protocol::client::{decode_client_frame, Inbound};
 use serde_json::Value;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Semaphore;
@@ -47,16 +46,16 @@ impl Node {
     pub(crate) fn open_socket(&self, handshake: Arc<Handshake>) -> Socket {
         let node = self;
         let inner = &self.inner;
-        let conn_id = inner.next_conn.fetch_add(1, Ordering::Relaxed);
+        let conn_id = inner.local.next_conn_id();
         let socket = node.new_socket(conn_id, handshake, inner.auth.is_none());
-        inner.connections.insert(conn_id, socket.clone());
+        inner.local.add_connection(&socket);
         Stats::incr(&inner.stats.connections_accepted);
         if node.is_shut_down() {
             socket.close(close_code::GOING_AWAY, "server shutting down");
         } else if inner
             .config
             .max_connections
-            .is_some_and(|max| inner.connections.len() > max)
+            .is_some_and(|max| inner.local.connection_count() > max)
         {
             Stats::incr(&inner.stats.connections_refused);
             socket.close(close_code::TRY_AGAIN_LATER, "connection limit reached");

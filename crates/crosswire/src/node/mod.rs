@@ -9,7 +9,7 @@ use crate::cross_server::PendingCalls;
 use crate::error::{non_empty, EVENT_MSG};
 use crate::events::{EventMap, HandlerId, Listeners, SystemHandler};
 use crate::extract::{ErasedHandler, Handler, States};
-use crate::rooms::Rooms;
+use crate::local::Local;
 use crate::socket::{CloseRequest, Handshake, Socket};
 use crate::stats::{Stats, StatsSnapshot};
 use crate::{Error, Result};
@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -118,14 +118,8 @@ pub(crate) struct NodeInner {
     pub(in crate::node) stats: Arc<Stats>,
     pub(in crate::node) client_events: EventMap<dyn ErasedHandler<ClientContext>>,
     pub(in crate::node) system: SystemEvents,
-    /// Every open connection, by connection number.
-    pub(in crate::node) connections: DashMap<u64, Socket>,
-    /// Socket ids bound with `set_user_socket`.
-    /// Looked up once per recipient of every send: a fast, randomly seeded
-    /// hasher rather than SipHash.
-    pub(in crate::node) bound: DashMap<String, Socket, foldhash::fast::RandomState>,
-    pub(in crate::node) rooms: RwLock<Rooms>,
-    pub(in crate::node) next_conn: AtomicU64,
+    /// Connections, bound socket ids and rooms of this node.
+    pub(in crate::node) local: Local,
     pub(in crate::node) upgrade_hook: Option<UpgradeHook>,
     pub(in crate::node) shutting_down: AtomicBool,
     /// Cancelled when the node shuts down: stops listeners and the sweep.
@@ -173,7 +167,7 @@ impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
             .field("server_name", &self.inner.config.server_name)
-            .field("connections", &self.inner.connections.len())
+            .field("connections", &self.inner.local.connection_count())
             .finish()
     }
 }
@@ -387,12 +381,10 @@ impl Node {
         }
         self.announce(crate::cross_server::MEMBER_LEAVE_EVENT);
         self.inner.shutdown.cancel();
-        let sockets: Vec<Socket> = self
-            .inner
-            .connections
-            .iter()
-            .map(|e| e.value().clone())
-            .collect();
+        let mut sockets = Vec::new();
+        self.inner
+            .local
+            .for_each_connection(|s| sockets.push(s.clone()));
         for socket in &sockets {
             socket.request_close(CloseRequest::Close {
                 code: crate::close_code::GOING_AWAY,
@@ -410,9 +402,7 @@ impl Node {
             .await
             .is_err()
         {
-            for socket in self.inner.connections.iter() {
-                socket.value().terminate();
-            }
+            self.inner.local.for_each_connection(Socket::terminate);
             self.inner.tasks.wait().await;
         }
         if let Some(cluster) = self.cluster() {

@@ -32,18 +32,7 @@ impl Node {
     /// ```
     pub fn set_user_socket(&self, socket_id: &str, socket: &Socket) -> Result<Option<Socket>> {
         non_empty(socket_id, SOCKET_ID_MSG)?;
-        let previous = self
-            .inner
-            .bound
-            .insert(socket_id.to_owned(), socket.clone());
-        if let Some(prev) = &previous {
-            if prev == socket {
-                return Ok(None);
-            }
-            prev.bound_ids().lock().retain(|id| id != socket_id);
-        }
-        socket.bound_ids().lock().push(socket_id.to_owned());
-        Ok(previous)
+        Ok(self.inner.local.bind(socket_id, socket))
     }
 
     /// Unbinds `socket_id` and removes it from every room
@@ -72,9 +61,7 @@ impl Node {
     /// ```
     pub fn remove_user_socket(&self, socket_id: &str) -> Result<()> {
         non_empty(socket_id, SOCKET_ID_MSG)?;
-        if let Some((_, socket)) = self.inner.bound.remove(socket_id) {
-            socket.bound_ids().lock().retain(|id| id != socket_id);
-        }
+        self.inner.local.unbind(socket_id);
         self.leave_all_rooms(socket_id);
         Ok(())
     }
@@ -100,7 +87,7 @@ impl Node {
     /// # }
     /// ```
     pub fn get_socket(&self, socket_id: &str) -> Option<Socket> {
-        self.inner.bound.get(socket_id).map(|s| s.clone())
+        self.inner.local.get(socket_id)
     }
 
     /// Number of bound socket ids (`getSocketClientCount`).
@@ -125,7 +112,7 @@ impl Node {
     /// # }
     /// ```
     pub fn client_count(&self) -> usize {
-        self.inner.bound.len()
+        self.inner.local.bound_count()
     }
 
     /// Number of open connections, bound or not.
@@ -148,23 +135,14 @@ impl Node {
     /// # }
     /// ```
     pub fn connection_count(&self) -> usize {
-        self.inner.connections.len()
+        self.inner.local.connection_count()
     }
 
     /// Called when a connection ended: unbind the ids it still owns and
     /// remove them from their rooms.
     pub(crate) fn release(&self, socket: &Socket) {
-        self.inner.connections.remove(&socket.id());
-        let ids = std::mem::take(&mut *socket.bound_ids().lock());
-        for id in ids {
-            if self
-                .inner
-                .bound
-                .remove_if(&id, |_, s| s == socket)
-                .is_some()
-            {
-                self.leave_all_rooms(&id);
-            }
+        for id in self.inner.local.release(socket) {
+            self.leave_all_rooms(&id);
         }
     }
 }

@@ -40,13 +40,12 @@ impl Node {
     pub fn join_room(&self, ns: &str, room: &str, socket_id: &str) -> Result<()> {
         self.check_room_args(ns, room)?;
         non_empty(socket_id, SOCKET_ID_MSG)?;
-        let mut rooms = self.inner.rooms.write();
-        if rooms.join(ns, room, socket_id) {
-            // First room of this namespace here: subscribe its channel. Done
-            // under the room lock so subscription changes follow room changes
-            // in order.
-            self.namespace_changed(ns, true);
-        }
+        // First room of this namespace here: subscribe its channel (under
+        // the room lock, so subscription changes follow room changes in
+        // order).
+        self.inner
+            .local
+            .join(ns, room, socket_id, || self.namespace_changed(ns, true));
         Ok(())
     }
 
@@ -82,10 +81,9 @@ impl Node {
         non_empty(ns, NAMESPACE_MSG)?;
         non_empty(room, ROOM_ID_MSG)?;
         non_empty(socket_id, SOCKET_ID_MSG)?;
-        let mut rooms = self.inner.rooms.write();
-        if rooms.leave(ns, room, socket_id) {
-            self.namespace_changed(ns, false);
-        }
+        self.inner
+            .local
+            .leave(ns, room, socket_id, || self.namespace_changed(ns, false));
         Ok(())
     }
 
@@ -105,17 +103,15 @@ impl Node {
     /// # }
     /// ```
     pub fn remove_room(&self, ns: &str, room: &str) {
-        let mut rooms = self.inner.rooms.write();
-        if rooms.remove_room(ns, room) {
-            self.namespace_changed(ns, false);
-        }
+        self.inner
+            .local
+            .remove_room(ns, room, || self.namespace_changed(ns, false));
     }
 
     pub(crate) fn leave_all_rooms(&self, socket_id: &str) {
-        let mut rooms = self.inner.rooms.write();
-        for ns in rooms.leave_all(socket_id) {
-            self.namespace_changed(&ns, false);
-        }
+        self.inner
+            .local
+            .leave_all(socket_id, |ns| self.namespace_changed(ns, false));
     }
 
     /// Number of memberships in the selected rooms (`getSocketCountInRoom`):
@@ -139,7 +135,9 @@ impl Node {
     /// # }
     /// ```
     pub fn socket_count_in_room(&self, ns: &str, room: Option<&str>, matching: Match) -> usize {
-        self.inner.rooms.read().socket_count(ns, room, matching)
+        self.inner
+            .local
+            .with_rooms(|r| r.socket_count(ns, room, matching))
     }
 
     /// The distinct socket ids in the selected rooms (`getRoomSocketIds`).
@@ -166,7 +164,9 @@ impl Node {
         room: Option<&str>,
         matching: Match,
     ) -> HashSet<String> {
-        self.inner.rooms.read().socket_ids(ns, room, matching)
+        self.inner
+            .local
+            .with_rooms(|r| r.socket_ids(ns, room, matching))
     }
 
     /// The rooms `socket_id` is in, by namespace, optionally only namespaces
@@ -194,7 +194,10 @@ impl Node {
         ns_prefix: Option<&str>,
     ) -> Result<IndexMap<String, Vec<String>>> {
         non_empty(socket_id, SOCKET_ID_MSG)?;
-        Ok(self.inner.rooms.read().joined_rooms(socket_id, ns_prefix))
+        Ok(self
+            .inner
+            .local
+            .with_rooms(|r| r.joined_rooms(socket_id, ns_prefix)))
     }
 
     /// Whether `socket_id` is in room `room` of `ns`, or with `None` in any
@@ -214,7 +217,9 @@ impl Node {
     /// # }
     /// ```
     pub fn is_joined_room(&self, socket_id: &str, ns: &str, room: Option<&str>) -> bool {
-        self.inner.rooms.read().is_joined(socket_id, ns, room)
+        self.inner
+            .local
+            .with_rooms(|r| r.is_joined(socket_id, ns, room))
     }
 
     /// Number of rooms in `ns`, or in every namespace starting with `ns`
@@ -235,7 +240,7 @@ impl Node {
     /// # }
     /// ```
     pub fn room_count(&self, ns: &str, matching: Match) -> usize {
-        self.inner.rooms.read().room_count(ns, matching)
+        self.inner.local.with_rooms(|r| r.room_count(ns, matching))
     }
 
     /// Room ids of `ns` in creation order, or of every namespace starting with
@@ -255,7 +260,7 @@ impl Node {
     /// # }
     /// ```
     pub fn room_ids(&self, ns: &str, matching: Match) -> Vec<String> {
-        self.inner.rooms.read().room_ids(ns, matching)
+        self.inner.local.with_rooms(|r| r.room_ids(ns, matching))
     }
 
     /// Namespaces with at least one room on this node.
@@ -276,10 +281,7 @@ impl Node {
     /// ```
     pub fn room_namespaces(&self) -> Vec<String> {
         self.inner
-            .rooms
-            .read()
-            .namespaces()
-            .map(str::to_owned)
-            .collect()
+            .local
+            .with_rooms(|r| r.namespaces().map(str::to_owned).collect())
     }
 }

@@ -3,7 +3,6 @@
 use super::*;
 use crate::error::SOCKET_ID_MSG;
 use crate::socket::to_utf8;
-use std::collections::HashSet;
 
 /// Options of [`Node::broadcast_to_room`].
 ///
@@ -133,29 +132,6 @@ impl RoomSend {
     }
 }
 
-/// A set of excluded ids that is cheap for both short and long lists.
-pub(crate) enum Exclusions<'a> {
-    Few(&'a [String]),
-    Many(HashSet<&'a str>),
-}
-
-impl<'a> Exclusions<'a> {
-    fn new(ids: &'a [String]) -> Self {
-        if ids.len() <= 8 {
-            Exclusions::Few(ids)
-        } else {
-            Exclusions::Many(ids.iter().map(String::as_str).collect())
-        }
-    }
-
-    fn contains(&self, id: &str) -> bool {
-        match self {
-            Exclusions::Few(ids) => ids.iter().any(|x| x == id),
-            Exclusions::Many(set) => set.contains(id),
-        }
-    }
-}
-
 impl Node {
     // ----- sending ---------------------------------------------------------
 
@@ -236,13 +212,7 @@ impl Node {
     /// # }
     /// ```
     pub fn broadcast_frame(&self, frame: &PushFrame, local_only: bool) {
-        let text = to_utf8(frame);
-        for entry in self.inner.connections.iter() {
-            let socket = entry.value();
-            if socket.is_authenticated() {
-                let _ = socket.push(text.clone());
-            }
-        }
+        self.inner.local.push_to_all(&to_utf8(frame));
         if !local_only {
             self.relay_broadcast(frame);
         }
@@ -313,13 +283,7 @@ impl Node {
     /// Queues `text` for the open socket bound to `socket_id` on this node;
     /// false when there is none.
     pub(crate) fn push_to_bound(&self, socket_id: &str, text: &Utf8Bytes) -> bool {
-        match self.inner.bound.get(socket_id) {
-            Some(socket) if socket.is_open() => {
-                let _ = socket.push(text.clone());
-                true
-            }
-            _ => false,
-        }
+        self.inner.local.push_to_bound(socket_id, text)
     }
 
     /// Sends to the sockets bound to `socket_ids`, wherever they are
@@ -498,21 +462,8 @@ impl Node {
         frame: &PushFrame,
         exclude: &[String],
     ) {
-        let text = to_utf8(frame);
-        let exclusions = Exclusions::new(exclude);
-        let rooms = self.inner.rooms.read();
-        let send = |id: &str| {
-            if !exclusions.contains(id) {
-                self.push_to_bound(id, &text);
-            }
-        };
-        match room {
-            Some(room) => {
-                if let Some(members) = rooms.members(ns, room) {
-                    members.iter().for_each(|id| send(id));
-                }
-            }
-            None => rooms.for_each_member_of_namespace(ns, send),
-        }
+        self.inner
+            .local
+            .push_to_room(ns, room, &to_utf8(frame), exclude);
     }
 }

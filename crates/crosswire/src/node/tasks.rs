@@ -45,8 +45,7 @@ pub(crate) async fn liveness_sweep(node: Weak<NodeInner>, stop: CancellationToke
         }
         let Some(node) = node.upgrade() else { return };
         let limit = node.config.enter_background_close_time;
-        for entry in node.connections.iter() {
-            let socket = entry.value();
+        node.local.for_each_connection(|socket| {
             if socket.background_for().is_some_and(|d| d > limit) {
                 Stats::incr(&node.stats.background_terminations);
                 tracing::debug!(socket = socket.id(), "background too long: terminating");
@@ -58,6 +57,6 @@ pub(crate) async fn liveness_sweep(node: Weak<NodeInner>, stop: CancellationToke
             } else {
                 socket.request_ping();
             }
-        }
+        });
     }
 }

@@ -1,0 +1,217 @@
+//! Local delivery: this node's connections, the socket ids bound to them,
+//! and the room index — one type that owns all three and writes frames to
+//! the sockets it holds. It knows nothing of the bus: the node decides what
+//! also goes to other nodes.
+
+use crate::rooms::Rooms;
+use crate::socket::Socket;
+use axum::extract::ws::Utf8Bytes;
+use dashmap::DashMap;
+use parking_lot::RwLock;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// This node's sockets, bound ids and rooms.
+pub(crate) struct Local {
+    /// Every open connection, by connection number.
+    connections: DashMap<u64, Socket>,
+    /// Socket ids bound with `set_user_socket`. Looked up once per recipient
+    /// of every send: a fast, randomly seeded hasher rather than SipHash.
+    bound: DashMap<String, Socket, foldhash::fast::RandomState>,
+    rooms: RwLock<Rooms>,
+    next_conn: AtomicU64,
+}
+
+/// A set of excluded ids that is cheap for both short and long lists.
+pub(crate) enum Exclusions<'a> {
+    Few(&'a [String]),
+    Many(HashSet<&'a str>),
+}
+
+impl<'a> Exclusions<'a> {
+    pub(crate) fn new(ids: &'a [String]) -> Self {
+        if ids.len() <= 8 {
+            Exclusions::Few(ids)
+        } else {
+            Exclusions::Many(ids.iter().map(String::as_str).collect())
+        }
+    }
+
+    pub(crate) fn contains(&self, id: &str) -> bool {
+        match self {
+            Exclusions::Few(ids) => ids.iter().any(|x| x == id),
+            Exclusions::Many(set) => set.contains(id),
+        }
+    }
+}
+
+impl Local {
+    /// Nothing held yet; connection numbers start at 1.
+    pub(crate) fn new() -> Self {
+        Local {
+            connections: DashMap::new(),
+            bound: DashMap::with_hasher(foldhash::fast::RandomState::default()),
+            rooms: RwLock::new(Rooms::default()),
+            next_conn: AtomicU64::new(1),
+        }
+    }
+
+    // ----- connections -------------------------------------------------------
+
+    /// A number for a new connection, unique within the node.
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Registers an open connection.
+    pub(crate) fn add_connection(&self, socket: &Socket) {
+        self.connections.insert(socket.id(), socket.clone());
+    }
+
+    /// Open connections, bound or not.
+    pub(crate) fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Runs `f` on every open connection.
+    pub(crate) fn for_each_connection(&self, mut f: impl FnMut(&Socket)) {
+        for entry in self.connections.iter() {
+            f(entry.value());
+        }
+    }
+
+    /// Forgets a connection that ended and unbinds the ids it still owns;
+    /// returns those ids (the caller takes them out of their rooms).
+    pub(crate) fn release(&self, socket: &Socket) -> Vec<String> {
+        self.connections.remove(&socket.id());
+        let ids = std::mem::take(&mut *socket.bound_ids().lock());
+        ids.into_iter()
+            .filter(|id| self.bound.remove_if(id, |_, s| s == socket).is_some())
+            .collect()
+    }
+
+    // ----- bound socket ids --------------------------------------------------
+
+    /// Binds `socket_id` to `socket`; returns the other socket it was bound
+    /// to before, if any.
+    pub(crate) fn bind(&self, socket_id: &str, socket: &Socket) -> Option<Socket> {
+        let previous = self.bound.insert(socket_id.to_owned(), socket.clone());
+        if let Some(prev) = &previous {
+            if prev == socket {
+                return None;
+            }
+            prev.bound_ids().lock().retain(|id| id != socket_id);
+        }
+        socket.bound_ids().lock().push(socket_id.to_owned());
+        previous
+    }
+
+    /// Unbinds `socket_id`.
+    pub(crate) fn unbind(&self, socket_id: &str) {
+        if let Some((_, socket)) = self.bound.remove(socket_id) {
+            socket.bound_ids().lock().retain(|id| id != socket_id);
+        }
+    }
+
+    /// The socket bound to `socket_id`.
+    pub(crate) fn get(&self, socket_id: &str) -> Option<Socket> {
+        self.bound.get(socket_id).map(|s| s.clone())
+    }
+
+    /// Bound socket ids.
+    pub(crate) fn bound_count(&self) -> usize {
+        self.bound.len()
+    }
+
+    // ----- delivery ----------------------------------------------------------
+
+    /// Queues `text` for the open socket bound to `socket_id`; false when
+    /// there is none here.
+    pub(crate) fn push_to_bound(&self, socket_id: &str, text: &Utf8Bytes) -> bool {
+        match self.bound.get(socket_id) {
+            Some(socket) if socket.is_open() => {
+                let _ = socket.push(text.clone());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Queues `text` for every authenticated connection.
+    pub(crate) fn push_to_all(&self, text: &Utf8Bytes) {
+        self.for_each_connection(|socket| {
+            if socket.is_authenticated() {
+                let _ = socket.push(text.clone());
+            }
+        });
+    }
+
+    /// Queues `text` for the members of one room (or, with `None`, of every
+    /// room of the namespace), skipping `exclude`.
+    pub(crate) fn push_to_room(
+        &self,
+        ns: &str,
+        room: Option<&str>,
+        text: &Utf8Bytes,
+        exclude: &[String],
+    ) {
+        let exclusions = Exclusions::new(exclude);
+        let rooms = self.rooms.read();
+        let send = |id: &str| {
+            if !exclusions.contains(id) {
+                self.push_to_bound(id, text);
+            }
+        };
+        match room {
+            Some(room) => {
+                if let Some(members) = rooms.members(ns, room) {
+                    members.iter().for_each(|id| send(id));
+                }
+            }
+            None => rooms.for_each_member_of_namespace(ns, send),
+        }
+    }
+
+    // ----- rooms ---------------------------------------------------------------
+
+    /// Adds `socket_id` to a room; `created` runs, under the room lock, when
+    /// this is the namespace's first room here (so that what follows from it
+    /// happens in the order of room changes).
+    pub(crate) fn join(&self, ns: &str, room: &str, socket_id: &str, created: impl FnOnce()) {
+        let mut rooms = self.rooms.write();
+        if rooms.join(ns, room, socket_id) {
+            created();
+        }
+    }
+
+    /// Removes `socket_id` from a room; `emptied` runs, under the room lock,
+    /// when the namespace has no room left here.
+    pub(crate) fn leave(&self, ns: &str, room: &str, socket_id: &str, emptied: impl FnOnce()) {
+        let mut rooms = self.rooms.write();
+        if rooms.leave(ns, room, socket_id) {
+            emptied();
+        }
+    }
+
+    /// Deletes a room with its memberships; `emptied` as for [`leave`](Self::leave).
+    pub(crate) fn remove_room(&self, ns: &str, room: &str, emptied: impl FnOnce()) {
+        let mut rooms = self.rooms.write();
+        if rooms.remove_room(ns, room) {
+            emptied();
+        }
+    }
+
+    /// Removes `socket_id` from every room; `emptied` runs, under the room
+    /// lock, for each namespace left without a room.
+    pub(crate) fn leave_all(&self, socket_id: &str, mut emptied: impl FnMut(&str)) {
+        let mut rooms = self.rooms.write();
+        for ns in rooms.leave_all(socket_id) {
+            emptied(&ns);
+        }
+    }
+
+    /// Reads the room index.
+    pub(crate) fn with_rooms<R>(&self, f: impl FnOnce(&Rooms) -> R) -> R {
+        f(&self.rooms.read())
+    }
+}
