@@ -1,5 +1,6 @@
 //! Configuration of a [`RedisBus`](crate::RedisBus).
 
+use crate::RedisTls;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -63,9 +64,10 @@ pub enum Strategy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RedisBusConfig {
-    /// One `redis://` (or `rediss://`, `redis+unix://`) URL per independent
-    /// Redis node. Every endpoint subscribes on every node; each message is
-    /// published on one of them (two with [`redundant`](Self::redundant)).
+    /// One `redis://` (or `rediss://` with the `tls` feature,
+    /// `redis+unix://`) URL per independent Redis node. Every endpoint
+    /// subscribes on every node; each message is published on one of them
+    /// (two with [`redundant`](Self::redundant)).
     pub nodes: Vec<String>,
 
     /// How the node for each publish is chosen. Default [`Strategy::Random`].
@@ -151,6 +153,12 @@ pub struct RedisBusConfig {
     /// [`publish_queue`](Self::publish_queue). One message bigger than the
     /// bound still passes an empty queue.
     pub publish_queue_bytes: usize,
+
+    /// TLS settings for the `rediss://` nodes (feature `tls`): a private
+    /// certificate authority to trust and, for mutual TLS, a client
+    /// certificate. Default none: `rediss://` nodes are verified against
+    /// the system's trusted certificates.
+    pub tls: Option<RedisTls>,
 }
 
 /// Default of [`RedisBusConfig::publish_queue_bytes`]: 64 MiB per Redis
@@ -185,6 +193,7 @@ impl Default for RedisBusConfig {
             incoming_bytes: crosswire::bus::DEFAULT_INCOMING_BYTES,
             publish_queue: 65_536,
             publish_queue_bytes: DEFAULT_PUBLISH_QUEUE_BYTES,
+            tls: None,
         }
     }
 }

@@ -34,4 +34,14 @@ pub enum RedisBusError {
     /// The bus was closed.
     #[error("the Redis bus is closed")]
     Closed,
+    /// The TLS settings ([`RedisBusConfig::tls`](crate::RedisBusConfig::tls))
+    /// are unusable for a `rediss://` node: PEM without a certificate, a
+    /// client certificate without its key, ...
+    #[error("unusable TLS settings for {url:?}: {message}")]
+    Tls {
+        /// The node's URL, with any password removed.
+        url: String,
+        /// What is wrong.
+        message: String,
+    },
 }

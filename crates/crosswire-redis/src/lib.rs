@@ -67,6 +67,7 @@ mod redis_node;
 mod select;
 mod shared;
 mod subscriber;
+mod tls;
 
 pub use bus::{RedisBus, RedisBusStats};
 pub use config::{RedisBusConfig, Strategy, DEFAULT_PUBLISH_QUEUE_BYTES};
@@ -75,6 +76,7 @@ pub use error::RedisBusError;
 pub use events::{ConnKind, HealthEvent, HealthEventKind, SubscriptionErrorEvent, SubscriptionOp};
 pub use node_id::NodeId;
 pub use redis_node::NodeStatus;
+pub use tls::RedisTls;
 
 /// The README's example, compiled as a doc test.
 #[cfg(doctest)]

@@ -1,10 +1,10 @@
 //! One Redis node of the bus: its identity, flags and counters.
 
-use crate::job::Job;
-use crate::node_id::NodeId;
 use crate::config::RedisBusConfig;
 use crate::error::RedisBusError;
 use crate::events::ConnKind;
+use crate::job::Job;
+use crate::node_id::NodeId;
 use crosswire::bus::ByteBudget;
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -147,6 +147,10 @@ impl NodeShared {
             url: shown.clone(),
             message: e.to_string(),
         };
+        crate::tls::check_url(url).map_err(|message| RedisBusError::InvalidUrl {
+            url: shown.clone(),
+            message,
+        })?;
         let info = redis::Client::open(url)
             .map_err(invalid)?
             .get_connection_info()
@@ -161,7 +165,7 @@ impl NodeShared {
             #[allow(unreachable_patterns)]
             _ => ("Unknown Host".to_owned(), 0),
         };
-        let client = redis::Client::open(info).map_err(invalid)?;
+        let client = crate::tls::client(info, config.tls.as_ref(), &shown)?;
         let (jobs, rx) = mpsc::channel(config.publish_queue.max(1));
         let node = Arc::new(Self {
             id,
