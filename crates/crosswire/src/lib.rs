@@ -59,12 +59,14 @@
 //! * [`Socket`] (one connection's queue and state; it reaches its node
 //!   through an opaque weak pointer), [`events`] (listener registries and
 //!   [`Reply`]), [`auth`], [`cross_server`] (call results and the table of
-//!   pending calls), the handler machinery ([`handler`]);
-//! * [`node`]: the [`Node`] composes them — local delivery (connections,
-//!   bound ids, rooms), the handler registries, the sends, the relay to and
-//!   from the bus with membership, cross-server calls, and the interface
-//!   the transport uses (a socket for a new connection, the handling of a
-//!   text frame);
+//!   pending calls), the handler machinery ([`handler`]), and local
+//!   delivery (one type that owns the node's connections, bound ids and
+//!   rooms and writes frames to them; it knows nothing of the bus);
+//! * [`node`]: the [`Node`] composes them — the handler registries, the
+//!   sends (local delivery, then the relay to other nodes), the bus side
+//!   (subscriptions, the receive loop, membership), cross-server calls, and
+//!   the interface the transport uses (a socket for a new connection, the
+//!   handling of a text frame);
 //! * [`ws`] and the listener: the WebSocket transport (upgrade, one task
 //!   per connection, the accept loop), which asks the node only through
 //!   that interface; [`operators`] and [`ops`] (health, metrics).
