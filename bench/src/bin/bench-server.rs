@@ -4,6 +4,8 @@
 //! ```text
 //! cargo run --release -p crosswire-bench --bin bench-server -- --port 9001 --name n1
 //! cargo run --release -p crosswire-bench --bin bench-server -- --port 9001 --metrics-port 9002
+//! cargo run --release -p crosswire-bench --bin bench-server -- --tls-cert fullchain.pem --tls-key privkey.pem
+//! cargo run --release -p crosswire-bench --bin bench-server -- --redis rediss://127.0.0.1:6380 --redis-ca ca.pem
 //! ```
 //!
 //! Port 0 picks a free port; the chosen ones are printed
@@ -13,6 +15,7 @@ use clap::Parser;
 use crosswire::{Node, Socket};
 use crosswire_redis::{RedisBus, RedisBusConfig};
 use serde_json::{json, Value};
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
@@ -24,9 +27,28 @@ struct Args {
     /// Node name (the target of `rpc`).
     #[arg(long, env = "NODE_NAME", default_value = "n1")]
     name: String,
-    /// Redis URL; repeatable. None = single node without Redis.
+    /// Redis URL (`redis://` or `rediss://` for TLS); repeatable. None =
+    /// single node without Redis.
     #[arg(long = "redis", env = "REDIS_URLS", value_delimiter = ',')]
     redis: Vec<String>,
+    /// PEM certificate of the authority that signed the `rediss://`
+    /// servers' certificates (default: the system's trusted ones).
+    #[arg(long, value_name = "PATH")]
+    redis_ca: Option<PathBuf>,
+    /// PEM client certificate for `rediss://` servers that require one
+    /// (`tls-auth-clients yes`); needs --redis-client-key.
+    #[arg(long, value_name = "PATH", requires = "redis_client_key")]
+    redis_client_cert: Option<PathBuf>,
+    /// PEM private key of --redis-client-cert.
+    #[arg(long, value_name = "PATH", requires = "redis_client_cert")]
+    redis_client_key: Option<PathBuf>,
+    /// Serve `wss://` with this PEM certificate chain (the server's
+    /// certificate first); needs --tls-key.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Number of nodes in the cluster (expected responses of `count`).
     #[arg(long, env = "NODES")]
     nodes: Option<usize>,
@@ -72,6 +94,25 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// The TLS settings of the `rediss://` nodes, from the flags.
+fn redis_tls(args: &Args) -> Result<Option<crosswire_redis::RedisTls>, Box<dyn std::error::Error>> {
+    let read = |path: &PathBuf, what: &str| {
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
+    };
+    let mut tls = match &args.redis_ca {
+        Some(ca) => crosswire_redis::RedisTls::trust_ca(read(ca, "--redis-ca")?),
+        None => crosswire_redis::RedisTls::default(),
+    };
+    if let (Some(cert), Some(key)) = (&args.redis_client_cert, &args.redis_client_key) {
+        tls = tls.with_client_cert(
+            read(cert, "--redis-client-cert")?,
+            read(key, "--redis-client-key")?,
+        );
+    }
+    Ok((tls != crosswire_redis::RedisTls::default()).then_some(tls))
+}
+
 /// "cannot listen on ADDR: CAUSE".
 fn listen_error(addr: &str, e: &dyn std::fmt::Display) -> String {
     format!("cannot listen on {addr}: {e}")
@@ -88,6 +129,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(max) = args.max_pending_calls {
         builder = builder.max_pending_cross_server_calls(max);
     }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        builder = builder.tls(crosswire::config::TlsConfig::from_pem_files(cert, key)?);
+    }
     let call_timeout = args.call_timeout_ms.map_or(
         crosswire::cross_server::DEFAULT_TIMEOUT,
         Duration::from_millis,
@@ -100,6 +144,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let mut config = RedisBusConfig::new(args.redis.iter().cloned());
         config.server_name = Some(args.name.clone());
         config.redundant = args.redundant;
+        config.tls = redis_tls(&args)?;
         if let Some(s) = &args.strategy {
             config.strategy = serde_json::from_value(Value::String(s.clone()))
                 .map_err(|_| format!("unknown strategy {s:?}: random, round-robin or fastest"))?;
@@ -216,7 +261,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .listen(("127.0.0.1", args.port))
         .await
         .map_err(|e| listen_error(&format!("127.0.0.1:{} (--port)", args.port), &e))?;
-    println!("bench-server {} listening on {addr}", args.name);
+    let tls = if args.tls_cert.is_some() {
+        " (TLS)"
+    } else {
+        ""
+    };
+    println!("bench-server {}{tls} listening on {addr}", args.name);
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -9,7 +9,12 @@
 //! cargo run -p crosswire-examples --bin chat                  # one node, in-memory bus
 //! cargo run -p crosswire-examples --bin chat -- --nodes 2     # two nodes in one process
 //! cargo run -p crosswire-examples --bin chat -- --port 8081 --redis redis://127.0.0.1:6390
+//! cargo run -p crosswire-examples --bin chat -- --tls-cert fullchain.pem --tls-key privkey.pem
+//! cargo run -p crosswire-examples --bin chat -- --redis rediss://127.0.0.1:6380 --redis-ca ca.pem
 //! ```
+//!
+//! With `--tls-cert` and `--tls-key` the node serves the page over HTTPS and
+//! the WebSocket as `wss://` (the page picks the scheme it was loaded with).
 //!
 //! Routes: `/` the page, `/app.js`, `/style.css`, `/websocket-connector.js`
 //! (the client as a plain script), `/websocket-connector.mjs` (as an ES
@@ -34,6 +39,7 @@ use crosswire::bus::MemoryHub;
 use crosswire::{Match, Node, Socket};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
@@ -75,10 +81,29 @@ struct Args {
     /// Node name, unique in the cluster (default: chat-PORT).
     #[arg(long)]
     name: Option<String>,
-    /// Redis node URL; repeat it (or separate with commas) for several
-    /// independent Redis nodes. Without it the nodes use an in-memory bus.
+    /// Redis node URL (`redis://`, or `rediss://` for TLS); repeat it (or
+    /// separate with commas) for several independent Redis nodes. Without it
+    /// the nodes use an in-memory bus.
     #[arg(long, value_delimiter = ',')]
     redis: Vec<String>,
+    /// PEM certificate of the authority that signed the `rediss://`
+    /// servers' certificates (default: the system's trusted ones).
+    #[arg(long, value_name = "PATH")]
+    redis_ca: Option<PathBuf>,
+    /// PEM client certificate for `rediss://` servers that require one
+    /// (`tls-auth-clients yes`); needs --redis-client-key.
+    #[arg(long, value_name = "PATH", requires = "redis_client_key")]
+    redis_client_cert: Option<PathBuf>,
+    /// PEM private key of --redis-client-cert.
+    #[arg(long, value_name = "PATH", requires = "redis_client_cert")]
+    redis_client_key: Option<PathBuf>,
+    /// Serve HTTPS and `wss://` with this PEM certificate chain (the
+    /// server's certificate first); needs --tls-key.
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Nodes to run in this process on the in-memory bus (not with --redis).
     #[arg(long, default_value_t = 1)]
     nodes: u16,
@@ -381,6 +406,7 @@ async fn start_node(
     args: &Args,
     index: u16,
     bus: Option<Box<dyn FnOnce(crosswire::NodeBuilder) -> crosswire::NodeBuilder>>,
+    tls: Option<&crosswire::config::TlsConfig>,
     stop: CancellationToken,
 ) -> Result<Node, Box<dyn std::error::Error>> {
     let port = if args.port == 0 {
@@ -413,6 +439,9 @@ async fn start_node(
     if let Some(with_bus) = bus {
         builder = with_bus(builder);
     }
+    if let Some(tls) = tls {
+        builder = builder.tls(tls.clone());
+    }
     let node = builder.build()?;
     register(&node)?;
     node.ready().await;
@@ -428,8 +457,9 @@ async fn start_node(
         SocketAddr::V6(a) => format!("[{}]", a.ip()),
         SocketAddr::V4(a) => a.ip().to_string(),
     };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
-        "chat node {} listening on http://{host}:{}/",
+        "chat node {} listening on {scheme}://{host}:{}/",
         node.server_name(),
         local.port()
     );
@@ -475,6 +505,25 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// The TLS settings of the `rediss://` nodes, from the flags.
+fn redis_tls(args: &Args) -> Result<Option<crosswire_redis::RedisTls>, Box<dyn std::error::Error>> {
+    let read = |path: &PathBuf, what: &str| {
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
+    };
+    let mut tls = match &args.redis_ca {
+        Some(ca) => crosswire_redis::RedisTls::trust_ca(read(ca, "--redis-ca")?),
+        None => crosswire_redis::RedisTls::default(),
+    };
+    if let (Some(cert), Some(key)) = (&args.redis_client_cert, &args.redis_client_key) {
+        tls = tls.with_client_cert(
+            read(cert, "--redis-client-cert")?,
+            read(key, "--redis-client-key")?,
+        );
+    }
+    Ok((tls != crosswire_redis::RedisTls::default()).then_some(tls))
+}
+
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.nodes == 0 {
         return Err("--nodes must be at least 1".into());
@@ -484,19 +533,25 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             "--nodes is for the in-memory bus: start one process per node with --redis".into(),
         );
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(crosswire::config::TlsConfig::from_pem_files(cert, key)?),
+        _ => None,
+    };
     let stop = CancellationToken::new();
     let mut nodes = Vec::new();
     if args.redis.is_empty() {
         let hub = MemoryHub::new();
         for i in 0..args.nodes {
             let bus = hub.bus();
-            let node =
-                start_node(&args, i, Some(Box::new(move |b| b.bus(bus))), stop.clone()).await?;
+            let with_bus = Box::new(move |b: crosswire::NodeBuilder| b.bus(bus));
+            let node = start_node(&args, i, Some(with_bus), tls.as_ref(), stop.clone()).await?;
             nodes.push(node);
         }
         println!("bus: in-memory ({} node(s) in this process)", args.nodes);
     } else {
-        let config = crosswire_redis::RedisBusConfig::new(args.redis.iter().map(String::as_str));
+        let mut config =
+            crosswire_redis::RedisBusConfig::new(args.redis.iter().map(String::as_str));
+        config.tls = redis_tls(&args)?;
         let bus = crosswire_redis::RedisBus::connect(config).await?;
         let unreachable: Vec<String> = bus
             .nodes()
@@ -504,7 +559,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .filter(|n| !n.publish_target)
             .map(|n| format!("{} ({})", n.url, n.error.as_deref().unwrap_or("not ready")))
             .collect();
-        let node = start_node(&args, 0, Some(Box::new(move |b| b.bus(bus))), stop.clone()).await?;
+        let with_bus = Box::new(move |b: crosswire::NodeBuilder| b.bus(bus));
+        let node = start_node(&args, 0, Some(with_bus), tls.as_ref(), stop.clone()).await?;
         nodes.push(node);
         println!("bus: Redis {}", args.redis.join(", "));
         if !unreachable.is_empty() {
