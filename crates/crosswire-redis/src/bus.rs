@@ -317,7 +317,7 @@ impl RedisBus {
     /// # }
     /// ```
     pub async fn add_node(&self, url: &str) -> Result<NodeId, RedisBusError> {
-        let node = start_node(&self.shared(), url)?;
+        let node = start_node(self.shared(), url)?;
         self.shared()
             .wait_attempted(std::slice::from_ref(&node))
             .await;
