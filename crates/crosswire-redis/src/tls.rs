@@ -91,7 +91,7 @@ impl RedisTls {
     /// # Examples
     ///
     /// ```
-    /// # let (ca, cert, key) = ("ca", "cert", "key");
+    /// # let (ca, cert, key) = ("<ca pem>", "<cert pem>", "<secret key pem>");
     /// let tls = crosswire_redis::RedisTls::trust_ca(ca).with_client_cert(cert, key);
     /// assert_eq!(tls.client_cert_pem.as_deref(), Some(cert));
     /// assert!(!format!("{tls:?}").contains(key), "the key is not shown");
