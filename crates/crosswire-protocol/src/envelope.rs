@@ -37,6 +37,7 @@
 
 use crate::channels::ChannelKind;
 use crate::client::PushFrame;
+use crate::history::{Position, POSITION_KEY};
 use crate::json::write_js_json;
 use crate::msgpack;
 use serde_json::{Map, Value};
@@ -388,6 +389,10 @@ pub struct Envelope<M> {
     pub message: M,
     /// The `cwMid` key, when present and a string.
     pub message_id: Option<String>,
+    /// The `cwPos` key of a room message of a room with history, when
+    /// present and well formed (`"EPOCH:OFFSET"`, see
+    /// [`Position::to_envelope`]).
+    pub position: Option<Position>,
 }
 
 // ---------------------------------------------------------------------------
@@ -590,6 +595,42 @@ pub fn encode_ws_route(
     message_id: Option<&str>,
     codec: Codec,
 ) -> Result<Vec<u8>, EnvelopeError> {
+    encode_ws_route_at(msg, message_id, None, codec)
+}
+
+/// [`encode_ws_route`] of a room message that has a `position` in its
+/// room's history: `"cwPos":"EPOCH:OFFSET"` comes after the original's keys
+/// (and before `"cwMid"`). Original nodes ignore it.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::channels::ChannelKind;
+/// use crosswire_protocol::client::PushFrame;
+/// use crosswire_protocol::envelope::{decode_ws_route, encode_ws_route_at, Codec, WsRoute};
+/// use crosswire_protocol::history::Position;
+/// let route = WsRoute::Room {
+///     data: PushFrame::encode("say", Some(&1))?,
+///     room_namespace: "chat".into(),
+///     room_id: Some("r1".into()),
+///     sender_server: "a".into(),
+///     exclude_socket_ids: vec![],
+/// };
+/// let pos = Position::new("e1", 5);
+/// let bytes = encode_ws_route_at(&route, None, Some(&pos), Codec::Json)?;
+/// assert!(bytes.ends_with(br#""excludeSocketIds":[],"cwPos":"e1:5"}"#));
+/// let back = decode_ws_route(ChannelKind::Room, &bytes, Codec::Json)?;
+/// assert_eq!(back.position, Some(pos));
+/// assert_eq!(back.message, route);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn encode_ws_route_at(
+    msg: &WsRoute,
+    message_id: Option<&str>,
+    position: Option<&Position>,
+    codec: Codec,
+) -> Result<Vec<u8>, EnvelopeError> {
+    let position = position.map(Position::to_envelope);
     let mut fields: Vec<(&'static str, Field<'_>)> = Vec::with_capacity(6);
     let data = msg.data();
     fields.push(("data", Field::Str(data.as_str())));
@@ -627,6 +668,9 @@ pub fn encode_ws_route(
             fields.push(("senderServer", Field::Str(sender_server)));
             fields.push(("excludeSocketIds", Field::StrList(exclude_socket_ids)));
         }
+    }
+    if let Some(position) = &position {
+        fields.push((POSITION_KEY, Field::Str(position)));
     }
     // JSON escapes every quote of the frame: leave room for that.
     let capacity = 96 + data.len() + data.len() / 4;
@@ -684,11 +728,11 @@ pub fn decode_value(bytes: &[u8], codec: Codec) -> Result<Value, EnvelopeError> 
     }
 }
 
-/// Decodes the outer object of an envelope and its `cwMid`.
-fn decode_outer(
-    bytes: &[u8],
-    codec: Codec,
-) -> Result<(Map<String, Value>, Option<String>), EnvelopeError> {
+/// The outer object of an envelope without `cwMid` and `cwPos`, then those.
+type Outer = (Map<String, Value>, Option<String>, Option<Position>);
+
+/// Decodes the outer object of an envelope, its `cwMid` and its `cwPos`.
+fn decode_outer(bytes: &[u8], codec: Codec) -> Result<Outer, EnvelopeError> {
     let Value::Object(mut outer) = decode_value(bytes, codec)? else {
         return Err(EnvelopeError::WrongType {
             field: "envelope",
@@ -699,7 +743,11 @@ fn decode_outer(
         Some(Value::String(s)) => Some(s),
         _ => None,
     };
-    Ok((outer, message_id))
+    let position = match outer.remove(POSITION_KEY) {
+        Some(Value::String(s)) => Position::from_envelope(&s),
+        _ => None,
+    };
+    Ok((outer, message_id, position))
 }
 
 /// JavaScript truthiness of a JSON value.
@@ -763,7 +811,7 @@ fn take_opt_str(map: &mut Map<String, Value>, field: &'static str) -> Option<Str
 /// assert!(decode_bridge(br#"{"data":{"event":"chat","targetServer":"serverB"}}"#, Codec::Json).is_err());
 /// ```
 pub fn decode_bridge(bytes: &[u8], codec: Codec) -> Result<Envelope<BridgeMessage>, EnvelopeError> {
-    let (mut outer, message_id) = decode_outer(bytes, codec)?;
+    let (mut outer, message_id, position) = decode_outer(bytes, codec)?;
     let mut data = match outer.remove("data") {
         Some(Value::Object(data)) => data,
         None => return Err(EnvelopeError::MissingField("data")),
@@ -820,6 +868,7 @@ pub fn decode_bridge(bytes: &[u8], codec: Codec) -> Result<Envelope<BridgeMessag
     Ok(Envelope {
         message,
         message_id,
+        position,
     })
 }
 
@@ -862,7 +911,7 @@ pub fn decode_ws_route(
     ) {
         return Err(EnvelopeError::UnexpectedChannel(kind));
     }
-    let (mut outer, message_id) = decode_outer(bytes, codec)?;
+    let (mut outer, message_id, position) = decode_outer(bytes, codec)?;
     let data = match outer.remove("data") {
         Some(Value::String(s)) => PushFrame::from_text(s),
         None => return Err(EnvelopeError::MissingField("data")),
@@ -941,6 +990,7 @@ pub fn decode_ws_route(
     Ok(Envelope {
         message,
         message_id,
+        position,
     })
 }
 

@@ -28,6 +28,7 @@ pub mod channels;
 pub mod client;
 pub mod envelope;
 mod error;
+pub mod history;
 pub mod ids;
 pub mod json;
 mod msgpack;

@@ -332,6 +332,9 @@ pub struct NodeConfig {
     /// How old (or how far in the future) a signed message may be.
     #[serde(rename = "bus_replay_window_ms", with = "ms")]
     pub bus_replay_window: Duration,
+    /// Namespaces whose rooms keep a history for missed-message recovery,
+    /// with how much they keep (see [`crate::history`]).
+    pub history: std::collections::BTreeMap<String, crate::history::HistoryConfig>,
     /// TLS for [`listen`](crate::Node::listen) and
     /// [`serve`](crate::Node::serve): with it they accept `wss://`
     /// connections only (feature `tls`; set with
@@ -400,21 +403,22 @@ impl Default for NodeConfig {
             kept_header_bytes: DEFAULT_KEPT_HEADER_BYTES,
             bus_secret: None,
             bus_replay_window: Duration::from_secs(30),
+            history: Default::default(),
             #[cfg(feature = "tls")]
             tls: None,
         }
     }
 }
 
-mod ms {
+pub(crate) mod ms {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_millis() as u64)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_millis)
     }
 }

@@ -81,6 +81,7 @@ pub mod error;
 pub mod events;
 mod extract;
 pub mod handler;
+pub mod history;
 mod listener;
 mod local;
 pub mod node;

@@ -3,9 +3,12 @@
 //! the sockets it holds. It knows nothing of the bus: the node decides what
 //! also goes to other nodes.
 
+use crate::history::{MemoryHistory, Position};
 use crate::rooms::Rooms;
-use crate::socket::Socket;
+use crate::socket::{to_utf8, Socket};
 use axum::extract::ws::Utf8Bytes;
+use crosswire_protocol::client::PushFrame;
+use crosswire_protocol::history::{positioned_frame, RoomPosition};
 use dashmap::DashMap;
 use parking_lot::RwLock;
 use std::collections::HashSet;
@@ -20,6 +23,69 @@ pub(crate) struct Local {
     bound: DashMap<String, Socket, foldhash::fast::RandomState>,
     rooms: RwLock<Rooms>,
     next_conn: AtomicU64,
+}
+
+/// A room message with its position in the room's history, for the sockets
+/// that opted into recovery.
+pub(crate) struct Positioned<'a> {
+    pub(crate) ns: &'a str,
+    pub(crate) room: &'a str,
+    pub(crate) position: &'a Position,
+    /// The frame with its position (`cwPos`), encoded once.
+    pub(crate) text: Utf8Bytes,
+    /// Where a gap in the live stream is filled from.
+    pub(crate) history: &'a MemoryHistory,
+}
+
+/// Writes a positioned room message to an opted-in socket, in order and
+/// once: an offset it already has is dropped; a gap before it is filled from
+/// the history first (the missing messages may still be on their way
+/// through the bus).
+pub(crate) fn push_positioned(socket: &Socket, message: &Positioned<'_>) {
+    let Some(recovery) = socket.recovery() else {
+        return;
+    };
+    let pos = message.position;
+    recovery.with_last(message.ns, message.room, |last| {
+        let after = match last {
+            Some(l) if l.epoch == pos.epoch => {
+                if pos.offset <= l.offset {
+                    return; // already written
+                }
+                l.offset
+            }
+            // First message seen, or a new epoch: nothing to fill before it.
+            _ => pos.offset.saturating_sub(1),
+        };
+        if pos.offset > after + 1 {
+            let ids = socket.socket_ids();
+            let missing = message.history.range(
+                message.ns,
+                message.room,
+                &pos.epoch,
+                after,
+                pos.offset,
+                &ids,
+            );
+            for (offset, frame) in missing.unwrap_or_default() {
+                let p = RoomPosition::new(message.ns, message.room, pos.epoch.clone(), offset);
+                let _ = socket.push(to_utf8(&positioned_frame(&frame, &p, false)));
+            }
+        }
+        let _ = socket.push(message.text.clone());
+        *last = Some(pos.clone());
+    });
+}
+
+/// The positioned form of `frame` for opted-in sockets.
+pub(crate) fn positioned_text(
+    frame: &PushFrame,
+    ns: &str,
+    room: &str,
+    pos: &Position,
+) -> Utf8Bytes {
+    let p = RoomPosition::new(ns, room, pos.epoch.clone(), pos.offset);
+    to_utf8(&positioned_frame(frame, &p, false))
 }
 
 /// A set of excluded ids that is cheap for both short and long lists.
@@ -154,12 +220,28 @@ impl Local {
         room: Option<&str>,
         text: &Utf8Bytes,
         exclude: &[String],
+        positioned: Option<&Positioned<'_>>,
     ) {
         let exclusions = Exclusions::new(exclude);
         let rooms = self.rooms.read();
         let send = |id: &str| {
-            if !exclusions.contains(id) {
-                self.push_to_bound(id, text);
+            if exclusions.contains(id) {
+                return;
+            }
+            match positioned {
+                None => {
+                    self.push_to_bound(id, text);
+                }
+                Some(p) => match self.bound.get(id) {
+                    Some(socket) if socket.is_open() => {
+                        if socket.recovery().is_some() {
+                            push_positioned(&socket, p);
+                        } else {
+                            let _ = socket.push(text.clone());
+                        }
+                    }
+                    _ => {}
+                },
             }
         };
         match room {
@@ -207,6 +289,34 @@ impl Local {
         let mut rooms = self.rooms.write();
         for ns in rooms.leave_all(socket_id) {
             emptied(&ns);
+        }
+    }
+
+    /// Adds `socket_id` to a room and runs `joined` under the room lock, so
+    /// that no message of this node reaches the room's members between the
+    /// two; `created` as for [`join`](Self::join).
+    pub(crate) fn join_then(
+        &self,
+        ns: &str,
+        room: &str,
+        socket_id: &str,
+        created: impl FnOnce(),
+        joined: impl FnOnce(),
+    ) {
+        let mut rooms = self.rooms.write();
+        if rooms.join(ns, room, socket_id) {
+            created();
+        }
+        joined();
+    }
+
+    /// Runs `f` on every room of `socket_id` under the room lock.
+    pub(crate) fn each_room_locked(&self, socket_id: &str, mut f: impl FnMut(&str, &str)) {
+        let rooms = self.rooms.write();
+        for (ns, ids) in rooms.joined_rooms(socket_id, None) {
+            for room in ids {
+                f(&ns, &room);
+            }
         }
     }
 

@@ -8,11 +8,13 @@ use crate::stats::Stats;
 use crate::{Error, Result};
 use axum::extract::ws::Utf8Bytes;
 use crosswire_protocol::client::PushFrame;
+use crosswire_protocol::history::{self, Position};
 use crosswire_protocol::params::RequestParams;
 use http::{HeaderMap, Uri};
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::any::Any;
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -198,6 +200,79 @@ pub(crate) struct Control {
     pub(crate) close: Mutex<Option<CloseRequest>>,
 }
 
+/// What a socket that opted into recovery (`cwRecovery=1`) remembers per
+/// room: the positions it resumes from, and the last position written to it.
+#[derive(Default)]
+pub(crate) struct RecoveryState {
+    /// Positions given at connection (`cwResume`), each used once.
+    resume: Mutex<HashMap<String, HashMap<String, Position>>>,
+    /// The last position written, per namespace and room.
+    last: Mutex<HashMap<String, HashMap<String, Position>>>,
+}
+
+impl RecoveryState {
+    /// The state of a connection whose request has `params`; `None` when
+    /// it did not opt in. A malformed resume parameter is ignored (the
+    /// client then recovers nothing and is told so).
+    fn from_params(params: &RequestParams) -> Option<Box<Self>> {
+        if params.get(history::RECOVERY_PARAM) != Some("1") {
+            return None;
+        }
+        let state = RecoveryState::default();
+        if let Some(text) = params.get(history::RESUME_PARAM) {
+            match history::parse_resume(text) {
+                Ok(positions) => {
+                    let mut resume = state.resume.lock();
+                    for p in positions {
+                        let pos = p.position();
+                        resume.entry(p.ns).or_default().insert(p.room, pos);
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "resume positions ignored"),
+            }
+        }
+        Some(Box::new(state))
+    }
+
+    /// Takes the position the client resumes room `room` of `ns` from.
+    pub(crate) fn take_resume(&self, ns: &str, room: &str) -> Option<Position> {
+        self.resume.lock().get_mut(ns)?.remove(room)
+    }
+
+    /// Whether the client gave a position for some room of `ns`.
+    pub(crate) fn has_resume(&self) -> bool {
+        self.resume.lock().values().any(|rooms| !rooms.is_empty())
+    }
+
+    /// Runs `f` on the last position written for the room (inserting it
+    /// when absent).
+    pub(crate) fn with_last<R>(
+        &self,
+        ns: &str,
+        room: &str,
+        f: impl FnOnce(&mut Option<Position>) -> R,
+    ) -> R {
+        let mut last = self.last.lock();
+        let rooms = match last.get_mut(ns) {
+            Some(rooms) => rooms,
+            None => last.entry(ns.to_owned()).or_default(),
+        };
+        let mut slot = rooms.remove(room);
+        let out = f(&mut slot);
+        if let Some(p) = slot {
+            rooms.insert(room.to_owned(), p);
+        }
+        out
+    }
+
+    /// Forgets the room (the socket left it).
+    pub(crate) fn forget(&self, ns: &str, room: &str) {
+        if let Some(rooms) = self.last.lock().get_mut(ns) {
+            rooms.remove(room);
+        }
+    }
+}
+
 struct SocketInner {
     conn_id: u64,
     queue: OutQueue,
@@ -207,6 +282,8 @@ struct SocketInner {
     authenticated: AtomicBool,
     background_since_ms: AtomicU64,
     handshake: Arc<Handshake>,
+    /// Set when the client opted into recovery.
+    recovery: Option<Box<RecoveryState>>,
     bound_ids: Mutex<Vec<String>>,
     /// Set to drop the connection at once (with a wake of its task).
     stopped: AtomicBool,
@@ -288,6 +365,7 @@ impl Socket {
             alive: AtomicBool::new(true),
             authenticated: AtomicBool::new(authenticated),
             background_since_ms: AtomicU64::new(0),
+            recovery: RecoveryState::from_params(&handshake.params),
             handshake,
             bound_ids: Mutex::new(Vec::new()),
             stopped: AtomicBool::new(false),
@@ -848,6 +926,11 @@ impl Socket {
             0 => None,
             ms => Some(UNIX_EPOCH + Duration::from_millis(ms)),
         }
+    }
+
+    /// The recovery state, when the client opted in (`cwRecovery=1`).
+    pub(crate) fn recovery(&self) -> Option<&RecoveryState> {
+        self.0.recovery.as_deref()
     }
 
     /// How long the socket has been in the background, if it is.

@@ -315,6 +315,18 @@ node_stats! {
             /// `max_pending_cross_server_calls` calls.
             cross_server_calls_refused,
         }
+        "recovered_messages", "Room messages sent again to clients that came back (missed-message recovery)." {
+            /// Room messages sent again to clients that came back and asked
+            /// for what they missed.
+            recovered_messages,
+        }
+        "recoveries", "Recoveries at join, by outcome.", "outcome" {
+            /// Recoveries that sent every missed message.
+            recoveries_complete = "complete",
+            /// Recoveries that could not (history lost or too old): the client
+            /// was told to reload.
+            recoveries_incomplete = "incomplete",
+        }
         "bus_publish_oversize", "Messages not published because they exceeded max_bus_message_size." {
             /// Messages this node refused to publish because, encoded, they
             /// exceeded `max_bus_message_size`.
@@ -409,6 +421,10 @@ node_stats! {
 impl Stats {
     pub(crate) fn incr(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Writes every counter and histogram family, each series labelled

@@ -26,6 +26,13 @@ crosswire_pending_cross_server_calls{node="n1"}
 # HELP crosswire_cross_server_calls_refused_total Cross-server calls refused at max_pending_cross_server_calls.
 # TYPE crosswire_cross_server_calls_refused_total counter
 crosswire_cross_server_calls_refused_total{node="n1"}
+# HELP crosswire_recovered_messages_total Room messages sent again to clients that came back (missed-message recovery).
+# TYPE crosswire_recovered_messages_total counter
+crosswire_recovered_messages_total{node="n1"}
+# HELP crosswire_recoveries_total Recoveries at join, by outcome.
+# TYPE crosswire_recoveries_total counter
+crosswire_recoveries_total{node="n1",outcome="complete"}
+crosswire_recoveries_total{node="n1",outcome="incomplete"}
 # HELP crosswire_bus_publish_oversize_total Messages not published because they exceeded max_bus_message_size.
 # TYPE crosswire_bus_publish_oversize_total counter
 crosswire_bus_publish_oversize_total{node="n1"}

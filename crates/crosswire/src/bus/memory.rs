@@ -21,6 +21,7 @@ struct Endpoint {
 }
 
 struct Hub {
+    history: Arc<crate::history::MemoryHistory>,
     endpoints: RwLock<HashMap<u64, Arc<Endpoint>>>,
     next: AtomicU64,
     queue: usize,
@@ -30,6 +31,7 @@ struct Hub {
 impl Default for Hub {
     fn default() -> Self {
         Hub {
+            history: Arc::default(),
             endpoints: RwLock::default(),
             next: AtomicU64::new(0),
             queue: QUEUE,
@@ -249,6 +251,10 @@ impl Bus for MemoryBus {
 
     fn take_incoming(&self) -> Option<mpsc::Receiver<BusMessage>> {
         self.rx.lock().take()
+    }
+
+    fn history(&self) -> Option<Arc<crate::history::MemoryHistory>> {
+        Some(self.hub.history.clone())
     }
 
     fn health(&self) -> super::BusHealth {

@@ -264,6 +264,14 @@ pub trait Bus: Send + Sync + 'static {
         }
     }
 
+    /// The room history the nodes on this bus share, when the bus keeps
+    /// one ([`MemoryBus`] does: its hub's). The default: none, and a node
+    /// with [`history`](crate::NodeBuilder::history) refuses to build on
+    /// such a bus.
+    fn history(&self) -> Option<Arc<crate::history::MemoryHistory>> {
+        None
+    }
+
     /// Stops the bus (closes connections, ends background tasks).
     fn close(&self) -> BoxFuture<'static, ()> {
         Box::pin(async {})

@@ -812,6 +812,30 @@ impl NodeBuilder {
         self
     }
 
+    /// Keeps a history of the rooms of namespace `ns`, so that clients that
+    /// opted into recovery get what they missed when they come back
+    /// ([`crate::history`], docs/protocol.md §10.3). Needs no bus or a bus
+    /// that keeps a history (the in-memory bus); building fails otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> crosswire::Result<()> {
+    /// # let rt = tokio::runtime::Runtime::new()?;
+    /// # let _guard = rt.enter();
+    /// use crosswire::history::HistoryConfig;
+    /// let node = crosswire::Node::builder()
+    ///     .history("chat", HistoryConfig::default())
+    ///     .build()?;
+    /// assert!(node.config().history.contains_key("chat"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn history(mut self, ns: impl Into<String>, config: crate::history::HistoryConfig) -> Self {
+        self.config.history.insert(ns.into(), config);
+        self
+    }
+
     /// Signs every bus message with `secret` and refuses unsigned, forged or
     /// replayed ones (see [`crate::signing`]). Every node of the cluster needs
     /// the same secret; original Node.js nodes cannot take part.
@@ -941,6 +965,27 @@ impl NodeBuilder {
         if config.bus_secret.as_deref() == Some("") {
             return Err(Error::Config("bus_secret must not be empty".into()));
         }
+        for (ns, h) in &config.history {
+            if ns.is_empty() || h.max_messages == 0 || h.max_age.is_zero() {
+                return Err(Error::Config(
+                    "a history needs a non-empty namespace, max_messages and max_age".into(),
+                ));
+            }
+        }
+        let history = if config.history.is_empty() {
+            None
+        } else {
+            match &self.bus {
+                None => Some(Arc::new(crate::history::MemoryHistory::new())),
+                Some(bus) => Some(bus.history().ok_or_else(|| {
+                    Error::Config(
+                        "room history needs a bus that keeps one (the in-memory bus); \
+                         this bus does not"
+                            .into(),
+                    )
+                })?),
+            }
+        };
         let stats = Arc::new(Stats::default());
         let cluster = self
             .bus
@@ -966,6 +1011,7 @@ impl NodeBuilder {
             client_events: EventMap::default(),
             system: SystemEvents::default(),
             local: Local::new(),
+            history,
             upgrade_hook: self.upgrade_hook,
             state: self.state,
             shutting_down: AtomicBool::new(false),

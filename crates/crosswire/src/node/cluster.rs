@@ -14,8 +14,8 @@ use crate::stats::Stats;
 use bytes::Bytes;
 use crosswire_protocol::channels::ChannelKind;
 use crosswire_protocol::envelope::{
-    decode_bridge, decode_value, decode_ws_route, encode_bridge, encode_ws_route, is_own_message,
-    BridgeMessage, Codec, WsRoute,
+    decode_bridge, decode_value, decode_ws_route, encode_bridge, encode_ws_route_at,
+    is_own_message, BridgeMessage, Codec, WsRoute,
 };
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -286,7 +286,18 @@ impl Cluster {
     /// Publishes a routing envelope. Its callers send to local sockets
     /// first and return nothing, so a refusal is only counted and logged.
     pub(crate) fn publish_route(&self, channel: &str, route: &WsRoute) {
-        match encode_ws_route(route, self.next_message_id().as_deref(), self.codec) {
+        self.publish_route_at(channel, route, None);
+    }
+
+    /// Publishes a routed frame, with its position in its room's history.
+    pub(crate) fn publish_route_at(
+        &self,
+        channel: &str,
+        route: &WsRoute,
+        position: Option<&crate::history::Position>,
+    ) {
+        let id = self.next_message_id();
+        match encode_ws_route_at(route, id.as_deref(), position, self.codec) {
             Ok(bytes) => {
                 let _ = self.publish(channel, bytes);
             }
@@ -383,7 +394,7 @@ impl Node {
                         } else if cluster.is_duplicate(env.message_id.as_deref()) {
                             Stats::incr(&stats.bus_duplicates);
                         } else {
-                            self.deliver_route(&msg.channel, env.message);
+                            self.deliver_route(&msg.channel, env.message, env.position);
                         }
                     }
                     Err(e) => self.drop_invalid(&msg.channel, &e),
@@ -414,7 +425,12 @@ impl Node {
     }
 
     /// Delivers a routed frame to this node's matching sockets.
-    fn deliver_route(&self, channel: &str, route: WsRoute) {
+    fn deliver_route(
+        &self,
+        channel: &str,
+        route: WsRoute,
+        position: Option<crate::history::Position>,
+    ) {
         match route {
             WsRoute::Broadcast { data, .. } => self.broadcast_frame(&data, true),
             WsRoute::Socket {
@@ -447,6 +463,24 @@ impl Node {
                         tracing::debug!(%channel, %room_namespace, "room message on a foreign channel: dropped");
                         return;
                     }
+                }
+                // A message with a position in a room with history reaches
+                // the opted-in sockets in order and once.
+                if let (Some(room), Some(position), Some((store, _))) = (
+                    room_id.as_deref(),
+                    position.as_ref(),
+                    self.history_of(&room_namespace),
+                ) {
+                    let store = store.clone();
+                    self.deliver_positioned(
+                        &room_namespace,
+                        room,
+                        &data,
+                        &exclude_socket_ids,
+                        position,
+                        &store,
+                    );
+                    return;
                 }
                 self.deliver_to_room(
                     &room_namespace,

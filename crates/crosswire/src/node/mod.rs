@@ -35,6 +35,7 @@ mod context;
 mod cross;
 mod dispatch;
 mod handlers;
+mod recovery;
 mod registry;
 mod relay;
 mod rooms;
@@ -120,6 +121,8 @@ pub(crate) struct NodeInner {
     pub(in crate::node) system: SystemEvents,
     /// Connections, bound socket ids and rooms of this node.
     pub(in crate::node) local: Local,
+    /// The room history, when a namespace keeps one.
+    pub(in crate::node) history: Option<Arc<crate::history::MemoryHistory>>,
     pub(in crate::node) upgrade_hook: Option<UpgradeHook>,
     pub(in crate::node) shutting_down: AtomicBool,
     /// Cancelled when the node shuts down: stops listeners and the sweep.

@@ -32,7 +32,9 @@ impl Node {
     /// ```
     pub fn set_user_socket(&self, socket_id: &str, socket: &Socket) -> Result<Option<Socket>> {
         non_empty(socket_id, SOCKET_ID_MSG)?;
-        Ok(self.inner.local.bind(socket_id, socket))
+        let previous = self.inner.local.bind(socket_id, socket);
+        self.recover_bound(socket_id, socket);
+        Ok(previous)
     }
 
     /// Unbinds `socket_id` and removes it from every room

@@ -38,6 +38,19 @@ impl Node {
     }
 
     pub(crate) fn relay_room(&self, ns: &str, room: &str, frame: &PushFrame, exclude: Vec<String>) {
+        self.relay_room_at(ns, room, frame, exclude, None);
+    }
+
+    /// [`relay_room`](Self::relay_room) of a message with a position in its
+    /// room's history.
+    pub(crate) fn relay_room_at(
+        &self,
+        ns: &str,
+        room: &str,
+        frame: &PushFrame,
+        exclude: Vec<String>,
+        position: Option<&crate::history::Position>,
+    ) {
         let Some(cluster) = self.cluster() else {
             return;
         };
@@ -51,7 +64,7 @@ impl Node {
             sender_server: self.server_name().to_owned(),
             exclude_socket_ids: exclude,
         };
-        cluster.publish_route(&channel, &route);
+        cluster.publish_route_at(&channel, &route, position);
     }
 
     // ----- bus channels --------------------------------------------------------

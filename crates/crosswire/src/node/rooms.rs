@@ -40,6 +40,10 @@ impl Node {
     pub fn join_room(&self, ns: &str, room: &str, socket_id: &str) -> Result<()> {
         self.check_room_args(ns, room)?;
         non_empty(socket_id, SOCKET_ID_MSG)?;
+        if self.history_of(ns).is_some() {
+            self.join_with_history(ns, room, socket_id);
+            return Ok(());
+        }
         // First room of this namespace here: subscribe its channel (under
         // the room lock, so subscription changes follow room changes in
         // order).
@@ -84,6 +88,9 @@ impl Node {
         self.inner
             .local
             .leave(ns, room, socket_id, || self.namespace_changed(ns, false));
+        if self.history_of(ns).is_some() {
+            self.left_with_history(ns, room, socket_id);
+        }
         Ok(())
     }
 

@@ -31,8 +31,8 @@ use crate::socket::to_utf8;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct RoomSend {
-    exclude: Vec<String>,
-    local_only: bool,
+    pub(in crate::node) exclude: Vec<String>,
+    pub(in crate::node) local_only: bool,
     destroy: bool,
 }
 
@@ -443,6 +443,15 @@ impl Node {
         options: RoomSend,
     ) -> Result<()> {
         self.check_room_args(ns, room)?;
+        if let Some((store, config)) = self.history_of(ns) {
+            let store = store.clone();
+            let config = *config;
+            self.send_with_history(ns, room, frame, &options, &store, &config);
+            if options.destroy {
+                self.remove_room(ns, room);
+            }
+            return Ok(());
+        }
         self.deliver_to_room(ns, Some(room), frame, &options.exclude);
         if options.destroy {
             self.remove_room(ns, room);
@@ -464,6 +473,6 @@ impl Node {
     ) {
         self.inner
             .local
-            .push_to_room(ns, room, &to_utf8(frame), exclude);
+            .push_to_room(ns, room, &to_utf8(frame), exclude, None);
     }
 }
