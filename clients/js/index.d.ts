@@ -29,6 +29,51 @@ export interface WebSocketConnectorOptions {
    * `ws` package on Node.js 20). crosswire extension.
    */
   WebSocket?: new (url: string) => WebSocketLike;
+  /**
+   * Missed-message recovery (crosswire extension, off by default): connect
+   * with `cwRecovery=1`, keep the last position of every room, resume from
+   * them on every reconnection, report each room's recovery with the
+   * `recovery` event, and give room messages their position as the
+   * listener's second argument ({@link MessageMeta}). With it on, pushes
+   * named `_cw_joined`, `_cw_left` or `recovery` never reach listeners.
+   */
+  recovery?: boolean;
+}
+
+/** Where a room message stands in its room's history (recovery on). */
+export interface RoomPosition {
+  /** The room's namespace. */
+  ns: string;
+  /** The room. */
+  room: string;
+  /** The history's generation; changes whenever the server lost the history. */
+  epoch: string;
+  /** The message's number within the epoch, from 1 (0: before the first). */
+  offset: number;
+}
+
+/**
+ * Second argument of a server event listener for a room message with a
+ * position (recovery on).
+ */
+export interface MessageMeta extends RoomPosition {
+  /** Whether the message was sent again after a reconnection (it was missed). */
+  recovered: boolean;
+}
+
+/** How the recovery of one room went, after the connector (re)joined it. */
+export interface RecoveryReport extends RoomPosition {
+  /**
+   * `none`: no position was given for this room (a first join);
+   * `complete`: every missed message was delivered (`recovered` of them),
+   * before this report; `incomplete`: they could not be, the application
+   * must reload its state (see `reason`).
+   */
+  status: 'none' | 'complete' | 'incomplete';
+  /** Why an incomplete recovery failed; null otherwise. */
+  reason: 'epoch_changed' | 'too_old' | 'unavailable' | null;
+  /** How many messages were delivered again. */
+  recovered: number;
 }
 
 /** What the connector needs from a WebSocket implementation. */
@@ -85,6 +130,8 @@ export interface LifecycleEvents {
   'pong-timeout': () => void;
   reconnect: (info: ReconnectInfo) => void;
   'repeat-limit': (repeatLimit: number) => void;
+  /** With `recovery: true`: a room was (re)joined; how its recovery went (crosswire). */
+  recovery: (report: RecoveryReport) => void;
 }
 
 /**
@@ -98,7 +145,11 @@ export interface DefaultEvents {
   [event: string]: any;
 }
 
-/** Names of server events in `Events`, the connector's own events excluded (pushes with those names never reach listeners). */
+/**
+ * Names of server events in `Events`, the connector's own events excluded
+ * (pushes with those names never reach listeners; `recovery` only when the
+ * recovery option is on).
+ */
 export type ServerEventName<Events extends EventMap> = Exclude<keyof Events, keyof LifecycleEvents> & string;
 
 /**
@@ -115,13 +166,22 @@ export type ServerEventName<Events extends EventMap> = Exclude<keyof Events, key
  * ```
  *
  * Without a type argument every event name is accepted and payloads are `any`.
+ *
+ * With `recovery: true`, listeners of room messages get their position too:
+ *
+ * ```ts
+ * const c = new WebSocketConnector<ChatEvents>({ url, recovery: true });
+ * c.on('roomMessage', (m, meta) => show(m, meta?.recovered ?? false));
+ * c.on('recovery', (r) => { if (r.status === 'incomplete') reload(r.room, r.reason); });
+ * ```
  */
 export declare class WebSocketConnector<Events extends EventMap = DefaultEvents> {
   constructor(options: WebSocketConnectorOptions);
 
   /** The effective options (defaults merged with the given ones). */
-  readonly options: Required<Omit<WebSocketConnectorOptions, 'WebSocket' | 'repeatLimit'>> & {
+  readonly options: Required<Omit<WebSocketConnectorOptions, 'WebSocket' | 'repeatLimit' | 'recovery'>> & {
     repeatLimit: number | null;
+    recovery?: boolean;
   };
   /** The current WebSocket, or null between attempts. */
   readonly ws: WebSocketLike | null;
@@ -129,9 +189,18 @@ export declare class WebSocketConnector<Events extends EventMap = DefaultEvents>
   readonly repeat: number;
 
   on<K extends keyof LifecycleEvents>(event: K, listener: LifecycleEvents[K], tag?: unknown): void;
-  on<K extends ServerEventName<Events>>(event: K, listener: (payload: Events[K]) => void, tag?: unknown): void;
+  /** `meta` is given for a room message with a position (recovery on). */
+  on<K extends ServerEventName<Events>>(
+    event: K,
+    listener: (payload: Events[K], meta?: MessageMeta) => void,
+    tag?: unknown,
+  ): void;
   once<K extends keyof LifecycleEvents>(event: K, listener: LifecycleEvents[K], tag?: unknown): void;
-  once<K extends ServerEventName<Events>>(event: K, listener: (payload: Events[K]) => void, tag?: unknown): void;
+  once<K extends ServerEventName<Events>>(
+    event: K,
+    listener: (payload: Events[K], meta?: MessageMeta) => void,
+    tag?: unknown,
+  ): void;
   /** Removes all listeners of `event`, those with this function, or those with this tag. */
   off(event: keyof LifecycleEvents | ServerEventName<Events>, listenerOrTag?: unknown): void;
 
@@ -151,6 +220,11 @@ export declare class WebSocketConnector<Events extends EventMap = DefaultEvents>
   manualClose(): void;
   /** Connects now (after manualClose, or instead of waiting for a scheduled attempt). crosswire extension. */
   connect(): void;
+  /**
+   * With recovery on: the positions the next connection resumes from, most
+   * recently updated first, at most 256 (crosswire extension).
+   */
+  recoveryPositions(): RoomPosition[];
   setPingInterval(newInterval: number, immediate?: boolean): void;
   getPingInterval(): number;
 }

@@ -25,6 +25,12 @@
  *  - customParams go before a #fragment, plain objects are sent as JSON;
  *  - connect() opens again after manualClose();
  *  - emitWithPromise() always resolves, even for invalid options.
+ *
+ * crosswire extension, off unless `options.recovery` is true: missed-message
+ * recovery (docs/protocol.md §10.3). The connector keeps the last position
+ * of every room it is in, sends them when it connects again, and tells the
+ * application how the recovery of each room went (`recovery` event); room
+ * messages reach listeners with a second argument, their position.
  */
 
 const CONNECTING = 0;
@@ -50,6 +56,24 @@ const LIFECYCLE_EVENTS = new Set([
   'repeat-limit',
 ]);
 
+// Missed-message recovery (crosswire extension, docs/protocol.md §10.3).
+/** Query parameter opting into recovery (`cwRecovery=1`). */
+const RECOVERY_PARAM = 'cwRecovery';
+/** Query parameter with the positions to resume from. */
+const RESUME_PARAM = 'cwResume';
+/** Frame key of a room message's position. */
+const POSITION_KEY = 'cwPos';
+/** Frame key marking a message sent again during a recovery. */
+const RECOVERED_KEY = 'cwRecovered';
+/** Pushed after the replay of a room: the position and the outcome. */
+const JOINED_EVENT = '_cw_joined';
+/** Pushed when the socket left a room: forget its position. */
+const LEFT_EVENT = '_cw_left';
+/** Most rooms one resume parameter may name. */
+const MAX_RESUME_ROOMS = 256;
+/** The connector's event reporting the recovery of a room (with `recovery: true`). */
+const RECOVERY_EVENT = 'recovery';
+
 const DEFAULTS = Object.freeze({
   url: '',
   pingInterval: 10000,
@@ -74,6 +98,22 @@ function checkEvent(event) {
 
 function isPositiveInteger(n) {
   return typeof n === 'number' && Number.isInteger(n) && n > 0;
+}
+
+function isName(s) {
+  return typeof s === 'string' && s.length > 0;
+}
+
+/**
+ * `{ns, room, epoch, offset}` from a position object of the server (`cwPos`
+ * or a `_cw_joined` payload), or null when it is not a valid one.
+ */
+function readPosition(p) {
+  if (!p || typeof p !== 'object') return null;
+  const { ns, room, epoch, offset } = p;
+  if (!isName(ns) || !isName(room) || !isName(epoch)) return null;
+  if (!Number.isSafeInteger(offset) || offset < 0) return null;
+  return { ns, room, epoch, offset };
 }
 
 /**
@@ -160,8 +200,50 @@ export class WebSocketConnector {
     /** State of the current socket: whether it opened, whether it erred. */
     this._opened = false;
     this._erredWhileOpen = false;
+    /** Whether missed-message recovery is on (fixed for the instance). */
+    this._recovery = this.options.recovery === true;
+    /**
+     * The last position of every room, by JSON [ns, room], least recently
+     * updated first (a Map keeps insertion order).
+     */
+    this._positions = new Map();
 
     this._createWebSocket();
+  }
+
+  /**
+   * The URL of the next connection: the options' URL with `customParams`,
+   * and with recovery on `cwRecovery=1` and the positions to resume from.
+   */
+  _connectionUrl() {
+    let url = buildUrl(String(this.options.url), this.options.customParams);
+    if (!this._recovery) return url;
+    const hash = url.indexOf('#');
+    if (hash >= 0) url = url.slice(0, hash);
+    url += (url.includes('?') ? '&' : '?') + RECOVERY_PARAM + '=1';
+    const resume = this.recoveryPositions();
+    if (resume.length > 0) {
+      const entries = resume.map((p) => [p.ns, p.room, p.epoch, p.offset]);
+      url += '&' + RESUME_PARAM + '=' + encodeURIComponent(JSON.stringify(entries));
+    }
+    return url;
+  }
+
+  /**
+   * The positions the next connection resumes from (recovery on): one
+   * `{ns, room, epoch, offset}` per room, most recently updated first, at
+   * most 256. crosswire extension.
+   * @returns {{ns: string, room: string, epoch: string, offset: number}[]}
+   */
+  recoveryPositions() {
+    const all = [...this._positions.values()].reverse().slice(0, MAX_RESUME_ROOMS);
+    return all.map((p) => ({ ...p }));
+  }
+
+  _remember(p) {
+    const key = JSON.stringify([p.ns, p.room]);
+    this._positions.delete(key);
+    this._positions.set(key, p);
   }
 
   // ----- connection ---------------------------------------------------------
@@ -176,7 +258,7 @@ export class WebSocketConnector {
           'Missing WebSocket URL: please provide a complete ws:// or wss:// address in options.url.',
         );
       }
-      ws = new this._WebSocket(buildUrl(String(this.options.url), this.options.customParams));
+      ws = new this._WebSocket(this._connectionUrl());
     } catch (e) {
       console.error('Failed to connect to WebSocket server:', e);
       this.reconnect();
@@ -382,13 +464,56 @@ export class WebSocketConnector {
       return;
     }
     const event = frame.event;
-    if (typeof event !== 'string' || !event || LIFECYCLE_EVENTS.has(event)) return;
-    this._executeListeners(event, frame.payload);
+    if (typeof event !== 'string' || !event) return;
+    if (!this._recovery) {
+      if (LIFECYCLE_EVENTS.has(event)) return;
+      this._executeListeners(event, frame.payload);
+      return;
+    }
+    if (event === JOINED_EVENT) {
+      this._onJoined(frame.payload);
+      return;
+    }
+    if (event === LEFT_EVENT) {
+      const p = frame.payload;
+      if (p && isName(p.ns) && isName(p.room)) {
+        this._positions.delete(JSON.stringify([p.ns, p.room]));
+      }
+      return;
+    }
+    if (LIFECYCLE_EVENTS.has(event) || event === RECOVERY_EVENT) return;
+    const position = readPosition(frame[POSITION_KEY]);
+    if (position === null) {
+      this._executeListeners(event, frame.payload);
+      return;
+    }
+    this._remember(position);
+    const meta = { recovered: frame[RECOVERED_KEY] === true, ...position };
+    this._executeListeners(event, frame.payload, meta);
+  }
+
+  /** A room's replay is over: keep its position, report the outcome. */
+  _onJoined(payload) {
+    const position = readPosition(payload);
+    if (position === null) return;
+    this._remember(position);
+    const status = isName(payload.recovery) ? payload.recovery : 'none';
+    const recovered = Number.isSafeInteger(payload.recovered) ? payload.recovered : 0;
+    this._executeListeners(RECOVERY_EVENT, {
+      ns: position.ns,
+      room: position.room,
+      status,
+      reason: isName(payload.reason) ? payload.reason : null,
+      recovered,
+      epoch: position.epoch,
+      offset: position.offset,
+    });
   }
 
   // ----- listeners --------------------------------------------------------------
 
-  _executeListeners(event, arg) {
+  /** Calls the listeners of `event` with `arg` (and `meta` when given). */
+  _executeListeners(event, arg, meta) {
     const list = this._listeners.get(event);
     if (!list || list.length === 0) return;
     for (const entry of list.slice()) {
@@ -398,7 +523,11 @@ export class WebSocketConnector {
         continue; // removed by an earlier listener of this round
       }
       try {
-        entry.fn(arg);
+        if (meta === undefined) {
+          entry.fn(arg);
+        } else {
+          entry.fn(arg, meta);
+        }
       } catch (err) {
         console.error(`[${event}] Listener execution failed:`, err);
       }
@@ -428,6 +557,9 @@ export class WebSocketConnector {
 
   /**
    * Adds a listener of `event`: a lifecycle event or a server-pushed event.
+   * A pushed event gets its payload; with recovery on, a room message with a
+   * position also gets a second argument `{recovered, ns, room, epoch,
+   * offset}` (`recovered`: sent again after a reconnection).
    * @param {string} event
    * @param {Function} listener
    * @param {*} [tag] for off(event, tag)

@@ -2,7 +2,12 @@
 //!
 //! Listens on a free port of 127.0.0.1, prints `LISTENING <addr>` on stdout
 //! and serves until its standard input closes (the test process ended) or
-//! Ctrl-C. A client connecting with `?id=...` is bound to that socket id.
+//! Ctrl-C. A client connecting with `?id=...` is bound to that socket id;
+//! with `&join=ns/room,ns/room` that id also joins those rooms.
+//!
+//! Namespaces `chat` (the default history) and `short` (2 messages) keep a
+//! history for missed-message recovery (`cwRecovery`, docs/protocol.md
+//! §10.3); other namespaces keep none.
 //!
 //! Client events (all answer through the callback when one is given):
 //!
@@ -19,8 +24,12 @@
 //! | `kick` | `{code, reason}` | closes the socket with that code |
 //! | `terminate` | any | drops the connection without a close frame |
 //! | `closeInfo` | `{id}` | replies `{code, reason}` of the last close of socket id `id` (waits up to 2 s), or `null` |
+//! | `joinRoom` | `{ns, room}` | this socket's id joins the room; replies `{ok}` |
+//! | `leaveRoom` | `{ns, room}` | this socket's id leaves the room; replies `{ok}` |
+//! | `toRoom` | `{ns, room, event, payload}` | sends the event to the room (every node); replies `{ok}` |
 
 use crosswire::handler::State;
+use crosswire::history::HistoryConfig;
 use crosswire::protocol::client::PushFrame;
 use crosswire::{Node, Reply, Socket};
 use serde_json::{json, Value};
@@ -57,6 +66,30 @@ impl Closes {
 
 fn str_field<'a>(payload: &'a Value, key: &str) -> Option<&'a str> {
     payload.get(key).and_then(Value::as_str)
+}
+
+/// `{"ok": true}`, or `{"ok": false, "error"}` with the node's refusal.
+fn outcome(result: crosswire::Result<()>) -> Value {
+    match result {
+        Ok(()) => json!({ "ok": true }),
+        Err(e) => json!({ "ok": false, "error": e.to_string() }),
+    }
+}
+
+/// Adds (or removes) the first id bound to `socket` to the room named by
+/// `payload`'s `ns` and `room`.
+fn room_membership(node: &Node, socket: &Socket, payload: &Value, join: bool) -> Value {
+    let (Some(ns), Some(room)) = (str_field(payload, "ns"), str_field(payload, "room")) else {
+        return json!({ "ok": false, "error": "ns and room are required" });
+    };
+    let Some(id) = socket.socket_ids().into_iter().next() else {
+        return json!({ "ok": false, "error": "connect with ?id= first" });
+    };
+    outcome(if join {
+        node.join_room(ns, room, &id)
+    } else {
+        node.leave_room(ns, room, &id)
+    })
 }
 
 /// The node's application state: the closes seen so far.
@@ -111,6 +144,29 @@ fn register(node: &Node) -> crosswire::Result<()> {
         socket.terminate();
     })?;
     node.on(
+        "joinRoom",
+        |node: Node, socket: Socket, payload: Value| async move {
+            room_membership(&node, &socket, &payload, true)
+        },
+    )?;
+    node.on(
+        "leaveRoom",
+        |node: Node, socket: Socket, payload: Value| async move {
+            room_membership(&node, &socket, &payload, false)
+        },
+    )?;
+    node.on("toRoom", |node: Node, payload: Value| async move {
+        let (Some(ns), Some(room), Some(event)) = (
+            str_field(&payload, "ns"),
+            str_field(&payload, "room"),
+            str_field(&payload, "event"),
+        ) else {
+            return json!({ "ok": false, "error": "ns, room and event are required" });
+        };
+        let data = payload.get("payload").unwrap_or(&Value::Null);
+        outcome(node.to_room(ns, room).emit(event, data))
+    })?;
+    node.on(
         "closeInfo",
         |State(closes): State<SharedCloses>, payload: Value| async move {
             let id = str_field(&payload, "id").unwrap_or_default();
@@ -124,8 +180,15 @@ fn register(node: &Node) -> crosswire::Result<()> {
 
     node.on_connection(|socket, handshake| async move {
         let Some(node) = socket.node() else { return };
-        if let Some(id) = handshake.param("id").filter(|id| !id.is_empty()) {
-            let _ = node.set_user_socket(id, &socket);
+        let Some(id) = handshake.param("id").filter(|id| !id.is_empty()) else {
+            return;
+        };
+        let _ = node.set_user_socket(id, &socket);
+        let rooms = handshake.param("join").unwrap_or_default();
+        for (ns, room) in rooms.split(',').filter_map(|r| r.split_once('/')) {
+            if let Err(e) = node.join_room(ns, room, id) {
+                tracing::warn!(error = %e, ns, room, "join refused");
+            }
         }
     });
     node.on_close(|socket, info| async move {
@@ -155,6 +218,14 @@ async fn main() -> crosswire::Result<()> {
         .server_name("js-test-server")
         .server_ping_interval(Duration::from_secs(60))
         .state(SharedCloses::default())
+        .history("chat", HistoryConfig::default())
+        .history(
+            "short",
+            HistoryConfig {
+                max_messages: 2,
+                ..HistoryConfig::default()
+            },
+        )
         .build()?;
     register(&node)?;
     let addr = node.listen("127.0.0.1:0").await?;
