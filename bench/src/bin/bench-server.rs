@@ -6,6 +6,7 @@
 //! cargo run --release -p crosswire-bench --bin bench-server -- --port 9001 --metrics-port 9002
 //! cargo run --release -p crosswire-bench --bin bench-server -- --tls-cert fullchain.pem --tls-key privkey.pem
 //! cargo run --release -p crosswire-bench --bin bench-server -- --redis rediss://127.0.0.1:6380 --redis-ca ca.pem
+//! cargo run --release -p crosswire-bench --bin bench-server -- --history bench --history-max-messages 5000
 //! ```
 //!
 //! Port 0 picks a free port; the chosen ones are printed
@@ -71,6 +72,18 @@ struct Args {
     /// (default: crosswire's 5000).
     #[arg(long)]
     call_timeout_ms: Option<u64>,
+    /// Keep a history of the rooms of these namespaces (comma-separated),
+    /// for missed-message recovery (`loadgen recovery`). Not with --redis:
+    /// the Redis bus keeps no history yet.
+    #[arg(long = "history", value_name = "NS", value_delimiter = ',')]
+    history: Vec<String>,
+    /// Most messages the history keeps per room (default: crosswire's 1000).
+    #[arg(long, value_name = "N", requires = "history")]
+    history_max_messages: Option<usize>,
+    /// How long the history keeps a message, in milliseconds (default:
+    /// crosswire's 300 000).
+    #[arg(long, value_name = "MS", requires = "history")]
+    history_max_age_ms: Option<u64>,
 }
 
 fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -113,6 +126,35 @@ fn redis_tls(args: &Args) -> Result<Option<crosswire_redis::RedisTls>, Box<dyn s
     Ok((tls != crosswire_redis::RedisTls::default()).then_some(tls))
 }
 
+/// The history settings of `--history`, checked against the other flags.
+fn history(args: &Args) -> Result<Option<crosswire::history::HistoryConfig>, String> {
+    if args.history.is_empty() {
+        return Ok(None);
+    }
+    if !args.redis.is_empty() {
+        return Err(
+            "--history cannot be combined with --redis: the Redis bus keeps no history yet".into(),
+        );
+    }
+    if let Some(ns) = args.history.iter().find(|ns| ns.is_empty()) {
+        return Err(format!("--history: empty namespace name {ns:?}"));
+    }
+    let mut config = crosswire::history::HistoryConfig::default();
+    if let Some(max) = args.history_max_messages {
+        if max == 0 {
+            return Err("--history-max-messages must be at least 1".into());
+        }
+        config.max_messages = max;
+    }
+    if let Some(ms) = args.history_max_age_ms {
+        if ms == 0 {
+            return Err("--history-max-age-ms must be at least 1".into());
+        }
+        config.max_age = Duration::from_millis(ms);
+    }
+    Ok(Some(config))
+}
+
 /// "cannot listen on ADDR: CAUSE".
 fn listen_error(addr: &str, e: &dyn std::fmt::Display) -> String {
     format!("cannot listen on {addr}: {e}")
@@ -128,6 +170,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .apply(Node::builder().server_name(args.name.clone()));
     if let Some(max) = args.max_pending_calls {
         builder = builder.max_pending_cross_server_calls(max);
+    }
+    if let Some(config) = history(&args)? {
+        for ns in &args.history {
+            builder = builder.history(ns.clone(), config);
+        }
     }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         builder = builder.tls(crosswire::config::TlsConfig::from_pem_files(cert, key)?);
