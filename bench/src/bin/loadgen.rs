@@ -7,6 +7,7 @@
 //! loadgen --proto socketio --url ws://127.0.0.1:9101 echo -c 50
 //! loadgen --url ws://127.0.0.1:9001 --pid server=1234 slow -n 1000 -s 10 --pad 1024
 //! loadgen --url ws://127.0.0.1:9001 --pid server=1234 storm -n 1000 -k 5000 --rounds 5
+//! loadgen --url ws://127.0.0.1:9001 recovery -c 50 --rate 200 --drop-share 0.3 --down 2
 //! loadgen compare results.jsonl
 //! ```
 //!

@@ -85,6 +85,11 @@ pub enum Cmd {
     /// all at once, R rounds; the receivers must not notice, the server's RSS
     /// must come back near its baseline.
     Storm(StormArgs),
+    /// C opted-in clients in R rooms under a steady stream; a share of them
+    /// drop (TCP reset, no close frame) for a while and come back resuming
+    /// from their positions: every message must arrive once and in order,
+    /// unless the server says the recovery was incomplete.
+    Recovery(RecoveryArgs),
     /// Prints a crosswire / peer table from JSON result lines (files or -).
     Compare(CompareArgs),
     /// Prints N free loopback TCP ports (for scripts).
@@ -311,4 +316,44 @@ pub struct StormArgs {
     /// round (the leak check).
     #[arg(long, default_value_t = 16.0)]
     pub max_rss_growth_mib: f64,
+}
+
+/// `recovery` options.
+#[derive(Args, Debug, Clone)]
+pub struct RecoveryArgs {
+    /// Clients (opted into recovery, each joining --rooms-per-client rooms).
+    #[arg(short = 'c', long = "clients", default_value_t = 50)]
+    pub c: usize,
+    /// Rooms (`r0`, `r1`, ... of namespace `bench`).
+    #[arg(short = 'r', long = "rooms", default_value_t = 5)]
+    pub rooms: usize,
+    /// Rooms each client joins: client i joins rooms i, i+1, ... (mod --rooms).
+    #[arg(long, default_value_t = 2)]
+    pub rooms_per_client: usize,
+    /// Total rate of the stream in messages per second, spread over the
+    /// rooms in turn.
+    #[arg(long, default_value_t = 200.0)]
+    pub rate: f64,
+    /// Seconds of the stream.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Share of the clients that drop (0 to 1).
+    #[arg(long, default_value_t = 0.3)]
+    pub drop_share: f64,
+    /// Seconds after the start of the stream when the first client drops.
+    #[arg(long, default_value_t = 2.0)]
+    pub drop_at: f64,
+    /// Seconds over which the drops are spread (0 = all at once).
+    #[arg(long, default_value_t = 0.0)]
+    pub spread: f64,
+    /// Seconds a dropped client stays away before it reconnects.
+    #[arg(long, default_value_t = 2.0)]
+    pub down: f64,
+    /// A dropped client reconnects to the next --url (node i+1 mod nodes)
+    /// instead of its own.
+    #[arg(long = "move")]
+    pub move_node: bool,
+    /// Most seconds to wait, after the stream, for the clients to catch up.
+    #[arg(long, default_value_t = 10.0)]
+    pub drain: f64,
 }

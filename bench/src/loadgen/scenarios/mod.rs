@@ -7,6 +7,7 @@
 //! | `echo`, `rpc`, `count` | [`closed_loop`] |
 //! | `conns` | [`conns`](mod@conns) |
 //! | `slow`, `storm` | [`soak`](crate::loadgen::soak) |
+//! | `recovery` | [`recovery`](mod@recovery) |
 //!
 //! [`rate`] runs the open-loop rate steps of `fanout` and `unicast` (and of the
 //! soak scenarios' steady fan-out). This module holds the pieces every
@@ -30,11 +31,13 @@ pub(crate) mod closed_loop;
 pub(crate) mod conns;
 pub(crate) mod fanout;
 pub(crate) mod rate;
+pub(crate) mod recovery;
 pub(crate) mod unicast;
 
 pub use closed_loop::{count, echo, rpc};
 pub use conns::conns;
 pub use fanout::fanout;
+pub use recovery::recovery;
 pub use unicast::unicast;
 
 /// Namespace used by every scenario.
@@ -277,6 +280,8 @@ pub fn connections(cmd: &Cmd) -> usize {
         Cmd::Conns(a) => a.n,
         Cmd::Slow(a) => a.steady.n + a.steady.p + a.s,
         Cmd::Storm(a) => a.steady.n + a.steady.p + a.k,
+        // The clients and the sender.
+        Cmd::Recovery(a) => a.c + 1,
         Cmd::Compare(_) | Cmd::FreePorts { .. } => 0,
     }
 }
@@ -310,6 +315,7 @@ pub async fn run(env: &Env, cmd: &Cmd) -> Option<Outcome> {
         Cmd::Conns(a) => conns(env, a).await,
         Cmd::Slow(a) => soak::slow(env, a).await,
         Cmd::Storm(a) => soak::storm(env, a).await,
+        Cmd::Recovery(a) => recovery(env, a).await,
         Cmd::Compare(_) | Cmd::FreePorts { .. } => return None,
     })
 }
