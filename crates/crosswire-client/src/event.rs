@@ -1,5 +1,6 @@
 //! The events a connector reports.
 
+use crosswire_protocol::history::Joined;
 use serde_json::Value;
 use std::fmt;
 use std::time::Duration;
@@ -83,6 +84,16 @@ pub enum ClientEvent {
     /// No heartbeat reply within the pong timeout (`pong-timeout`); the
     /// connection is being closed with 4002.
     PongTimeout,
+    /// How the missed-message recovery of one room went (`recovery`; only
+    /// with [`recovery`](crate::ConnectorOptions::recovery()) on): reported
+    /// when the node puts the connection in a room with history, after the
+    /// replayed messages of that room (if any) went to their handlers and
+    /// before anything new of it. The node's `_cw_joined` frame, which never
+    /// reaches handlers of pushed events nor this stream as a
+    /// [`Push`](Self::Push). See [`Connector::on_recovery`].
+    ///
+    /// [`Connector::on_recovery`]: crate::Connector::on_recovery
+    Recovery(Joined),
     /// An event pushed by the node (`{"event":…,"payload":…}`).
     Push {
         /// The event name.
@@ -115,6 +126,7 @@ impl ClientEvent {
             ClientEvent::Reconnect(_) => EventKind::Reconnect,
             ClientEvent::RepeatLimit(_) => EventKind::RepeatLimit,
             ClientEvent::PongTimeout => EventKind::PongTimeout,
+            ClientEvent::Recovery(_) => EventKind::Recovery,
             ClientEvent::Push { .. } => return None,
         })
     }
@@ -157,6 +169,8 @@ pub enum EventKind {
     RepeatLimit,
     /// [`ClientEvent::PongTimeout`].
     PongTimeout,
+    /// [`ClientEvent::Recovery`].
+    Recovery,
 }
 
 impl EventKind {
@@ -180,6 +194,7 @@ impl EventKind {
             EventKind::Reconnect => "reconnect",
             EventKind::RepeatLimit => "repeat-limit",
             EventKind::PongTimeout => "pong-timeout",
+            EventKind::Recovery => "recovery",
         }
     }
 }

@@ -1,10 +1,11 @@
 //! Handlers of pushed events: closures whose arguments are taken from the
 //! event ([`FromEvent`]) — the payload deserialized into any type, the
-//! application state ([`State`]), a [`Connector`] handle — or the raw
-//! payload as a `&serde_json::Value`.
+//! application state ([`State`]), a [`Connector`] handle, the message's
+//! room position ([`Meta`]) — or the raw payload as a `&serde_json::Value`.
 
 use crate::connector::Connector;
 use crate::error::ConnectorError;
+use crate::recovery::Meta;
 use crate::shared::{EventContext, PushFn, Rejection, Shared};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -56,7 +57,10 @@ pub struct State<S>(pub S);
 /// * [`State<S>`] — the application state;
 /// * [`Connector`] — a handle on the connector, made for the call (the
 ///   handler needs not capture one, so the handler registry never keeps the
-///   connector alive).
+///   connector alive);
+/// * [`Meta`] — the message's room position and whether it is a replay of
+///   one sent while the connector was away (with
+///   [`recovery`](crate::ConnectorOptions::recovery()) on).
 ///
 /// The trait is sealed: these are the arguments there are.
 ///
@@ -105,7 +109,8 @@ impl<M, T: private::Extract<M>> FromEvent<M> for T {}
 /// task: keep it short and spawn anything that waits) taking
 ///
 /// * up to four arguments that are each [`FromEvent`]: the payload as any
-///   deserializable type, [`State<S>`], [`Connector`] — in any order;
+///   deserializable type, [`State<S>`], [`Connector`], [`Meta`] — in any
+///   order;
 /// * or the raw payload, `|payload: &serde_json::Value| ...` (`Null` when the
 ///   frame had none): the untyped form, which sees every payload.
 ///
@@ -161,7 +166,8 @@ mod private {
     #[derive(Debug)]
     pub struct ViaPayload;
 
-    /// Marks an argument taken from the connector ([`State`], [`Connector`]).
+    /// Marks an argument taken from the connector or the frame ([`State`],
+    /// [`Connector`], [`Meta`]).
     #[derive(Debug)]
     pub struct ViaConnector;
 
@@ -212,6 +218,12 @@ mod private {
         fn extract(cx: &EventContext<'_>) -> Result<Self, Rejection> {
             Connector::for_handler(cx.commands, cx.shared)
                 .ok_or(Rejection::Unavailable("the connector (it is going away)"))
+        }
+    }
+
+    impl Extract<ViaConnector> for Meta {
+        fn extract(cx: &EventContext<'_>) -> Result<Self, Rejection> {
+            Ok(cx.meta.clone())
         }
     }
 

@@ -14,7 +14,12 @@
 //!   everything as one stream ([`Connector::subscribe`]);
 //! * the application heartbeat (ping string, pong timeout, close 4002);
 //! * automatic reconnection with the original's schedule: a fast phase,
-//!   exponential backoff with jitter up to a cap, an optional repeat limit.
+//!   exponential backoff with jitter up to a cap, an optional repeat limit;
+//! * missed-message recovery, opt-in ([`ConnectorOptions::recovery()`]): after
+//!   a reconnection, what was sent to its rooms while it was away, each
+//!   message once and in order before anything new (marked, see [`Meta`]),
+//!   or a report that it is not all there any more
+//!   ([`Connector::on_recovery`]).
 //!
 //! Wire formats come from [`crosswire_protocol`]: frames from
 //! [`crosswire_protocol::client`], callback ids from
@@ -93,6 +98,40 @@
 //! original; 4000 when [`Connector::reconnect`] closes an open connection
 //! (the original sends 4001 there too, so a node cannot tell the two apart).
 //!
+//! # Recovery
+//!
+//! With [`ConnectorOptions::recovery()`] on, against a crosswire node whose
+//! namespace keeps a history (`NodeBuilder::history`), the connector holds
+//! the last position it received in every room and resumes from them on
+//! every reconnection: when the node puts it back in a room, the messages
+//! it missed come first, each once, in order, marked as recovered, then a
+//! report for that room ([`ClientEvent::Recovery`]).
+//!
+//! ```no_run
+//! use crosswire_client::{Connector, ConnectorOptions, Meta, RecoveryStatus};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let options = ConnectorOptions::new("ws://127.0.0.1:9000").param("id", "u1").recovery(true);
+//!     let c = Connector::new(options)?;
+//!     c.on("say", |text: String, meta: Meta| {
+//!         let mark = if meta.recovered { " (sent while you were away)" } else { "" };
+//!         println!("{text}{mark}");
+//!     })?;
+//!     c.on_recovery(|report| match report.recovery {
+//!         RecoveryStatus::Incomplete => {
+//!             println!("{}: some messages are lost ({:?}): reload", report.room, report.reason)
+//!         }
+//!         RecoveryStatus::Complete => println!("{}: {} recovered", report.room, report.recovered),
+//!         RecoveryStatus::None => {}
+//!     });
+//!     let mut events = c.subscribe();
+//!     c.start();
+//!     while events.recv().await.is_some() {} // handlers run meanwhile
+//!     Ok(())
+//! }
+//! ```
+//!
 //! # TLS
 //!
 //! `wss://` URLs need the `rustls` feature (rustls with the *ring* provider
@@ -142,6 +181,7 @@ mod event;
 mod handler;
 mod listen;
 mod options;
+mod recovery;
 mod registry;
 mod reply;
 mod shared;
@@ -151,11 +191,13 @@ mod task;
 pub use builder::ConnectorBuilder;
 pub use connector::{Connector, WeakConnector};
 pub use crosswire_protocol;
+pub use crosswire_protocol::history::{GapReason, Joined, Position, RecoveryStatus, RoomPosition};
 pub use error::{error_code, ConnectorError, EmitError};
 pub use event::{ClientEvent, EventKind, HandlerId, ReconnectInfo};
 pub use handler::{FromEvent, Handler, State};
 pub use listen::Listen;
 pub use options::{ConnectorOptions, EmitOptions};
+pub use recovery::Meta;
 pub use reply::{DecodedReply, ReplyFuture, ReplyResult};
 pub use shared::ReadyState;
 pub use stream::EventStream;

@@ -6,6 +6,7 @@ use crate::error::ConnectorError;
 use crate::event::{ClientEvent, EventKind, HandlerId, ReconnectInfo};
 use crate::handler::{self, Handler};
 use crate::registry::LifecycleFn;
+use crosswire_protocol::history::Joined;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -359,6 +360,28 @@ impl Listen<'_> {
     /// ```
     pub fn on_pong_timeout(self, f: impl Fn() + Send + Sync + 'static) -> HandlerId {
         self.on_kind(EventKind::PongTimeout, move |_| f())
+    }
+
+    /// Listens to `recovery` (see [`Connector::on_recovery`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000").recovery(true))?;
+    /// let id = c.listen().tag("ui").on_recovery(|report| println!("{}: {:?}", report.room, report.recovery));
+    /// assert!(c.off(id));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn on_recovery(self, f: impl Fn(&Joined) + Send + Sync + 'static) -> HandlerId {
+        self.on_kind(EventKind::Recovery, move |ev| {
+            if let ClientEvent::Recovery(report) = ev {
+                f(report);
+            }
+        })
     }
 }
 
@@ -779,6 +802,58 @@ impl Connector {
     /// ```
     pub fn on_pong_timeout(&self, f: impl Fn() + Send + Sync + 'static) -> HandlerId {
         self.listen().on_pong_timeout(f)
+    }
+
+    /// Listens to `recovery`: with
+    /// [`recovery`](crate::ConnectorOptions::recovery()) on, each time the
+    /// node puts this connection in a room of a namespace with history, how
+    /// the recovery of that room went ([`Joined`], the node's `_cw_joined`),
+    /// after its replayed messages (if any) went to their handlers:
+    ///
+    /// * [`RecoveryStatus::None`](crate::RecoveryStatus::None): nothing to
+    ///   recover (the first time in this room); `offset` is where it starts;
+    /// * [`Complete`](crate::RecoveryStatus::Complete): every message sent
+    ///   to the room while away was handled again (`recovered` of them,
+    ///   marked [`Meta::recovered`](crate::Meta::recovered));
+    /// * [`Incomplete`](crate::RecoveryStatus::Incomplete): they are not all
+    ///   known any more (`reason`: [`TooOld`](crate::GapReason::TooOld),
+    ///   [`EpochChanged`](crate::GapReason::EpochChanged), ...); nothing was
+    ///   sent again, and the application reloads the room's state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder()
+    /// #     .history("chat", crosswire::history::HistoryConfig::default())
+    /// #     .build()?;
+    /// # node.on_connection(|socket, _hs| async move {
+    /// #     if let Some(node) = socket.node() {
+    /// #         let _ = node.set_user_socket("u1", &socket);
+    /// #         let _ = node.join_room("chat", "lobby", "u1");
+    /// #     }
+    /// # });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// use crosswire_client::{Connector, ConnectorOptions, RecoveryStatus};
+    /// let c = Connector::new(ConnectorOptions::new(url).param("id", "u1").recovery(true))?;
+    /// let (tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    /// c.on_recovery(move |report| {
+    ///     if report.recovery == RecoveryStatus::Incomplete {
+    ///         eprintln!("{}: messages lost ({:?}), reloading", report.room, report.reason);
+    ///     }
+    ///     let _ = tx.send(report.clone());
+    /// });
+    /// c.start(); // the node puts the connection in room `lobby` of `chat`
+    /// let report = reports.recv().await.ok_or("ended")?;
+    /// assert_eq!((report.ns.as_str(), report.room.as_str()), ("chat", "lobby"));
+    /// assert_eq!((report.recovery, report.recovered), (RecoveryStatus::None, 0));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn on_recovery(&self, f: impl Fn(&Joined) + Send + Sync + 'static) -> HandlerId {
+        self.listen().on_recovery(f)
     }
 
     /// Removes one listener (lifecycle or pushed). Returns whether it existed.

@@ -2,6 +2,7 @@
 //! per-call emit options.
 
 use crate::error::ConnectorError;
+use crosswire_protocol::history::RECOVERY_PARAM;
 use crosswire_protocol::params::append_custom_params;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -78,6 +79,10 @@ pub struct ConnectorOptions {
     /// reconnects.
     #[serde(rename = "close_timeout_ms", with = "ms")]
     pub close_timeout: Duration,
+    /// Missed-message recovery (a crosswire extension, default `false`; see
+    /// [`recovery()`](Self::recovery())). Off, the connector's frames and URLs
+    /// are the original's, byte for byte.
+    pub recovery: bool,
 }
 
 impl Default for ConnectorOptions {
@@ -96,6 +101,7 @@ impl Default for ConnectorOptions {
             custom_params: Vec::new(),
             jitter: true,
             close_timeout: Duration::from_millis(5_000),
+            recovery: false,
         }
     }
 }
@@ -130,6 +136,31 @@ impl ConnectorOptions {
     /// ```
     pub fn param(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.custom_params.push((key.into(), value.into()));
+        self
+    }
+
+    /// Turns missed-message recovery on or off (builder style; default off).
+    ///
+    /// On, the connector opts in with `cwRecovery=1` in its URL (after the
+    /// custom parameters), keeps the last position it received in every room
+    /// of a namespace with history, and resumes from those positions on every
+    /// later connection (`cwResume=`): the node then sends what was missed,
+    /// marked as recovered ([`Meta`](crate::Meta)), before anything new, and
+    /// reports per room how it went ([`Connector::on_recovery`](crate::Connector::on_recovery)).
+    /// Needs a crosswire node whose namespace keeps a history; an original
+    /// server ignores the parameter and nothing is ever recovered.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_client::ConnectorOptions;
+    /// let opts = ConnectorOptions::new("ws://h/").param("id", "u1").recovery(true);
+    /// assert!(opts.recovery);
+    /// assert_eq!(opts.connection_url(), "ws://h/?id=u1&cwRecovery=1");
+    /// assert_eq!(opts.recovery(false).connection_url(), "ws://h/?id=u1");
+    /// ```
+    pub fn recovery(mut self, on: bool) -> Self {
+        self.recovery = on;
         self
     }
 
@@ -169,7 +200,8 @@ impl ConnectorOptions {
 
     /// The URL the connector connects to: [`url`](Self::url) with the
     /// custom parameters appended as the original does (`&` if the URL
-    /// already has a `?`, else `?`; form-urlencoded).
+    /// already has a `?`, else `?`; form-urlencoded), then `cwRecovery=1`
+    /// when [`recovery`](field@Self::recovery) is on.
     ///
     /// A `#fragment` is removed first: the original appends the query after
     /// it, where it never reaches the server (defect 32), and RFC 6455
@@ -192,11 +224,14 @@ impl ConnectorOptions {
             .url
             .split_once('#')
             .map_or(self.url.as_str(), |(base, _)| base);
-        let pairs: Vec<(&str, &str)> = self
+        let mut pairs: Vec<(&str, &str)> = self
             .custom_params
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
+        if self.recovery {
+            pairs.push((RECOVERY_PARAM, "1"));
+        }
         let url = append_custom_params(base, &pairs);
         match url::Url::parse(&url) {
             Ok(parsed) => parsed.into(),

@@ -5,6 +5,7 @@
 use crate::command::Command;
 use crate::event::HandlerId;
 use crate::options::ConnectorOptions;
+use crate::recovery::{Meta, Positions};
 use crate::registry::Registry;
 use crosswire_protocol::ids::CallbackIds;
 use parking_lot::Mutex;
@@ -89,6 +90,8 @@ pub struct Shared {
     pub(crate) ids: CallbackIds,
     pub(crate) registry: Mutex<Registry<PushFn>>,
     pub(crate) app_state: Option<AppState>,
+    /// The last position in every room (recovery on).
+    pub(crate) positions: Mutex<Positions>,
     state: AtomicU8,
     repeat: AtomicU32,
     ping_interval_ns: AtomicU64,
@@ -103,6 +106,7 @@ impl Shared {
             ids: CallbackIds::client(),
             registry: Mutex::new(Registry::default()),
             app_state,
+            positions: Mutex::new(Positions::default()),
             state: AtomicU8::new(ReadyState::Closed.as_u8()),
             repeat: AtomicU32::new(0),
             ping_interval_ns: AtomicU64::new(duration_ns(options.ping_interval)),
@@ -160,6 +164,8 @@ pub struct EventContext<'a> {
     pub(crate) event: &'a str,
     /// The payload; `Null` when the frame had none.
     pub(crate) payload: &'a Value,
+    /// The message's position, if it has one.
+    pub(crate) meta: &'a Meta,
     pub(crate) shared: &'a Arc<Shared>,
     /// The task's own handle on the command channel: weak, so that the
     /// registry never keeps the connector alive.

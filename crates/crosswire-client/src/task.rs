@@ -6,10 +6,13 @@ use crate::close_code;
 use crate::command::{guarded, Command, Completion, Request};
 use crate::error::EmitError;
 use crate::event::{ClientEvent, EventKind, ReconnectInfo};
+use crate::recovery::{resume_url, Meta};
 use crate::shared::{EventContext, ReadyState, Rejection, Shared};
 use crosswire_protocol::client::{decode_server_frame, ServerFrame};
+use crosswire_protocol::history::{read_position, Joined, JOINED_EVENT, LEFT_EVENT, POSITION_KEY};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
 use serde_json::Value;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -149,13 +152,14 @@ impl Task {
         self.shared.registry.lock().publish(&ev);
     }
 
-    fn fire_push(&self, event: String, payload: Option<Value>) {
+    fn fire_push(&self, event: String, payload: Option<Value>, meta: &Meta) {
         let handlers = self.shared.registry.lock().push_handlers(&event);
         if !handlers.is_empty() {
             let null = Value::Null;
             let cx = EventContext {
                 event: &event,
                 payload: payload.as_ref().unwrap_or(&null),
+                meta,
                 shared: &self.shared,
                 commands: &self.commands,
             };
@@ -268,7 +272,13 @@ impl Task {
 
     fn connect(&mut self) {
         self.set_state(ReadyState::Connecting);
-        let url = self.shared.url.clone();
+        let url = if self.shared.options.recovery {
+            // Every room it holds a position in, resumed (none the first time).
+            let positions = self.shared.positions.lock().list();
+            resume_url(&self.shared.url, &positions)
+        } else {
+            self.shared.url.clone()
+        };
         tracing::debug!(%url, "connecting");
         self.conn = Conn::Connecting(Box::pin(async move {
             #[cfg(feature = "rustls")]
@@ -364,8 +374,82 @@ impl Task {
                     p.done.complete(Ok(payload));
                 }
             }
-            Some(ServerFrame::Event { event, payload }) => self.fire_push(event, payload),
+            Some(ServerFrame::Event { event, payload }) => {
+                if !self.shared.options.recovery {
+                    self.fire_push(event, payload, &Meta::default());
+                } else if !self.recovery_frame(&event, payload.as_ref()) {
+                    let meta = self.position_of(text);
+                    self.fire_push(event, payload, &meta);
+                }
+            }
             Some(ServerFrame::Heartbeat) | None => {}
+        }
+    }
+
+    /// Recovery on: handles the node's own recovery frames, which never
+    /// reach handlers of pushed events. Returns whether `event` was one.
+    fn recovery_frame(&self, event: &str, payload: Option<&Value>) -> bool {
+        #[derive(Deserialize)]
+        struct Left {
+            ns: String,
+            room: String,
+        }
+        let null = Value::Null;
+        let payload = payload.unwrap_or(&null);
+        if event == JOINED_EVENT {
+            match Joined::deserialize(payload) {
+                Ok(joined) => {
+                    tracing::debug!(
+                        ns = %joined.ns,
+                        room = %joined.room,
+                        status = ?joined.recovery,
+                        reason = ?joined.reason,
+                        recovered = joined.recovered,
+                        "room recovery"
+                    );
+                    self.shared.positions.lock().set(
+                        &joined.ns,
+                        &joined.room,
+                        &joined.epoch,
+                        joined.offset,
+                    );
+                    self.fire(ClientEvent::Recovery(joined));
+                }
+                Err(error) => tracing::debug!(%error, "malformed recovery report: ignored"),
+            }
+            true
+        } else if event == LEFT_EVENT {
+            match Left::deserialize(payload) {
+                Ok(left) => self.shared.positions.lock().forget(&left.ns, &left.room),
+                Err(error) => tracing::debug!(%error, "malformed room departure: ignored"),
+            }
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Recovery on: the position a room message carries, now the one held
+    /// for its room.
+    fn position_of(&self, text: &str) -> Meta {
+        // Most frames have none: skip the second parse for them.
+        if !text.contains(POSITION_KEY) {
+            return Meta::default();
+        }
+        match read_position(text) {
+            Some((position, recovered)) => {
+                self.shared.positions.lock().set(
+                    &position.ns,
+                    &position.room,
+                    &position.epoch,
+                    position.offset,
+                );
+                Meta {
+                    position: Some(position),
+                    recovered,
+                }
+            }
+            None => Meta::default(),
         }
     }
 
