@@ -7,6 +7,11 @@
 // (default 1000), ?retryMax=MS longest reconnect delay (default 10000),
 // ?refresh=MS how often the online count is asked again (default 5000),
 // ?health=MS how often the node's /health is read (default 5000).
+//
+// Missed-message recovery is on: after a reconnection the node sends the
+// room's messages this page missed (when the node keeps a history); they are
+// shown marked "recovered". When they cannot be recovered (the node lost its
+// history, or the page was away too long), a notice asks to reload.
 (function () {
   'use strict';
 
@@ -28,6 +33,7 @@
     fastReconnectInterval: option('retry', 1000),
     fastReconnectThreshold: 3,
     reconnectMaxInterval: option('retryMax', 10000),
+    recovery: true,
   });
   window.chat = { connector: connector };
 
@@ -205,6 +211,7 @@
       $('node').textContent = String(res.node);
       $('room-panel').hidden = false;
       if (changed) {
+        showRecoveryWarning('');
         $('messages').textContent = '';
         addSystem({ text: 'you joined ' + res.room + ' on node ' + res.node });
       }
@@ -221,6 +228,7 @@
   $('leave').addEventListener('click', function () {
     connector.emit('leave', {}, function () {});
     joined = null;
+    showRecoveryWarning('');
     $('room-panel').hidden = true;
   });
 
@@ -256,7 +264,17 @@
     if (atBottom) list.scrollTop = list.scrollHeight;
   }
 
-  connector.on('chat-message', function (m) {
+  // A message the page missed while disconnected, sent again after the
+  // reconnection: marked with a visible word (not by colour alone).
+  function markRecovered(li, meta) {
+    if (!meta || !meta.recovered) return;
+    li.classList.add('recovered');
+    var label = span('recovered-label', 'recovered');
+    label.title = 'sent while this page was disconnected';
+    li.appendChild(label);
+  }
+
+  connector.on('chat-message', function (m, meta) {
     if (!m || !joined || m.room !== joined.room) return;
     var li = document.createElement('li');
     li.className = 'message';
@@ -265,21 +283,62 @@
     li.appendChild(span('name', String(m.name) + ':'));
     li.appendChild(span('text', String(m.text)));
     li.appendChild(span('node', 'via ' + String(m.node)));
+    markRecovered(li, meta);
     append(li);
   });
 
-  connector.on('system', function (m) {
+  connector.on('system', function (m, meta) {
     if (!m || !joined || m.room !== joined.room) return;
-    addSystem(m);
+    addSystem(m, meta);
   });
 
-  function addSystem(m) {
+  function addSystem(m, meta) {
     var li = document.createElement('li');
     li.className = 'system';
     li.appendChild(span('time', time(m.ts)));
     li.appendChild(span('text', String(m.text)));
+    markRecovered(li, meta);
     append(li);
   }
+
+  // ----- recovery after a reconnection -----------------------------------------
+
+  var LOST_WORDS = {
+    epoch_changed: 'the server restarted and lost the recent messages',
+    too_old: 'this page was away longer than the server keeps messages',
+    unavailable: 'the server could not read its message history',
+  };
+
+  function showRecoveryWarning(text) {
+    var el = $('recovery-warning');
+    // Only on a change, so that the alert is not repeated.
+    if ($('recovery-text').textContent !== text) $('recovery-text').textContent = text;
+    el.hidden = !text;
+  }
+
+  // Once the page joined its room again: how the messages it missed came back.
+  connector.on('recovery', function (r) {
+    if (!joined || r.room !== joined.room) return;
+    if (r.status === 'incomplete') {
+      showRecoveryWarning(
+        'Some messages could not be recovered (' +
+          (LOST_WORDS[r.reason] || 'unknown reason') +
+          '). Reload the page to see the conversation.',
+      );
+    } else if (r.status === 'complete') {
+      addSystem({
+        text:
+          'back online: ' +
+          r.recovered +
+          (r.recovered === 1 ? ' missed update' : ' missed updates') +
+          ' recovered',
+      });
+    }
+  });
+
+  $('reload').addEventListener('click', function () {
+    location.reload();
+  });
 
   connector.on('welcome', function (info) {
     if (info) window.chat.me = info.id;

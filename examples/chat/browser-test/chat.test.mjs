@@ -1,6 +1,8 @@
 // The chat demo in a real browser: headless Chromium (Debian's
 // /usr/bin/chromium, driven by playwright-core) on two chat nodes that share
-// a Redis server of their own, and on a node whose Redis is not up yet.
+// a Redis server of their own, on a node whose Redis is not up yet, and on
+// two nodes of one process (in-memory bus, room history) where a page loses
+// its connection and recovers the messages it missed.
 // Besides the chat itself it checks what assistive technology and input
 // methods rely on: Enter while an input method composes does not send,
 // every control has an accessible name (Chromium's accessibility tree), the
@@ -70,6 +72,70 @@ async function stop(child, signal = 'SIGTERM') {
   const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
   await child.exited;
   clearTimeout(timer);
+}
+
+/**
+ * Starts a chat process with two nodes on the in-memory bus (with room
+ * history); resolves with [child, url of node 1, url of node 2].
+ */
+async function startMemoryPair(name) {
+  const [child, m] = await start(
+    CHAT_BIN,
+    ['--port', '0', '--nodes', '2', '--name', name],
+    /listening on (http:\/\/\S+?)\n[\s\S]*listening on (http:\/\/\S+?)\n/,
+  );
+  return [child, m[1], m[2]];
+}
+
+/**
+ * A TCP proxy to the node at `target` (a URL; `proxy.target` may be changed,
+ * e.g. to a restarted node). `offline()` resets every connection through it
+ * at once (the page's socket ends without a close frame, as when a network
+ * goes away) and refuses new ones until `online()`.
+ */
+async function tcpProxy(target) {
+  const through = new Set();
+  let up = true;
+  const reset = (s) => (typeof s.resetAndDestroy === 'function' ? s.resetAndDestroy() : s.destroy());
+  const server = net.createServer((client) => {
+    if (!up) {
+      reset(client);
+      return;
+    }
+    const upstream = net.connect(Number(proxy.target.port), proxy.target.hostname);
+    const pair = [client, upstream];
+    for (const s of pair) through.add(s);
+    const end = () => {
+      for (const s of pair) {
+        through.delete(s);
+        s.destroy();
+      }
+    };
+    for (const s of pair) {
+      s.on('error', end);
+      s.on('close', end);
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const proxy = {
+    target: new URL(target),
+    url: `http://127.0.0.1:${server.address().port}/`,
+    offline() {
+      up = false;
+      for (const s of [...through]) reset(s);
+      through.clear();
+    },
+    online() {
+      up = true;
+    },
+    close() {
+      proxy.offline();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+  return proxy;
 }
 
 function startNode(name, port, redisUrl) {
@@ -467,5 +533,87 @@ test('a node whose Redis is not up says so on its page, until Redis is up', asyn
   );
   await page.locator('#bus-warning').waitFor({ state: 'hidden', timeout: WAIT });
   assert.equal((await fetch(new URL('health', url))).status, 200);
+  assert.deepEqual(problems, []);
+});
+
+test('a page that lost its connection shows what it missed, marked recovered, once and in order; after a restart it says what is lost', async () => {
+  // Two nodes in one process share the room history; page A reaches node 1
+  // through a proxy that can cut its connection, page B is on node 2.
+  let [chat, url1, url2] = await startMemoryPair('m');
+  const proxy = await tcpProxy(url1);
+  const problems = [];
+  const a = await openPage(proxy.url, problems);
+  const b = await openPage(url2, problems);
+  await join(a, 'alice', 'lobby');
+  await assertText(a.locator('#me'), 'alice');
+  await join(b, 'bob', 'lobby');
+  await assertText(b.locator('#me'), 'bob');
+  await say(b, 'before');
+  await lastMessage(a, 'bob', 'before');
+
+  // A's network goes away: its socket ends without a close frame.
+  await recordStatus(a);
+  proxy.offline();
+  await a.locator('#status[data-state="reconnecting"]').waitFor({ timeout: WAIT });
+  for (const text of ['missed 1', 'missed 2', 'missed 3']) {
+    await say(b, text);
+    await lastMessage(b, 'bob', text);
+  }
+  // Still offline: nothing of it reached A.
+  assert.equal(await a.locator('#messages li.message .text', { hasText: 'missed' }).count(), 0);
+
+  // Back: A reconnects (to the same process), joins again and shows the
+  // missed messages, marked, before the next one.
+  proxy.online();
+  await a.locator('#status[data-state="connected"]').waitFor({ timeout: WAIT });
+  await lastMessage(a, 'bob', 'missed 3');
+  await say(b, 'after');
+  await lastMessage(a, 'bob', 'after');
+  const shown = await a
+    .locator('#messages li.message')
+    .evaluateAll((items) =>
+      items.map((li) => [li.querySelector('.text').textContent, li.querySelector('.recovered-label')?.textContent ?? null]),
+    );
+  assert.deepEqual(shown, [
+    ['before', null],
+    ['missed 1', 'recovered'],
+    ['missed 2', 'recovered'],
+    ['missed 3', 'recovered'],
+    ['after', null],
+  ]);
+  // The mark is a word in the message's text (what a screen reader reads),
+  // not a colour alone.
+  const missed = a.locator('#messages li.message', { hasText: 'missed 2' });
+  assert.match(await missed.innerText(), /missed 2[\s\S]*recovered/);
+  await assertText(a.locator('#messages li.system .text', { hasText: 'back online' }), /^back online: \d+ missed updates? recovered$/);
+  assert.equal(await a.locator('#recovery-warning').isVisible(), false);
+  const statuses = await a.evaluate(() => window.statusLog);
+  assert.ok(statuses.some((t) => t.startsWith('disconnected: ')), JSON.stringify(statuses));
+  assert.deepEqual(await lowContrast(a), []);
+  await a.screenshot({ path: path.join(SCREENSHOTS, 'chat-recovered.png') });
+
+  // The process restarts: its history is gone. A reconnects to the new
+  // process and says that messages may be missing, with a way to reload.
+  await b.close();
+  await stop(chat, 'SIGKILL');
+  [chat, url1] = await startMemoryPair('m');
+  proxy.target = new URL(url1);
+  await a.locator('#status[data-state="connected"]').waitFor({ timeout: WAIT });
+  await a.locator('#recovery-warning').waitFor({ state: 'visible', timeout: WAIT });
+  await assertText(
+    a.locator('#recovery-text'),
+    'Some messages could not be recovered (the server restarted and lost the recent messages). ' +
+      'Reload the page to see the conversation.',
+  );
+  assert.equal(await a.getByRole('alert').filter({ hasText: 'could not be recovered' }).count(), 1);
+  assert.ok((await controls(a)).includes('button "Reload"'));
+  assert.deepEqual(await lowContrast(a), []);
+  await a.screenshot({ path: path.join(SCREENSHOTS, 'chat-recovery-incomplete.png') });
+  // Reloading starts afresh: no notice, nothing marked.
+  await Promise.all([a.waitForEvent('load'), a.click('#reload')]);
+  await a.locator('#status[data-state="connected"]').waitFor({ timeout: WAIT });
+  assert.equal(await a.locator('#recovery-warning').isVisible(), false);
+  assert.equal(await a.locator('#room-panel').isVisible(), false);
+  await proxy.close();
   assert.deepEqual(problems, []);
 });

@@ -26,6 +26,15 @@
 //! to its own visitors, logs a warning at once and every 30 s while it
 //! lasts, and keeps retrying.
 //!
+//! On the in-memory bus the rooms keep a history (the last 1000 messages of
+//! the last 5 minutes, shared by the nodes of the process) and the page
+//! turns on the client's missed-message recovery: a page that lost its
+//! connection gets the messages it missed when it is back (on any node of
+//! the process), shown marked as recovered, or a notice that some could not
+//! be recovered (the process restarted) and the page should be reloaded.
+//! With `--redis` there is no history (not kept in Redis yet): nothing is
+//! recovered, and nothing else changes.
+//!
 //! Client events (each answers `{ok: true, ...}` or `{ok: false, error}`
 //! through the callback): `join {name, room}`, `say {text}`, `online`,
 //! `leave`. Pushed events: `welcome`, `chat-message`, `system`, `presence`.
@@ -36,6 +45,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use clap::Parser;
 use crosswire::bus::MemoryHub;
+use crosswire::history::HistoryConfig;
 use crosswire::{Match, Node, Socket};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -543,11 +553,16 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         let hub = MemoryHub::new();
         for i in 0..args.nodes {
             let bus = hub.bus();
-            let with_bus = Box::new(move |b: crosswire::NodeBuilder| b.bus(bus));
+            let with_bus = Box::new(move |b: crosswire::NodeBuilder| {
+                b.bus(bus).history(NS, HistoryConfig::default())
+            });
             let node = start_node(&args, i, Some(with_bus), tls.as_ref(), stop.clone()).await?;
             nodes.push(node);
         }
-        println!("bus: in-memory ({} node(s) in this process)", args.nodes);
+        println!(
+            "bus: in-memory ({} node(s) in this process), room history on",
+            args.nodes
+        );
     } else {
         let mut config =
             crosswire_redis::RedisBusConfig::new(args.redis.iter().map(String::as_str));
