@@ -195,6 +195,7 @@ pub struct PlayerId(pub String);
 /// # }
 /// ```
 #[derive(Clone)]
+#[allow(clippy::large_enum_variant)] // built once per program; boxing would only add noise
 pub enum Backbone {
     /// Every node in this process, on one hub.
     Memory(MemoryHub),

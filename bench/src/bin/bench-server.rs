@@ -108,22 +108,12 @@ async fn main() -> std::process::ExitCode {
 }
 
 /// The TLS settings of the `rediss://` nodes, from the flags.
-fn redis_tls(args: &Args) -> Result<Option<crosswire_redis::RedisTls>, Box<dyn std::error::Error>> {
-    let read = |path: &PathBuf, what: &str| {
-        std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
-    };
-    let mut tls = match &args.redis_ca {
-        Some(ca) => crosswire_redis::RedisTls::trust_ca(read(ca, "--redis-ca")?),
-        None => crosswire_redis::RedisTls::default(),
-    };
-    if let (Some(cert), Some(key)) = (&args.redis_client_cert, &args.redis_client_key) {
-        tls = tls.with_client_cert(
-            read(cert, "--redis-client-cert")?,
-            read(key, "--redis-client-key")?,
-        );
-    }
-    Ok((tls != crosswire_redis::RedisTls::default()).then_some(tls))
+fn redis_tls(args: &Args) -> Result<Option<crosswire_redis::RedisTls>, String> {
+    let client = args
+        .redis_client_cert
+        .as_deref()
+        .zip(args.redis_client_key.as_deref());
+    crosswire_redis::RedisTls::from_pem_files(args.redis_ca.as_deref(), client)
 }
 
 /// The history settings of `--history`, checked against the other flags.

@@ -487,6 +487,7 @@ impl Bus for RedisBus {
                 latency_ms: n.latency.map(|d| d.as_secs_f64() * 1000.0),
                 published: n.published,
                 failovers: n.failovers,
+                error: n.error,
             })
             .collect();
         let stats = self.stats();

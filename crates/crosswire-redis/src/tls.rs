@@ -107,6 +107,39 @@ impl RedisTls {
     }
 }
 
+impl RedisTls {
+    /// The settings a program's flags name: the CA file to trust (`None`:
+    /// the system's) and a client certificate and key file (mutual TLS).
+    /// `None` when neither is given; an unreadable file is an error naming
+    /// it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_redis::RedisTls;
+    /// assert_eq!(RedisTls::from_pem_files(None, None), Ok(None));
+    /// let missing = RedisTls::from_pem_files(Some("/nonexistent/ca.pem".as_ref()), None);
+    /// assert!(missing.is_err_and(|e| e.contains("/nonexistent/ca.pem")));
+    /// ```
+    pub fn from_pem_files(
+        ca: Option<&Path>,
+        client: Option<(&Path, &Path)>,
+    ) -> Result<Option<Self>, String> {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        };
+        let mut tls = match ca {
+            Some(ca) => RedisTls::trust_ca(read(ca)?),
+            None => RedisTls::default(),
+        };
+        if let Some((cert, key)) = client {
+            tls = tls.with_client_cert(read(cert)?, read(key)?);
+        }
+        Ok((tls != RedisTls::default()).then_some(tls))
+    }
+}
+
 /// Shows the certificates' presence, never the key.
 impl fmt::Debug for RedisTls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -123,6 +123,13 @@ async fn an_unreachable_redis_is_reported_until_it_is_up() {
     assert_eq!(report["bus"]["healthy"], false, "{body}");
     assert_eq!(report["bus"]["nodes"][0]["name"], server.url(), "{body}");
     assert_eq!(report["bus"]["nodes"][0]["healthy"], false, "{body}");
+    // The cause, not only the verdict.
+    assert!(
+        report["bus"]["nodes"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.to_lowercase().contains("refused")),
+        "{body}"
+    );
 
     // Again while it lasts, but no more often than the interval (each of the
     // node's two connections retries several times per interval).
@@ -150,6 +157,7 @@ async fn an_unreachable_redis_is_reported_until_it_is_up() {
     let report: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(report["status"], "ok", "{body}");
     assert_eq!(report["bus"]["nodes"][0]["healthy"], true, "{body}");
+    assert!(report["bus"]["nodes"][0].get("error").is_none(), "{body}");
 
     publish(&bus, "c", "through the node").await;
 

@@ -193,6 +193,57 @@ pub enum SlowConsumerPolicy {
     DropFrame,
 }
 
+/// How much history a namespace keeps per room.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::history::HistoryConfig;
+/// use std::time::Duration;
+/// let c = HistoryConfig::default();
+/// assert_eq!((c.max_messages, c.max_age), (1000, Duration::from_secs(300)));
+/// let c: HistoryConfig = serde_json::from_str(r#"{"max_messages":50,"max_age":60000}"#)?;
+/// assert_eq!(c.max_age, Duration::from_secs(60));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HistoryConfig {
+    /// Most messages kept per room (at least 1).
+    pub max_messages: usize,
+    /// How long a message is kept (milliseconds in serialized form). A room
+    /// idle this long forgets its history and its epoch.
+    #[serde(with = "ms")]
+    pub max_age: Duration,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            max_messages: 1000,
+            max_age: Duration::from_secs(300),
+        }
+    }
+}
+
+impl HistoryConfig {
+    /// A configuration keeping `max_messages` per room for `max_age`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire::history::HistoryConfig;
+    /// let c = HistoryConfig::new(100, std::time::Duration::from_secs(30));
+    /// assert_eq!(c.max_messages, 100);
+    /// ```
+    pub fn new(max_messages: usize, max_age: Duration) -> Self {
+        HistoryConfig {
+            max_messages,
+            max_age,
+        }
+    }
+}
+
 /// The smallest head buffer of the HTTP server (hyper refuses less): the
 /// floor of [`NodeConfig::max_handshake_size`]'s buffer.
 pub(crate) const MIN_HEAD_BUFFER: usize = 8 * 1024;
@@ -334,7 +385,7 @@ pub struct NodeConfig {
     pub bus_replay_window: Duration,
     /// Namespaces whose rooms keep a history for missed-message recovery,
     /// with how much they keep (see [`crate::history`]).
-    pub history: std::collections::BTreeMap<String, crate::history::HistoryConfig>,
+    pub history: std::collections::BTreeMap<String, HistoryConfig>,
     /// TLS for [`listen`](crate::Node::listen) and
     /// [`serve`](crate::Node::serve): with it they accept `wss://`
     /// connections only (feature `tls`; set with
@@ -410,15 +461,15 @@ impl Default for NodeConfig {
     }
 }
 
-pub(crate) mod ms {
+mod ms {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
-    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_millis() as u64)
     }
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         u64::deserialize(d).map(Duration::from_millis)
     }
 }

@@ -16,72 +16,23 @@
 //! already has is dropped, and a gap before a message is filled from the
 //! store, which holds every message before it is handed on.
 
+pub use crate::config::HistoryConfig;
 use crosswire_protocol::client::PushFrame;
 pub use crosswire_protocol::history::{GapReason, Position, RecoveryStatus};
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// How much history a namespace keeps per room.
-///
-/// # Examples
-///
-/// ```
-/// use crosswire::history::HistoryConfig;
-/// use std::time::Duration;
-/// let c = HistoryConfig::default();
-/// assert_eq!((c.max_messages, c.max_age), (1000, Duration::from_secs(300)));
-/// let c: HistoryConfig = serde_json::from_str(r#"{"max_messages":50,"max_age":60000}"#)?;
-/// assert_eq!(c.max_age, Duration::from_secs(60));
-/// # Ok::<(), serde_json::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct HistoryConfig {
-    /// Most messages kept per room (at least 1).
-    pub max_messages: usize,
-    /// How long a message is kept (milliseconds in serialized form). A room
-    /// idle this long forgets its history and its epoch.
-    #[serde(with = "crate::config::ms")]
-    pub max_age: Duration,
-}
-
-impl Default for HistoryConfig {
-    fn default() -> Self {
-        HistoryConfig {
-            max_messages: 1000,
-            max_age: Duration::from_secs(300),
-        }
-    }
-}
-
-impl HistoryConfig {
-    /// A configuration keeping `max_messages` per room for `max_age`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use crosswire::history::HistoryConfig;
-    /// let c = HistoryConfig::new(100, std::time::Duration::from_secs(30));
-    /// assert_eq!(c.max_messages, 100);
-    /// ```
-    pub fn new(max_messages: usize, max_age: Duration) -> Self {
-        HistoryConfig {
-            max_messages,
-            max_age,
-        }
-    }
-}
 
 /// One stored message.
 struct Entry {
     offset: u64,
     at: Instant,
     frame: PushFrame,
-    /// Socket ids the send excluded: they never get it, recovered or not.
-    exclude: Arc<[String]>,
+    /// Socket ids the send excluded (they never get it, recovered or not);
+    /// `None` for none, so that an ordinary message costs no allocation
+    /// beyond the entry (the frame's bytes are shared with the frame sent).
+    exclude: Option<Arc<[String]>>,
 }
 
 /// One room's history.
@@ -252,7 +203,7 @@ impl MemoryHistory {
             offset,
             at: now,
             frame: frame.clone(),
-            exclude: exclude.into(),
+            exclude: (!exclude.is_empty()).then(|| exclude.into()),
         });
         stream.trim(config, now);
         stream.position()
@@ -344,8 +295,10 @@ impl MemoryHistory {
     }
 }
 
-fn excluded(exclude: &[String], ids: &[String]) -> bool {
-    !exclude.is_empty() && ids.iter().any(|id| exclude.contains(id))
+fn excluded(exclude: &Option<Arc<[String]>>, ids: &[String]) -> bool {
+    exclude
+        .as_deref()
+        .is_some_and(|exclude| ids.iter().any(|id| exclude.contains(id)))
 }
 
 #[cfg(test)]
@@ -392,6 +345,36 @@ mod tests {
         let r = h.recover("n", "r", Some(&at3), &[], &c);
         assert_eq!(r.status, RecoveryStatus::Complete);
         assert_eq!(r.frames.len(), 2);
+    }
+
+    #[test]
+    fn a_stored_message_costs_one_small_entry_beside_its_shared_frame() {
+        // offset, time, the frame's handle (its bytes are the frame sent),
+        // and no allocation for an empty exclusion list.
+        assert!(
+            std::mem::size_of::<Entry>() <= 72,
+            "{}",
+            std::mem::size_of::<Entry>()
+        );
+        let h = MemoryHistory::new();
+        let c = HistoryConfig::default();
+        let f = frame(1);
+        h.append("n", "r", &f, &[], &c);
+        let stored = h.recover(
+            "n",
+            "r",
+            Some(&Position::new(
+                h.recover("n", "r", None, &[], &c).top.epoch,
+                0,
+            )),
+            &[],
+            &c,
+        );
+        assert_eq!(
+            stored.frames[0].1.bytes().as_ptr(),
+            f.bytes().as_ptr(),
+            "the frame is shared, not copied"
+        );
     }
 
     #[test]

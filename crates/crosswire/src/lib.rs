@@ -96,6 +96,8 @@ pub mod ws;
 
 pub use auth::Refusal;
 pub use config::SlowConsumerPolicy;
+#[cfg(feature = "tls")]
+pub use config::TlsConfig;
 pub use config::{NodeConfig, RateLimit};
 pub use cross_server::{
     CrossServerCall, CrossServerMessage, CrossServerResponse, CrossServerResult, ReplyData,

@@ -33,6 +33,16 @@ fn chat(builder: NodeBuilder, config: HistoryConfig) -> NodeBuilder {
     builder.history("chat", config)
 }
 
+/// Nodes `n1`, `n2`, ... keeping the history of `chat` on one in-memory bus.
+async fn cluster(hub: &MemoryHub, count: usize) -> Vec<(Node, SocketAddr)> {
+    let mut nodes = Vec::new();
+    for i in 1..=count {
+        let builder = Node::builder().server_name(format!("n{i}")).bus(hub.bus());
+        nodes.push(node(chat(builder, HistoryConfig::default())).await);
+    }
+    nodes
+}
+
 /// Percent-encodes a query value.
 fn encode(value: &str) -> String {
     value
@@ -135,17 +145,9 @@ async fn an_opted_in_client_gets_what_it_missed_once_in_order_and_others_see_the
 #[tokio::test]
 async fn a_client_that_moves_to_another_node_recovers_messages_sent_from_both() {
     let hub = MemoryHub::new();
-    let config = HistoryConfig::default();
-    let (n1, addr1) = node(chat(
-        Node::builder().server_name("n1").bus(hub.bus()),
-        config,
-    ))
-    .await;
-    let (n2, addr2) = node(chat(
-        Node::builder().server_name("n2").bus(hub.bus()),
-        config,
-    ))
-    .await;
+    let mut nodes = cluster(&hub, 2).await.into_iter();
+    let (n1, addr1) = nodes.next().unwrap();
+    let (n2, addr2) = nodes.next().unwrap();
     // A member on each node, so that both subscribe to the namespace.
     let _p1 = connect_id(&n1, addr1, "p1").await;
     let _p2 = connect_id(&n2, addr2, "p2").await;
@@ -176,17 +178,9 @@ async fn messages_lost_on_the_bus_are_filled_in_from_the_history_when_the_next_a
     // A receive queue of 4 messages: a burst overflows it and the rest is
     // dropped (and counted) on the way to n2.
     let hub = MemoryHub::with_limits(4, 1 << 20);
-    let config = HistoryConfig::default();
-    let (n1, _) = node(chat(
-        Node::builder().server_name("n1").bus(hub.bus()),
-        config,
-    ))
-    .await;
-    let (n2, addr2) = node(chat(
-        Node::builder().server_name("n2").bus(hub.bus()),
-        config,
-    ))
-    .await;
+    let mut nodes = cluster(&hub, 2).await.into_iter();
+    let (n1, _) = nodes.next().unwrap();
+    let (n2, addr2) = nodes.next().unwrap();
     let (mut a, _) = join(&n2, addr2, "a", None).await;
     n2.ready().await;
     // No await point in the burst: n2 reads nothing until it is over.
@@ -210,49 +204,26 @@ async fn messages_lost_on_the_bus_are_filled_in_from_the_history_when_the_next_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_senders_on_two_nodes_reach_an_opted_in_client_on_a_third_in_order_once() {
     let hub = MemoryHub::new();
-    let config = HistoryConfig::default();
-    let (n1, _) = node(chat(
-        Node::builder().server_name("n1").bus(hub.bus()),
-        config,
-    ))
-    .await;
-    let (n2, _) = node(chat(
-        Node::builder().server_name("n2").bus(hub.bus()),
-        config,
-    ))
-    .await;
-    let (n3, addr3) = node(chat(
-        Node::builder().server_name("n3").bus(hub.bus()),
-        config,
-    ))
-    .await;
+    let mut nodes = cluster(&hub, 3).await.into_iter();
+    let (n1, _) = nodes.next().unwrap();
+    let (n2, _) = nodes.next().unwrap();
+    let (n3, addr3) = nodes.next().unwrap();
     let (mut a, _) = join(&n3, addr3, "a", None).await;
     n3.ready().await;
     const EACH: u64 = 500;
-    let s1 = {
-        let n1 = n1.clone();
+    let senders = [n1, n2].map(|node| {
         tokio::spawn(async move {
             for i in 0..EACH {
-                send(&n1, i).await;
+                send(&node, i).await;
                 if i % 16 == 0 {
                     tokio::task::yield_now().await;
                 }
             }
         })
-    };
-    let s2 = {
-        let n2 = n2.clone();
-        tokio::spawn(async move {
-            for i in 0..EACH {
-                send(&n2, i).await;
-                if i % 16 == 0 {
-                    tokio::task::yield_now().await;
-                }
-            }
-        })
-    };
-    s1.await.unwrap();
-    s2.await.unwrap();
+    });
+    for sender in senders {
+        sender.await.unwrap();
+    }
     for expected in 1..=2 * EACH {
         let frame = next_json(&mut a).await;
         assert_eq!(frame["cwPos"]["offset"], expected, "{frame}");

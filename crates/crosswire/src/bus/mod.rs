@@ -107,6 +107,7 @@ pub struct BusHealth {
 ///     latency_ms: Some(0.4),
 ///     published: 12,
 ///     failovers: 1,
+///     error: None,
 /// };
 /// assert_eq!(
 ///     serde_json::to_string(&node)?,
@@ -126,6 +127,9 @@ pub struct BusNodeHealth {
     pub published: u64,
     /// Publishes that failed on it and were handed to another node.
     pub failovers: u64,
+    /// Why it is unhealthy (its last connection error), while it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What can go wrong on a bus.

@@ -49,29 +49,6 @@ impl ClientContext {
     }
 }
 
-impl Context for ClientContext {
-    fn states(&self) -> &States {
-        &self.node.inner.state
-    }
-
-    fn take_payload(&mut self) -> Value {
-        self.payload.take()
-    }
-
-    fn finish(self, reply: Option<std::result::Result<Value, ReplyError>>) {
-        send_reply(self.reply.map(|r| move |v: &Value| r.send(v)), reply);
-    }
-
-    fn reject(self, rejection: Rejection) {
-        let node = self.node.clone();
-        reject(
-            &node,
-            self.reply.map(|r| move |v: &Value| r.send(v)),
-            rejection,
-        );
-    }
-}
-
 impl FromContext<ClientContext> for Socket {
     fn from_context(cx: &mut ClientContext) -> std::result::Result<Self, Rejection> {
         Ok(cx.socket.clone())
@@ -125,29 +102,6 @@ impl CrossContext {
     }
 }
 
-impl Context for CrossContext {
-    fn states(&self) -> &States {
-        &self.node.inner.state
-    }
-
-    fn take_payload(&mut self) -> Value {
-        self.message.payload.take()
-    }
-
-    fn finish(self, reply: Option<std::result::Result<Value, ReplyError>>) {
-        send_reply(self.reply.map(|r| move |v: &Value| r.send(v)), reply);
-    }
-
-    fn reject(self, rejection: Rejection) {
-        let node = self.node.clone();
-        reject(
-            &node,
-            self.reply.map(|r| move |v: &Value| r.send(v)),
-            rejection,
-        );
-    }
-}
-
 impl FromContext<CrossContext> for CrossServerMessage {
     fn from_context(cx: &mut CrossContext) -> std::result::Result<Self, Rejection> {
         Ok(cx.message.clone())
@@ -160,20 +114,26 @@ impl FromContext<CrossContext> for Option<CrossReply> {
     }
 }
 
-impl FromContext<ClientContext> for Node {
-    fn from_context(cx: &mut ClientContext) -> std::result::Result<Self, Rejection> {
-        Ok(cx.node.clone())
+/// Where a context's reply goes: a client's callback or a cross-server
+/// caller.
+trait Answer {
+    fn answer(&self, payload: &Value) -> Result<()>;
+}
+
+impl Answer for Reply {
+    fn answer(&self, payload: &Value) -> Result<()> {
+        self.send(payload)
     }
 }
 
-impl FromContext<CrossContext> for Node {
-    fn from_context(cx: &mut CrossContext) -> std::result::Result<Self, Rejection> {
-        Ok(cx.node.clone())
+impl Answer for CrossReply {
+    fn answer(&self, payload: &Value) -> Result<()> {
+        self.send(payload)
     }
 }
 
 /// Counts a refused call and sends the error reply when one is expected.
-fn reject<F: FnOnce(&Value) -> Result<()>>(node: &Node, reply: Option<F>, rejection: Rejection) {
+fn reject<A: Answer>(node: &Node, reply: Option<A>, rejection: Rejection) {
     let error = match rejection {
         Rejection::BadPayload(e) => {
             Stats::incr(&node.inner.stats.frames_dropped_bad_payload);
@@ -188,7 +148,40 @@ fn reject<F: FnOnce(&Value) -> Result<()>>(node: &Node, reply: Option<F>, reject
             ReplyError::new("error", "internal error")
         }
     };
-    if let Some(send) = reply {
-        let _ = send(&error.to_value());
+    if let Some(reply) = reply {
+        let _ = reply.answer(&error.to_value());
     }
 }
+
+/// The [`Context`] of a context type whose payload is at `$payload` (a
+/// path from the context), and its [`Node`] extractor.
+macro_rules! context {
+    ($cx:ty, $($payload:ident).+) => {
+        impl Context for $cx {
+            fn states(&self) -> &States {
+                &self.node.inner.state
+            }
+
+            fn take_payload(&mut self) -> Value {
+                self.$($payload).+.take()
+            }
+
+            fn finish(self, reply: Option<std::result::Result<Value, ReplyError>>) {
+                send_reply(self.reply.map(|r| move |v: &Value| r.answer(v)), reply);
+            }
+
+            fn reject(self, rejection: Rejection) {
+                reject(&self.node, self.reply, rejection);
+            }
+        }
+
+        impl FromContext<$cx> for Node {
+            fn from_context(cx: &mut $cx) -> std::result::Result<Self, Rejection> {
+                Ok(cx.node.clone())
+            }
+        }
+    };
+}
+
+context!(ClientContext, payload);
+context!(CrossContext, message.payload);
