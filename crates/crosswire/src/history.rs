@@ -79,14 +79,19 @@ fn new_epoch() -> Arc<str> {
 type Key = (Arc<str>, Arc<str>);
 
 /// What a recovery found.
+/// What [`MemoryHistory::read`] found after a position.
 #[derive(Debug)]
-pub(crate) struct Recovered {
-    /// The room's position now (the last message's).
-    pub(crate) top: Position,
-    /// The messages after the client's position, in order.
-    pub(crate) frames: Vec<(u64, PushFrame)>,
-    pub(crate) status: RecoveryStatus,
-    pub(crate) reason: Option<GapReason>,
+pub(crate) enum Read {
+    /// The messages that follow, in order (the reader's excluded ones
+    /// skipped), and the offset read up to: the room's top when `upto ==
+    /// top.offset`.
+    Entries {
+        frames: Vec<(u64, PushFrame)>,
+        upto: u64,
+        top: Position,
+    },
+    /// The position cannot be continued from: nothing is invented.
+    Gap { top: Position, reason: GapReason },
 }
 
 /// Room histories in memory, shared by the nodes that use one store.
@@ -209,89 +214,56 @@ impl MemoryHistory {
         stream.position()
     }
 
-    /// What a client that last had `since` missed in the room; entries that
-    /// excluded one of `ids` are left out.
-    pub(crate) fn recover(
-        &self,
-        ns: &str,
-        room: &str,
-        since: Option<&Position>,
-        ids: &[String],
-        config: &HistoryConfig,
-    ) -> Recovered {
-        let now = Instant::now();
+    /// The room's current position (where a client that joins now starts).
+    pub(crate) fn top(&self, ns: &str, room: &str, config: &HistoryConfig) -> Position {
         let stream = self.stream(ns, room);
         let mut stream = stream.lock();
-        stream.trim(config, now);
-        let top = stream.position();
-        let Some(since) = since else {
-            return Recovered {
-                top,
-                frames: Vec::new(),
-                status: RecoveryStatus::None,
-                reason: None,
-            };
-        };
-        let incomplete = |reason| Recovered {
-            top: stream.position(),
-            frames: Vec::new(),
-            status: RecoveryStatus::Incomplete,
-            reason: Some(reason),
-        };
-        if since.epoch != *stream.epoch || since.offset > stream.last {
-            return incomplete(GapReason::EpochChanged);
-        }
-        // The oldest offset still held; everything after `since` must be.
-        let first = stream.entries.front().map_or(stream.last + 1, |e| e.offset);
-        if since.offset + 1 < first {
-            return incomplete(GapReason::TooOld);
-        }
-        let frames = stream
-            .entries
-            .iter()
-            .filter(|e| e.offset > since.offset && !excluded(&e.exclude, ids))
-            .map(|e| (e.offset, e.frame.clone()))
-            .collect();
-        Recovered {
-            top,
-            frames,
-            status: RecoveryStatus::Complete,
-            reason: None,
-        }
+        stream.trim(config, Instant::now());
+        stream.position()
     }
 
-    /// The messages of `epoch` with offsets in `after+1 .. before` (a gap
-    /// seen in a live stream); `None` when they are no longer all held.
-    pub(crate) fn range(
+    /// Up to `limit` messages (and about `max_bytes`, at least one) that
+    /// follow `after`, skipping those that excluded one of `ids`; a
+    /// [`Read::Gap`] when `after` is of another epoch or its successors are
+    /// no longer all held.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn read(
         &self,
         ns: &str,
         room: &str,
-        epoch: &str,
-        after: u64,
-        before: u64,
+        after: &Position,
+        limit: usize,
+        max_bytes: usize,
         ids: &[String],
-    ) -> Option<Vec<(u64, PushFrame)>> {
-        let stream = self
-            .streams
-            .lock()
-            .get(&(Arc::from(ns), Arc::from(room)))?
-            .clone();
-        let stream = stream.lock();
-        if *stream.epoch != *epoch {
-            return None;
+        config: &HistoryConfig,
+    ) -> Read {
+        let stream = self.stream(ns, room);
+        let mut stream = stream.lock();
+        stream.trim(config, Instant::now());
+        let top = stream.position();
+        if after.epoch != *stream.epoch || after.offset > stream.last {
+            let reason = GapReason::EpochChanged;
+            return Read::Gap { top, reason };
         }
-        let first = stream.entries.front()?.offset;
-        if after + 1 < first {
-            return None;
+        // Offsets are consecutive: the entry after `after` is at a known index.
+        let first = stream.entries.front().map_or(stream.last + 1, |e| e.offset);
+        if after.offset + 1 < first {
+            let reason = GapReason::TooOld;
+            return Read::Gap { top, reason };
         }
-        Some(
-            stream
-                .entries
-                .iter()
-                .filter(|e| e.offset > after && e.offset < before && !excluded(&e.exclude, ids))
-                .map(|e| (e.offset, e.frame.clone()))
-                .collect(),
-        )
+        let skip = usize::try_from(after.offset + 1 - first).unwrap_or(usize::MAX);
+        let (mut frames, mut upto, mut bytes) = (Vec::new(), after.offset, 0usize);
+        for e in stream.entries.iter().skip(skip) {
+            if frames.len() >= limit || (bytes > 0 && bytes + e.frame.len() > max_bytes) {
+                break;
+            }
+            upto = e.offset;
+            if !excluded(&e.exclude, ids) {
+                bytes += e.frame.len();
+                frames.push((e.offset, e.frame.clone()));
+            }
+        }
+        Read::Entries { frames, upto, top }
     }
 }
 
@@ -309,42 +281,91 @@ mod tests {
         PushFrame::encode("m", Some(&n)).unwrap_or_else(|_| PushFrame::from_text("{}"))
     }
 
+    fn all(h: &MemoryHistory, after: &Position, ids: &[String], c: &HistoryConfig) -> Read {
+        h.read("n", "r", after, usize::MAX, usize::MAX, ids, c)
+    }
+
+    fn offsets(r: &Read) -> Vec<u64> {
+        match r {
+            Read::Entries { frames, .. } => frames.iter().map(|f| f.0).collect(),
+            Read::Gap { .. } => panic!("gap: {r:?}"),
+        }
+    }
+
+    fn gap(r: &Read) -> Option<GapReason> {
+        match r {
+            Read::Gap { reason, .. } => Some(*reason),
+            Read::Entries { .. } => None,
+        }
+    }
+
     #[test]
-    fn positions_count_up_and_recovery_returns_what_follows() {
+    fn positions_count_up_and_a_read_returns_what_follows() {
         let h = MemoryHistory::new();
         let c = HistoryConfig::default();
         let p1 = h.append("n", "r", &frame(1), &[], &c);
         let p2 = h.append("n", "r", &frame(2), &[], &c);
         assert_eq!((p1.offset, p2.offset), (1, 2));
         assert_eq!(p1.epoch, p2.epoch);
-        let r = h.recover("n", "r", Some(&p1), &[], &c);
-        assert_eq!(r.status, RecoveryStatus::Complete);
-        assert_eq!(r.frames.iter().map(|f| f.0).collect::<Vec<_>>(), [2]);
-        assert_eq!(r.top, p2);
+        let r = all(&h, &p1, &[], &c);
+        assert_eq!(offsets(&r), [2]);
+        let Read::Entries { upto, top, .. } = r else {
+            panic!("gap")
+        };
+        assert_eq!((upto, top), (2, p2.clone()));
+        assert_eq!(h.top("n", "r", &c), p2);
     }
 
     #[test]
-    fn too_old_and_other_epochs_are_incomplete() {
+    fn reads_stop_at_the_limit_and_the_byte_budget() {
+        let h = MemoryHistory::new();
+        let c = HistoryConfig::default();
+        let p0 = h.top("n", "r", &c);
+        for i in 1..=5 {
+            h.append("n", "r", &frame(i), &[], &c);
+        }
+        let r = h.read("n", "r", &p0, 2, usize::MAX, &[], &c);
+        assert_eq!(offsets(&r), [1, 2]);
+        let one = frame(1).len();
+        let r = h.read(
+            "n",
+            "r",
+            &Position::new(p0.epoch.clone(), 2),
+            9,
+            one * 2,
+            &[],
+            &c,
+        );
+        assert_eq!(offsets(&r), [3, 4]);
+        // At least one message, whatever its size.
+        let r = h.read("n", "r", &Position::new(p0.epoch.clone(), 4), 9, 1, &[], &c);
+        assert_eq!(offsets(&r), [5]);
+        let r = h.read("n", "r", &Position::new(p0.epoch, 5), 9, 1, &[], &c);
+        assert_eq!(offsets(&r), Vec::<u64>::new());
+    }
+
+    #[test]
+    fn too_old_and_other_epochs_are_gaps() {
         let h = MemoryHistory::new();
         let c = HistoryConfig::new(2, Duration::from_secs(60));
         let first = h.append("n", "r", &frame(1), &[], &c);
         for i in 2..=5 {
             h.append("n", "r", &frame(i), &[], &c);
         }
-        let r = h.recover("n", "r", Some(&first), &[], &c);
-        assert_eq!(
-            (r.status, r.reason),
-            (RecoveryStatus::Incomplete, Some(GapReason::TooOld))
-        );
-        assert!(r.frames.is_empty());
+        assert_eq!(gap(&all(&h, &first, &[], &c)), Some(GapReason::TooOld));
         let other = Position::new("other", 1);
-        let r = h.recover("n", "r", Some(&other), &[], &c);
-        assert_eq!(r.reason, Some(GapReason::EpochChanged));
-        // Exactly at the edge: offsets 4 and 5 are held, so 3 recovers.
+        assert_eq!(
+            gap(&all(&h, &other, &[], &c)),
+            Some(GapReason::EpochChanged)
+        );
+        let ahead = Position::new(first.epoch.clone(), 6);
+        assert_eq!(
+            gap(&all(&h, &ahead, &[], &c)),
+            Some(GapReason::EpochChanged)
+        );
+        // Exactly at the edge: offsets 4 and 5 are held, so 3 continues.
         let at3 = Position::new(first.epoch.clone(), 3);
-        let r = h.recover("n", "r", Some(&at3), &[], &c);
-        assert_eq!(r.status, RecoveryStatus::Complete);
-        assert_eq!(r.frames.len(), 2);
+        assert_eq!(offsets(&all(&h, &at3, &[], &c)), [4, 5]);
     }
 
     #[test]
@@ -358,35 +379,30 @@ mod tests {
         );
         let h = MemoryHistory::new();
         let c = HistoryConfig::default();
+        let p0 = h.top("n", "r", &c);
         let f = frame(1);
         h.append("n", "r", &f, &[], &c);
-        let stored = h.recover(
-            "n",
-            "r",
-            Some(&Position::new(
-                h.recover("n", "r", None, &[], &c).top.epoch,
-                0,
-            )),
-            &[],
-            &c,
-        );
+        let Read::Entries { frames, .. } = all(&h, &p0, &[], &c) else {
+            panic!("gap")
+        };
         assert_eq!(
-            stored.frames[0].1.bytes().as_ptr(),
+            frames[0].1.bytes().as_ptr(),
             f.bytes().as_ptr(),
             "the frame is shared, not copied"
         );
     }
 
     #[test]
-    fn excluded_ids_never_get_an_entry_back() {
+    fn excluded_ids_never_get_an_entry_back_but_are_read_past() {
         let h = MemoryHistory::new();
         let c = HistoryConfig::default();
-        let p0 = h.recover("n", "r", None, &[], &c).top;
+        let p0 = h.top("n", "r", &c);
         h.append("n", "r", &frame(1), &["u1".into()], &c);
         h.append("n", "r", &frame(2), &[], &c);
-        let r = h.recover("n", "r", Some(&p0), &["u1".into()], &c);
-        assert_eq!(r.frames.iter().map(|f| f.0).collect::<Vec<_>>(), [2]);
-        let gap = h.range("n", "r", &p0.epoch, 0, 3, &["u2".into()]);
-        assert_eq!(gap.map(|g| g.len()), Some(2));
+        let r = all(&h, &p0, &["u1".into()], &c);
+        assert_eq!(offsets(&r), [2]);
+        let r = h.read("n", "r", &p0, 1, usize::MAX, &["u1".into()], &c);
+        assert_eq!(offsets(&r), [2], "the excluded one is read past, not counted");
+        assert_eq!(offsets(&all(&h, &p0, &["u2".into()], &c)), [1, 2]);
     }
 }

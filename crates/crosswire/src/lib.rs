@@ -73,6 +73,7 @@
 
 pub mod auth;
 pub mod bus;
+mod catch_up;
 #[cfg(feature = "clap")]
 pub mod cli;
 pub mod config;

@@ -3,7 +3,8 @@
 //! the sockets it holds. It knows nothing of the bus: the node decides what
 //! also goes to other nodes.
 
-use crate::history::{MemoryHistory, Position};
+use crate::catch_up::{CatchUp, Why};
+use crate::history::{HistoryConfig, MemoryHistory, Position};
 use crate::rooms::Rooms;
 use crate::socket::{to_utf8, Socket};
 use axum::extract::ws::Utf8Bytes;
@@ -11,8 +12,10 @@ use crosswire_protocol::client::PushFrame;
 use crosswire_protocol::history::{positioned_frame, RoomPosition};
 use dashmap::DashMap;
 use parking_lot::RwLock;
+use std::cell::OnceCell;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// This node's sockets, bound ids and rooms.
 pub(crate) struct Local {
@@ -31,60 +34,68 @@ pub(crate) struct Positioned<'a> {
     pub(crate) ns: &'a str,
     pub(crate) room: &'a str,
     pub(crate) position: &'a Position,
-    /// The frame with its position (`cwPos`), encoded once.
-    pub(crate) text: Utf8Bytes,
+    /// The frame with its position (`cwPos`), encoded once, when the room
+    /// has an opted-in member.
+    pub(crate) text: OnceCell<Utf8Bytes>,
+    pub(crate) frame: &'a PushFrame,
     /// Where a gap in the live stream is filled from.
-    pub(crate) history: &'a MemoryHistory,
+    pub(crate) history: &'a Arc<MemoryHistory>,
+    pub(crate) config: &'a HistoryConfig,
 }
 
 /// Writes a positioned room message to an opted-in socket, in order and
-/// once: an offset it already has is dropped; a gap before it is filled from
-/// the history first (the missing messages may still be on their way
-/// through the bus).
+/// once: an offset it already has is dropped; after a gap (the missing
+/// messages may still be on their way through the bus) a catch-up writes
+/// the gap and this message from the history.
 pub(crate) fn push_positioned(socket: &Socket, message: &Positioned<'_>) {
     let Some(recovery) = socket.recovery() else {
         return;
     };
     let pos = message.position;
-    recovery.with_last(message.ns, message.room, |last| {
-        let after = match last {
-            Some(l) if l.epoch == pos.epoch => {
-                if pos.offset <= l.offset {
-                    return; // already written
+    let gap = recovery.with_room(message.ns, message.room, |cursor| {
+        if cursor.catching.is_some() {
+            cursor.skipped = cursor.skipped.max(pos.offset);
+            return None;
+        }
+        match cursor.last.as_mut() {
+            Some(last) if last.epoch == pos.epoch => {
+                if pos.offset <= last.offset {
+                    return None; // already written
                 }
-                l.offset
+                if pos.offset > last.offset + 1 {
+                    let number = recovery.next_catch_up();
+                    cursor.catching = Some(number);
+                    cursor.skipped = pos.offset;
+                    return Some(number);
+                }
+                last.offset = pos.offset;
             }
             // First message seen, or a new epoch: nothing to fill before it.
-            _ => pos.offset.saturating_sub(1),
-        };
-        if pos.offset > after + 1 {
-            let ids = socket.socket_ids();
-            let missing = message.history.range(
-                message.ns,
-                message.room,
-                &pos.epoch,
-                after,
-                pos.offset,
-                &ids,
-            );
-            for (offset, frame) in missing.unwrap_or_default() {
-                let p = RoomPosition::new(message.ns, message.room, pos.epoch.clone(), offset);
-                let _ = socket.push(to_utf8(&positioned_frame(&frame, &p, false)));
-            }
+            _ => cursor.last = Some(pos.clone()),
         }
-        let _ = socket.push(message.text.clone());
-        *last = Some(pos.clone());
+        let text = message
+            .text
+            .get_or_init(|| positioned_text(message.frame, message.ns, message.room, pos));
+        let _ = socket.push(text.clone());
+        None
     });
+    if let Some(number) = gap {
+        CatchUp {
+            socket: socket.clone(),
+            ns: message.ns.to_owned(),
+            room: message.room.to_owned(),
+            store: message.history.clone(),
+            config: *message.config,
+            why: Why::Gap,
+            number,
+        }
+        .start();
+    }
 }
 
 /// The positioned form of `frame` for opted-in sockets.
-pub(crate) fn positioned_text(
-    frame: &PushFrame,
-    ns: &str,
-    room: &str,
-    pos: &Position,
-) -> Utf8Bytes {
-    let p = RoomPosition::new(ns, room, pos.epoch.clone(), pos.offset);
+fn positioned_text(frame: &PushFrame, ns: &str, room: &str, pos: &Position) -> Utf8Bytes {
+    let p = RoomPosition::new(ns, room, &*pos.epoch, pos.offset);
     to_utf8(&positioned_frame(frame, &p, false))
 }
 

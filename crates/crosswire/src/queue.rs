@@ -46,6 +46,11 @@ pub(crate) struct OutQueue {
     /// Their bytes.
     pending_bytes: AtomicUsize,
     waker: AtomicWaker,
+    /// Woken when the queue falls to half its bounds or closes, for writers
+    /// that pace themselves ([`OutQueue::room`]); `draining` says whether
+    /// one waits, so that the write path pays one load otherwise.
+    drained: tokio::sync::Notify,
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl OutQueue {
@@ -61,6 +66,8 @@ impl OutQueue {
             pending: AtomicUsize::new(0),
             pending_bytes: AtomicUsize::new(0),
             waker: AtomicWaker::new(),
+            drained: tokio::sync::Notify::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -110,12 +117,52 @@ impl OutQueue {
     pub(crate) fn sent(&self, len: usize) {
         self.pending.fetch_sub(1, Ordering::AcqRel);
         self.pending_bytes.fetch_sub(len, Ordering::AcqRel);
+        self.wake_drained();
+    }
+
+    fn wake_drained(&self) {
+        if self.draining.load(Ordering::Acquire) && self.half_empty() {
+            self.draining.store(false, Ordering::Release);
+            self.drained.notify_waiters();
+        }
+    }
+
+    fn half_empty(&self) -> bool {
+        self.len() <= self.bound / 2 && self.bytes() <= self.byte_bound / 2
+    }
+
+    /// How many frames and bytes can be queued now without refusal.
+    pub(crate) fn free(&self) -> (usize, usize) {
+        (
+            self.bound.saturating_sub(self.len()),
+            self.byte_bound.saturating_sub(self.bytes()),
+        )
+    }
+
+    /// Waits until the queue is at most half full (in frames and bytes) or
+    /// closed; `true` when it is open. For writers that send a long
+    /// sequence at the pace the client reads it.
+    pub(crate) async fn room(&self) -> bool {
+        loop {
+            let drained = self.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            self.draining.store(true, Ordering::Release);
+            if self.state.lock().closed {
+                return false;
+            }
+            if self.half_empty() {
+                return true;
+            }
+            drained.await;
+        }
     }
 
     /// Drops the taken frames in `batch` unsent, and its spare capacity.
     pub(crate) fn discard(&self, batch: &mut VecDeque<Utf8Bytes>) {
         let dropped = std::mem::take(batch);
         self.uncount(&dropped);
+        self.wake_drained();
     }
 
     fn uncount(&self, frames: &VecDeque<Utf8Bytes>) {
@@ -145,6 +192,7 @@ impl OutQueue {
         };
         self.uncount(&dropped);
         drop(dropped);
+        self.drained.notify_waiters();
     }
 
     /// Frames not yet handed to the WebSocket.

@@ -201,13 +201,29 @@ pub(crate) struct Control {
 }
 
 /// What a socket that opted into recovery (`cwRecovery=1`) remembers per
-/// room: the positions it resumes from, and the last position written to it.
+/// room: the positions it resumes from, and where each room's stream to it
+/// stands.
 #[derive(Default)]
 pub(crate) struct RecoveryState {
     /// Positions given at connection (`cwResume`), each used once.
     resume: Mutex<HashMap<String, HashMap<String, Position>>>,
-    /// The last position written, per namespace and room.
-    last: Mutex<HashMap<String, HashMap<String, Position>>>,
+    /// Per namespace and room.
+    rooms: Mutex<HashMap<String, HashMap<String, RoomCursor>>>,
+    /// Numbers the catch-ups, so that one started for an earlier membership
+    /// of a room stops when it finds a newer one.
+    catch_ups: AtomicU64,
+}
+
+/// Where one room's stream to a socket stands.
+#[derive(Debug, Default)]
+pub(crate) struct RoomCursor {
+    /// The last position written (or the one the socket joined at).
+    pub(crate) last: Option<Position>,
+    /// Set while a catch-up writes this room from the history: it is the
+    /// catch-up's number, and live messages of the room are left to it.
+    pub(crate) catching: Option<u64>,
+    /// The highest live offset left to the catch-up.
+    pub(crate) skipped: u64,
 }
 
 impl RecoveryState {
@@ -244,30 +260,42 @@ impl RecoveryState {
         self.resume.lock().values().any(|rooms| !rooms.is_empty())
     }
 
-    /// Runs `f` on the last position written for the room (inserting it
-    /// when absent).
-    pub(crate) fn with_last<R>(
+    /// A number for a new catch-up.
+    pub(crate) fn next_catch_up(&self) -> u64 {
+        self.catch_ups.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Runs `f` on the room's cursor, creating it when absent.
+    pub(crate) fn with_room<R>(
         &self,
         ns: &str,
         room: &str,
-        f: impl FnOnce(&mut Option<Position>) -> R,
+        f: impl FnOnce(&mut RoomCursor) -> R,
     ) -> R {
-        let mut last = self.last.lock();
-        let rooms = match last.get_mut(ns) {
+        let mut all = self.rooms.lock();
+        let rooms = match all.get_mut(ns) {
             Some(rooms) => rooms,
-            None => last.entry(ns.to_owned()).or_default(),
+            None => all.entry(ns.to_owned()).or_default(),
         };
-        let mut slot = rooms.remove(room);
-        let out = f(&mut slot);
-        if let Some(p) = slot {
-            rooms.insert(room.to_owned(), p);
+        match rooms.get_mut(room) {
+            Some(cursor) => f(cursor),
+            None => f(rooms.entry(room.to_owned()).or_default()),
         }
-        out
+    }
+
+    /// Runs `f` on the room's cursor when there is one.
+    pub(crate) fn with_existing_room<R>(
+        &self,
+        ns: &str,
+        room: &str,
+        f: impl FnOnce(&mut RoomCursor) -> R,
+    ) -> Option<R> {
+        self.rooms.lock().get_mut(ns)?.get_mut(room).map(f)
     }
 
     /// Forgets the room (the socket left it).
     pub(crate) fn forget(&self, ns: &str, room: &str) {
-        if let Some(rooms) = self.last.lock().get_mut(ns) {
+        if let Some(rooms) = self.rooms.lock().get_mut(ns) {
             rooms.remove(room);
         }
     }
@@ -926,6 +954,11 @@ impl Socket {
             0 => None,
             ms => Some(UNIX_EPOCH + Duration::from_millis(ms)),
         }
+    }
+
+    /// The node's counters.
+    pub(crate) fn stats(&self) -> &Arc<Stats> {
+        &self.0.stats
     }
 
     /// The recovery state, when the client opted in (`cwRecovery=1`).

@@ -173,6 +173,51 @@ async fn a_client_that_moves_to_another_node_recovers_messages_sent_from_both() 
     nothing_more(&mut a).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_absence_replays_at_the_clients_pace_in_order_with_live_messages_after() {
+    // 5 s away from a 1,000 msgs/s room: 5,000 messages to replay, five
+    // times the outbound queue's 1,024 frames; more are sent while it
+    // replays. Written all at once they would close the socket as a slow
+    // consumer (4003).
+    let config = HistoryConfig::new(20_000, Duration::from_secs(60));
+    let (node, addr) = node(chat(Node::builder(), config)).await;
+    let (a, joined) = join(&node, addr, "a", None).await;
+    let epoch = joined["epoch"].as_str().unwrap().to_owned();
+    drop_client(&node, a, "a").await;
+    for n in 1..=5_000 {
+        send(&node, n).await;
+    }
+    let sender = {
+        let node = node.clone();
+        tokio::spawn(async move {
+            for n in 5_001..=6_000u64 {
+                send(&node, n).await;
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let (mut a, joined) = join(&node, addr, "a", Some(resume(&epoch, 0))).await;
+    assert_eq!(joined["recovery"], "complete", "{}", joined["recovery"]);
+    let frames = joined["frames"].as_array().unwrap();
+    assert!(frames.len() >= 5_000, "{}", frames.len());
+    assert_eq!(joined["recovered"], frames.len());
+    assert_eq!(joined["offset"], frames.len());
+    let mut expected = 1u64;
+    for f in frames {
+        assert_eq!(f["payload"], expected);
+        assert_eq!(f["cwPos"]["offset"], expected);
+        expected += 1;
+    }
+    sender.await.unwrap();
+    while expected <= 6_000 {
+        let live = next_json(&mut a).await;
+        assert_eq!(live["payload"], expected, "{live}");
+        assert!(live.get("cwRecovered").is_none());
+        expected += 1;
+    }
+    nothing_more(&mut a).await;
+}
+
 #[tokio::test]
 async fn messages_lost_on_the_bus_are_filled_in_from_the_history_when_the_next_arrives() {
     // A receive queue of 4 messages: a burst overflows it and the rest is

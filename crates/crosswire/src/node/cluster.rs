@@ -466,21 +466,19 @@ impl Node {
                 }
                 // A message with a position in a room with history reaches
                 // the opted-in sockets in order and once.
-                if let (Some(room), Some(position), Some((store, _))) = (
-                    room_id.as_deref(),
-                    position.as_ref(),
-                    self.history_of(&room_namespace),
-                ) {
-                    let store = store.clone();
-                    self.deliver_positioned(
-                        &room_namespace,
-                        room,
-                        &data,
-                        &exclude_socket_ids,
-                        position,
-                        &store,
-                    );
-                    return;
+                if let (Some(room), Some(position)) = (room_id.as_deref(), position.as_ref()) {
+                    if let Some((store, config)) = self.history_of(&room_namespace) {
+                        self.deliver_positioned(
+                            &room_namespace,
+                            room,
+                            &data,
+                            &exclude_socket_ids,
+                            position,
+                            store,
+                            config,
+                        );
+                        return;
+                    }
                 }
                 self.deliver_to_room(
                     &room_namespace,

@@ -3,12 +3,11 @@
 //! (or its id is bound while already a member).
 
 use super::*;
+use crate::catch_up::{send_joined, CatchUp, Why};
 use crate::history::{HistoryConfig, MemoryHistory};
-use crate::local::{positioned_text, Positioned};
-use crate::socket::to_utf8;
-use crosswire_protocol::history::{
-    positioned_frame, Joined, RoomPosition, JOINED_EVENT, LEFT_EVENT,
-};
+use crate::local::Positioned;
+use crate::socket::{to_utf8, RoomCursor};
+use crosswire_protocol::history::{RecoveryStatus, LEFT_EVENT};
 
 impl Node {
     /// The history of namespace `ns` and its configuration, when it keeps
@@ -18,26 +17,25 @@ impl Node {
         Some((self.inner.history.as_ref()?, config))
     }
 
-    /// Sends a room message of a namespace with history: appends it, then
-    /// writes it to this node's members (positioned for the opted-in
-    /// sockets) and relays it with its position.
     pub(crate) fn send_with_history(
         &self,
         ns: &str,
         room: &str,
         frame: &PushFrame,
         options: &RoomSend,
-        store: &MemoryHistory,
+        store: &Arc<MemoryHistory>,
         config: &HistoryConfig,
     ) {
         let position = store.append(ns, room, frame, &options.exclude, config);
-        self.deliver_positioned(ns, room, frame, &options.exclude, &position, store);
+        self.deliver_positioned(ns, room, frame, &options.exclude, &position, store, config);
         if !options.local_only {
             self.relay_room_at(ns, room, frame, options.exclude.clone(), Some(&position));
         }
     }
 
-    /// Writes a positioned room message to this node's members.
+    /// Writes a room message that has a position to this node's members of
+    /// the room: opted-in sockets get it with its position, in order.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn deliver_positioned(
         &self,
         ns: &str,
@@ -45,22 +43,26 @@ impl Node {
         frame: &PushFrame,
         exclude: &[String],
         position: &crate::history::Position,
-        store: &MemoryHistory,
+        store: &Arc<MemoryHistory>,
+        config: &HistoryConfig,
     ) {
         let positioned = Positioned {
             ns,
             room,
             position,
-            text: positioned_text(frame, ns, room, position),
+            text: std::cell::OnceCell::new(),
+            frame,
             history: store,
+            config,
         };
         self.inner
             .local
             .push_to_room(ns, Some(room), &to_utf8(frame), exclude, Some(&positioned));
     }
 
-    /// Adds `socket_id` to a room of a namespace with history; an opted-in
-    /// socket bound to it first gets what it missed, then its position.
+    /// Adds `socket_id` to a room with history: under the room lock, an
+    /// opted-in socket gets its position in the room, or a catch-up from
+    /// the position it came back with.
     pub(crate) fn join_with_history(&self, ns: &str, room: &str, socket_id: &str) {
         let socket = self.inner.local.get(socket_id);
         self.inner.local.join_then(
@@ -76,8 +78,8 @@ impl Node {
         );
     }
 
-    /// After `socket_id` was bound to an opted-in socket that resumes from
-    /// positions: the rooms it is already in recover now.
+    /// Catches up the rooms a socket is already in when it gets the id its
+    /// positions were kept under.
     pub(crate) fn recover_bound(&self, socket_id: &str, socket: &Socket) {
         let Some(recovery) = socket.recovery() else {
             return;
@@ -92,52 +94,48 @@ impl Node {
         });
     }
 
-    /// Called with the room lock held: writes the messages after the
-    /// socket's resume position (if it gave one), then [`JOINED_EVENT`] with
-    /// the outcome; from then on the socket gets the room's messages after
-    /// that position.
+    /// Under the room lock: the socket's cursor starts at the room's top
+    /// (no position given: told at once) or at the position it gave (a
+    /// catch-up writes what follows and then reports).
     fn recover_room(&self, socket: &Socket, ns: &str, room: &str) {
         let (Some((store, config)), Some(recovery)) = (self.history_of(ns), socket.recovery())
         else {
             return;
         };
-        let since = recovery.take_resume(ns, room);
-        let ids = socket.socket_ids();
-        let found = store.recover(ns, room, since.as_ref(), &ids, config);
-        let recovered = found.frames.len() as u64;
-        for (offset, frame) in &found.frames {
-            let p = RoomPosition::new(ns, room, found.top.epoch.clone(), *offset);
-            let _ = socket.push(to_utf8(&positioned_frame(frame, &p, true)));
-        }
-        if recovered > 0 {
-            Stats::add(&self.inner.stats.recovered_messages, recovered);
-        }
-        match found.status {
-            crate::history::RecoveryStatus::Complete => {
-                Stats::incr(&self.inner.stats.recoveries_complete)
+        match recovery.take_resume(ns, room) {
+            None => {
+                let top = store.top(ns, room, config);
+                recovery.with_room(ns, room, |cursor| {
+                    *cursor = RoomCursor {
+                        last: Some(top.clone()),
+                        ..RoomCursor::default()
+                    }
+                });
+                send_joined(socket, ns, room, &top, RecoveryStatus::None, None, 0);
             }
-            crate::history::RecoveryStatus::Incomplete => {
-                Stats::incr(&self.inner.stats.recoveries_incomplete)
+            Some(since) => {
+                let number = recovery.next_catch_up();
+                recovery.with_room(ns, room, |cursor| {
+                    *cursor = RoomCursor {
+                        last: Some(since),
+                        catching: Some(number),
+                        skipped: 0,
+                    }
+                });
+                CatchUp {
+                    socket: socket.clone(),
+                    ns: ns.to_owned(),
+                    room: room.to_owned(),
+                    store: store.clone(),
+                    config: *config,
+                    why: Why::Resume,
+                    number,
+                }
+                .start();
             }
-            crate::history::RecoveryStatus::None => {}
-        }
-        recovery.with_last(ns, room, |last| *last = Some(found.top.clone()));
-        let joined = Joined {
-            ns: ns.to_owned(),
-            room: room.to_owned(),
-            epoch: found.top.epoch.clone(),
-            offset: found.top.offset,
-            recovery: found.status,
-            reason: found.reason,
-            recovered,
-        };
-        if let Err(e) = socket.emit(JOINED_EVENT, &joined) {
-            tracing::debug!(error = %e, "position not sent");
         }
     }
 
-    /// After `socket_id` left a room of a namespace with history: an
-    /// opted-in socket bound to it forgets its position and is told.
     pub(crate) fn left_with_history(&self, ns: &str, room: &str, socket_id: &str) {
         let Some(socket) = self.inner.local.get(socket_id) else {
             return;

@@ -443,21 +443,17 @@ impl Node {
         options: RoomSend,
     ) -> Result<()> {
         self.check_room_args(ns, room)?;
+        let destroy = options.destroy;
         if let Some((store, config)) = self.history_of(ns) {
-            let store = store.clone();
-            let config = *config;
-            self.send_with_history(ns, room, frame, &options, &store, &config);
-            if options.destroy {
-                self.remove_room(ns, room);
+            self.send_with_history(ns, room, frame, &options, store, config);
+        } else {
+            self.deliver_to_room(ns, Some(room), frame, &options.exclude);
+            if !options.local_only {
+                self.relay_room(ns, room, frame, options.exclude);
             }
-            return Ok(());
         }
-        self.deliver_to_room(ns, Some(room), frame, &options.exclude);
-        if options.destroy {
+        if destroy {
             self.remove_room(ns, room);
-        }
-        if !options.local_only {
-            self.relay_room(ns, room, frame, options.exclude);
         }
         Ok(())
     }
