@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # crosswire vs Socket.IO 4 + @socket.io/redis-adapter, side by side, in one run.
 #
-#   bench/run.sh [--set single|cluster|all] [--cases "fanout1-max echo1 ..."] [--out DIR]
+#   bench/run.sh [--set single|cluster|all|history] [--cases "fanout1-max echo1 ..."] [--out DIR]
 #
 # Builds the crosswire bench server and the load generator (release), installs
 # the peer's npm packages if needed, starts its own redis-server on a free
@@ -19,6 +19,10 @@
 # Cases:  single  = fanout1-max fanout1-40k echo1 rpc1 count1 conns1
 #         cluster = fanout2-max unicast2-max unicast2-fixed rpc2 count2   (two nodes + Redis)
 #         (unicast2-fixed: both systems at the same rate, UNICAST_RATE, to compare latency)
+#         history = fanout1-max fanout1-hist-plain fanout1-hist fanout1-40k fanout1-40k-hist
+#         (-hist: crosswire keeps the room's history, bench-server --history bench,
+#         and every client opts into recovery, loadgen --recovery; -hist-plain: the
+#         history is kept but no client opts in; the peer runs as usual)
 # Knobs (environment): STEP_SECS (5, seconds per fan-out step), FANOUT_N (1000),
 # FANOUT_P (10), ECHO_C (50), LOOP_SECS (10), CONNS_N (19000), UNICAST_C (1000),
 # UNICAST_RATE (5000 msgs/s),
@@ -36,7 +40,7 @@ while [ $# -gt 0 ]; do
     --set) SET="$2"; shift 2 ;;
     --cases) CASES="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 64 ;;
   esac
 done
@@ -48,7 +52,8 @@ if [ -z "$CASES" ]; then
     single) CASES="$SINGLE_CASES" ;;
     cluster) CASES="$CLUSTER_CASES" ;;
     all) CASES="$SINGLE_CASES $CLUSTER_CASES" ;;
-    *) echo "run.sh: --set single|cluster|all" >&2; exit 64 ;;
+    history) CASES="fanout1-max fanout1-hist-plain fanout1-hist fanout1-40k fanout1-40k-hist" ;;
+    *) echo "run.sh: --set single|cluster|all|history" >&2; exit 64 ;;
   esac
 fi
 
@@ -148,7 +153,7 @@ start_nodes() {
     local redis_args=()
     if [ "$count" -gt 1 ]; then redis_args=(--redis "$REDIS_URL" --nodes "$count"); fi
     case "$system" in
-      crosswire) "$BIN/bench-server" --port "$port" --name "n$i" "${redis_args[@]}" > "$log" 2>&1 & ;;
+      crosswire) "$BIN/bench-server" --port "$port" --name "n$i" "${redis_args[@]}" ${CROSSWIRE_ARGS:-} > "$log" 2>&1 & ;;
       socketio) "$NODE" bench/socketio/server.js --port "$port" --name "n$i" "${redis_args[@]}" > "$log" 2>&1 & ;;
     esac
     pid=$!
@@ -189,7 +194,9 @@ run_case() {
       continue
     fi
     set +e
-    "$BIN/loadgen" --proto "$proto" "${NODE_URLS[@]}" "${NODE_PIDARGS[@]}" \
+    local extra=()
+    [ "$system" = crosswire ] && extra=(${CROSSWIRE_LOADGEN_ARGS:-})
+    "$BIN/loadgen" --proto "$proto" "${NODE_URLS[@]}" "${NODE_PIDARGS[@]}" "${extra[@]}" \
       --threads "$THREADS" --system "$system" --case "$case_" "$@" \
       > "$OUT/$case_.$system.out" 2> "$OUT/$case_.$system.err"
     rc=$?
@@ -208,6 +215,12 @@ for c in $CASES; do
   case "$c" in
     fanout1-max) run_case "$c" 1 fanout -n "$FANOUT_N" -p "$FANOUT_P" --find-max --rate 10 --duration "$STEP_SECS" ;;
     fanout1-40k) run_case "$c" 1 fanout -n "$FANOUT_N" -p "$FANOUT_P" --rate 40 --duration 10 ;;
+    fanout1-hist) CROSSWIRE_ARGS="--history bench" CROSSWIRE_LOADGEN_ARGS="--recovery" \
+      run_case "$c" 1 fanout -n "$FANOUT_N" -p "$FANOUT_P" --find-max --rate 10 --duration "$STEP_SECS" ;;
+    fanout1-hist-plain) CROSSWIRE_ARGS="--history bench" \
+      run_case "$c" 1 fanout -n "$FANOUT_N" -p "$FANOUT_P" --find-max --rate 10 --duration "$STEP_SECS" ;;
+    fanout1-40k-hist) CROSSWIRE_ARGS="--history bench" CROSSWIRE_LOADGEN_ARGS="--recovery" \
+      run_case "$c" 1 fanout -n "$FANOUT_N" -p "$FANOUT_P" --rate 40 --duration 10 ;;
     echo1) run_case "$c" 1 echo -c "$ECHO_C" --duration "$LOOP_SECS" --warmup 2 ;;
     rpc1) run_case "$c" 1 rpc -c "$ECHO_C" --duration 5 --warmup 1 ;;
     count1) run_case "$c" 1 count -c "$ECHO_C" --duration 5 --warmup 1 ;;

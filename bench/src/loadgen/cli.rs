@@ -44,6 +44,11 @@ pub struct Common {
     /// Heartbeat string of the original protocol.
     #[arg(long, default_value = "", global = true)]
     pub heartbeat: String,
+    /// Connect opted into missed-message recovery (`cwRecovery=1`, original
+    /// protocol only): room messages of rooms with history then carry their
+    /// position, as for a recovering client (`bench-server --history`).
+    #[arg(long, global = true)]
+    pub recovery: bool,
     /// Concurrent connection attempts while opening connections.
     #[arg(long, default_value_t = 200, global = true)]
     pub connect_concurrency: usize,

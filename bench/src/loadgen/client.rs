@@ -20,6 +20,8 @@ pub struct Target {
     pub src_ips: usize,
     /// Heartbeat string of the original protocol.
     pub heartbeat: Vec<u8>,
+    /// Connections opt into missed-message recovery (original protocol).
+    pub recovery: bool,
 }
 
 impl Target {
@@ -73,7 +75,10 @@ pub fn parse_url(s: &str) -> Result<SocketAddr, String> {
 /// handshake (Socket.IO: open packet, `40`, connect ack).
 pub async fn open(t: &Target, i: usize, id: &str, read_capacity: usize) -> Result<WsConn, String> {
     let addr = t.urls[t.node_of(i)];
-    let path = t.proto.path(id);
+    let mut path = t.proto.path(id);
+    if t.recovery && t.proto == Proto::Original {
+        path.push_str("&cwRecovery=1");
+    }
     let mut c = ws::connect(addr, t.src_of(i), &path, read_capacity, OPEN_TIMEOUT)
         .await
         .map_err(|e| format!("connect {id} to {addr}: {e}"))?;
@@ -213,6 +218,7 @@ mod tests {
             urls: vec![],
             src_ips: 4,
             heartbeat: vec![],
+            recovery: false,
         };
         assert_eq!(
             t.src_of(0),

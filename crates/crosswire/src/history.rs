@@ -37,6 +37,8 @@ struct Entry {
 
 /// One room's history.
 struct Stream {
+    /// Unique in the process: this room in this epoch.
+    id: u64,
     epoch: Arc<str>,
     last: u64,
     last_at: Instant,
@@ -45,7 +47,9 @@ struct Stream {
 
 impl Stream {
     fn new() -> Self {
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Stream {
+            id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             epoch: new_epoch(),
             last: 0,
             last_at: Instant::now(),
@@ -76,7 +80,16 @@ fn new_epoch() -> Arc<str> {
     format!("{:016x}", rand::random::<u64>()).into()
 }
 
-type Key = (Arc<str>, Arc<str>);
+/// One room's history, and the lock that keeps a node's sends to the room
+/// in the order of their positions (held from the append until the message
+/// is queued for the node's sockets and the bus).
+struct RoomLog {
+    order: Mutex<()>,
+    stream: Mutex<Stream>,
+}
+
+/// Rooms by namespace (looked up by `&str`, without allocating).
+type Logs = HashMap<Arc<str>, HashMap<Arc<str>, Arc<RoomLog>>>;
 
 /// What a recovery found.
 /// What [`MemoryHistory::read`] found after a position.
@@ -104,7 +117,7 @@ pub(crate) enum Read {
 /// assert_eq!(store.rooms(), 0);
 /// ```
 pub struct MemoryHistory {
-    streams: Mutex<HashMap<Key, Arc<Mutex<Stream>>>>,
+    streams: Mutex<Logs>,
     appends: std::sync::atomic::AtomicU64,
 }
 
@@ -144,7 +157,7 @@ impl MemoryHistory {
     ///
     /// See [`MemoryHistory`].
     pub fn rooms(&self) -> usize {
-        self.streams.lock().len()
+        self.streams.lock().values().map(HashMap::len).sum()
     }
 
     /// Messages held, in every room.
@@ -155,30 +168,80 @@ impl MemoryHistory {
     /// assert_eq!(crosswire::history::MemoryHistory::new().messages(), 0);
     /// ```
     pub fn messages(&self) -> usize {
-        let streams: Vec<_> = self.streams.lock().values().cloned().collect();
-        streams.iter().map(|s| s.lock().entries.len()).sum()
+        let logs: Vec<_> = (self.streams.lock().values())
+            .flat_map(|rooms| rooms.values().cloned())
+            .collect();
+        logs.iter().map(|l| l.stream.lock().entries.len()).sum()
     }
 
-    /// The room's stream, created when absent.
-    fn stream(&self, ns: &str, room: &str) -> Arc<Mutex<Stream>> {
-        let mut streams = self.streams.lock();
-        if let Some(s) = streams.get(&(Arc::from(ns), Arc::from(room))) {
-            return s.clone();
+    /// The room's log, created when absent.
+    fn log(&self, ns: &str, room: &str) -> Arc<RoomLog> {
+        let mut all = self.streams.lock();
+        if let Some(log) = all.get(ns).and_then(|rooms| rooms.get(room)) {
+            return log.clone();
         }
-        let s = Arc::new(Mutex::new(Stream::new()));
-        streams.insert((ns.into(), room.into()), s.clone());
-        s
+        let log = Arc::new(RoomLog {
+            order: Mutex::new(()),
+            stream: Mutex::new(Stream::new()),
+        });
+        all.entry(ns.into())
+            .or_default()
+            .insert(room.into(), log.clone());
+        log
     }
 
     /// Drops the rooms idle past `max_age` (their history is all gone).
     fn sweep(&self, max_age: Duration, now: Instant) {
-        self.streams
+        let mut all = self.streams.lock();
+        for rooms in all.values_mut() {
+            rooms.retain(|_, l| now.saturating_duration_since(l.stream.lock().last_at) <= max_age);
+        }
+        all.retain(|_, rooms| !rooms.is_empty());
+    }
+
+    /// Appends `frame` to the room's history and runs `deliver` with its
+    /// position (and the stream's number, see [`stream_of`](Self::stream_of))
+    /// before any later append to the room is delivered; returns the
+    /// position. `deliver` must not read this store.
+    pub(crate) fn append_then(
+        &self,
+        ns: &str,
+        room: &str,
+        frame: &PushFrame,
+        exclude: &[String],
+        config: &HistoryConfig,
+        deliver: impl FnOnce(&Position, u64),
+    ) -> Position {
+        let log = self.log(ns, room);
+        let _order = log.order.lock();
+        let (position, stream) = self.append_to(&log, frame, exclude, config);
+        deliver(&position, stream);
+        position
+    }
+
+    /// The number of the room's stream when its current epoch is `epoch`
+    /// (0 otherwise): the same for every node sharing this store, so that
+    /// a socket finds its cursor for a message without comparing names.
+    pub(crate) fn stream_of(&self, ns: &str, room: &str, epoch: &str) -> u64 {
+        let log = self
+            .streams
             .lock()
-            .retain(|_, s| now.saturating_duration_since(s.lock().last_at) <= max_age);
+            .get(ns)
+            .and_then(|rooms| rooms.get(room))
+            .cloned();
+        log.map_or(0, |log| {
+            let stream = log.stream.lock();
+            if *stream.epoch == *epoch {
+                stream.id
+            } else {
+                0
+            }
+        })
     }
 
     /// Appends `frame` to the room's history; returns its position.
-    pub(crate) fn append(
+    #[cfg(test)]
+    fn append(
         &self,
         ns: &str,
         room: &str,
@@ -186,6 +249,16 @@ impl MemoryHistory {
         exclude: &[String],
         config: &HistoryConfig,
     ) -> Position {
+        self.append_then(ns, room, frame, exclude, config, |_, _| {})
+    }
+
+    fn append_to(
+        &self,
+        log: &RoomLog,
+        frame: &PushFrame,
+        exclude: &[String],
+        config: &HistoryConfig,
+    ) -> (Position, u64) {
         let now = Instant::now();
         if self
             .appends
@@ -195,8 +268,7 @@ impl MemoryHistory {
         {
             self.sweep(config.max_age, now);
         }
-        let stream = self.stream(ns, room);
-        let mut stream = stream.lock();
+        let mut stream = log.stream.lock();
         if now.saturating_duration_since(stream.last_at) > config.max_age && stream.last > 0 {
             // Idle past its age: everything it held is gone; so is the epoch.
             *stream = Stream::new();
@@ -211,13 +283,13 @@ impl MemoryHistory {
             exclude: (!exclude.is_empty()).then(|| exclude.into()),
         });
         stream.trim(config, now);
-        stream.position()
+        (stream.position(), stream.id)
     }
 
     /// The room's current position (where a client that joins now starts).
     pub(crate) fn top(&self, ns: &str, room: &str, config: &HistoryConfig) -> Position {
-        let stream = self.stream(ns, room);
-        let mut stream = stream.lock();
+        let log = self.log(ns, room);
+        let mut stream = log.stream.lock();
         stream.trim(config, Instant::now());
         stream.position()
     }
@@ -237,8 +309,8 @@ impl MemoryHistory {
         ids: &[String],
         config: &HistoryConfig,
     ) -> Read {
-        let stream = self.stream(ns, room);
-        let mut stream = stream.lock();
+        let log = self.log(ns, room);
+        let mut stream = log.stream.lock();
         stream.trim(config, Instant::now());
         let top = stream.position();
         if after.epoch != *stream.epoch || after.offset > stream.last {
@@ -402,7 +474,11 @@ mod tests {
         let r = all(&h, &p0, &["u1".into()], &c);
         assert_eq!(offsets(&r), [2]);
         let r = h.read("n", "r", &p0, 1, usize::MAX, &["u1".into()], &c);
-        assert_eq!(offsets(&r), [2], "the excluded one is read past, not counted");
+        assert_eq!(
+            offsets(&r),
+            [2],
+            "the excluded one is read past, not counted"
+        );
         assert_eq!(offsets(&all(&h, &p0, &["u2".into()], &c)), [1, 2]);
     }
 }

@@ -34,6 +34,9 @@ pub(crate) struct Positioned<'a> {
     pub(crate) ns: &'a str,
     pub(crate) room: &'a str,
     pub(crate) position: &'a Position,
+    /// The history stream (the room in this epoch) of the message, when
+    /// known (0: not known).
+    pub(crate) stream: u64,
     /// The frame with its position (`cwPos`), encoded once, when the room
     /// has an opted-in member.
     pub(crate) text: OnceCell<Utf8Bytes>,
@@ -52,33 +55,13 @@ pub(crate) fn push_positioned(socket: &Socket, message: &Positioned<'_>) {
         return;
     };
     let pos = message.position;
-    let gap = recovery.with_room(message.ns, message.room, |cursor| {
-        if cursor.catching.is_some() {
-            cursor.skipped = cursor.skipped.max(pos.offset);
-            return None;
-        }
-        match cursor.last.as_mut() {
-            Some(last) if last.epoch == pos.epoch => {
-                if pos.offset <= last.offset {
-                    return None; // already written
-                }
-                if pos.offset > last.offset + 1 {
-                    let number = recovery.next_catch_up();
-                    cursor.catching = Some(number);
-                    cursor.skipped = pos.offset;
-                    return Some(number);
-                }
-                last.offset = pos.offset;
-            }
-            // First message seen, or a new epoch: nothing to fill before it.
-            _ => cursor.last = Some(pos.clone()),
-        }
+    let write = || {
         let text = message
             .text
             .get_or_init(|| positioned_text(message.frame, message.ns, message.room, pos));
         let _ = socket.push(text.clone());
-        None
-    });
+    };
+    let gap = recovery.live(message.ns, message.room, message.stream, pos, write);
     if let Some(number) = gap {
         CatchUp {
             socket: socket.clone(),

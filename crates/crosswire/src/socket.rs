@@ -207,11 +207,22 @@ pub(crate) struct Control {
 pub(crate) struct RecoveryState {
     /// Positions given at connection (`cwResume`), each used once.
     resume: Mutex<HashMap<String, HashMap<String, Position>>>,
-    /// Per namespace and room.
-    rooms: Mutex<HashMap<String, HashMap<String, RoomCursor>>>,
+    /// Per room. Looked up for every positioned message the socket is
+    /// sent: first by the number of the history stream the message belongs
+    /// to (one comparison of integers held inline), by name otherwise.
+    rooms: Mutex<Vec<RoomEntry>>,
     /// Numbers the catch-ups, so that one started for an earlier membership
     /// of a room stops when it finds a newer one.
     catch_ups: AtomicU64,
+}
+
+struct RoomEntry {
+    /// The history stream (a room in one epoch) the cursor's position
+    /// belongs to, when known (0: not known).
+    stream: u64,
+    ns: String,
+    room: String,
+    cursor: RoomCursor,
 }
 
 /// Where one room's stream to a socket stands.
@@ -272,15 +283,23 @@ impl RecoveryState {
         room: &str,
         f: impl FnOnce(&mut RoomCursor) -> R,
     ) -> R {
-        let mut all = self.rooms.lock();
-        let rooms = match all.get_mut(ns) {
-            Some(rooms) => rooms,
-            None => all.entry(ns.to_owned()).or_default(),
+        let mut rooms = self.rooms.lock();
+        let i = match rooms.iter().position(|e| e.ns == ns && e.room == room) {
+            Some(i) => i,
+            None => {
+                rooms.push(RoomEntry {
+                    stream: 0,
+                    ns: ns.to_owned(),
+                    room: room.to_owned(),
+                    cursor: RoomCursor::default(),
+                });
+                rooms.len() - 1
+            }
         };
-        match rooms.get_mut(room) {
-            Some(cursor) => f(cursor),
-            None => f(rooms.entry(room.to_owned()).or_default()),
-        }
+        // The cursor may move to another epoch: found by name until the
+        // next live message says which stream it follows.
+        rooms[i].stream = 0;
+        f(&mut rooms[i].cursor)
     }
 
     /// Runs `f` on the room's cursor when there is one.
@@ -290,14 +309,89 @@ impl RecoveryState {
         room: &str,
         f: impl FnOnce(&mut RoomCursor) -> R,
     ) -> Option<R> {
-        self.rooms.lock().get_mut(ns)?.get_mut(room).map(f)
+        let mut rooms = self.rooms.lock();
+        let entry = rooms.iter_mut().find(|e| e.ns == ns && e.room == room)?;
+        entry.stream = 0;
+        Some(f(&mut entry.cursor))
+    }
+
+    /// A live message at `pos` of history stream `stream` (0: unknown):
+    /// runs `write` (under the lock, so that writes keep their order) when
+    /// it is the next one; nothing when the socket has it or a catch-up
+    /// will write it; after a gap, starts the catch-up's number and returns
+    /// it (the caller starts the catch-up).
+    pub(crate) fn live(
+        &self,
+        ns: &str,
+        room: &str,
+        stream: u64,
+        pos: &Position,
+        write: impl FnOnce(),
+    ) -> Option<u64> {
+        let mut rooms = self.rooms.lock();
+        let known = (stream != 0)
+            .then(|| rooms.iter().position(|e| e.stream == stream))
+            .flatten();
+        let i = match known {
+            Some(i) => i,
+            None => match rooms.iter().position(|e| e.ns == ns && e.room == room) {
+                Some(i) => {
+                    let e = &mut rooms[i];
+                    let same = (e.cursor.last.as_ref()).is_some_and(|l| l.epoch == pos.epoch);
+                    if same || e.cursor.catching.is_some() {
+                        e.stream = if same { stream } else { e.stream };
+                    } else {
+                        // First message seen, or a new epoch: nothing to
+                        // fill before it.
+                        e.stream = stream;
+                        e.cursor.last = Some(pos.clone());
+                        write();
+                        return None;
+                    }
+                    i
+                }
+                None => {
+                    rooms.push(RoomEntry {
+                        stream,
+                        ns: ns.to_owned(),
+                        room: room.to_owned(),
+                        cursor: RoomCursor {
+                            last: Some(pos.clone()),
+                            ..RoomCursor::default()
+                        },
+                    });
+                    write();
+                    return None;
+                }
+            },
+        };
+        let cursor = &mut rooms[i].cursor;
+        if cursor.catching.is_some() {
+            cursor.skipped = cursor.skipped.max(pos.offset);
+            return None;
+        }
+        let Some(last) = cursor.last.as_mut() else {
+            cursor.last = Some(pos.clone());
+            write();
+            return None;
+        };
+        if pos.offset <= last.offset {
+            return None; // already written
+        }
+        if pos.offset > last.offset + 1 {
+            let number = self.next_catch_up();
+            cursor.catching = Some(number);
+            cursor.skipped = pos.offset;
+            return Some(number);
+        }
+        last.offset = pos.offset;
+        write();
+        None
     }
 
     /// Forgets the room (the socket left it).
     pub(crate) fn forget(&self, ns: &str, room: &str) {
-        if let Some(rooms) = self.rooms.lock().get_mut(ns) {
-            rooms.remove(room);
-        }
+        self.rooms.lock().retain(|e| e.ns != ns || e.room != room);
     }
 }
 

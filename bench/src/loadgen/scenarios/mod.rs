@@ -353,6 +353,7 @@ pub fn env_from(common: &Common, total_conns: usize) -> Result<Env, String> {
             urls,
             src_ips,
             heartbeat: common.heartbeat.as_bytes().to_vec(),
+            recovery: common.recovery,
         },
         watch,
         gen,

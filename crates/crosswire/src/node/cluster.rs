@@ -468,12 +468,14 @@ impl Node {
                 // the opted-in sockets in order and once.
                 if let (Some(room), Some(position)) = (room_id.as_deref(), position.as_ref()) {
                     if let Some((store, config)) = self.history_of(&room_namespace) {
+                        let stream = store.stream_of(&room_namespace, room, &position.epoch);
+                        let at = super::recovery::At { position, stream };
                         self.deliver_positioned(
                             &room_namespace,
                             room,
                             &data,
                             &exclude_socket_ids,
-                            position,
+                            at,
                             store,
                             config,
                         );

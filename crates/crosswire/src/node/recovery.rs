@@ -9,6 +9,12 @@ use crate::local::Positioned;
 use crate::socket::{to_utf8, RoomCursor};
 use crosswire_protocol::history::{RecoveryStatus, LEFT_EVENT};
 
+/// A message's position, and its history stream when known (0: not known).
+pub(crate) struct At<'a> {
+    pub(crate) position: &'a crate::history::Position,
+    pub(crate) stream: u64,
+}
+
 impl Node {
     /// The history of namespace `ns` and its configuration, when it keeps
     /// one.
@@ -26,11 +32,22 @@ impl Node {
         store: &Arc<MemoryHistory>,
         config: &HistoryConfig,
     ) {
-        let position = store.append(ns, room, frame, &options.exclude, config);
-        self.deliver_positioned(ns, room, frame, &options.exclude, &position, store, config);
-        if !options.local_only {
-            self.relay_room_at(ns, room, frame, options.exclude.clone(), Some(&position));
-        }
+        // Delivered and relayed in the order of the positions: the node's
+        // concurrent sends to one room never reach a socket out of order.
+        store.append_then(
+            ns,
+            room,
+            frame,
+            &options.exclude,
+            config,
+            |position, stream| {
+                let at = At { position, stream };
+                self.deliver_positioned(ns, room, frame, &options.exclude, at, store, config);
+                if !options.local_only {
+                    self.relay_room_at(ns, room, frame, options.exclude.clone(), Some(position));
+                }
+            },
+        );
     }
 
     /// Writes a room message that has a position to this node's members of
@@ -42,14 +59,15 @@ impl Node {
         room: &str,
         frame: &PushFrame,
         exclude: &[String],
-        position: &crate::history::Position,
+        at: At<'_>,
         store: &Arc<MemoryHistory>,
         config: &HistoryConfig,
     ) {
         let positioned = Positioned {
             ns,
             room,
-            position,
+            position: at.position,
+            stream: at.stream,
             text: std::cell::OnceCell::new(),
             frame,
             history: store,

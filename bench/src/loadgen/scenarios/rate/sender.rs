@@ -93,6 +93,8 @@ pub(crate) async fn rate_task(
                                 }
                             }
                         }
+                        // Recovery's own events (positions on join).
+                        Incoming::Push { event, .. } if event.starts_with(b"_cw_") => {}
                         Incoming::Push { .. } | Incoming::Other => tally.invalid(),
                         _ => {}
                     }
