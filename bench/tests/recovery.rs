@@ -83,6 +83,42 @@ async fn clients_that_drop_get_every_message_they_missed_once_and_in_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_seconds_away_from_a_1000_msgs_stream_recovers_every_message_once_in_order() {
+    // About 5,000 messages to send again per returning client: five times
+    // a socket's outbound queue, so they must go at the pace it reads.
+    let server = Server::start(&["--history", "bench", "--history-max-messages", "10000"]).await;
+    let args = [
+        "-c",
+        "50",
+        "-r",
+        "1",
+        "--rooms-per-client",
+        "1",
+        "--rate",
+        "1000",
+        "--duration",
+        "12",
+        "--drop-share",
+        "0.3",
+        "--drop-at",
+        "2",
+        "--down",
+        "5",
+    ];
+    let (out, j) = recovery(&server, &args).await;
+    assert!(out.status.success(), "{j:#}");
+    assert_eq!(j["dropped"], 15, "{j:#}");
+    assert_eq!(j["received"], j["expected"], "{j:#}");
+    for key in ["missed", "duplicates", "out_of_order", "unrecovered"] {
+        assert_eq!(j[key], 0, "{key}: {j:#}");
+    }
+    assert_eq!(j["recoveries"]["complete"], 15, "{j:#}");
+    let recovered = j["recovered"].as_u64().unwrap();
+    assert!(recovered >= 15 * 4_500, "{j:#}");
+    assert_eq!(j["recoveries"]["announced"], recovered, "{j:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beyond_a_tiny_history_recovery_is_reported_incomplete_and_only_those_rooms_miss() {
     let server = Server::start(&["--history", "bench", "--history-max-messages", "5"]).await;
     let (out, j) = recovery(&server, RUN).await;
