@@ -16,6 +16,8 @@
 use crate::history::{HistoryConfig, MemoryHistory, Read};
 use crate::socket::{to_utf8, RoomCursor, Socket};
 use crate::stats::Stats;
+use axum::extract::ws::Utf8Bytes;
+use crosswire_protocol::client::PushFrame;
 use crosswire_protocol::history::{
     positioned_frame, GapReason, Joined, Position, RecoveryStatus, RoomPosition, JOINED_EVENT,
 };
@@ -111,10 +113,9 @@ impl CatchUp {
             Read::Entries { frames, upto, top } => {
                 let recovered = self.why == Why::Resume;
                 for (offset, frame) in frames {
-                    let p = RoomPosition::new(&*self.ns, &*self.room, &*after.epoch, offset);
-                    let _ = self
-                        .socket
-                        .push(to_utf8(&positioned_frame(&frame, &p, recovered)));
+                    let at = Position::new(&*after.epoch, offset);
+                    let text = positioned_text(&frame, &self.ns, &self.room, &at, recovered);
+                    let _ = self.socket.push(text);
                     *written += 1;
                 }
                 if let Some(last) = cursor.last.as_mut() {
@@ -160,6 +161,19 @@ impl CatchUp {
             recovered,
         );
     }
+}
+
+/// The frame with its position (`cwPos`, and `cwRecovered` when it is
+/// sent again), as opted-in sockets get it.
+pub(crate) fn positioned_text(
+    frame: &PushFrame,
+    ns: &str,
+    room: &str,
+    pos: &Position,
+    recovered: bool,
+) -> Utf8Bytes {
+    let p = RoomPosition::new(ns, room, &*pos.epoch, pos.offset);
+    to_utf8(&positioned_frame(frame, &p, recovered))
 }
 
 enum Step {

@@ -91,7 +91,6 @@ struct RoomLog {
 /// Rooms by namespace (looked up by `&str`, without allocating).
 type Logs = HashMap<Arc<str>, HashMap<Arc<str>, Arc<RoomLog>>>;
 
-/// What a recovery found.
 /// What [`MemoryHistory::read`] found after a position.
 #[derive(Debug)]
 pub(crate) enum Read {
@@ -174,11 +173,16 @@ impl MemoryHistory {
         logs.iter().map(|l| l.stream.lock().entries.len()).sum()
     }
 
+    /// The room's log, when it has one.
+    fn find(all: &Logs, ns: &str, room: &str) -> Option<Arc<RoomLog>> {
+        all.get(ns).and_then(|rooms| rooms.get(room)).cloned()
+    }
+
     /// The room's log, created when absent.
     fn log(&self, ns: &str, room: &str) -> Arc<RoomLog> {
         let mut all = self.streams.lock();
-        if let Some(log) = all.get(ns).and_then(|rooms| rooms.get(room)) {
-            return log.clone();
+        if let Some(log) = Self::find(&all, ns, room) {
+            return log;
         }
         let log = Arc::new(RoomLog {
             order: Mutex::new(()),
@@ -223,12 +227,7 @@ impl MemoryHistory {
     /// (0 otherwise): the same for every node sharing this store, so that
     /// a socket finds its cursor for a message without comparing names.
     pub(crate) fn stream_of(&self, ns: &str, room: &str, epoch: &str) -> u64 {
-        let log = self
-            .streams
-            .lock()
-            .get(ns)
-            .and_then(|rooms| rooms.get(room))
-            .cloned();
+        let log = Self::find(&self.streams.lock(), ns, room);
         log.map_or(0, |log| {
             let stream = log.stream.lock();
             if *stream.epoch == *epoch {

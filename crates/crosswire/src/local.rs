@@ -3,13 +3,12 @@
 //! the sockets it holds. It knows nothing of the bus: the node decides what
 //! also goes to other nodes.
 
-use crate::catch_up::{CatchUp, Why};
+use crate::catch_up::{positioned_text, CatchUp, Why};
 use crate::history::{HistoryConfig, MemoryHistory, Position};
 use crate::rooms::Rooms;
-use crate::socket::{to_utf8, Socket};
+use crate::socket::Socket;
 use axum::extract::ws::Utf8Bytes;
 use crosswire_protocol::client::PushFrame;
-use crosswire_protocol::history::{positioned_frame, RoomPosition};
 use dashmap::DashMap;
 use parking_lot::RwLock;
 use std::cell::OnceCell;
@@ -58,7 +57,7 @@ pub(crate) fn push_positioned(socket: &Socket, message: &Positioned<'_>) {
     let write = || {
         let text = message
             .text
-            .get_or_init(|| positioned_text(message.frame, message.ns, message.room, pos));
+            .get_or_init(|| positioned_text(message.frame, message.ns, message.room, pos, false));
         let _ = socket.push(text.clone());
     };
     let gap = recovery.live(message.ns, message.room, message.stream, pos, write);
@@ -74,12 +73,6 @@ pub(crate) fn push_positioned(socket: &Socket, message: &Positioned<'_>) {
         }
         .start();
     }
-}
-
-/// The positioned form of `frame` for opted-in sockets.
-fn positioned_text(frame: &PushFrame, ns: &str, room: &str, pos: &Position) -> Utf8Bytes {
-    let p = RoomPosition::new(ns, room, &*pos.epoch, pos.offset);
-    to_utf8(&positioned_frame(frame, &p, false))
 }
 
 /// A set of excluded ids that is cheap for both short and long lists.

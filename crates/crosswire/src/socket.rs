@@ -338,9 +338,9 @@ impl RecoveryState {
                 Some(i) => {
                     let e = &mut rooms[i];
                     let same = (e.cursor.last.as_ref()).is_some_and(|l| l.epoch == pos.epoch);
-                    if same || e.cursor.catching.is_some() {
-                        e.stream = if same { stream } else { e.stream };
-                    } else {
+                    if same {
+                        e.stream = stream;
+                    } else if e.cursor.catching.is_none() {
                         // First message seen, or a new epoch: nothing to
                         // fill before it.
                         e.stream = stream;
