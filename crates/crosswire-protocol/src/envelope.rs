@@ -677,6 +677,90 @@ pub fn encode_ws_route_at(
     encode_root(fields, message_id, codec, capacity)
 }
 
+/// A room message's envelope cut where its position goes, for a store that
+/// assigns the position and publishes in one step (the Redis history's
+/// script): `prefix ++ position ++ suffix` is the envelope
+/// [`encode_ws_route_at`] gives for that position, where `position` is the
+/// `"EPOCH:OFFSET"` string encoded by [`encode_position`].
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::client::PushFrame;
+/// use crosswire_protocol::envelope::{encode_position, encode_ws_route_at, split_at_position, Codec, WsRoute};
+/// use crosswire_protocol::history::Position;
+/// let route = WsRoute::Room {
+///     data: PushFrame::encode("say", Some(&1))?,
+///     room_namespace: "chat".into(),
+///     room_id: Some("r1".into()),
+///     sender_server: "a".into(),
+///     exclude_socket_ids: vec![],
+/// };
+/// let pos = Position::new("e1", 5);
+/// for codec in [Codec::Json, Codec::MsgPack] {
+///     let (prefix, suffix) = split_at_position(&route, Some("m1"), codec)?;
+///     let whole = [prefix, encode_position(&pos, codec), suffix].concat();
+///     assert_eq!(whole, encode_ws_route_at(&route, Some("m1"), Some(&pos), codec)?);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn split_at_position(
+    msg: &WsRoute,
+    message_id: Option<&str>,
+    codec: Codec,
+) -> Result<(Vec<u8>, Vec<u8>), EnvelopeError> {
+    // A placeholder that no epoch is (epochs are hex), found from the end:
+    // only the message id can follow it.
+    let placeholder = Position::new("~", 0);
+    let mut whole = encode_ws_route_at(msg, message_id, Some(&placeholder), codec)?;
+    let mark = encode_position(&placeholder, codec);
+    let at = whole
+        .windows(mark.len())
+        .rposition(|w| w == mark.as_slice())
+        .ok_or_else(|| EnvelopeError::Encode("position placeholder not found".into()))?;
+    let suffix = whole.split_off(at + mark.len());
+    whole.truncate(at);
+    Ok((whole, suffix))
+}
+
+/// A position as the value of the `cwPos` key: a JSON string or a
+/// MessagePack str.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::envelope::{encode_position, Codec};
+/// use crosswire_protocol::history::Position;
+/// let pos = Position::new("e1", 5);
+/// assert_eq!(encode_position(&pos, Codec::Json), br#""e1:5""#);
+/// assert_eq!(encode_position(&pos, Codec::MsgPack), b"\xa4e1:5");
+/// ```
+pub fn encode_position(position: &Position, codec: Codec) -> Vec<u8> {
+    let text = position.to_envelope();
+    let mut buf = Vec::with_capacity(text.len() + 3);
+    match codec {
+        Codec::Json => {
+            buf.push(b'"');
+            buf.extend_from_slice(text.as_bytes());
+            buf.push(b'"');
+        }
+        Codec::MsgPack => {
+            // Epochs are short: a fixstr, or a str8 (never longer).
+            match u8::try_from(text.len()) {
+                Ok(n) if n < 32 => buf.push(0xa0 | n),
+                Ok(n) => buf.extend_from_slice(&[0xd9, n]),
+                Err(_) => {
+                    let n = u32::try_from(text.len()).unwrap_or(u32::MAX);
+                    buf.push(0xdb);
+                    buf.extend_from_slice(&n.to_be_bytes());
+                }
+            }
+            buf.extend_from_slice(text.as_bytes());
+        }
+    }
+    buf
+}
+
 /// Encodes any JSON value: messages on custom channels
 /// (`publishRedisMessage`). Nothing is added (no `senderServer`).
 ///

@@ -62,6 +62,8 @@ pub struct RedisBusStats {
 /// Stops the bus when the last [`RedisBus`] handle is dropped.
 struct Handle {
     shared: Arc<Shared>,
+    /// Room histories, in Redis (see `history.rs`).
+    history: Arc<crate::history::RedisHistory>,
 }
 
 impl Drop for Handle {
@@ -180,6 +182,7 @@ impl RedisBus {
         let bus = RedisBus {
             handle: Arc::new(Handle {
                 shared: shared.clone(),
+                history: Arc::new(crate::history::RedisHistory::new(shared.clone())),
             }),
         };
         // Validate every URL before starting anything.
@@ -470,6 +473,14 @@ impl Bus for RedisBus {
 
     fn redundant(&self) -> bool {
         self.shared().config.redundant
+    }
+
+    /// Room histories kept in Redis: each room on one of the bus's nodes
+    /// (see [`NodeBuilder::history`](crosswire::NodeBuilder::history)).
+    fn history(&self) -> Option<crosswire::history::SharedHistory> {
+        Some(crosswire::history::SharedHistory::Backend(
+            self.handle.history.clone(),
+        ))
     }
 
     fn close(&self) -> BoxFuture<'static, ()> {

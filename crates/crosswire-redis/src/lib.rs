@@ -60,6 +60,7 @@ mod bus;
 mod config;
 mod error;
 mod events;
+mod history;
 mod job;
 mod node_id;
 mod publisher;

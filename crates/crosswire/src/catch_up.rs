@@ -13,15 +13,16 @@
 //! replays in order without filling the outbound queue (which would close
 //! the socket as a slow consumer), and memory stays bounded by the queue.
 
-use crate::history::{HistoryConfig, MemoryHistory, Read};
+use crate::history::{HistoryConfig, Read, SharedHistory};
 use crate::socket::{to_utf8, RoomCursor, Socket};
 use crate::stats::Stats;
 use axum::extract::ws::Utf8Bytes;
 use crosswire_protocol::client::PushFrame;
+use crosswire_protocol::envelope::Codec;
 use crosswire_protocol::history::{
     positioned_frame, GapReason, Joined, Position, RecoveryStatus, RoomPosition, JOINED_EVENT,
 };
-use std::sync::Arc;
+use std::time::Duration;
 
 /// Why a catch-up runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +32,10 @@ pub(crate) enum Why {
     Resume,
     /// A live message arrived after a gap: the gap is filled first.
     Gap,
+    /// The socket joined a room whose history is read asynchronously: its
+    /// position is the room's top when read ([`JOINED_EVENT`] says it), and
+    /// live messages that came meanwhile follow from the history.
+    Join,
 }
 
 /// A room of one socket to catch up.
@@ -38,8 +43,10 @@ pub(crate) struct CatchUp {
     pub(crate) socket: Socket,
     pub(crate) ns: String,
     pub(crate) room: String,
-    pub(crate) store: Arc<MemoryHistory>,
+    pub(crate) store: SharedHistory,
     pub(crate) config: HistoryConfig,
+    /// How a backend's envelopes are decoded.
+    pub(crate) codec: Codec,
     pub(crate) why: Why,
     /// The number set in the room's cursor when this catch-up was started.
     pub(crate) number: u64,
@@ -47,6 +54,12 @@ pub(crate) struct CatchUp {
 
 /// At most this many messages per read.
 const CHUNK: usize = 256;
+
+/// Reads of an unreachable history tried before a resume or a gap is
+/// reported incomplete (a join keeps trying while the socket is in the
+/// room), and the longest wait between two.
+const TRIES: u32 = 4;
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
 
 impl CatchUp {
     /// Runs the catch-up in its own task. The caller has set the room's
@@ -58,18 +71,51 @@ impl CatchUp {
 
     async fn run(self) {
         let mut written = 0u64;
+        let mut failures = 0u32;
         let ids = self.socket.socket_ids();
         while self.socket.queue().room().await {
             let Some(recovery) = self.socket.recovery() else {
                 return;
             };
+            // Where the cursor stands, while this catch-up is its current one.
+            let current = recovery.with_existing_room(&self.ns, &self.room, |cursor| {
+                (cursor.catching == Some(self.number)).then(|| cursor.last.clone())
+            });
+            let Some(Some(after)) = current else {
+                break; // left the room, or a newer catch-up runs
+            };
             let (frames, bytes) = self.socket.queue().free();
             let limit = (frames / 2).clamp(1, CHUNK);
-            let step = recovery.with_existing_room(&self.ns, &self.room, |cursor| {
-                if cursor.catching != Some(self.number) {
-                    return Step::Done; // left the room, or a newer catch-up runs
+            // Read outside the cursor lock: a live message that comes
+            // meanwhile was stored before it is delivered, and is left to
+            // this catch-up by `skipped`.
+            let read = (self.store)
+                .read_after(
+                    &self.ns,
+                    &self.room,
+                    after.as_ref(),
+                    limit,
+                    bytes / 2,
+                    &ids,
+                    &self.config,
+                    self.codec,
+                )
+                .await;
+            if matches!(read, Read::Unavailable) {
+                failures += 1;
+                if failures < TRIES || after.is_none() {
+                    let wait = Duration::from_millis(100 << failures.min(6)).min(MAX_RETRY_WAIT);
+                    tokio::time::sleep(wait).await;
+                    continue;
                 }
-                self.step(cursor, limit, bytes / 2, &ids, &mut written)
+            } else {
+                failures = 0;
+            }
+            let step = recovery.with_existing_room(&self.ns, &self.room, |cursor| {
+                if cursor.catching != Some(self.number) || cursor.last != after {
+                    return Step::Done;
+                }
+                self.apply(cursor, read, &mut written)
             });
             match step {
                 Some(Step::More) => {}
@@ -81,29 +127,23 @@ impl CatchUp {
         }
     }
 
-    /// One read and its writes, under the socket's cursor lock.
-    fn step(
-        &self,
-        cursor: &mut RoomCursor,
-        limit: usize,
-        max_bytes: usize,
-        ids: &[String],
-        written: &mut u64,
-    ) -> Step {
-        let Some(after) = cursor.last.clone() else {
-            cursor.catching = None;
-            return Step::Done;
-        };
-        let read = self.store.read(
-            &self.ns,
-            &self.room,
-            &after,
-            limit,
-            max_bytes,
-            ids,
-            &self.config,
-        );
+    /// Writes what was read, under the socket's cursor lock.
+    fn apply(&self, cursor: &mut RoomCursor, read: Read, written: &mut u64) -> Step {
+        let after = cursor.last.clone();
         match read {
+            Read::Unavailable => {
+                // Given up: the client is told, at the position it had.
+                cursor.catching = None;
+                if let Some(at) = after {
+                    self.finish(
+                        &at,
+                        RecoveryStatus::Incomplete,
+                        Some(GapReason::Unavailable),
+                        *written,
+                    );
+                }
+                Step::Done
+            }
             Read::Gap { top, reason } => {
                 cursor.last = Some(top.clone());
                 cursor.catching = None;
@@ -111,6 +151,25 @@ impl CatchUp {
                 Step::Done
             }
             Read::Entries { frames, upto, top } => {
+                let Some(after) = after else {
+                    // A join: the socket's position is the room's top now.
+                    cursor.last = Some(top.clone());
+                    send_joined(
+                        &self.socket,
+                        &self.ns,
+                        &self.room,
+                        &top,
+                        RecoveryStatus::None,
+                        None,
+                        0,
+                    );
+                    return if cursor.skipped <= top.offset {
+                        cursor.catching = None;
+                        Step::Done
+                    } else {
+                        Step::More
+                    };
+                };
                 let recovered = self.why == Why::Resume;
                 for (offset, frame) in frames {
                     let at = Position::new(&*after.epoch, offset);

@@ -8,21 +8,160 @@
 //! gone entirely (idle past its age, or a new store after a restart) starts
 //! a new epoch, so an old position is never mistaken for a current one.
 //!
-//! The store is in memory: a node's own, or the one its
-//! [`MemoryHub`](crate::bus::MemoryHub) shares between the nodes of one
-//! process. Each room has its own lock. A message may reach a node out of
+//! The store is [`SharedHistory`]: in memory ([`MemoryHistory`], a node's
+//! own or the one its [`MemoryHub`](crate::bus::MemoryHub) shares between
+//! the nodes of one process), or a [`HistoryBackend`] that the bus provides
+//! (the Redis bus keeps each room's history on one of its Redis nodes, and
+//! assigns the position, stores and publishes in one step). In memory, each
+//! room has its own lock. A message may reach a node out of
 //! order (two nodes send to one room at once); a socket that opted in is
 //! written every offset once and in order all the same: an offset it
 //! already has is dropped, and a gap before a message is filled from the
 //! store, which holds every message before it is handed on.
 
 pub use crate::config::HistoryConfig;
+use bytes::Bytes;
 use crosswire_protocol::client::PushFrame;
+use crosswire_protocol::envelope::Codec;
 pub use crosswire_protocol::history::{GapReason, Position, RecoveryStatus};
+use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Where the nodes of a cluster keep room histories.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::bus::{Bus, MemoryHub};
+/// use crosswire::history::SharedHistory;
+/// let bus = MemoryHub::new().bus();
+/// assert!(matches!(bus.history(), Some(SharedHistory::Memory(_))));
+/// ```
+#[derive(Clone)]
+pub enum SharedHistory {
+    /// In this process.
+    Memory(Arc<MemoryHistory>),
+    /// Outside it (e.g. in Redis), reached asynchronously.
+    Backend(Arc<dyn HistoryBackend>),
+}
+
+impl std::fmt::Debug for SharedHistory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SharedHistory::Memory(m) => m.fmt(f),
+            SharedHistory::Backend(_) => f.write_str("SharedHistory::Backend"),
+        }
+    }
+}
+
+/// Why a [`HistoryBackend`] could not serve a request.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::history::HistoryError;
+/// let e = HistoryError::Unavailable("redis 10.0.0.1:6379: connection refused".into());
+/// assert_eq!(e.to_string(), "room history unavailable: redis 10.0.0.1:6379: connection refused");
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum HistoryError {
+    /// The store that keeps the room's history cannot be reached, or did
+    /// not answer in time (the request may or may not have been applied).
+    #[error("room history unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What a [`HistoryBackend`] calls when an append is done: the message's
+/// position, or why it was neither stored nor published.
+pub type AppendDone = Box<dyn FnOnce(Result<Position, HistoryError>) + Send>;
+
+/// A room message to store and publish: its bus envelope, cut where its
+/// position goes (see
+/// [`split_at_position`](crosswire_protocol::envelope::split_at_position)).
+pub struct Append {
+    /// The room's namespace.
+    pub ns: String,
+    /// The room.
+    pub room: String,
+    /// The bus channel to publish on; `None` to store only.
+    pub channel: Option<String>,
+    /// The envelope before its position.
+    pub prefix: Vec<u8>,
+    /// The envelope after its position.
+    pub suffix: Vec<u8>,
+    /// How the position is encoded between them.
+    pub codec: Codec,
+    /// The room's bounds.
+    pub config: HistoryConfig,
+    /// Called with the outcome.
+    pub done: AppendDone,
+}
+
+impl std::fmt::Debug for Append {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Append")
+            .field("ns", &self.ns)
+            .field("room", &self.room)
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A read of a room's history: what follows `after`, or only the room's
+/// top (its current position) when `after` is `None`.
+#[derive(Debug, Clone)]
+pub struct ReadRange {
+    /// The room's namespace.
+    pub ns: String,
+    /// The room.
+    pub room: String,
+    /// The position to continue from.
+    pub after: Option<Position>,
+    /// Most entries to return.
+    pub limit: usize,
+    /// About the most bytes to return (at least one entry is).
+    pub max_bytes: usize,
+    /// The room's bounds.
+    pub config: HistoryConfig,
+}
+
+/// What a [`HistoryBackend`] holds of a room.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The room's current position (a new epoch when it had none).
+    pub top: Position,
+    /// The offset of the oldest message held (`top.offset + 1` when none).
+    pub first: u64,
+    /// The envelopes, as published, of the messages after the position
+    /// read from, in order; empty when that position is not of `top`'s
+    /// epoch or no longer held.
+    pub entries: Vec<Bytes>,
+}
+
+/// A room history kept outside the process, shared by the nodes of a
+/// cluster. Provided by a bus through [`Bus::history`](crate::bus::Bus::history).
+///
+/// Contract: an append assigns the next offset of the room's epoch (a new
+/// epoch, taken at random, when the room has none), stores the envelope
+/// with its position and publishes it, in one atomic step; appends of one
+/// endpoint to one room are applied, and their `done` called, in call
+/// order. When the history of a room may have missed a message (a failed
+/// append was published without a position), [`reset`](Self::reset)
+/// drops it, so that its epoch changes rather than a recovery passing over
+/// the message.
+pub trait HistoryBackend: Send + Sync + 'static {
+    /// Appends and publishes; `append.done` gets the outcome.
+    fn append(&self, append: Append);
+    /// Reads a room's history.
+    fn read(&self, read: ReadRange) -> BoxFuture<'static, Result<Stored, HistoryError>>;
+    /// Drops a room's history (now, or before this endpoint's next request
+    /// for the room if its store cannot be reached now).
+    fn reset(&self, ns: &str, room: &str);
+}
 
 /// One stored message.
 struct Entry {
@@ -104,6 +243,8 @@ pub(crate) enum Read {
     },
     /// The position cannot be continued from: nothing is invented.
     Gap { top: Position, reason: GapReason },
+    /// The history cannot be reached now.
+    Unavailable,
 }
 
 /// Room histories in memory, shared by the nodes that use one store.
@@ -338,6 +479,111 @@ impl MemoryHistory {
     }
 }
 
+impl SharedHistory {
+    /// Up to `limit` messages (about `max_bytes`) after `after`, skipping
+    /// those that excluded one of `ids`; only the room's top when `after`
+    /// is `None`. Envelopes read from a backend are decoded with `codec`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn read_after(
+        &self,
+        ns: &str,
+        room: &str,
+        after: Option<&Position>,
+        limit: usize,
+        max_bytes: usize,
+        ids: &[String],
+        config: &HistoryConfig,
+        codec: Codec,
+    ) -> Read {
+        match self {
+            SharedHistory::Memory(store) => match after {
+                Some(after) => store.read(ns, room, after, limit, max_bytes, ids, config),
+                None => {
+                    let top = store.top(ns, room, config);
+                    let upto = top.offset;
+                    Read::Entries {
+                        frames: Vec::new(),
+                        upto,
+                        top,
+                    }
+                }
+            },
+            SharedHistory::Backend(backend) => {
+                let request = ReadRange {
+                    ns: ns.to_owned(),
+                    room: room.to_owned(),
+                    after: after.cloned(),
+                    limit,
+                    max_bytes,
+                    config: *config,
+                };
+                match backend.read(request).await {
+                    Ok(stored) => decode_stored(stored, after, ids, codec),
+                    Err(e) => {
+                        tracing::debug!(%ns, %room, error = %e, "history read failed");
+                        Read::Unavailable
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a backend returned, as a [`Read`]: the envelopes decoded, checked
+/// to continue `after` one by one.
+fn decode_stored(stored: Stored, after: Option<&Position>, ids: &[String], codec: Codec) -> Read {
+    use crosswire_protocol::channels::ChannelKind;
+    use crosswire_protocol::envelope::{decode_ws_route, WsRoute};
+    let top = stored.top;
+    let Some(after) = after else {
+        let upto = top.offset;
+        return Read::Entries {
+            frames: Vec::new(),
+            upto,
+            top,
+        };
+    };
+    if after.epoch != top.epoch || after.offset > top.offset {
+        let reason = GapReason::EpochChanged;
+        return Read::Gap { top, reason };
+    }
+    if after.offset + 1 < stored.first {
+        let reason = GapReason::TooOld;
+        return Read::Gap { top, reason };
+    }
+    let (mut frames, mut upto) = (Vec::new(), after.offset);
+    for payload in &stored.entries {
+        let entry = decode_ws_route(ChannelKind::Room, payload, codec)
+            .ok()
+            .and_then(|env| Some((env.position?, env.message)));
+        match entry {
+            Some((
+                pos,
+                WsRoute::Room {
+                    data,
+                    exclude_socket_ids,
+                    ..
+                },
+            )) if pos.epoch == top.epoch && pos.offset == upto + 1 => {
+                upto = pos.offset;
+                if !ids.iter().any(|id| exclude_socket_ids.contains(id)) {
+                    frames.push((pos.offset, data));
+                }
+            }
+            // Unreadable, or not the next one: nothing is invented.
+            _ => {
+                let reason = GapReason::Unavailable;
+                return Read::Gap { top, reason };
+            }
+        }
+    }
+    if stored.entries.is_empty() && upto < top.offset {
+        let reason = GapReason::Unavailable;
+        return Read::Gap { top, reason };
+    }
+    Read::Entries { frames, upto, top }
+}
+
 fn excluded(exclude: &Option<Arc<[String]>>, ids: &[String]) -> bool {
     exclude
         .as_deref()
@@ -359,14 +605,14 @@ mod tests {
     fn offsets(r: &Read) -> Vec<u64> {
         match r {
             Read::Entries { frames, .. } => frames.iter().map(|f| f.0).collect(),
-            Read::Gap { .. } => panic!("gap: {r:?}"),
+            Read::Gap { .. } | Read::Unavailable => panic!("not entries: {r:?}"),
         }
     }
 
     fn gap(r: &Read) -> Option<GapReason> {
         match r {
             Read::Gap { reason, .. } => Some(*reason),
-            Read::Entries { .. } => None,
+            Read::Entries { .. } | Read::Unavailable => None,
         }
     }
 

@@ -4,17 +4,17 @@
 //! also goes to other nodes.
 
 use crate::catch_up::{positioned_text, CatchUp, Why};
-use crate::history::{HistoryConfig, MemoryHistory, Position};
+use crate::history::{HistoryConfig, Position, SharedHistory};
 use crate::rooms::Rooms;
 use crate::socket::Socket;
 use axum::extract::ws::Utf8Bytes;
 use crosswire_protocol::client::PushFrame;
+use crosswire_protocol::envelope::Codec;
 use dashmap::DashMap;
 use parking_lot::RwLock;
 use std::cell::OnceCell;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
 /// This node's sockets, bound ids and rooms.
 pub(crate) struct Local {
@@ -41,8 +41,9 @@ pub(crate) struct Positioned<'a> {
     pub(crate) text: OnceCell<Utf8Bytes>,
     pub(crate) frame: &'a PushFrame,
     /// Where a gap in the live stream is filled from.
-    pub(crate) history: &'a Arc<MemoryHistory>,
+    pub(crate) history: &'a SharedHistory,
     pub(crate) config: &'a HistoryConfig,
+    pub(crate) codec: Codec,
 }
 
 /// Writes a positioned room message to an opted-in socket, in order and
@@ -68,6 +69,7 @@ pub(crate) fn push_positioned(socket: &Socket, message: &Positioned<'_>) {
             room: message.room.to_owned(),
             store: message.history.clone(),
             config: *message.config,
+            codec: message.codec,
             why: Why::Gap,
             number,
         }

@@ -327,6 +327,13 @@ node_stats! {
             /// was told to reload.
             recoveries_incomplete = "incomplete",
         }
+        "history_append_failures", "Room messages the history could not store: sent without a position, the room's history reset." {
+            /// Room messages of a namespace with history that the history
+            /// store could not take (unreachable, not answering): they were
+            /// sent without a position and the room's history was reset, so
+            /// that no recovery passes over them.
+            history_append_failures,
+        }
         "bus_publish_oversize", "Messages not published because they exceeded max_bus_message_size." {
             /// Messages this node refused to publish because, encoded, they
             /// exceeded `max_bus_message_size`.

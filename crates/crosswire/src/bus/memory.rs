@@ -253,8 +253,10 @@ impl Bus for MemoryBus {
         self.rx.lock().take()
     }
 
-    fn history(&self) -> Option<Arc<crate::history::MemoryHistory>> {
-        Some(self.hub.history.clone())
+    fn history(&self) -> Option<crate::history::SharedHistory> {
+        Some(crate::history::SharedHistory::Memory(
+            self.hub.history.clone(),
+        ))
     }
 
     fn health(&self) -> super::BusHealth {

@@ -269,10 +269,11 @@ pub trait Bus: Send + Sync + 'static {
     }
 
     /// The room history the nodes on this bus share, when the bus keeps
-    /// one ([`MemoryBus`] does: its hub's). The default: none, and a node
-    /// with [`history`](crate::NodeBuilder::history) refuses to build on
-    /// such a bus.
-    fn history(&self) -> Option<Arc<crate::history::MemoryHistory>> {
+    /// one ([`MemoryBus`] does: its hub's, in memory; the Redis bus keeps it
+    /// in Redis). The default: none, and a node with
+    /// [`history`](crate::NodeBuilder::history) refuses to build on such a
+    /// bus.
+    fn history(&self) -> Option<crate::history::SharedHistory> {
         None
     }
 

@@ -815,7 +815,9 @@ impl NodeBuilder {
     /// Keeps a history of the rooms of namespace `ns`, so that clients that
     /// opted into recovery get what they missed when they come back
     /// ([`crate::history`], docs/protocol.md §10.3). Needs no bus or a bus
-    /// that keeps a history (the in-memory bus); building fails otherwise.
+    /// that keeps a history (the in-memory bus, the Redis bus); building
+    /// fails otherwise, and with [`bus_secret`](Self::bus_secret) on the
+    /// Redis bus.
     ///
     /// # Examples
     ///
@@ -976,16 +978,27 @@ impl NodeBuilder {
             None
         } else {
             match &self.bus {
-                None => Some(Arc::new(crate::history::MemoryHistory::new())),
+                None => Some(crate::history::SharedHistory::Memory(Arc::default())),
                 Some(bus) => Some(bus.history().ok_or_else(|| {
                     Error::Config(
-                        "room history needs a bus that keeps one (the in-memory bus); \
-                         this bus does not"
+                        "room history needs a bus that keeps one (the in-memory or the \
+                         Redis bus); this bus does not"
                             .into(),
                     )
                 })?),
             }
         };
+        if matches!(history, Some(crate::history::SharedHistory::Backend(_)))
+            && config.bus_secret.is_some()
+        {
+            // The store assigns the position inside the envelope, after the
+            // node signed it.
+            return Err(Error::Config(
+                "room history kept by the bus cannot be combined with bus_secret (signed \
+                 envelopes)"
+                    .into(),
+            ));
+        }
         let stats = Arc::new(Stats::default());
         let cluster = self
             .bus

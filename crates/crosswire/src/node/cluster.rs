@@ -132,7 +132,7 @@ impl Cluster {
         }
     }
 
-    fn next_message_id(&self) -> Option<String> {
+    pub(crate) fn next_message_id(&self) -> Option<String> {
         self.message_ids
             .as_ref()
             .map(|(prefix, n)| format!("{prefix}:{}", n.fetch_add(1, Ordering::Relaxed)))
@@ -466,9 +466,32 @@ impl Node {
                 }
                 // A message with a position in a room with history reaches
                 // the opted-in sockets in order and once.
-                if let (Some(room), Some(position)) = (room_id.as_deref(), position.as_ref()) {
-                    if let Some((store, config)) = self.history_of(&room_namespace) {
-                        let stream = store.stream_of(&room_namespace, room, &position.epoch);
+                if let (Some(room), Some((store, config))) =
+                    (room_id.as_deref(), self.history_of(&room_namespace))
+                {
+                    let Some(position) = position.as_ref() else {
+                        // Sent without a position (by a node whose history
+                        // store failed, or by an original node): the
+                        // history missed it, so its epoch must change
+                        // rather than a recovery pass over it.
+                        if let crate::history::SharedHistory::Backend(backend) = store {
+                            backend.reset(&room_namespace, room);
+                        }
+                        self.deliver_to_room(
+                            &room_namespace,
+                            Some(room),
+                            &data,
+                            &exclude_socket_ids,
+                        );
+                        return;
+                    };
+                    {
+                        let stream = match store {
+                            crate::history::SharedHistory::Memory(m) => {
+                                m.stream_of(&room_namespace, room, &position.epoch)
+                            }
+                            crate::history::SharedHistory::Backend(_) => 0,
+                        };
                         let at = super::recovery::At { position, stream };
                         self.deliver_positioned(
                             &room_namespace,

@@ -122,7 +122,7 @@ pub(crate) struct NodeInner {
     /// Connections, bound socket ids and rooms of this node.
     pub(in crate::node) local: Local,
     /// The room history, when a namespace keeps one.
-    pub(in crate::node) history: Option<Arc<crate::history::MemoryHistory>>,
+    pub(in crate::node) history: Option<crate::history::SharedHistory>,
     pub(in crate::node) upgrade_hook: Option<UpgradeHook>,
     pub(in crate::node) shutting_down: AtomicBool,
     /// Cancelled when the node shuts down: stops listeners and the sweep.

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::catch_up::{send_joined, CatchUp, Why};
-use crate::history::{HistoryConfig, MemoryHistory};
+use crate::history::{Append, HistoryBackend, HistoryConfig, MemoryHistory, SharedHistory};
 use crate::local::Positioned;
 use crate::socket::{to_utf8, RoomCursor};
 use crosswire_protocol::history::{RecoveryStatus, LEFT_EVENT};
@@ -18,7 +18,7 @@ pub(crate) struct At<'a> {
 impl Node {
     /// The history of namespace `ns` and its configuration, when it keeps
     /// one.
-    pub(crate) fn history_of(&self, ns: &str) -> Option<(&Arc<MemoryHistory>, &HistoryConfig)> {
+    pub(crate) fn history_of(&self, ns: &str) -> Option<(&SharedHistory, &HistoryConfig)> {
         let config = self.inner.config.history.get(ns)?;
         Some((self.inner.history.as_ref()?, config))
     }
@@ -29,12 +29,33 @@ impl Node {
         room: &str,
         frame: &PushFrame,
         options: &RoomSend,
-        store: &Arc<MemoryHistory>,
+        store: &SharedHistory,
+        config: &HistoryConfig,
+    ) {
+        match store {
+            SharedHistory::Memory(memory) => {
+                self.send_with_memory_history(ns, room, frame, options, memory, store, config)
+            }
+            SharedHistory::Backend(backend) => {
+                self.send_with_backend_history(ns, room, frame, options, backend, config)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_with_memory_history(
+        &self,
+        ns: &str,
+        room: &str,
+        frame: &PushFrame,
+        options: &RoomSend,
+        memory: &MemoryHistory,
+        store: &SharedHistory,
         config: &HistoryConfig,
     ) {
         // Delivered and relayed in the order of the positions: the node's
         // concurrent sends to one room never reach a socket out of order.
-        store.append_then(
+        memory.append_then(
             ns,
             room,
             frame,
@@ -50,6 +71,99 @@ impl Node {
         );
     }
 
+    /// The backend stores and publishes the message in one step, and hands
+    /// back its position; this node's members get it then, in the order of
+    /// the positions. When the backend cannot take it, the message is sent
+    /// without a position (nothing is lost for the sockets that are here)
+    /// and the room's history is reset, so that no recovery passes over it.
+    fn send_with_backend_history(
+        &self,
+        ns: &str,
+        room: &str,
+        frame: &PushFrame,
+        options: &RoomSend,
+        backend: &Arc<dyn HistoryBackend>,
+        config: &HistoryConfig,
+    ) {
+        let codec = self.inner.config.codec;
+        let route = crosswire_protocol::envelope::WsRoute::Room {
+            data: frame.clone(),
+            room_namespace: ns.to_owned(),
+            room_id: Some(room.to_owned()),
+            sender_server: self.server_name().to_owned(),
+            exclude_socket_ids: options.exclude.clone(),
+        };
+        let cluster = self.cluster();
+        let message_id = cluster.and_then(|c| c.next_message_id());
+        let channel = match (cluster, options.local_only) {
+            (Some(_), false) => self.inner.channels.room_namespace(ns).ok(),
+            _ => None,
+        };
+        let split =
+            crosswire_protocol::envelope::split_at_position(&route, message_id.as_deref(), codec);
+        let (prefix, suffix) = match split {
+            Ok(parts) => parts,
+            Err(e) => {
+                tracing::warn!(%ns, %room, error = %e, "could not encode a room message");
+                return;
+            }
+        };
+        if prefix.len() + suffix.len() + 64 > self.inner.config.max_bus_message_size {
+            Stats::incr(&self.inner.stats.bus_publish_oversize);
+            tracing::warn!(%ns, %room, "room message larger than max_bus_message_size: not sent");
+            return;
+        }
+        let node = self.clone();
+        let (ns_owned, room_owned) = (ns.to_owned(), room.to_owned());
+        let (frame, exclude, local_only) =
+            (frame.clone(), options.exclude.clone(), options.local_only);
+        let store = SharedHistory::Backend(backend.clone());
+        let config_copy = *config;
+        let done = Box::new(
+            move |outcome: Result<crate::history::Position, crate::history::HistoryError>| {
+                let (ns, room) = (ns_owned.as_str(), room_owned.as_str());
+                match outcome {
+                    Ok(position) => {
+                        let at = At {
+                            position: &position,
+                            stream: 0,
+                        };
+                        node.deliver_positioned(
+                            ns,
+                            room,
+                            &frame,
+                            &exclude,
+                            at,
+                            &store,
+                            &config_copy,
+                        );
+                    }
+                    Err(e) => {
+                        Stats::incr(&node.inner.stats.history_append_failures);
+                        tracing::warn!(%ns, %room, error = %e, "room history unavailable: message sent without a position");
+                        if let SharedHistory::Backend(backend) = &store {
+                            backend.reset(ns, room);
+                        }
+                        node.deliver_to_room(ns, Some(room), &frame, &exclude);
+                        if !local_only {
+                            node.relay_room(ns, room, &frame, exclude);
+                        }
+                    }
+                }
+            },
+        );
+        backend.append(Append {
+            ns: ns.to_owned(),
+            room: room.to_owned(),
+            channel: channel.map(|c| c.to_string()),
+            prefix,
+            suffix,
+            codec,
+            config: *config,
+            done,
+        });
+    }
+
     /// Writes a room message that has a position to this node's members of
     /// the room: opted-in sockets get it with its position, in order.
     #[allow(clippy::too_many_arguments)]
@@ -60,7 +174,7 @@ impl Node {
         frame: &PushFrame,
         exclude: &[String],
         at: At<'_>,
-        store: &Arc<MemoryHistory>,
+        store: &SharedHistory,
         config: &HistoryConfig,
     ) {
         let positioned = Positioned {
@@ -72,6 +186,7 @@ impl Node {
             frame,
             history: store,
             config,
+            codec: self.inner.config.codec,
         };
         self.inner
             .local
@@ -120,9 +235,10 @@ impl Node {
         else {
             return;
         };
-        match recovery.take_resume(ns, room) {
-            None => {
-                let top = store.top(ns, room, config);
+        let resume = recovery.take_resume(ns, room);
+        let (why, since) = match (resume, store) {
+            (None, SharedHistory::Memory(memory)) => {
+                let top = memory.top(ns, room, config);
                 recovery.with_room(ns, room, |cursor| {
                     *cursor = RoomCursor {
                         last: Some(top.clone()),
@@ -130,28 +246,31 @@ impl Node {
                     }
                 });
                 send_joined(socket, ns, room, &top, RecoveryStatus::None, None, 0);
+                return;
             }
-            Some(since) => {
-                let number = recovery.next_catch_up();
-                recovery.with_room(ns, room, |cursor| {
-                    *cursor = RoomCursor {
-                        last: Some(since),
-                        catching: Some(number),
-                        skipped: 0,
-                    }
-                });
-                CatchUp {
-                    socket: socket.clone(),
-                    ns: ns.to_owned(),
-                    room: room.to_owned(),
-                    store: store.clone(),
-                    config: *config,
-                    why: Why::Resume,
-                    number,
-                }
-                .start();
+            // The top is read asynchronously: live messages wait for it.
+            (None, SharedHistory::Backend(_)) => (Why::Join, None),
+            (Some(since), _) => (Why::Resume, Some(since)),
+        };
+        let number = recovery.next_catch_up();
+        recovery.with_room(ns, room, |cursor| {
+            *cursor = RoomCursor {
+                last: since,
+                catching: Some(number),
+                skipped: 0,
             }
+        });
+        CatchUp {
+            socket: socket.clone(),
+            ns: ns.to_owned(),
+            room: room.to_owned(),
+            store: store.clone(),
+            config: *config,
+            codec: self.inner.config.codec,
+            why,
+            number,
         }
+        .start();
     }
 
     pub(crate) fn left_with_history(&self, ns: &str, room: &str, socket_id: &str) {
