@@ -73,8 +73,8 @@ struct Args {
     #[arg(long)]
     call_timeout_ms: Option<u64>,
     /// Keep a history of the rooms of these namespaces (comma-separated),
-    /// for missed-message recovery (`loadgen recovery`). Not with --redis:
-    /// the Redis bus keeps no history yet.
+    /// for missed-message recovery (`loadgen recovery`): in memory, or in
+    /// Redis with --redis (each room's history on one of the Redis nodes).
     #[arg(long = "history", value_name = "NS", value_delimiter = ',')]
     history: Vec<String>,
     /// Most messages the history keeps per room (default: crosswire's 1000).
@@ -120,11 +120,6 @@ fn redis_tls(args: &Args) -> Result<Option<crosswire_redis::RedisTls>, String> {
 fn history(args: &Args) -> Result<Option<crosswire::history::HistoryConfig>, String> {
     if args.history.is_empty() {
         return Ok(None);
-    }
-    if !args.redis.is_empty() {
-        return Err(
-            "--history cannot be combined with --redis: the Redis bus keeps no history yet".into(),
-        );
     }
     if let Some(ns) = args.history.iter().find(|ns| ns.is_empty()) {
         return Err(format!("--history: empty namespace name {ns:?}"));

@@ -361,4 +361,21 @@ pub struct RecoveryArgs {
     /// Most seconds to wait, after the stream, for the clients to catch up.
     #[arg(long, default_value_t = 10.0)]
     pub drain: f64,
+    /// Kill -9 the process of the first --url's node this many seconds into
+    /// the stream (needs --kill-node-pid and a second --url): its clients
+    /// reconnect at once to the next node and resume there. The sender is on
+    /// the last node.
+    #[arg(long, value_name = "S", requires = "kill_node_pid")]
+    pub kill_node_at: Option<f64>,
+    /// Process id of the first --url's node, for --kill-node-at.
+    #[arg(long, value_name = "PID", requires = "kill_node_at")]
+    pub kill_node_pid: Option<u32>,
+    /// Kill -9 a Redis server this many seconds into the stream (needs
+    /// --kill-redis-pid): the rooms whose history it held recover
+    /// incompletely (`epoch_changed` or `unavailable`), and only those.
+    #[arg(long, value_name = "S", requires = "kill_redis_pid")]
+    pub kill_redis_at: Option<f64>,
+    /// Process id of the Redis server for --kill-redis-at.
+    #[arg(long, value_name = "PID", requires = "kill_redis_at")]
+    pub kill_redis_pid: Option<u32>,
 }

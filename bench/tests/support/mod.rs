@@ -23,8 +23,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts this build's bench-server (node `n1`) on free loopback ports
-    /// with `args` added.
+    /// Starts this build's bench-server (node `n1`, unless `args` give a
+    /// `--name`) on free loopback ports with `args` added.
     pub async fn start(args: &[&str]) -> Server {
         Server::start_program(env!("CARGO_BIN_EXE_bench-server"), args, &[]).await
     }
@@ -32,8 +32,14 @@ impl Server {
     /// Starts `program` (a bench-server build) with `args` and environment
     /// `env` added.
     pub async fn start_program(program: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let name: &[&str] = if args.contains(&"--name") {
+            &[]
+        } else {
+            &["--name", "n1"]
+        };
         let mut child = Command::new(program)
-            .args(["--port", "0", "--metrics-port", "0", "--name", "n1"])
+            .args(["--port", "0", "--metrics-port", "0"])
+            .args(name)
             .args(args)
             .env("RUST_LOG", "error")
             .envs(env.iter().copied())

@@ -91,9 +91,13 @@ pub(crate) struct ClientReport {
     pub(crate) bad: u64,
     /// Joins that were not answered `{"ok":true}`.
     pub(crate) join_errors: u64,
+    /// Room messages without a position (sent while the room's history
+    /// could not take them).
+    pub(crate) unpositioned: u64,
 }
 
 /// The state of one client.
+#[derive(Default)]
 struct Client {
     id: String,
     rooms: Vec<usize>,
@@ -105,6 +109,7 @@ struct Client {
     next_callback: u64,
     bad: u64,
     join_errors: u64,
+    unpositioned: u64,
     dropped: bool,
 }
 
@@ -122,6 +127,7 @@ impl Client {
             lost,
             bad: self.bad,
             join_errors: self.join_errors,
+            unpositioned: self.unpositioned,
         }
     }
 
@@ -203,8 +209,11 @@ impl Client {
         let epoch = pos.and_then(|p| p.get("epoch")).and_then(Value::as_str);
         let offset = pos.and_then(|p| p.get("offset")).and_then(Value::as_u64);
         let track = &mut self.tracks[k];
-        match (epoch, offset) {
-            (Some(e), Some(o)) => track.position = Some((e.to_owned(), o)),
+        match (pos, epoch, offset) {
+            (Some(_), Some(e), Some(o)) => track.position = Some((e.to_owned(), o)),
+            // Sent while the room's history could not take it: delivered,
+            // but no position to keep.
+            (None, _, _) => self.unpositioned += 1,
             _ => self.bad += 1,
         }
         let recovered = v.get(RECOVERED_KEY) == Some(&Value::Bool(true));
@@ -297,10 +306,12 @@ async fn open(
 async fn settle_joins(c: &mut WsConn, ctx: &Ctx, cl: &mut Client) -> Result<(), String> {
     let deadline = Instant::now() + REPLY_TIMEOUT;
     c.flush().await.map_err(|e| format!("{}: {e}", cl.id))?;
-    while cl.pending_joins > 0 {
+    // The position may come after the reply (a history read from Redis).
+    while cl.pending_joins > 0 || cl.tracks.iter().any(|t| t.awaiting_joined) {
         match tokio::time::timeout_at(deadline, c.fill()).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(format!("{}: while joining: {e}", cl.id)),
+            Err(_) if cl.pending_joins == 0 => break,
             Err(_) => return Err(format!("{}: no reply to join in {REPLY_TIMEOUT:?}", cl.id)),
         }
         let now = now_us();
@@ -346,6 +357,7 @@ pub(crate) async fn client_task(
         next_callback: 0,
         bad: 0,
         join_errors: 0,
+        unpositioned: 0,
         dropped: false,
     };
     let mut node = ctx.target.node_of(i);
@@ -373,6 +385,7 @@ pub(crate) async fn client_task(
     let mut started = false;
     loop {
         let mut now_drop = false;
+        let mut moving = false;
         tokio::select! {
             biased;
             _ = ctx.sh.stop.cancelled() => break,
@@ -390,15 +403,29 @@ pub(crate) async fn client_task(
                 now_drop = true;
             }
             r = c.fill() => {
-                if !alive(&ctx.sh, &cl.id, r) {
+                if r.is_err() && on_killed_node(&ctx, node) {
+                    // Its node was killed: it moves to the next one now.
+                    ctx.moved.fetch_add(1, Relaxed);
+                    moving = true;
+                } else if !alive(&ctx.sh, &cl.id, r) {
                     break;
                 }
-                let now = now_us();
-                let r = c.parse(|m, _| cl.on_frame(&ctx, m, now));
-                if !alive(&ctx.sh, &cl.id, r) {
-                    break;
+                if !moving {
+                    let now = now_us();
+                    let r = c.parse(|m, _| cl.on_frame(&ctx, m, now));
+                    if !alive(&ctx.sh, &cl.id, r) {
+                        break;
+                    }
                 }
             }
+        }
+        if moving {
+            drop(c);
+            c = match come_back(&ctx, &mut cl, i, &mut node).await {
+                Ok(c) => c,
+                Err(report) => return *report,
+            };
+            continue;
         }
         if c.has_output() {
             let r = c.flush().await;
@@ -421,29 +448,53 @@ pub(crate) async fn client_task(
         if ctx.move_node {
             node += 1;
         }
-        let resume = cl.resume();
-        let mut attempt = 0;
-        c = loop {
-            attempt += 1;
-            match open(&ctx, i, node, &cl.id, Some(&resume)).await {
-                Ok(c) => break c,
-                Err(e) if attempt >= RECONNECT_ATTEMPTS || ctx.sh.stop.is_cancelled() => {
-                    ctx.sh.error(format!("{}: could not come back: {e}", cl.id));
-                    ctx.lost.fetch_add(1, Relaxed);
-                    return cl.report(Some(e));
-                }
-                Err(_) => tokio::time::sleep(RECONNECT_PAUSE).await,
-            }
+        c = match come_back(&ctx, &mut cl, i, &mut node).await {
+            Ok(c) => c,
+            Err(report) => return *report,
         };
-        cl.reconnects += 1;
-        ctx.reconnects.fetch_add(1, Relaxed);
-        cl.join_all(&mut c);
-        let r = c.flush().await;
-        if !alive(&ctx.sh, &cl.id, r) {
-            break;
-        }
     }
     cl.report(None)
+}
+
+/// Whether `node` is the first node and it was killed.
+fn on_killed_node(ctx: &Ctx, node: usize) -> bool {
+    ctx.node_killed.load(Relaxed) && node % ctx.target.urls.len() == 0
+}
+
+/// Reconnects client `i` to `node` (the next one while that one is the
+/// killed node), resuming from its positions, and joins its rooms again;
+/// the client's final report when it cannot.
+async fn come_back(
+    ctx: &Ctx,
+    cl: &mut Client,
+    i: usize,
+    node: &mut usize,
+) -> Result<WsConn, Box<ClientReport>> {
+    let resume = cl.resume();
+    let mut attempt = 0;
+    let mut c = loop {
+        if on_killed_node(ctx, *node) {
+            *node += 1;
+        }
+        attempt += 1;
+        match open(ctx, i, *node, &cl.id, Some(&resume)).await {
+            Ok(c) => break c,
+            Err(e) if attempt >= RECONNECT_ATTEMPTS || ctx.sh.stop.is_cancelled() => {
+                ctx.sh.error(format!("{}: could not come back: {e}", cl.id));
+                ctx.lost.fetch_add(1, Relaxed);
+                return Err(Box::new(std::mem::take(cl).report(Some(e))));
+            }
+            Err(_) => tokio::time::sleep(RECONNECT_PAUSE).await,
+        }
+    };
+    cl.reconnects += 1;
+    ctx.reconnects.fetch_add(1, Relaxed);
+    cl.join_all(&mut c);
+    if let Err(e) = c.flush().await {
+        ctx.sh.disconnected(&cl.id, e.to_string());
+        return Err(Box::new(std::mem::take(cl).report(None)));
+    }
+    Ok(c)
 }
 
 #[cfg(test)]

@@ -13,6 +13,11 @@
 //! latency. A complete recovery that lost something, a duplicate or a
 //! message out of order fails the run; losses in rooms whose recovery was
 //! reported incomplete are accounted for (`missed_unrecovered`).
+//!
+//! Faults: `--kill-node-at` kills -9 the first node's process (its clients
+//! reconnect at once to the next node and resume there; the sender is on the
+//! last node), `--kill-redis-at` a Redis server (the rooms whose history it
+//! held must recover incompletely, and only their losses are forgiven).
 
 mod client;
 mod sender;
@@ -68,6 +73,13 @@ pub(crate) struct Ctx {
     pub(crate) lost: AtomicU64,
     /// Messages sent to each room.
     pub(crate) sent: Vec<AtomicU64>,
+    /// Set just before the first node is killed (`--kill-node-at`): its
+    /// clients then move to the next node when their connection ends.
+    pub(crate) node_killed: std::sync::atomic::AtomicBool,
+    /// Clients that moved because their node was killed.
+    pub(crate) moved: AtomicU64,
+    /// The node the sender connects to.
+    pub(crate) sender_node: usize,
 }
 
 /// Checks the options; the clients that drop are the first
@@ -89,6 +101,14 @@ fn check(env: &Env, a: &RecoveryArgs) -> Result<usize, String> {
     }
     if a.drop_at < 0.0 || a.spread < 0.0 || a.down < 0.0 || a.drain < 0.0 {
         return Err("recovery: times cannot be negative".into());
+    }
+    if a.kill_node_at.is_some() && env.target.urls.len() < 2 {
+        return Err("recovery: --kill-node-at needs a second --url for its clients".into());
+    }
+    for at in [a.kill_node_at, a.kill_redis_at].into_iter().flatten() {
+        if !(0.0..a.duration).contains(&at) {
+            return Err("recovery: a kill must fall within --duration".into());
+        }
     }
     if a.drop_at + a.spread >= a.duration {
         return Err(
@@ -128,6 +148,13 @@ pub async fn recovery(env: &Env, a: &RecoveryArgs) -> Outcome {
         rejoined: AtomicU64::new(0),
         lost: AtomicU64::new(0),
         sent: (0..a.rooms).map(|_| AtomicU64::new(0)).collect(),
+        node_killed: std::sync::atomic::AtomicBool::new(false),
+        moved: AtomicU64::new(0),
+        sender_node: if a.kill_node_at.is_some() {
+            env.target.urls.len() - 1
+        } else {
+            0
+        },
     });
     let params = json!({
         "clients": a.c, "rooms": a.rooms, "rooms_per_client": rooms_per_client,
@@ -135,6 +162,7 @@ pub async fn recovery(env: &Env, a: &RecoveryArgs) -> Outcome {
         "dropped": dropping, "drop_at_s": a.drop_at, "spread_s": a.spread,
         "down_s": a.down, "move": a.move_node, "drain_s": a.drain,
         "nodes": env.target.urls.len(),
+        "kill_node_at_s": a.kill_node_at, "kill_redis_at_s": a.kill_redis_at,
     });
     let (start_tx, start_rx) = watch::channel(None);
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
@@ -176,6 +204,22 @@ pub async fn recovery(env: &Env, a: &RecoveryArgs) -> Outcome {
     if failures.is_empty() {
         let start = Instant::now() + Duration::from_millis(100);
         let _ = start_tx.send(Some(start));
+        let kills = [
+            (a.kill_node_at, a.kill_node_pid, "node"),
+            (a.kill_redis_at, a.kill_redis_pid, "redis"),
+        ];
+        for (at, pid, what) in kills {
+            if let (Some(at), Some(pid)) = (at, pid) {
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(start + Duration::from_secs_f64(at)).await;
+                    if what == "node" {
+                        ctx.node_killed.store(true, Relaxed);
+                    }
+                    kill9(pid, what, &ctx);
+                });
+            }
+        }
         eprintln!(
             "recovery: streaming {total} messages for {} s; {dropping} clients drop at {} s for {} s",
             a.duration, a.drop_at, a.down
@@ -195,7 +239,8 @@ pub async fn recovery(env: &Env, a: &RecoveryArgs) -> Outcome {
             if frames != last.0 {
                 last = (frames, Instant::now());
             }
-            let back = ctx.rejoined.load(Relaxed) + ctx.lost.load(Relaxed) >= dropping as u64;
+            let away = dropping as u64 + ctx.moved.load(Relaxed);
+            let back = ctx.rejoined.load(Relaxed) + ctx.lost.load(Relaxed) >= away;
             if back && last.1.elapsed() >= QUIET {
                 break;
             }
@@ -280,13 +325,18 @@ pub async fn recovery(env: &Env, a: &RecoveryArgs) -> Outcome {
             "recoveries: {} complete, {} incomplete (too_old {}, epoch_changed {}, unavailable {}), {} none; {} messages sent again ({} announced)",
             r.complete, r.incomplete, r.too_old, r.epoch_changed, r.unavailable, r.none, t.recovered, r.announced
         ),
+        format!(
+            "moved after a node was killed: {}; room messages without a position (history unavailable): {}",
+            ctx.moved.load(Relaxed),
+            t.unpositioned
+        ),
         format!("recovered messages: {}", human_lat(&recovered_lat)),
         format!("live messages: {}", human_lat(&live_lat)),
     ];
-    if env.target.urls.len() > 1 {
+    if env.target.urls.len() > 1 && a.kill_redis_at.is_none() && t.recoveries.epoch_changed > 0 {
         notes.push(
-            "with separate bench-server processes the history is not shared: \
-             a client that moves to another node recovers incompletely"
+            "epoch changes between nodes: do they share a history (the same Redis \
+             servers with --redis, or one bench-server process)?"
                 .into(),
         );
     }
@@ -309,6 +359,8 @@ pub async fn recovery(env: &Env, a: &RecoveryArgs) -> Outcome {
             "unavailable": r.unavailable, "announced": r.announced,
         },
         "dropped": t.dropped,
+        "moved": ctx.moved.load(Relaxed),
+        "unpositioned": t.unpositioned,
         "reconnects": ctx.reconnects.load(Relaxed),
         "lost_clients": t.lost,
         "recovered_latency": recovered_lat.to_json(),
@@ -356,6 +408,7 @@ struct Totals {
     lost: u64,
     awaiting: u64,
     bad: u64,
+    unpositioned: u64,
 }
 
 impl Totals {
@@ -382,7 +435,21 @@ impl Totals {
             t.dropped += u64::from(r.dropped);
             t.lost += u64::from(r.lost.is_some());
             t.bad += r.bad + r.join_errors;
+            t.unpositioned += r.unpositioned;
         }
         t
+    }
+}
+
+/// Kills process `pid` with SIGKILL (`kill -9`), as a crash would.
+fn kill9(pid: u32, what: &str, ctx: &Ctx) {
+    eprintln!("recovery: killing the {what} process {pid} (kill -9)");
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status();
+    if !status.as_ref().is_ok_and(|s| s.success()) {
+        ctx.sh.error(format!(
+            "could not kill the {what} process {pid}: {status:?}"
+        ));
     }
 }

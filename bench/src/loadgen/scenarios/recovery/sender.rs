@@ -30,7 +30,7 @@ pub(crate) async fn sender_task(
     done: oneshot::Sender<()>,
 ) {
     let sh = &*ctx.sh;
-    let mut c = match open(&ctx.target, 0, SENDER_ID, 4096).await {
+    let mut c = match open(&ctx.target, ctx.sender_node, SENDER_ID, 4096).await {
         Ok(c) => {
             let _ = ready.send(Ok(()));
             c
