@@ -458,7 +458,7 @@ pub(crate) async fn client_task(
 
 /// Whether `node` is the first node and it was killed.
 fn on_killed_node(ctx: &Ctx, node: usize) -> bool {
-    ctx.node_killed.load(Relaxed) && node % ctx.target.urls.len() == 0
+    ctx.node_killed.load(Relaxed) && node.is_multiple_of(ctx.target.urls.len())
 }
 
 /// Reconnects client `i` to `node` (the next one while that one is the
