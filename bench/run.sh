@@ -20,9 +20,11 @@
 #         cluster = fanout2-max unicast2-max unicast2-fixed rpc2 count2   (two nodes + Redis)
 #         (unicast2-fixed: both systems at the same rate, UNICAST_RATE, to compare latency)
 #         history = fanout1-max fanout1-hist-plain fanout1-hist fanout1-40k fanout1-40k-hist
+#                   fanout2-max fanout2-hist
 #         (-hist: crosswire keeps the room's history, bench-server --history bench,
 #         and every client opts into recovery, loadgen --recovery; -hist-plain: the
-#         history is kept but no client opts in; the peer runs as usual)
+#         history is kept but no client opts in; fanout2-hist: two nodes with the
+#         history in Redis; the peer runs as usual)
 # Knobs (environment): STEP_SECS (5, seconds per fan-out step), FANOUT_N (1000),
 # FANOUT_P (10), ECHO_C (50), LOOP_SECS (10), CONNS_N (19000), UNICAST_C (1000),
 # UNICAST_RATE (5000 msgs/s),
@@ -52,7 +54,7 @@ if [ -z "$CASES" ]; then
     single) CASES="$SINGLE_CASES" ;;
     cluster) CASES="$CLUSTER_CASES" ;;
     all) CASES="$SINGLE_CASES $CLUSTER_CASES" ;;
-    history) CASES="fanout1-max fanout1-hist-plain fanout1-hist fanout1-40k fanout1-40k-hist" ;;
+    history) CASES="fanout1-max fanout1-hist-plain fanout1-hist fanout1-40k fanout1-40k-hist fanout2-max fanout2-hist" ;;
     *) echo "run.sh: --set single|cluster|all|history" >&2; exit 64 ;;
   esac
 fi
@@ -221,6 +223,8 @@ for c in $CASES; do
       run_case "$c" 1 fanout -n "$FANOUT_N" -p "$FANOUT_P" --find-max --rate 10 --duration "$STEP_SECS" ;;
     fanout1-40k-hist) CROSSWIRE_ARGS="--history bench" CROSSWIRE_LOADGEN_ARGS="--recovery" \
       run_case "$c" 1 fanout -n "$FANOUT_N" -p "$FANOUT_P" --rate 40 --duration 10 ;;
+    fanout2-hist) CROSSWIRE_ARGS="--history bench" CROSSWIRE_LOADGEN_ARGS="--recovery" \
+      run_case "$c" 2 fanout -n "$FANOUT_N" -p "$FANOUT_P" --find-max --rate 10 --duration "$STEP_SECS" ;;
     echo1) run_case "$c" 1 echo -c "$ECHO_C" --duration "$LOOP_SECS" --warmup 2 ;;
     rpc1) run_case "$c" 1 rpc -c "$ECHO_C" --duration 5 --warmup 1 ;;
     count1) run_case "$c" 1 count -c "$ECHO_C" --duration 5 --warmup 1 ;;

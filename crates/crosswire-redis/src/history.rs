@@ -25,6 +25,7 @@
 use crate::redis_node::{backoff, NodeShared};
 use crate::shared::Shared;
 use bytes::Bytes;
+use crosswire::bus::{ByteBudget, Charge};
 use crosswire::history::{
     Append, HistoryBackend, HistoryConfig, HistoryError, Position, ReadRange, Stored,
 };
@@ -145,6 +146,8 @@ enum Request {
     Append {
         keys: RoomKeys,
         append: Append,
+        /// The envelope's bytes in the node's queue, until answered.
+        charge: Option<Charge>,
     },
     Read {
         keys: RoomKeys,
@@ -160,7 +163,7 @@ impl Request {
     fn fail(self, why: &str, resets: &mut HashSet<RoomKeys>) {
         let error = HistoryError::Unavailable(why.to_owned());
         match self {
-            Request::Append { keys, append } => {
+            Request::Append { keys, append, .. } => {
                 // It may have been applied: the history is reset either way.
                 resets.insert(keys);
                 (append.done)(Err(error));
@@ -175,10 +178,18 @@ impl Request {
     }
 }
 
+/// One Redis node's worker, as seen by the endpoint: its queue, bounded in
+/// requests and in envelope bytes (`publish_queue_bytes`).
+#[derive(Clone)]
+struct Worker {
+    tx: mpsc::Sender<Request>,
+    bytes: ByteBudget,
+}
+
 /// The history of the rooms, kept on the Redis nodes of one bus endpoint.
 pub(crate) struct RedisHistory {
     shared: Arc<Shared>,
-    workers: Mutex<HashMap<crate::NodeId, mpsc::Sender<Request>>>,
+    workers: Mutex<HashMap<crate::NodeId, Worker>>,
 }
 
 impl RedisHistory {
@@ -200,25 +211,37 @@ impl RedisHistory {
     }
 
     /// Queues a request on the worker of the room's node.
-    fn submit(&self, ns: &str, room: &str, request: Request) {
+    fn submit(&self, ns: &str, room: &str, mut request: Request) {
         let Some(node) = self.home(ns, room) else {
             let mut none = HashSet::new();
             request.fail("the bus has no Redis node", &mut none);
             return;
         };
-        let tx = {
+        let worker = {
             let mut workers = self.workers.lock();
-            workers.retain(|_, tx| !tx.is_closed());
+            workers.retain(|_, w| !w.tx.is_closed());
             workers
                 .entry(node.id)
                 .or_insert_with(|| {
                     let (tx, rx) = mpsc::channel(QUEUE);
                     tokio::spawn(run(self.shared.clone(), node.clone(), rx));
-                    tx
+                    let bytes = ByteBudget::new(self.shared.config.publish_queue_bytes);
+                    Worker { tx, bytes }
                 })
                 .clone()
         };
-        if let Err(e) = tx.try_send(request) {
+        if let Request::Append { append, charge, .. } = &mut request {
+            let size = append.prefix.len() + append.suffix.len();
+            match worker.bytes.reserve(size) {
+                Some(c) => *charge = Some(c),
+                None => {
+                    let mut none = HashSet::new();
+                    request.fail("history queue full (bytes)", &mut none);
+                    return;
+                }
+            }
+        }
+        if let Err(e) = worker.tx.try_send(request) {
             let (request, why) = match e {
                 mpsc::error::TrySendError::Full(r) => (r, "history queue full"),
                 mpsc::error::TrySendError::Closed(r) => (r, "redis node removed"),
@@ -266,7 +289,12 @@ impl HistoryBackend for RedisHistory {
     fn append(&self, append: Append) {
         let keys = RoomKeys::new(&append.ns, &append.room);
         let (ns, room) = (append.ns.clone(), append.room.clone());
-        self.submit(&ns, &room, Request::Append { keys, append });
+        let request = Request::Append {
+            keys,
+            append,
+            charge: None,
+        };
+        self.submit(&ns, &room, request);
     }
 
     fn read(&self, read: ReadRange) -> BoxFuture<'static, Result<Stored, HistoryError>> {
@@ -428,7 +456,7 @@ async fn serve(
     }
     for r in &work {
         match r {
-            Request::Append { keys, append } => {
+            Request::Append { keys, append, .. } => {
                 let channel = append.channel.as_deref().unwrap_or("");
                 let codec = match append.codec {
                     Codec::MsgPack => "m",
@@ -501,9 +529,17 @@ async fn serve(
             continue;
         }
         match r {
-            Request::Append { keys, append } => match parse_position(&reply) {
+            Request::Append { keys, append, .. } => match parse_position(&reply) {
                 Some(position) => (append.done)(Ok(position)),
-                None => Request::Append { keys, append }.fail("unexpected reply", resets),
+                None => {
+                    let charge = None;
+                    let request = Request::Append {
+                        keys,
+                        append,
+                        charge,
+                    };
+                    request.fail("unexpected reply", resets);
+                }
             },
             Request::Read { reply: tx, .. } => {
                 let stored = parse_stored(reply)

@@ -213,15 +213,17 @@ async fn a_client_back_on_another_node_gets_what_any_node_sent_once_in_order_jso
 async fn concurrent_senders_on_two_nodes_reach_an_opted_in_client_in_order_once() {
     let r1 = RedisServer::start();
     let r2 = RedisServer::start();
-    let (n1, _, _b1) = node("n1", &[&r1, &r2], Codec::MsgPack).await;
+    let (n1, a1, _b1) = node("n1", &[&r1, &r2], Codec::MsgPack).await;
     let (n2, _, _b2) = node("n2", &[&r1, &r2], Codec::MsgPack).await;
     let (n3, a3, _b3) = node("n3", &[&r1, &r2], Codec::MsgPack).await;
-    n1.join_room("chat", "r1", "ghost1").unwrap();
     n2.join_room("chat", "r1", "ghost2").unwrap();
     for n in [&n1, &n2, &n3] {
         within(LIMIT, n.ready()).await;
     }
-    let (mut a, joined) = join(&n3, a3, "a", None).await;
+    // One client on a sending node (its own messages and the other's
+    // interleave), one on a node that only receives.
+    let (mut a, joined) = join(&n1, a1, "a", None).await;
+    let (mut b, _) = join(&n3, a3, "b", None).await;
     let start = joined["offset"].as_u64().unwrap();
     let senders: Vec<_> = [n1.clone(), n2.clone()]
         .into_iter()
@@ -240,18 +242,22 @@ async fn concurrent_senders_on_two_nodes_reach_an_opted_in_client_in_order_once(
     for s in senders {
         s.await.unwrap();
     }
-    let mut got = Vec::new();
-    for expected in start + 1..=start + 600 {
-        let f = next_json(&mut a).await;
-        assert_eq!(f["cwPos"]["offset"].as_u64(), Some(expected), "{f}");
-        got.push(f["payload"].as_u64().unwrap());
-    }
-    // Each sender's messages in its own order, none twice.
-    for i in 0..2u64 {
-        let mine: Vec<u64> = got.iter().copied().filter(|p| p / 1000 == i).collect();
-        assert_eq!(mine, (0..300).map(|k| i * 1000 + k).collect::<Vec<_>>());
+    for ws in [&mut a, &mut b] {
+        let mut got = Vec::new();
+        for expected in start + 1..=start + 600 {
+            let f = next_json(ws).await;
+            assert_eq!(f["cwPos"]["offset"].as_u64(), Some(expected), "{f}");
+            assert!(f.get("cwRecovered").is_none(), "{f}");
+            got.push(f["payload"].as_u64().unwrap());
+        }
+        // Each sender's messages in its own order, none twice.
+        for i in 0..2u64 {
+            let mine: Vec<u64> = got.iter().copied().filter(|p| p / 1000 == i).collect();
+            assert_eq!(mine, (0..300).map(|k| i * 1000 + k).collect::<Vec<_>>());
+        }
     }
     nothing_more(&mut a).await;
+    nothing_more(&mut b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

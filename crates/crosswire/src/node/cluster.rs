@@ -389,7 +389,7 @@ impl Node {
             kind @ (ChannelKind::Broadcast | ChannelKind::PrivateSocket | ChannelKind::Room) => {
                 match decode_ws_route(kind, payload, codec) {
                     Ok(env) => {
-                        if env.message.sender_server() == own {
+                        if env.message.sender_server() == own && !self.comes_back(&env) {
                             Stats::incr(&stats.bus_own_skipped);
                         } else if cluster.is_duplicate(env.message_id.as_deref()) {
                             Stats::incr(&stats.bus_duplicates);
@@ -416,6 +416,22 @@ impl Node {
                 }
                 Err(e) => self.drop_invalid(&msg.channel, &e),
             },
+        }
+    }
+
+    /// Whether this node's own publication is delivered to its own members
+    /// when it comes back from the bus: a room message positioned by a
+    /// history backend. Every node then gets a room's messages from one
+    /// connection (to the Redis node that keeps the room's history), in the
+    /// order of their positions, its own included, so opted-in sockets see
+    /// no gap to fill.
+    fn comes_back(&self, env: &crosswire_protocol::envelope::Envelope<WsRoute>) -> bool {
+        match (&env.message, &env.position) {
+            (WsRoute::Room { room_namespace, .. }, Some(_)) => matches!(
+                self.history_of(room_namespace),
+                Some((crate::history::SharedHistory::Backend(_), _))
+            ),
+            _ => false,
         }
     }
 

@@ -71,9 +71,12 @@ impl Node {
         );
     }
 
-    /// The backend stores and publishes the message in one step, and hands
-    /// back its position; this node's members get it then, in the order of
-    /// the positions. When the backend cannot take it, the message is sent
+    /// The backend stores and publishes the message in one step. This
+    /// node's members get it as every node's do, when it comes back from
+    /// the bus (see `comes_back`): all the room's messages arrive there in
+    /// the order of their positions. A message that is not published
+    /// (`local_only`, or no bus) is delivered when the backend hands back
+    /// its position. When the backend cannot take it, the message is sent
     /// without a position (nothing is lost for the sockets that are here)
     /// and the room's history is reset, so that no recovery passes over it.
     fn send_with_backend_history(
@@ -113,6 +116,7 @@ impl Node {
             tracing::warn!(%ns, %room, "room message larger than max_bus_message_size: not sent");
             return;
         }
+        let published = channel.is_some();
         let node = self.clone();
         let (ns_owned, room_owned) = (ns.to_owned(), room.to_owned());
         let (frame, exclude, local_only) =
@@ -123,6 +127,7 @@ impl Node {
             move |outcome: Result<crate::history::Position, crate::history::HistoryError>| {
                 let (ns, room) = (ns_owned.as_str(), room_owned.as_str());
                 match outcome {
+                    Ok(_) if published => {}
                     Ok(position) => {
                         let at = At {
                             position: &position,
