@@ -26,14 +26,13 @@
 //! to its own visitors, logs a warning at once and every 30 s while it
 //! lasts, and keeps retrying.
 //!
-//! On the in-memory bus the rooms keep a history (the last 1000 messages of
-//! the last 5 minutes, shared by the nodes of the process) and the page
-//! turns on the client's missed-message recovery: a page that lost its
-//! connection gets the messages it missed when it is back (on any node of
-//! the process), shown marked as recovered, or a notice that some could not
-//! be recovered (the process restarted) and the page should be reloaded.
-//! With `--redis` there is no history (not kept in Redis yet): nothing is
-//! recovered, and nothing else changes.
+//! The rooms keep a history (the last 1000 messages of the last 5 minutes:
+//! shared by the nodes of the process on the in-memory bus, kept in Redis
+//! with `--redis`, so shared by every process on the same Redis servers) and
+//! the page turns on the client's missed-message recovery: a page that lost
+//! its connection gets the messages it missed when it is back (on any
+//! node), shown marked as recovered, or a notice that some could not be
+//! recovered (the history was lost) and the page should be reloaded.
 //!
 //! Client events (each answers `{ok: true, ...}` or `{ok: false, error}`
 //! through the callback): `join {name, room}`, `say {text}`, `online`,
@@ -564,10 +563,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .filter(|n| !n.publish_target)
             .map(|n| format!("{} ({})", n.url, n.error.as_deref().unwrap_or("not ready")))
             .collect();
-        let with_bus = Box::new(move |b: crosswire::NodeBuilder| b.bus(bus));
+        let with_bus = Box::new(move |b: crosswire::NodeBuilder| {
+            b.bus(bus).history(NS, HistoryConfig::default())
+        });
         let node = start_node(&args, 0, Some(with_bus), tls.as_ref(), stop.clone()).await?;
         nodes.push(node);
-        println!("bus: Redis {}", args.redis.join(", "));
+        println!("bus: Redis {}, room history in Redis", args.redis.join(", "));
         if !unreachable.is_empty() {
             eprintln!(
                 "chat: cannot reach Redis at {}: the page works, but its messages reach only \
