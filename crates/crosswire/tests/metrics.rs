@@ -33,6 +33,9 @@ crosswire_recovered_messages_total{node="n1"}
 # TYPE crosswire_recoveries_total counter
 crosswire_recoveries_total{node="n1",outcome="complete"}
 crosswire_recoveries_total{node="n1",outcome="incomplete"}
+# HELP crosswire_history_append_failures_total Room messages the history could not store: sent without a position, the room's history reset.
+# TYPE crosswire_history_append_failures_total counter
+crosswire_history_append_failures_total{node="n1"}
 # HELP crosswire_bus_publish_oversize_total Messages not published because they exceeded max_bus_message_size.
 # TYPE crosswire_bus_publish_oversize_total counter
 crosswire_bus_publish_oversize_total{node="n1"}
