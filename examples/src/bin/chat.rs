@@ -568,7 +568,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         });
         let node = start_node(&args, 0, Some(with_bus), tls.as_ref(), stop.clone()).await?;
         nodes.push(node);
-        println!("bus: Redis {}, room history in Redis", args.redis.join(", "));
+        println!(
+            "bus: Redis {}, room history in Redis",
+            args.redis.join(", ")
+        );
         if !unreachable.is_empty() {
             eprintln!(
                 "chat: cannot reach Redis at {}: the page works, but its messages reach only \
