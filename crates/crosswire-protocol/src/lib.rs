@@ -33,6 +33,7 @@ pub mod ids;
 pub mod json;
 mod msgpack;
 pub mod params;
+pub mod presence;
 pub mod signed;
 
 /// The README's example, compiled as a doc test.

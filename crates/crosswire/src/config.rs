@@ -386,6 +386,12 @@ pub struct NodeConfig {
     /// Namespaces whose rooms keep a history for missed-message recovery,
     /// with how much they keep (see [`crate::history`]).
     pub history: std::collections::BTreeMap<String, HistoryConfig>,
+    /// Namespaces whose room membership is shared with the whole cluster
+    /// (room presence; see [`NodeBuilder::presence`](crate::NodeBuilder::presence)).
+    pub presence: std::collections::BTreeSet<String>,
+    /// One session per socket id across the cluster (see
+    /// [`NodeBuilder::one_session_per_id`](crate::NodeBuilder::one_session_per_id)).
+    pub one_session: bool,
     /// TLS for [`listen`](crate::Node::listen) and
     /// [`serve`](crate::Node::serve): with it they accept `wss://`
     /// connections only (feature `tls`; set with
@@ -455,6 +461,8 @@ impl Default for NodeConfig {
             bus_secret: None,
             bus_replay_window: Duration::from_secs(30),
             history: Default::default(),
+            presence: Default::default(),
+            one_session: false,
             #[cfg(feature = "tls")]
             tls: None,
         }

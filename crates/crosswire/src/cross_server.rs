@@ -543,6 +543,23 @@ impl PendingCalls {
     }
 }
 
+/// Prefix of the cross-server events crosswire's nodes exchange among
+/// themselves (membership, cluster queries, login claims): no handler can be
+/// registered under such a name and no call can be sent with one.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire::Result<()> {
+/// let node = crosswire::Node::builder().build()?;
+/// assert_eq!(crosswire::cross_server::RESERVED_PREFIX, "_cw_");
+/// assert!(node.on_cross_server("_cw_mine", || async {}).is_err());
+/// # Ok(())
+/// # }
+/// ```
+pub const RESERVED_PREFIX: &str = "_cw_";
+
 pub(crate) fn is_reserved_cross(event: &str) -> bool {
-    event == CALLBACK_EVENT || event == MEMBER_EVENT || event == MEMBER_LEAVE_EVENT
+    event == CALLBACK_EVENT || event.starts_with(RESERVED_PREFIX)
 }

@@ -107,7 +107,11 @@ pub use crosswire_protocol as protocol;
 pub use error::{Error, Result};
 pub use events::{HandlerId, Reply};
 pub use handler::{Data, State};
-pub use node::{CloseInfo, CrossReply, CrossServerEmit, Node, NodeBuilder, RoomSend, WeakNode};
+pub use node::{
+    CloseInfo, ClusterAnswer, ClusterQuery, ClusterSocket, CrossReply, CrossServerEmit, Node,
+    NodeBuilder, RoomSend, WeakNode, CLAIM_EVENT, DEFAULT_QUERY_TIMEOUT, KICKED_CLOSE_CODE,
+    PRESENCE_EVENT, QUERY_EVENT, SYNC_EVENT,
+};
 pub use ops::{Health, HealthStatus};
 /// The metrics registry crate of [`Node::register_metrics`], re-exported so
 /// that an application uses the same version.

@@ -174,6 +174,15 @@ impl Local {
     }
 
     /// Bound socket ids.
+    /// The ids bound to an open socket.
+    pub(crate) fn bound_ids(&self) -> Vec<String> {
+        self.bound
+            .iter()
+            .filter(|e| e.value().is_open())
+            .map(|e| e.key().clone())
+            .collect()
+    }
+
     pub(crate) fn bound_count(&self) -> usize {
         self.bound.len()
     }

@@ -12,6 +12,16 @@ use crosswire_protocol::history::{self, Position};
 use crosswire_protocol::params::RequestParams;
 use http::{HeaderMap, Uri};
 use parking_lot::Mutex;
+use serde_json::Value;
+
+/// The largest [`Socket::set_info`] value, serialized: 4 KiB.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(crosswire::socket::MAX_INFO_BYTES, 4096);
+/// ```
+pub const MAX_INFO_BYTES: usize = 4096;
 use serde::Serialize;
 use std::any::Any;
 use std::collections::HashMap;
@@ -406,7 +416,12 @@ struct SocketInner {
     handshake: Arc<Handshake>,
     /// Set when the client opted into recovery.
     recovery: Option<Box<RecoveryState>>,
+    /// The client asked for presence events (`cwPresence=1`).
+    presence: bool,
     bound_ids: Mutex<Vec<String>>,
+    /// What the application tells the cluster about this socket
+    /// ([`Socket::set_info`]).
+    info: Mutex<Option<Value>>,
     /// Set to drop the connection at once (with a wake of its task).
     stopped: AtomicBool,
     policy: SlowConsumerPolicy,
@@ -488,8 +503,13 @@ impl Socket {
             authenticated: AtomicBool::new(authenticated),
             background_since_ms: AtomicU64::new(0),
             recovery: RecoveryState::from_params(&handshake.params),
+            presence: handshake
+                .params
+                .get(crosswire_protocol::presence::PRESENCE_PARAM)
+                == Some("1"),
             handshake,
             bound_ids: Mutex::new(Vec::new()),
+            info: Mutex::new(None),
             stopped: AtomicBool::new(false),
             policy: config.slow_consumer,
             stats,
@@ -524,6 +544,43 @@ impl Socket {
     /// ```
     pub fn id(&self) -> u64 {
         self.0.conn_id
+    }
+
+    /// Sets what the cluster shows about this socket: its `info` in
+    /// cluster queries ([`Node::query`](crate::Node::query)) and in room
+    /// presence. At most [`MAX_INFO_BYTES`] once serialized.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.on_connection(|socket: crosswire::Socket, _hs| async move {
+    ///     socket.set_info(&serde_json::json!({"name": "Ann"})).unwrap();
+    ///     assert_eq!(socket.info().unwrap()["name"], "Ann");
+    ///     assert!(socket.set_info(&"x".repeat(5000)).is_err());
+    /// });
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn set_info<T: serde::Serialize + ?Sized>(&self, info: &T) -> Result<()> {
+        let value = serde_json::to_value(info)?;
+        let size = serde_json::to_vec(&value).map_or(usize::MAX, |v| v.len());
+        if size > MAX_INFO_BYTES {
+            return Err(Error::InvalidArgument("socket info: at most 4 KiB of JSON"));
+        }
+        *self.0.info.lock() = Some(value);
+        Ok(())
+    }
+
+    /// What [`set_info`](Self::set_info) set, if anything.
+    ///
+    /// # Examples
+    ///
+    /// See [`set_info`](Self::set_info).
+    pub fn info(&self) -> Option<Value> {
+        self.0.info.lock().clone()
     }
 
     /// The socket ids bound to this connection with `Node::set_user_socket`.
@@ -1056,6 +1113,11 @@ impl Socket {
     }
 
     /// The recovery state, when the client opted in (`cwRecovery=1`).
+    /// Whether the client asked for presence events (`cwPresence=1`).
+    pub(crate) fn wants_presence(&self) -> bool {
+        self.0.presence
+    }
+
     pub(crate) fn recovery(&self) -> Option<&RecoveryState> {
         self.0.recovery.as_deref()
     }

@@ -838,6 +838,52 @@ impl NodeBuilder {
         self
     }
 
+    /// Shares the membership of the rooms of namespace `ns` with the whole
+    /// cluster (room presence): [`Node::presence_members`] and
+    /// [`Node::presence_count`] answer from any node, clients that connect
+    /// with `cwPresence=1` get the members of the rooms they join and every
+    /// change (docs/protocol.md §10.4), and the members of a node that dies
+    /// leave within its membership timeout. Every node that has members in
+    /// the namespace must have it on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().presence("chat").build()?;
+    /// assert!(node.config().presence.contains("chat"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn presence(mut self, ns: impl Into<String>) -> Self {
+        self.config.presence.insert(ns.into());
+        self
+    }
+
+    /// One session per socket id across the cluster: when an id is bound
+    /// ([`Node::set_user_socket`]) on any node, its earlier sockets on every
+    /// node are closed with 4012 ([`KICKED_CLOSE_CODE`](crate::KICKED_CLOSE_CODE):
+    /// the original's client does not reconnect after it). Two bindings of
+    /// one id at the same moment on two nodes end with the same one kept
+    /// everywhere (the later by wall clock, then by node name). Every node
+    /// of the cluster must have it on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().one_session_per_id(true).build()?;
+    /// assert!(node.config().one_session);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn one_session_per_id(mut self, on: bool) -> Self {
+        self.config.one_session = on;
+        self
+    }
+
     /// Signs every bus message with `secret` and refuses unsigned, forged or
     /// replayed ones (see [`crate::signing`]). Every node of the cluster needs
     /// the same secret; original Node.js nodes cannot take part.
@@ -1035,6 +1081,8 @@ impl NodeBuilder {
             pending,
             callback_ids,
             members: DashMap::new(),
+            sessions: Default::default(),
+            presence: Default::default(),
             custom_handler: RwLock::new(None),
             auth: self.auth,
         });
@@ -1063,6 +1111,10 @@ impl NodeBuilder {
             ));
             handle.spawn(announcer(Arc::downgrade(&inner), inner.shutdown.clone()));
         }
-        Ok(Node { inner })
+        let node = Node { inner };
+        node.install_queries()?;
+        node.install_sessions()?;
+        node.install_presence()?;
+        Ok(node)
     }
 }

@@ -580,6 +580,30 @@ impl Node {
         self.add_cross_handler(event, handler, true, None)
     }
 
+    /// Registers a handler of one of crosswire's own cross-server events.
+    pub(crate) fn on_internal<M: 'static, H: Handler<CrossContext, M>>(
+        &self,
+        event: &'static str,
+        handler: H,
+    ) -> Result<HandlerId> {
+        let h = erase(&self.inner.state, handler)?;
+        Ok(self.inner.cross_events.add(event, h, false, None))
+    }
+
+    /// A call of one of crosswire's own cross-server events.
+    pub(crate) fn emit_internal(&self, event: &'static str, payload: Value) -> CrossServerEmit<'_> {
+        CrossServerEmit {
+            node: self,
+            event: event.to_owned(),
+            payload,
+            targets: Vec::new(),
+            except_self: false,
+            expected: None,
+            expect_all: false,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
     fn add_cross_handler<M: 'static, H: Handler<CrossContext, M>>(
         &self,
         event: &str,
@@ -820,10 +844,12 @@ impl Node {
     pub fn live_nodes(&self) -> Vec<String> {
         let timeout = self.inner.config.member_timeout;
         let now = Instant::now();
-        self.inner
-            .members
-            .retain(|_, seen| now.duration_since(*seen) <= timeout);
-        let mut v: Vec<String> = self.inner.members.iter().map(|e| e.key().clone()).collect();
+        // Expired members stay listed until `sweep_members` drops them (and
+        // says so), but they do not count as alive.
+        let mut v: Vec<String> = (self.inner.members.iter())
+            .filter(|e| now.duration_since(*e.value()) <= timeout)
+            .map(|e| e.key().clone())
+            .collect();
         v.push(self.server_name().to_owned());
         v.sort();
         v.dedup();
@@ -835,13 +861,39 @@ impl Node {
             return;
         }
         if alive {
-            let new = self.inner.members.insert(name, Instant::now()).is_none();
+            let new = self
+                .inner
+                .members
+                .insert(name.clone(), Instant::now())
+                .is_none();
             if new {
                 // Introduce ourselves to the newcomer at once.
                 self.announce(MEMBER_EVENT);
+                self.presence_node_appeared(&name);
             }
-        } else {
-            self.inner.members.remove(&name);
+        } else if self.inner.members.remove(&name).is_some() {
+            self.presence_node_gone(&name);
+        }
+    }
+
+    /// Drops the members silent for longer than `member_timeout`, and says
+    /// so (their presence goes with them).
+    pub(crate) fn sweep_members(&self) {
+        let timeout = self.inner.config.member_timeout;
+        let now = Instant::now();
+        let expired: Vec<String> = (self.inner.members.iter())
+            .filter(|e| now.duration_since(*e.value()) > timeout)
+            .map(|e| e.key().clone())
+            .collect();
+        for name in expired {
+            let gone = self
+                .inner
+                .members
+                .remove_if(&name, |_, seen| now.duration_since(*seen) > timeout);
+            if gone.is_some() {
+                tracing::info!(node = %name, "cluster member gone (silent past member_timeout)");
+                self.presence_node_gone(&name);
+            }
         }
     }
 

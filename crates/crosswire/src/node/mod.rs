@@ -35,17 +35,23 @@ mod context;
 mod cross;
 mod dispatch;
 mod handlers;
+mod presence;
+mod queries;
 mod recovery;
 mod registry;
 mod relay;
 mod rooms;
 mod sends;
+mod session;
 mod tasks;
 
 pub use builder::NodeBuilder;
 pub use context::{ClientContext, CrossContext};
 pub use cross::{CrossReply, CrossServerEmit};
+pub use presence::{PRESENCE_EVENT, SYNC_EVENT};
+pub use queries::{ClusterAnswer, ClusterQuery, ClusterSocket, DEFAULT_QUERY_TIMEOUT, QUERY_EVENT};
 pub use sends::RoomSend;
+pub use session::{CLAIM_EVENT, KICKED_CLOSE_CODE};
 
 /// Why a connection closed, as the `close` event reports it.
 ///
@@ -135,6 +141,10 @@ pub(crate) struct NodeInner {
     pub(in crate::node) pending: Arc<PendingCalls>,
     pub(in crate::node) callback_ids: CallbackIdSource,
     pub(in crate::node) members: DashMap<String, std::time::Instant>,
+    /// Logins, for one session per id.
+    pub(in crate::node) sessions: session::Sessions,
+    /// The cluster's room presence, as this node knows it.
+    pub(in crate::node) presence: presence::Presence,
     pub(in crate::node) custom_handler: RwLock<Option<Arc<CustomHandler>>>,
     pub(in crate::node) auth: Option<Arc<crate::auth::AuthMessage>>,
 }

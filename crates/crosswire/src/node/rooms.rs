@@ -6,6 +6,7 @@ use crate::error::NAMESPACE_MSG;
 use crate::error::ROOM_ID_MSG;
 use crate::error::SOCKET_ID_MSG;
 use crate::Match;
+use crosswire_protocol::presence::Op;
 use indexmap::IndexMap;
 use std::collections::HashSet;
 
@@ -42,14 +43,17 @@ impl Node {
         non_empty(socket_id, SOCKET_ID_MSG)?;
         if self.history_of(ns).is_some() {
             self.join_with_history(ns, room, socket_id);
-            return Ok(());
+        } else {
+            // First room of this namespace here: subscribe its channel
+            // (under the room lock, so subscription changes follow room
+            // changes in order).
+            self.inner
+                .local
+                .join(ns, room, socket_id, || self.namespace_changed(ns, true));
         }
-        // First room of this namespace here: subscribe its channel (under
-        // the room lock, so subscription changes follow room changes in
-        // order).
-        self.inner
-            .local
-            .join(ns, room, socket_id, || self.namespace_changed(ns, true));
+        if self.has_presence(ns) {
+            self.presence_changed(ns, room, socket_id, Op::Join);
+        }
         Ok(())
     }
 
@@ -91,6 +95,9 @@ impl Node {
         if self.history_of(ns).is_some() {
             self.left_with_history(ns, room, socket_id);
         }
+        if self.has_presence(ns) {
+            self.presence_changed(ns, room, socket_id, Op::Leave);
+        }
         Ok(())
     }
 
@@ -110,15 +117,38 @@ impl Node {
     /// # }
     /// ```
     pub fn remove_room(&self, ns: &str, room: &str) {
+        let members = if self.has_presence(ns) {
+            self.room_socket_ids(ns, Some(room), Match::Exact)
+        } else {
+            Default::default()
+        };
         self.inner
             .local
             .remove_room(ns, room, || self.namespace_changed(ns, false));
+        for id in members {
+            self.presence_changed(ns, room, &id, Op::Leave);
+        }
     }
 
     pub(crate) fn leave_all_rooms(&self, socket_id: &str) {
+        let mut left = Vec::new();
+        if !self.inner.config.presence.is_empty() {
+            let rooms = self
+                .inner
+                .local
+                .with_rooms(|r| r.joined_rooms(socket_id, None));
+            for (ns, rooms) in rooms {
+                if self.has_presence(&ns) {
+                    left.extend(rooms.into_iter().map(|room| (ns.clone(), room)));
+                }
+            }
+        }
         self.inner
             .local
             .leave_all(socket_id, |ns| self.namespace_changed(ns, false));
+        for (ns, room) in left {
+            self.presence_changed(&ns, &room, socket_id, Op::Leave);
+        }
     }
 
     /// Number of memberships in the selected rooms (`getSocketCountInRoom`):

@@ -19,13 +19,23 @@ pub(crate) async fn announcer(node: Weak<NodeInner>, stop: CancellationToken) {
         }
     }
     let mut tick = tokio::time::interval(every.max(Duration::from_millis(10)));
+    // Members that went silent are dropped within a fifth of a second of
+    // their timeout (their presence with them).
+    let mut sweep = tokio::time::interval(Duration::from_millis(200));
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
+        let announce = tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tick.tick() => {}
-        }
+            _ = tick.tick() => true,
+            _ = sweep.tick() => false,
+        };
         let Some(inner) = node.upgrade() else { return };
-        Node { inner }.announce(crate::cross_server::MEMBER_EVENT);
+        let node = Node { inner };
+        if announce {
+            node.announce(crate::cross_server::MEMBER_EVENT);
+        } else {
+            node.sweep_members();
+        }
     }
 }
 
