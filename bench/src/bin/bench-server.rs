@@ -75,6 +75,18 @@ struct Args {
     /// Keep a history of the rooms of these namespaces (comma-separated),
     /// for missed-message recovery (`loadgen recovery`): in memory, or in
     /// Redis with --redis (each room's history on one of the Redis nodes).
+    #[arg(long = "presence", value_name = "NS", value_delimiter = ',')]
+    /// Share the room membership of these namespaces with the cluster
+    /// (room presence, for `loadgen presence`).
+    presence: Vec<String>,
+    /// One session per socket id across the cluster (a second login closes
+    /// the first with 4012).
+    #[arg(long)]
+    one_session: bool,
+    /// Membership: announce every MS milliseconds, drop a silent node after
+    /// TIMEOUT_MS (default 2000,7000).
+    #[arg(long, value_name = "MS,TIMEOUT_MS", value_delimiter = ',')]
+    membership_ms: Vec<u64>,
     #[arg(long = "history", value_name = "NS", value_delimiter = ',')]
     history: Vec<String>,
     /// Most messages the history keeps per room (default: crosswire's 1000).
@@ -156,6 +168,18 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(max) = args.max_pending_calls {
         builder = builder.max_pending_cross_server_calls(max);
     }
+    for ns in &args.presence {
+        builder = builder.presence(ns.clone());
+    }
+    builder = builder.one_session_per_id(args.one_session);
+    match args.membership_ms[..] {
+        [] => {}
+        [every, timeout] if every > 0 && timeout > every => {
+            builder =
+                builder.membership(Duration::from_millis(every), Duration::from_millis(timeout));
+        }
+        _ => return Err("--membership-ms takes MS,TIMEOUT_MS with 0 < MS < TIMEOUT_MS".into()),
+    }
     if let Some(config) = history(&args)? {
         for ns in &args.history {
             builder = builder.history(ns.clone(), config);
@@ -232,6 +256,43 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     })?;
 
     node.on("echo", |p: Value| async move { p })?;
+
+    // Whether socket id `{id}` is bound here.
+    node.on("bound", |node: Node, p: Value| async move {
+        let id = str_field(&p, "id")?;
+        Some(json!({ "bound": node.get_socket(id).is_some() }))
+    })?;
+
+    // Room presence as this node knows it: the ids of `{ns, room}`.
+    node.on("presence", |node: Node, p: Value| async move {
+        let (Some(ns), Some(room)) = (str_field(&p, "ns"), str_field(&p, "room")) else {
+            return None;
+        };
+        let ids: Vec<String> = node
+            .presence_members(ns, room)
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        Some(json!({ "ids": ids }))
+    })?;
+
+    // A cluster-wide query of the members of `{ns, room}` within
+    // `timeout_ms`: how many, and whether every node answered.
+    node.on("query", |node: Node, p: Value| async move {
+        let (Some(ns), Some(room)) = (str_field(&p, "ns"), str_field(&p, "room")) else {
+            return None;
+        };
+        let ms = p.get("timeout_ms").and_then(Value::as_u64).unwrap_or(2000);
+        let answer = node
+            .query()
+            .timeout(Duration::from_millis(ms))
+            .room_sockets(ns, room)
+            .await;
+        Some(match answer {
+            Ok(a) => json!({ "count": a.value.len(), "partial": a.partial, "missing": a.missing }),
+            Err(e) => json!({ "error": e.to_string() }),
+        })
+    })?;
 
     // rpc: ask node `target` to echo `data` back (cross-server, targeted).
     node.on_cross_server("rpc", |mut p: Value| async move {

@@ -95,6 +95,11 @@ pub enum Cmd {
     /// from their positions: every message must arrive once and in order,
     /// unless the server says the recovery was incomplete.
     Recovery(RecoveryArgs),
+    /// Users logging in twice at once on several nodes (bench-server
+    /// --presence bench --one-session): duplicate sessions, presence ghosts
+    /// and missing members on every node, cluster query latency, a frozen
+    /// node (partial answers) and a killed node (leaves announced).
+    Presence(PresenceArgs),
     /// Prints a crosswire / peer table from JSON result lines (files or -).
     Compare(CompareArgs),
     /// Prints N free loopback TCP ports (for scripts).
@@ -321,6 +326,41 @@ pub struct StormArgs {
     /// round (the leak check).
     #[arg(long, default_value_t = 16.0)]
     pub max_rss_growth_mib: f64,
+}
+
+/// `presence` options.
+#[derive(Args, Debug, Clone)]
+pub struct PresenceArgs {
+    /// Users; each logs in twice at once (two connections, two nodes).
+    #[arg(long, default_value_t = 1000)]
+    pub users: usize,
+    /// Rooms `p0..` of namespace `bench` (default: users / 10).
+    #[arg(long)]
+    pub rooms: Option<usize>,
+    /// Users logging in at once.
+    #[arg(long, default_value_t = 1000)]
+    pub wave: usize,
+    /// Seconds to wait after the logins before checking.
+    #[arg(long, default_value_t = 3.0)]
+    pub settle: f64,
+    /// Cluster-wide room queries to time.
+    #[arg(long, default_value_t = 100)]
+    pub queries: usize,
+    /// Timeout of each cluster-wide query, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub query_timeout_ms: u64,
+    /// Freeze this node process (SIGSTOP) for three queries, which must be
+    /// partial (not a hang); not the last --url's.
+    #[arg(long, value_name = "PID")]
+    pub freeze_pid: Option<u32>,
+    /// Kill -9 the first --url's node process at the end: each of its
+    /// members must be announced as leaving.
+    #[arg(long, value_name = "PID")]
+    pub kill_node_pid: Option<u32>,
+    /// The servers' membership timeout (bench-server --membership-ms), the
+    /// bound of the leave latency (plus 1 s).
+    #[arg(long, default_value_t = 7000)]
+    pub member_timeout_ms: u64,
 }
 
 /// `recovery` options.

@@ -30,6 +30,7 @@ use tokio::time::Instant;
 pub(crate) mod closed_loop;
 pub(crate) mod conns;
 pub(crate) mod fanout;
+pub(crate) mod presence;
 pub(crate) mod rate;
 pub(crate) mod recovery;
 pub(crate) mod unicast;
@@ -37,6 +38,7 @@ pub(crate) mod unicast;
 pub use closed_loop::{count, echo, rpc};
 pub use conns::conns;
 pub use fanout::fanout;
+pub use presence::presence;
 pub use recovery::recovery;
 pub use unicast::unicast;
 
@@ -282,6 +284,9 @@ pub fn connections(cmd: &Cmd) -> usize {
         Cmd::Storm(a) => a.steady.n + a.steady.p + a.k,
         // The clients and the sender.
         Cmd::Recovery(a) => a.c + 1,
+        // One session per user once a wave settled, both sessions of the
+        // users of a wave, the observer and a probe per node.
+        Cmd::Presence(a) => a.users + 2 * a.wave.min(a.users) + 8,
         Cmd::Compare(_) | Cmd::FreePorts { .. } => 0,
     }
 }
@@ -316,6 +321,7 @@ pub async fn run(env: &Env, cmd: &Cmd) -> Option<Outcome> {
         Cmd::Slow(a) => soak::slow(env, a).await,
         Cmd::Storm(a) => soak::storm(env, a).await,
         Cmd::Recovery(a) => recovery(env, a).await,
+        Cmd::Presence(a) => presence(env, a).await,
         Cmd::Compare(_) | Cmd::FreePorts { .. } => return None,
     })
 }

@@ -239,20 +239,37 @@ impl Node {
     /// The members of room `room` of namespace `ns` over the cluster, as
     /// this node knows them (no round trip; changes reach every node within
     /// the bus's delay, and a dead node's members go within its membership
-    /// timeout). Empty when `ns` has no presence.
+    /// timeout): the ids in the room that are bound to a connected socket
+    /// ([`Node::set_user_socket`]). Empty when `ns` has no presence.
     ///
     /// # Examples
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> crosswire::Result<()> {
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let node = crosswire::Node::builder().server_name("n1").presence("chat").build()?;
-    /// node.join_room("chat", "r1", "u1")?;
+    /// let n = node.clone();
+    /// node.on_connection(move |socket, _| {
+    ///     let n = n.clone();
+    ///     async move {
+    ///         n.set_user_socket("u1", &socket).unwrap();
+    ///         n.join_room("chat", "r1", "u1").unwrap();
+    ///     }
+    /// });
+    /// let addr = node.listen("127.0.0.1:0").await?;
+    /// let (client, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/")).await?;
+    /// while node.presence_count("chat", "r1") == 0 {
+    ///     tokio::task::yield_now().await;
+    /// }
     /// let members = node.presence_members("chat", "r1");
     /// assert_eq!((members[0].id.as_str(), members[0].node.as_str()), ("u1", "n1"));
+    /// // An id with no socket here is in the room, but not present.
+    /// node.join_room("chat", "r1", "ghost")?;
     /// assert_eq!(node.presence_count("chat", "r1"), 1);
-    /// node.leave_room("chat", "r1", "u1")?;
-    /// assert_eq!(node.presence_count("chat", "r1"), 0);
+    /// drop(client);
+    /// while node.presence_count("chat", "r1") == 1 {
+    ///     tokio::task::yield_now().await;
+    /// }
     /// # Ok(())
     /// # }
     /// ```

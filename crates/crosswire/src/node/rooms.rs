@@ -51,7 +51,10 @@ impl Node {
                 .local
                 .join(ns, room, socket_id, || self.namespace_changed(ns, true));
         }
-        if self.has_presence(ns) {
+        // Presence lists connected sockets: an id bound to none here (not
+        // connected, or just logged in elsewhere) is a member of the room
+        // but not present.
+        if self.has_presence(ns) && self.get_socket(socket_id).is_some() {
             self.presence_changed(ns, room, socket_id, Op::Join);
         }
         Ok(())

@@ -63,24 +63,31 @@ struct ClaimMessage {
 #[derive(Default)]
 pub(crate) struct Sessions {
     seq: AtomicU64,
-    /// The highest claim seen per id, and when it was seen.
-    best: Mutex<HashMap<String, (Claim, Instant)>>,
-    /// The claim of each id bound here, with its socket's connection id.
-    local: Mutex<HashMap<String, (Claim, u64)>>,
+    /// One lock for both maps: a claim from another node and a login here
+    /// must not pass each other between "highest seen" and "bound here".
+    maps: Mutex<Maps>,
 }
 
-impl Sessions {
+#[derive(Default)]
+struct Maps {
+    /// The highest claim seen per id, and when it was seen.
+    best: HashMap<String, (Claim, Instant)>,
+    /// The claim of each id bound here, with its socket's connection id.
+    local: HashMap<String, (Claim, u64)>,
+}
+
+impl Maps {
     /// Records `claim` for `id`; whether it is the highest seen.
-    fn offer(&self, id: &str, claim: &Claim) -> bool {
+    fn offer(&mut self, id: &str, claim: &Claim, sweep: bool) -> bool {
         let now = Instant::now();
-        let mut best = self.best.lock();
-        if self.seq.load(Ordering::Relaxed).is_multiple_of(SWEEP_EVERY) {
-            best.retain(|_, (_, seen)| now.duration_since(*seen) < CLAIM_TTL);
+        if sweep {
+            self.best
+                .retain(|_, (_, seen)| now.duration_since(*seen) < CLAIM_TTL);
         }
-        match best.get(id) {
+        match self.best.get(id) {
             Some((known, _)) if known > claim => false,
             _ => {
-                best.insert(id.to_owned(), (claim.clone(), now));
+                self.best.insert(id.to_owned(), (claim.clone(), now));
                 true
             }
         }
@@ -125,15 +132,21 @@ impl Node {
         if let Some(old) = previous.filter(|old| old.id() != socket.id()) {
             old.close(KICKED_CLOSE_CODE, "logged in elsewhere");
         }
-        if !sessions.offer(id, &claim) {
+        let sweep = claim.seq.is_multiple_of(SWEEP_EVERY);
+        let won = {
+            let mut maps = sessions.maps.lock();
+            let won = maps.offer(id, &claim, sweep);
+            if won {
+                maps.local
+                    .insert(id.to_owned(), (claim.clone(), socket.id()));
+            }
+            won
+        };
+        if !won {
             // A later login of the id is known already: this one loses.
             self.kick(id, socket);
             return;
         }
-        sessions
-            .local
-            .lock()
-            .insert(id.to_owned(), (claim.clone(), socket.id()));
         let message = ClaimMessage {
             id: id.to_owned(),
             claim,
@@ -154,15 +167,20 @@ impl Node {
 
     /// Another node's claim: a session here with a lower one is closed.
     fn claim_seen(&self, id: &str, claim: &Claim) {
-        let sessions = &self.inner.sessions;
-        if !sessions.offer(id, claim) {
-            return;
-        }
-        let mine = sessions.local.lock().get(id).cloned();
-        let Some((local, conn)) = mine else { return };
-        if local >= *claim {
-            return;
-        }
+        let conn = {
+            let mut maps = self.inner.sessions.maps.lock();
+            if !maps.offer(id, claim, false) {
+                return;
+            }
+            match maps.local.get(id) {
+                Some((local, conn)) if local < claim => {
+                    let conn = *conn;
+                    maps.local.remove(id);
+                    conn
+                }
+                _ => return,
+            }
+        };
         if let Some(socket) = self.get_socket(id).filter(|s| s.id() == conn) {
             self.kick(id, &socket);
         }
@@ -171,7 +189,11 @@ impl Node {
     /// Ends the session of `id` on `socket`: unbound at once (so that no
     /// query or send finds it), then closed with 4012.
     fn kick(&self, id: &str, socket: &Socket) {
-        self.inner.sessions.local.lock().remove(id);
+        let mut maps = self.inner.sessions.maps.lock();
+        if maps.local.get(id).is_some_and(|(_, c)| *c == socket.id()) {
+            maps.local.remove(id);
+        }
+        drop(maps);
         if self.get_socket(id).is_some_and(|s| s.id() == socket.id()) {
             let _ = self.remove_user_socket(id);
         }
@@ -183,9 +205,9 @@ impl Node {
         if !self.inner.config.one_session {
             return;
         }
-        let mut local = self.inner.sessions.local.lock();
-        if local.get(id).is_some_and(|(_, c)| *c == conn) {
-            local.remove(id);
+        let mut maps = self.inner.sessions.maps.lock();
+        if maps.local.get(id).is_some_and(|(_, c)| *c == conn) {
+            maps.local.remove(id);
         }
     }
 }
@@ -204,9 +226,9 @@ mod tests {
         assert!(c(2, "a", 0) > c(1, "z", 9));
         assert!(c(1, "b", 0) > c(1, "a", 9));
         assert!(c(1, "a", 2) > c(1, "a", 1));
-        let s = Sessions::default();
-        assert!(s.offer("u", &c(1, "a", 1)));
-        assert!(!s.offer("u", &c(1, "a", 0)));
-        assert!(s.offer("u", &c(1, "b", 0)));
+        let mut m = Maps::default();
+        assert!(m.offer("u", &c(1, "a", 1), false));
+        assert!(!m.offer("u", &c(1, "a", 0), false));
+        assert!(m.offer("u", &c(1, "b", 0), true));
     }
 }
