@@ -38,6 +38,14 @@ export interface WebSocketConnectorOptions {
    * named `_cw_joined`, `_cw_left` or `recovery` never reach listeners.
    */
   recovery?: boolean;
+  /**
+   * Room presence (crosswire extension, off by default): connect with
+   * `cwPresence=1`, keep the members of every room the connection's id
+   * joins, and report them with the `presence` event (pushes named
+   * `_cw_presence_state`, `_cw_presence` or `presence` never reach
+   * listeners).
+   */
+  presence?: boolean;
 }
 
 /** Where a room message stands in its room's history (recovery on). */
@@ -59,6 +67,24 @@ export interface RoomPosition {
 export interface MessageMeta extends RoomPosition {
   /** Whether the message was sent again after a reconnection (it was missed). */
   recovered: boolean;
+}
+
+/** A member of a room (presence on): a socket id on a node. */
+export interface PresenceMember {
+  id: string;
+  node: string;
+  /** What the server's application set about it (null when nothing). */
+  info: unknown;
+}
+
+/** A room's members after a change (presence on). */
+export interface PresenceReport {
+  ns: string;
+  room: string;
+  /** Every member, sorted by id. */
+  members: PresenceMember[];
+  /** What changed; null when the whole list was (re)received. */
+  change: { op: 'join' | 'leave'; member: PresenceMember } | null;
 }
 
 /** How the recovery of one room went, after the connector (re)joined it. */
@@ -132,6 +158,8 @@ export interface LifecycleEvents {
   'repeat-limit': (repeatLimit: number) => void;
   /** With `recovery: true`: a room was (re)joined; how its recovery went (crosswire). */
   recovery: (report: RecoveryReport) => void;
+  /** With `presence: true`: the members of a room changed (crosswire). */
+  presence: (report: PresenceReport) => void;
 }
 
 /**
@@ -179,7 +207,8 @@ export declare class WebSocketConnector<Events extends EventMap = DefaultEvents>
   constructor(options: WebSocketConnectorOptions);
 
   /** The effective options (defaults merged with the given ones). */
-  readonly options: Required<Omit<WebSocketConnectorOptions, 'WebSocket' | 'repeatLimit' | 'recovery'>> & {
+  readonly options: Required<Omit<WebSocketConnectorOptions, 'WebSocket' | 'repeatLimit' | 'recovery' | 'presence'>> & {
+    presence?: boolean;
     repeatLimit: number | null;
     recovery?: boolean;
   };
@@ -225,6 +254,8 @@ export declare class WebSocketConnector<Events extends EventMap = DefaultEvents>
    * recently updated first, at most 256 (crosswire extension).
    */
   recoveryPositions(): RoomPosition[];
+  /** The members of a room as the connector knows them (presence on). */
+  presenceMembers(ns: string, room: string): PresenceMember[];
   setPingInterval(newInterval: number, immediate?: boolean): void;
   getPingInterval(): number;
 }

@@ -76,7 +76,7 @@ if [ "$run_client" = 1 ]; then
     log "client tests (node --test, against a crosswire node)"
     npm_install "$CLIENT"
     (cd "$CLIENT" && node "${NODE_WS_FLAG[@]}" --test --test-concurrency=1 --test-timeout=30000 \
-        test/api.test.mjs test/defects.test.mjs test/recovery.test.mjs test/package.test.mjs) || status=1
+        test/api.test.mjs test/defects.test.mjs test/recovery.test.mjs test/presence.test.mjs test/package.test.mjs) || status=1
 fi
 
 if [ "$run_browser" = 1 ]; then

@@ -78,6 +78,16 @@
   /** The connector's event reporting the recovery of a room (with `recovery: true`). */
   const RECOVERY_EVENT = 'recovery';
 
+  // Room presence (crosswire extension, docs/protocol.md §10.4).
+  /** Query parameter opting into presence events (`cwPresence=1`). */
+  const PRESENCE_PARAM = 'cwPresence';
+  /** Pushed when the socket's id joined a room: its members. */
+  const PRESENCE_STATE_EVENT = '_cw_presence_state';
+  /** Pushed when a member joined or left a room the socket is in. */
+  const PRESENCE_CHANGE_EVENT = '_cw_presence';
+  /** The connector's event reporting a room's members (with `presence: true`). */
+  const PRESENCE_EVENT = 'presence';
+
   const DEFAULTS = Object.freeze({
     url: '',
     pingInterval: 10000,
@@ -211,6 +221,10 @@
        * updated first (a Map keeps insertion order).
        */
       this._positions = new Map();
+      /** Whether presence events are on (fixed for the instance). */
+      this._presence = this.options.presence === true;
+      /** Members of every room, by JSON [ns, room]: Map of `node id` → member. */
+      this._rooms = new Map();
 
       this._createWebSocket();
     }
@@ -221,9 +235,13 @@
      */
     _connectionUrl() {
       let url = buildUrl(String(this.options.url), this.options.customParams);
-      if (!this._recovery) return url;
+      if (!this._recovery && !this._presence) return url;
       const hash = url.indexOf('#');
       if (hash >= 0) url = url.slice(0, hash);
+      if (this._presence) {
+        url += (url.includes('?') ? '&' : '?') + PRESENCE_PARAM + '=1';
+      }
+      if (!this._recovery) return url;
       url += (url.includes('?') ? '&' : '?') + RECOVERY_PARAM + '=1';
       const resume = this.recoveryPositions();
       if (resume.length > 0) {
@@ -329,6 +347,8 @@
       this.ws = null;
       ws.onerror = noop;
       this._failPending();
+      // Members are known again from the state of each room rejoined.
+      this._rooms.clear();
       this._executeListeners('close', event);
       if (erred) {
         this.reconnect();
@@ -469,6 +489,11 @@
       }
       const event = frame.event;
       if (typeof event !== 'string' || !event) return;
+      if (this._presence && (event === PRESENCE_STATE_EVENT || event === PRESENCE_CHANGE_EVENT)) {
+        this._onPresence(event, frame.payload);
+        return;
+      }
+      if (event === PRESENCE_EVENT && this._presence) return;
       if (!this._recovery) {
         if (LIFECYCLE_EVENTS.has(event)) return;
         this._executeListeners(event, frame.payload);
@@ -494,6 +519,55 @@
       this._remember(position);
       const meta = { recovered: frame[RECOVERED_KEY] === true, ...position };
       this._executeListeners(event, frame.payload, meta);
+    }
+
+    /**
+     * The members of a room as the connector knows them (presence on): one
+     * `{id, node, info}` per member, sorted by id. crosswire extension.
+     * @param {string} ns
+     * @param {string} room
+     * @returns {{id: string, node: string, info: any}[]}
+     */
+    presenceMembers(ns, room) {
+      const members = this._rooms.get(JSON.stringify([ns, room]));
+      if (!members) return [];
+      return [...members.values()]
+        .map((m) => ({ ...m }))
+        .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : a.node < b.node ? -1 : 1));
+    }
+
+    /** A room's members, or one member joining or leaving: kept, reported. */
+    _onPresence(event, p) {
+      if (!p || !isName(p.ns) || !isName(p.room)) return;
+      const key = JSON.stringify([p.ns, p.room]);
+      const member = (m) =>
+        m && isName(m.id) && isName(m.node) ? { id: m.id, node: m.node, info: m.info ?? null } : null;
+      let change = null;
+      if (event === PRESENCE_STATE_EVENT) {
+        if (!Array.isArray(p.members)) return;
+        const members = new Map();
+        for (const m of p.members.map(member)) {
+          if (m) members.set(m.node + ' ' + m.id, m);
+        }
+        this._rooms.set(key, members);
+      } else {
+        const m = member(p.member);
+        if (!m || (p.op !== 'join' && p.op !== 'leave')) return;
+        let members = this._rooms.get(key);
+        if (!members) {
+          members = new Map();
+          this._rooms.set(key, members);
+        }
+        if (p.op === 'join') members.set(m.node + ' ' + m.id, m);
+        else members.delete(m.node + ' ' + m.id);
+        change = { op: p.op, member: { ...m } };
+      }
+      this._executeListeners(PRESENCE_EVENT, {
+        ns: p.ns,
+        room: p.room,
+        members: this.presenceMembers(p.ns, p.room),
+        change,
+      });
     }
 
     /** A room's replay is over: keep its position, report the outcome. */

@@ -183,6 +183,9 @@ fn register(node: &Node) -> crosswire::Result<()> {
         let Some(id) = handshake.param("id").filter(|id| !id.is_empty()) else {
             return;
         };
+        if let Some(name) = handshake.param("name") {
+            let _ = socket.set_info(&serde_json::json!({ "name": name }));
+        }
         let _ = node.set_user_socket(id, &socket);
         let rooms = handshake.param("join").unwrap_or_default();
         for (ns, room) in rooms.split(',').filter_map(|r| r.split_once('/')) {
@@ -219,6 +222,7 @@ async fn main() -> crosswire::Result<()> {
         .server_ping_interval(Duration::from_secs(60))
         .state(SharedCloses::default())
         .history("chat", HistoryConfig::default())
+        .presence("lobby")
         .history(
             "short",
             HistoryConfig {
