@@ -662,3 +662,14 @@ impl WeakConnector {
         })
     }
 }
+
+/// The members of a room, sorted by id then node (presence on).
+pub(crate) fn sorted_members(shared: &Shared, ns: &str, room: &str) -> Vec<crate::Member> {
+    let rooms = shared.rooms.lock();
+    let Some(members) = rooms.get(&(ns.to_owned(), room.to_owned())) else {
+        return Vec::new();
+    };
+    let mut list: Vec<crate::Member> = members.values().cloned().collect();
+    list.sort_by(|a, b| (&a.id, &a.node).cmp(&(&b.id, &b.node)));
+    list
+}

@@ -94,6 +94,14 @@ pub enum ClientEvent {
     ///
     /// [`Connector::on_recovery`]: crate::Connector::on_recovery
     Recovery(Joined),
+    /// The members of a room changed (`presence`; only with
+    /// [`presence`](crate::ConnectorOptions::presence()) on): the node's
+    /// `_cw_presence_state` (all members, `change` `None`) or
+    /// `_cw_presence` (one joined or left) frame, which never reach handlers
+    /// of pushed events. See [`Connector::on_presence`].
+    ///
+    /// [`Connector::on_presence`]: crate::Connector::on_presence
+    Presence(PresenceReport),
     /// An event pushed by the node (`{"event":…,"payload":…}`).
     Push {
         /// The event name.
@@ -127,6 +135,7 @@ impl ClientEvent {
             ClientEvent::RepeatLimit(_) => EventKind::RepeatLimit,
             ClientEvent::PongTimeout => EventKind::PongTimeout,
             ClientEvent::Recovery(_) => EventKind::Recovery,
+            ClientEvent::Presence(_) => EventKind::Presence,
             ClientEvent::Push { .. } => return None,
         })
     }
@@ -171,6 +180,8 @@ pub enum EventKind {
     PongTimeout,
     /// [`ClientEvent::Recovery`].
     Recovery,
+    /// [`ClientEvent::Presence`].
+    Presence,
 }
 
 impl EventKind {
@@ -195,6 +206,7 @@ impl EventKind {
             EventKind::RepeatLimit => "repeat-limit",
             EventKind::PongTimeout => "pong-timeout",
             EventKind::Recovery => "recovery",
+            EventKind::Presence => "presence",
         }
     }
 }
@@ -243,3 +255,27 @@ pub struct ReconnectInfo {
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HandlerId(pub(crate) u64);
+
+/// A room's members after a change (see [`ClientEvent::Presence`]).
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_client::PresenceReport;
+/// let r = PresenceReport { ns: "chat".into(), room: "r1".into(), members: vec![], change: None };
+/// assert!(r.members.is_empty());
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct PresenceReport {
+    /// The namespace.
+    pub ns: String,
+    /// The room.
+    pub room: String,
+    /// Every member, sorted by id then node.
+    pub members: Vec<crosswire_protocol::presence::Member>,
+    /// The member that joined or left; `None` when the whole list came.
+    pub change: Option<(
+        crosswire_protocol::presence::Op,
+        crosswire_protocol::presence::Member,
+    )>,
+}

@@ -383,6 +383,31 @@ impl Listen<'_> {
             }
         })
     }
+
+    /// Listens to `presence` (see [`Connector::on_presence`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new("ws://127.0.0.1:9000").presence(true))?;
+    /// let id = c.listen().tag("ui").on_presence(|r| println!("{}: {} online", r.room, r.members.len()));
+    /// assert!(c.off(id));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn on_presence(
+        self,
+        f: impl Fn(&crate::PresenceReport) + Send + Sync + 'static,
+    ) -> HandlerId {
+        self.on_kind(EventKind::Presence, move |ev| {
+            if let ClientEvent::Presence(report) = ev {
+                f(report);
+            }
+        })
+    }
 }
 
 impl Connector {
@@ -854,6 +879,59 @@ impl Connector {
     /// ```
     pub fn on_recovery(&self, f: impl Fn(&Joined) + Send + Sync + 'static) -> HandlerId {
         self.listen().on_recovery(f)
+    }
+
+    /// Listens to `presence`: with
+    /// [`presence`](crate::ConnectorOptions::presence()) on, the members of
+    /// a room the node put this connection in, once when it joins
+    /// ([`PresenceReport::change`](crate::PresenceReport::change) `None`) and
+    /// after every join or leave.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let node = crosswire::Node::builder().server_name("n1").presence("chat").build()?;
+    /// # node.on_connection(|socket, _hs| async move {
+    /// #     if let Some(node) = socket.node() {
+    /// #         let _ = socket.set_info(&serde_json::json!({"name": "Ann"}));
+    /// #         let _ = node.set_user_socket("u1", &socket);
+    /// #         let _ = node.join_room("chat", "lobby", "u1");
+    /// #     }
+    /// # });
+    /// # let addr = node.listen("127.0.0.1:0").await?;
+    /// # let url = format!("ws://{addr}");
+    /// use crosswire_client::{Connector, ConnectorOptions};
+    /// let c = Connector::new(ConnectorOptions::new(url).param("id", "u1").presence(true))?;
+    /// let (tx, mut reports) = tokio::sync::mpsc::unbounded_channel();
+    /// c.on_presence(move |report| {
+    ///     let _ = tx.send(report.clone());
+    /// });
+    /// c.start(); // the node puts the connection in room `lobby` of `chat`
+    /// let report = reports.recv().await.ok_or("ended")?;
+    /// assert_eq!((report.ns.as_str(), report.room.as_str()), ("chat", "lobby"));
+    /// assert_eq!(report.members[0].id, "u1");
+    /// assert_eq!(report.members[0].info["name"], "Ann");
+    /// assert_eq!(c.presence_members("chat", "lobby").len(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn on_presence(
+        &self,
+        f: impl Fn(&crate::PresenceReport) + Send + Sync + 'static,
+    ) -> HandlerId {
+        self.listen().on_presence(f)
+    }
+
+    /// The members of a room as this connector knows them (presence on),
+    /// sorted by id then node; empty for a room it is not in.
+    ///
+    /// # Examples
+    ///
+    /// See [`on_presence`](Self::on_presence).
+    pub fn presence_members(&self, ns: &str, room: &str) -> Vec<crate::Member> {
+        crate::connector::sorted_members(&self.shared, ns, room)
     }
 
     /// Removes one listener (lifecycle or pushed). Returns whether it existed.

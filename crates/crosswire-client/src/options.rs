@@ -83,6 +83,9 @@ pub struct ConnectorOptions {
     /// [`recovery()`](Self::recovery())). Off, the connector's frames and URLs
     /// are the original's, byte for byte.
     pub recovery: bool,
+    /// Room presence (a crosswire extension, default `false`; see
+    /// [`presence()`](Self::presence())).
+    pub presence: bool,
 }
 
 impl Default for ConnectorOptions {
@@ -102,6 +105,7 @@ impl Default for ConnectorOptions {
             jitter: true,
             close_timeout: Duration::from_millis(5_000),
             recovery: false,
+            presence: false,
         }
     }
 }
@@ -161,6 +165,27 @@ impl ConnectorOptions {
     /// ```
     pub fn recovery(mut self, on: bool) -> Self {
         self.recovery = on;
+        self
+    }
+
+    /// Turns room presence on or off (builder style; default off).
+    ///
+    /// On, the connector opts in with `cwPresence=1` in its URL: for each
+    /// room of a namespace with presence that the node puts the connection
+    /// in, it receives the room's members over the cluster and then every
+    /// join and leave, keeps them ([`Connector::presence_members`](crate::Connector::presence_members))
+    /// and reports them ([`Connector::on_presence`](crate::Connector::on_presence)).
+    /// An original server ignores the parameter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_client::ConnectorOptions;
+    /// let opts = ConnectorOptions::new("ws://h/").param("id", "u1").presence(true);
+    /// assert_eq!(opts.connection_url(), "ws://h/?id=u1&cwPresence=1");
+    /// ```
+    pub fn presence(mut self, on: bool) -> Self {
+        self.presence = on;
         self
     }
 
@@ -229,6 +254,9 @@ impl ConnectorOptions {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
+        if self.presence {
+            pairs.push((crosswire_protocol::presence::PRESENCE_PARAM, "1"));
+        }
         if self.recovery {
             pairs.push((RECOVERY_PARAM, "1"));
         }

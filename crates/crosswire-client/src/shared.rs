@@ -83,6 +83,12 @@ pub(crate) type AppState = Arc<dyn Any + Send + Sync>;
 /// A registered handler of pushed events, type-erased.
 pub(crate) type PushFn = Arc<dyn Fn(&EventContext<'_>) -> Result<(), Rejection> + Send + Sync>;
 
+/// Room members as the connector knows them (presence on).
+pub(crate) type PresenceRooms = std::collections::HashMap<
+    (String, String),
+    std::collections::BTreeMap<(String, String), crosswire_protocol::presence::Member>,
+>;
+
 /// State shared by the handles and the task.
 pub struct Shared {
     pub(crate) options: ConnectorOptions,
@@ -92,6 +98,9 @@ pub struct Shared {
     pub(crate) app_state: Option<AppState>,
     /// The last position in every room (recovery on).
     pub(crate) positions: Mutex<Positions>,
+    /// The members of every room, by (ns, room), then by (node, id)
+    /// (presence on).
+    pub(crate) rooms: Mutex<PresenceRooms>,
     state: AtomicU8,
     repeat: AtomicU32,
     ping_interval_ns: AtomicU64,
@@ -107,6 +116,7 @@ impl Shared {
             registry: Mutex::new(Registry::default()),
             app_state,
             positions: Mutex::new(Positions::default()),
+            rooms: Mutex::new(PresenceRooms::new()),
             state: AtomicU8::new(ReadyState::Closed.as_u8()),
             repeat: AtomicU32::new(0),
             ping_interval_ns: AtomicU64::new(duration_ns(options.ping_interval)),

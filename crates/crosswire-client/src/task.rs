@@ -317,6 +317,7 @@ impl Task {
         tracing::debug!("open");
         // Listeners see `reconnecting() == true` after a reconnection, as in
         // the original; the count is reset and the heartbeat armed after.
+        self.shared.rooms.lock().clear();
         self.fire(ClientEvent::Open);
         self.set_repeat(0);
         self.arm_heartbeat();
@@ -375,6 +376,9 @@ impl Task {
                 }
             }
             Some(ServerFrame::Event { event, payload }) => {
+                if self.shared.options.presence && self.presence_frame(&event, payload.as_ref()) {
+                    return;
+                }
                 if !self.shared.options.recovery {
                     self.fire_push(event, payload, &Meta::default());
                 } else if !self.recovery_frame(&event, payload.as_ref()) {
@@ -384,6 +388,58 @@ impl Task {
             }
             Some(ServerFrame::Heartbeat) | None => {}
         }
+    }
+
+    /// Presence on: keeps the members the node's presence frames tell and
+    /// reports them; those frames never reach handlers of pushed events.
+    /// Returns whether `event` was one.
+    fn presence_frame(&self, event: &str, payload: Option<&Value>) -> bool {
+        use crosswire_protocol::presence::{Change, State, CHANGE_EVENT, STATE_EVENT};
+        let null = Value::Null;
+        let payload = payload.unwrap_or(&null);
+        let (ns, room, change) = if event == STATE_EVENT {
+            let Ok(state) = State::deserialize(payload) else {
+                tracing::debug!("malformed presence state: ignored");
+                return true;
+            };
+            let members = state
+                .members
+                .into_iter()
+                .map(|m| ((m.node.clone(), m.id.clone()), m))
+                .collect();
+            let key = (state.ns.clone(), state.room.clone());
+            self.shared.rooms.lock().insert(key, members);
+            (state.ns, state.room, None)
+        } else if event == CHANGE_EVENT {
+            let Ok(c) = Change::deserialize(payload) else {
+                tracing::debug!("malformed presence change: ignored");
+                return true;
+            };
+            {
+                let mut rooms = self.shared.rooms.lock();
+                let members = rooms.entry((c.ns.clone(), c.room.clone())).or_default();
+                let key = (c.member.node.clone(), c.member.id.clone());
+                match c.op {
+                    crosswire_protocol::presence::Op::Join => {
+                        members.insert(key, c.member.clone());
+                    }
+                    crosswire_protocol::presence::Op::Leave => {
+                        members.remove(&key);
+                    }
+                }
+            }
+            (c.ns, c.room, Some((c.op, c.member)))
+        } else {
+            return false;
+        };
+        let members = crate::connector::sorted_members(&self.shared, &ns, &room);
+        self.fire(ClientEvent::Presence(crate::PresenceReport {
+            ns,
+            room,
+            members,
+            change,
+        }));
+        true
     }
 
     /// Recovery on: handles the node's own recovery frames, which never

@@ -347,15 +347,14 @@ impl Node {
             seq: self.inner.presence.seq.fetch_add(1, Ordering::Relaxed) + 1,
         };
         let own = self.server_name().to_owned();
-        if let Some(mut change) = self.inner.presence.apply(&own, &d) {
-            if op == Op::Leave {
-                // Tell who left with what it showed.
-                change.member.info = Value::Null;
-            }
-            self.tell_members(&change);
-        }
+        let change = self.inner.presence.apply(&own, &d);
         if op == Op::Join {
+            // The joiner gets the whole list (itself included), the others
+            // the change.
             self.send_state(ns, room, id);
+        }
+        if let Some(change) = change {
+            self.tell_members_except(&change, Some(id));
         }
         if let Ok(payload) = serde_json::to_value(&d) {
             if self.cluster().is_some() {
@@ -386,12 +385,16 @@ impl Node {
     /// Pushes a change to this node's members of the room that asked for
     /// presence (one encoding for all).
     fn tell_members(&self, change: &Change) {
+        self.tell_members_except(change, None);
+    }
+
+    fn tell_members_except(&self, change: &Change, except: Option<&str>) {
         let Ok(frame) = PushFrame::encode(CHANGE_EVENT, Some(change)) else {
             return;
         };
         let text = to_utf8(&frame);
         let ids = self.room_socket_ids(&change.ns, Some(&change.room), crate::Match::Exact);
-        for id in ids {
+        for id in ids.iter().filter(|id| Some(id.as_str()) != except) {
             if let Some(socket) = self.get_socket(&id).filter(|s| s.wants_presence()) {
                 let _ = socket.push(text.clone());
             }
