@@ -5,13 +5,16 @@
 // Page URL options (for trying things out, and for the browser test):
 // ?ping=MS heartbeat interval (default 3000), ?retry=MS fast reconnect delay
 // (default 1000), ?retryMax=MS longest reconnect delay (default 10000),
-// ?refresh=MS how often the online count is asked again (default 5000),
 // ?health=MS how often the node's /health is read (default 5000).
 //
 // Missed-message recovery is on: after a reconnection the node sends the
 // room's messages this page missed (when the node keeps a history); they are
 // shown marked "recovered". When they cannot be recovered (the node lost its
 // history, or the page was away too long), a notice asks to reload.
+//
+// Presence is on too: the node sends the members of the room when the page
+// joins it and every join and leave after (on any node of the cluster, and
+// when a node goes away); the online list shows them.
 (function () {
   'use strict';
 
@@ -34,6 +37,7 @@
     fastReconnectThreshold: 3,
     reconnectMaxInterval: option('retryMax', 10000),
     recovery: true,
+    presence: true,
   });
   window.chat = { connector: connector };
 
@@ -232,15 +236,20 @@
     $('room-panel').hidden = true;
   });
 
-  connector.on('presence', showPresence);
-
-  // Counts also change when a node goes away: ask again now and then.
-  setInterval(function () {
-    if (!joined) return;
-    connector.emitWithPromise('online', {}).then(function (res) {
-      if (res.success && res.data && res.data.ok) showPresence(res.data);
-    });
-  }, option('refresh', 5000));
+  // The room's members over the cluster, kept by the connector.
+  connector.on('presence', function (r) {
+    var names = r.members
+      .map(function (m) {
+        return m.info && typeof m.info.name === 'string' ? m.info.name : null;
+      })
+      .filter(function (n) {
+        return n !== null;
+      })
+      .sort(function (a, b) {
+        return a.toLowerCase() < b.toLowerCase() ? -1 : a.toLowerCase() > b.toLowerCase() ? 1 : 0;
+      });
+    showPresence({ room: r.room, count: r.members.length, names: names.slice(0, 100) });
+  });
 
   // ----- messages -------------------------------------------------------------
 

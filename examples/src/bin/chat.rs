@@ -45,7 +45,7 @@ use axum::{Json, Router};
 use clap::Parser;
 use crosswire::bus::MemoryHub;
 use crosswire::history::HistoryConfig;
-use crosswire::{Match, Node, Socket};
+use crosswire::{Node, Socket};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -62,8 +62,6 @@ const MAX_ROOM: usize = 32;
 const MAX_TEXT: usize = 2000;
 /// Most names listed in a presence update.
 const MAX_LISTED: usize = 100;
-/// Cross-server event: "who of room R is on your node?".
-const WHO: &str = "chat:who";
 
 const INDEX_HTML: &str = include_str!("../../chat/index.html");
 const APP_JS: &str = include_str!("../../chat/app.js");
@@ -178,44 +176,22 @@ fn text_field(payload: &Value, key: &str, what: &str, max: usize) -> Result<Stri
     Ok(raw.to_owned())
 }
 
-/// People of `room` on every live node: `(count, names)`. Nodes that do not
-/// answer in time are left out.
-async fn presence(node: &Node, room: &str) -> (u64, Vec<String>) {
-    let call = match node.emit_cross_server(WHO, &json!({ "room": room })) {
-        Ok(call) => call,
-        Err(_) => return (0, Vec::new()),
-    };
-    let Ok(result) = call
-        .expect_all()
-        .timeout(Duration::from_millis(1500))
-        .collect()
-        .await
-    else {
-        return (0, Vec::new());
-    };
-    let mut count = 0;
-    let mut names = Vec::new();
-    for reply in result.responses.values() {
-        let Some(p) = &reply.payload else { continue };
-        count += p.get("count").and_then(Value::as_u64).unwrap_or(0);
-        if let Some(list) = p.get("names").and_then(Value::as_array) {
-            names.extend(list.iter().filter_map(Value::as_str).map(str::to_owned));
-        }
-    }
+/// People of `room` on every node: `(count, names)`, from the room's
+/// presence (kept on every node; a node that goes away takes its people
+/// with it).
+fn presence(node: &Node, room: &str) -> (u64, Vec<String>) {
+    let members = node.presence_members(NS, room);
+    let mut names: Vec<String> = members
+        .iter()
+        .filter_map(|m| m.info.get("name")?.as_str().map(str::to_owned))
+        .collect();
     names.sort_by_key(|n| n.to_lowercase());
     names.truncate(MAX_LISTED);
-    (count, names)
+    (members.len() as u64, names)
 }
 
 fn presence_value(node: &Node, room: &str, (count, names): (u64, Vec<String>)) -> Value {
     json!({ "room": room, "count": count, "names": names, "nodes": node.live_nodes().len() })
-}
-
-/// Tells everyone in `room` how many people it has now.
-async fn announce_presence(node: &Node, room: &str) {
-    let p = presence(node, room).await;
-    let value = presence_value(node, room, p);
-    let _ = node.to_room(NS, room).emit("presence", &value);
 }
 
 fn system_message(node: &Node, room: &str, text: String) {
@@ -230,30 +206,9 @@ fn leave_room(node: &Node, member: &Member) {
     };
     let _ = node.leave_room(NS, room, &member.id);
     system_message(node, room, format!("{name} left"));
-    if !node.is_shut_down() {
-        let node = node.clone();
-        let room = room.clone();
-        tokio::spawn(async move { announce_presence(&node, &room).await });
-    }
 }
 
 fn register(node: &Node) -> crosswire::Result<()> {
-    // Who of a room is on this node (asked by every node for the presence).
-    node.on_cross_server(WHO, |node: Node, payload: Value| async move {
-        let room = payload.get("room").and_then(Value::as_str).unwrap_or("");
-        let ids = if room.is_empty() {
-            Default::default()
-        } else {
-            node.room_socket_ids(NS, Some(room), Match::Exact)
-        };
-        let names: Vec<String> = ids
-            .iter()
-            .filter_map(|id| node.get_socket(id)?.data::<Member>()?.name)
-            .take(MAX_LISTED)
-            .collect();
-        json!({ "count": ids.len(), "names": names })
-    })?;
-
     node.on_connection(|socket, _handshake| async move {
         let Some(node) = socket.node() else { return };
         let id = format!("{}:{}", node.server_name(), socket.id());
@@ -288,7 +243,7 @@ fn register(node: &Node) -> crosswire::Result<()> {
         let Some(room) = socket.data::<Member>().and_then(|m| m.room) else {
             return fail("join a room first");
         };
-        let p = presence(&node, &room).await;
+        let p = presence(&node, &room);
         ok(presence_value(&node, &room, p))
     })?;
     node.on("leave", |node: Node, socket: Socket| async move {
@@ -318,6 +273,8 @@ async fn join(node: &Node, socket: &Socket, payload: &Value) -> Value {
     if member.room.as_deref() != Some(room.as_str()) {
         leave_room(node, &member);
     }
+    // Shown in the room's presence on every node.
+    let _ = socket.set_info(&json!({ "name": name }));
     if let Err(e) = node.join_room(NS, &room, &member.id) {
         return fail(&format!("cannot join: {e}"));
     }
@@ -329,9 +286,7 @@ async fn join(node: &Node, socket: &Socket, payload: &Value) -> Value {
         &room,
         format!("{name} joined (on node {})", node.server_name()),
     );
-    let p = presence(node, &room).await;
-    let value = presence_value(node, &room, p);
-    let _ = node.to_room(NS, &room).emit("presence", &value);
+    let value = presence_value(node, &room, presence(node, &room));
     ok(json!({
         "id": member.id,
         "name": name,
@@ -543,7 +498,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         for i in 0..args.nodes {
             let bus = hub.bus();
             let with_bus = Box::new(move |b: crosswire::NodeBuilder| {
-                b.bus(bus).history(NS, HistoryConfig::default())
+                b.bus(bus)
+                    .history(NS, HistoryConfig::default())
+                    .presence(NS)
             });
             let node = start_node(&args, i, Some(with_bus), tls.as_ref(), stop.clone()).await?;
             nodes.push(node);
@@ -564,7 +521,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .map(|n| format!("{} ({})", n.url, n.error.as_deref().unwrap_or("not ready")))
             .collect();
         let with_bus = Box::new(move |b: crosswire::NodeBuilder| {
-            b.bus(bus).history(NS, HistoryConfig::default())
+            b.bus(bus)
+                .history(NS, HistoryConfig::default())
+                .presence(NS)
         });
         let node = start_node(&args, 0, Some(with_bus), tls.as_ref(), stop.clone()).await?;
         nodes.push(node);

@@ -66,10 +66,25 @@ struct Entry {
 type RoomMembers = HashMap<(String, String), Entry>;
 
 /// A node's copy of the presence of every node.
-#[derive(Default)]
 pub(crate) struct Presence {
+    /// This node's change numbers: they start at the process's start time
+    /// in milliseconds, shifted left by 20 bits, so that a node restarted
+    /// under the same name numbers its changes above its former self's (a
+    /// late change of the old process cannot undo a new one).
     seq: AtomicU64,
     rooms: Mutex<HashMap<String, HashMap<String, RoomMembers>>>,
+}
+
+impl Default for Presence {
+    fn default() -> Self {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0));
+        Presence {
+            seq: AtomicU64::new(ms << 20),
+            rooms: Mutex::default(),
+        }
+    }
 }
 
 /// A change as it travels between nodes.
@@ -395,7 +410,7 @@ impl Node {
         let text = to_utf8(&frame);
         let ids = self.room_socket_ids(&change.ns, Some(&change.room), crate::Match::Exact);
         for id in ids.iter().filter(|id| Some(id.as_str()) != except) {
-            if let Some(socket) = self.get_socket(&id).filter(|s| s.wants_presence()) {
+            if let Some(socket) = self.get_socket(id).filter(|s| s.wants_presence()) {
                 let _ = socket.push(text.clone());
             }
         }
