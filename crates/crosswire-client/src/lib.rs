@@ -19,7 +19,11 @@
 //!   a reconnection, what was sent to its rooms while it was away, each
 //!   message once and in order before anything new (marked, see [`Meta`]),
 //!   or a report that it is not all there any more
-//!   ([`Connector::on_recovery`]).
+//!   ([`Connector::on_recovery`]);
+//! * room presence, opt-in ([`ConnectorOptions::presence()`]): the members of
+//!   the rooms the node puts the connection in, over the whole cluster, with
+//!   every join and leave ([`Connector::on_presence`],
+//!   [`Connector::presence_members`]).
 //!
 //! Wire formats come from [`crosswire_protocol`]: frames from
 //! [`crosswire_protocol::client`], callback ids from
