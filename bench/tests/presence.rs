@@ -10,10 +10,7 @@
 mod support;
 
 use crosswire_test_support::RedisServer;
-use serde_json::Value;
-use std::time::Duration;
 use support::Server;
-use tokio::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn double_logins_presence_queries_a_frozen_node_and_a_killed_one() {
@@ -37,42 +34,25 @@ async fn double_logins_presence_queries_a_frozen_node_and_a_killed_one() {
         ];
         nodes.push(Server::start(&args).await);
     }
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgen"));
-    for n in &nodes {
-        cmd.args(["--url", &format!("ws://{}", n.addr)]);
-    }
     let (freeze, kill) = (nodes[1].pid().to_string(), nodes[0].pid().to_string());
-    cmd.args([
-        "--max-time",
-        "120",
+    let args = [
         "presence",
         "--users",
         "1000",
         "--wave",
         "250",
-    ])
-    .args([
         "--queries",
         "50",
         "--query-timeout-ms",
         "500",
         "--member-timeout-ms",
         "1000",
-    ])
-    .args(["--freeze-pid", &freeze, "--kill-node-pid", &kill])
-    .kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(150), cmd.output())
-        .await
-        .expect("loadgen ended in time")
-        .expect("loadgen runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let j: Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap_or_else(|e| {
-            panic!(
-                "no JSON line ({e}): {stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+        "--freeze-pid",
+        &freeze,
+        "--kill-node-pid",
+        &kill,
+    ];
+    let (out, j) = support::loadgen(&[&nodes[0], &nodes[1], &nodes[2]], &args).await;
     assert!(out.status.success(), "{j:#}");
     for key in ["duplicate_sessions", "lost_sessions", "ghosts", "missing"] {
         assert_eq!(j[key], 0, "{key}: {j:#}");

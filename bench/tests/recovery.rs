@@ -9,32 +9,14 @@ mod support;
 
 use serde_json::Value;
 use std::process::Output;
-use std::time::Duration;
 use support::Server;
-use tokio::process::Command;
 
-/// Runs `loadgen recovery` with `args` against `server`; returns its exit
-/// status and its JSON line.
+/// Runs `loadgen recovery` with `args` against `server`.
 async fn recovery(server: &Server, args: &[&str]) -> (Output, Value) {
-    let url = format!("ws://{}", server.addr);
-    let run = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["--url", &url, "--max-time", "120", "recovery"])
-        .args(args)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(150), run)
-        .await
-        .expect("loadgen ended in time")
-        .expect("loadgen runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let line = stdout.lines().last().unwrap_or_default();
-    let json: Value = serde_json::from_str(line).unwrap_or_else(|e| {
-        panic!(
-            "no JSON line ({e}); stdout:\n{stdout}\nstderr:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out, json)
+    let args: Vec<&str> = std::iter::once("recovery")
+        .chain(args.iter().copied())
+        .collect();
+    support::loadgen(&[server], &args).await
 }
 
 /// 50 clients in 5 rooms (2 each), 200 msgs/s for 5 s; 30 % of them drop

@@ -11,9 +11,7 @@ mod support;
 use crosswire_test_support::RedisServer;
 use serde_json::Value;
 use std::process::Output;
-use std::time::Duration;
 use support::Server;
-use tokio::process::Command;
 
 /// Two bench-server processes (`n1`, `n2`) keeping the history of `bench`
 /// on two Redis servers.
@@ -33,41 +31,19 @@ async fn redis_pair(r1: &RedisServer, r2: &RedisServer) -> (Server, Server) {
 /// 1,000 msgs/s for 10 s; 30 % drop 3 s in for 3 s and come back to the
 /// other node; `extra` adds a fault.
 async fn recovery_on(n1: &Server, n2: &Server, extra: &[&str]) -> (Output, Value) {
-    let (u1, u2) = (format!("ws://{}", n1.addr), format!("ws://{}", n2.addr));
-    let run = Command::new(env!("CARGO_BIN_EXE_loadgen"))
-        .args(["--url", &u1, "--url", &u2, "--max-time", "120", "recovery"])
-        .args([
-            "-c",
-            "50",
-            "-r",
-            "10",
-            "--rooms-per-client",
-            "2",
-            "--rate",
-            "1000",
-        ])
-        .args([
-            "--duration",
-            "10",
-            "--drop-share",
-            "0.3",
-            "--drop-at",
-            "3",
-            "--down",
-            "3",
-        ])
-        .arg("--move")
-        .args(extra)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(150), run)
-        .await
-        .expect("loadgen ended in time")
-        .expect("loadgen runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let json = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("no JSON line ({e}): {stdout}"));
-    (out, json)
+    let mut args = vec![
+        "recovery",
+        "-c",
+        "50",
+        "-r",
+        "10",
+        "--rooms-per-client",
+        "2",
+    ];
+    args.extend(["--rate", "1000", "--duration", "10", "--drop-share", "0.3"]);
+    args.extend(["--drop-at", "3", "--down", "3", "--move"]);
+    args.extend(extra);
+    support::loadgen(&[n1, n2], &args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -100,3 +100,32 @@ impl Server {
             .unwrap_or_else(|| panic!("no metric {prefix} in:\n{text}"))
     }
 }
+
+/// Runs this build's `loadgen` against `servers` (one `--url` each) with
+/// `args` after the URLs (`--max-time 120`, then the scenario and its
+/// options); returns its exit status and its last line, the JSON report.
+pub async fn loadgen(
+    servers: &[&Server],
+    args: &[&str],
+) -> (std::process::Output, serde_json::Value) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    for s in servers {
+        cmd.args(["--url", &format!("ws://{}", s.addr)]);
+    }
+    cmd.args(["--max-time", "120"])
+        .args(args)
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(150), cmd.output())
+        .await
+        .expect("loadgen ended in time")
+        .expect("loadgen runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = stdout.lines().last().unwrap_or_default();
+    let json = serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!(
+            "no JSON line ({e}); stdout:\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, json)
+}

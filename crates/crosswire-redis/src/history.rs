@@ -48,49 +48,13 @@ const QUEUE: usize = 16_384;
 /// Most requests in one pipelined batch.
 const MAX_BATCH: usize = 256;
 
-/// Appends: takes the next offset, splices the position into the envelope,
-/// stores it (behind its storage time in ms, 14 digits), trims, publishes.
-/// KEYS: meta, list. ARGV: new epoch, max messages, max age (ms), prefix,
-/// suffix, codec (`m` or `j`), channel (empty: not published).
-const APPEND: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local maxage = tonumber(ARGV[3])
-local epoch = redis.call('HGET', KEYS[1], 'e')
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'e', epoch, 't', 0)
-end
-local top = redis.call('HINCRBY', KEYS[1], 't', 1)
-local pos = epoch .. ':' .. string.format('%d', top)
-local enc
-if ARGV[6] == 'm' then
-  if #pos < 32 then enc = string.char(160 + #pos) .. pos else enc = string.char(217, #pos) .. pos end
-else
-  enc = '"' .. pos .. '"'
-end
-local payload = ARGV[4] .. enc .. ARGV[5]
-local len = redis.call('RPUSH', KEYS[2], string.format('%014d', now) .. payload)
-local maxlen = tonumber(ARGV[2])
-if len > maxlen then redis.call('LTRIM', KEYS[2], len - maxlen, -1) end
-while true do
-  local head = redis.call('LINDEX', KEYS[2], 0)
-  if not head or tonumber(string.sub(head, 1, 14)) >= now - maxage then break end
-  redis.call('LPOP', KEYS[2])
-end
-redis.call('PEXPIRE', KEYS[1], maxage)
-redis.call('PEXPIRE', KEYS[2], maxage)
-if ARGV[7] ~= '' then redis.call('PUBLISH', ARGV[7], payload) end
-return {epoch, top}
-"#;
-
-/// Reads: the room's epoch, top and first held offset, and the envelopes
-/// after a position of that epoch (none when it is of another, ahead, or no
-/// longer held). A room without history gets an epoch (the one given).
-/// KEYS: meta, list. ARGV: new epoch, max age (ms), epoch read from (empty:
-/// the top only), offset read from, most entries, about the most bytes.
-const READ: &str = r#"
+/// The start of both scripts: the time, the room's epoch (a new one, the
+/// caller's, when it has none) and `trim_age`, which drops the messages
+/// older than the history's age. KEYS: meta, list. ARGV[1]: new epoch,
+/// ARGV[2]: max age (ms).
+macro_rules! prelude {
+    () => {
+        r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local maxage = tonumber(ARGV[2])
@@ -101,12 +65,53 @@ if not epoch then
   redis.call('HSET', KEYS[1], 'e', epoch, 't', 0)
   redis.call('PEXPIRE', KEYS[1], maxage)
 end
-local top = tonumber(redis.call('HGET', KEYS[1], 't'))
-while true do
-  local head = redis.call('LINDEX', KEYS[2], 0)
-  if not head or tonumber(string.sub(head, 1, 14)) >= now - maxage then break end
-  redis.call('LPOP', KEYS[2])
+local function trim_age()
+  while true do
+    local head = redis.call('LINDEX', KEYS[2], 0)
+    if not head or tonumber(string.sub(head, 1, 14)) >= now - maxage then break end
+    redis.call('LPOP', KEYS[2])
+  end
 end
+"#
+    };
+}
+
+/// Appends: takes the next offset, splices the position into the envelope,
+/// stores it (behind its storage time in ms, 14 digits), trims, publishes.
+/// ARGV (after the prelude's): max messages, prefix, suffix, codec (`m` or
+/// `j`), channel (empty: not published).
+const APPEND: &str = concat!(
+    prelude!(),
+    r#"
+local top = redis.call('HINCRBY', KEYS[1], 't', 1)
+local pos = epoch .. ':' .. string.format('%d', top)
+local enc
+if ARGV[6] == 'm' then
+  if #pos < 32 then enc = string.char(160 + #pos) .. pos else enc = string.char(217, #pos) .. pos end
+else
+  enc = '"' .. pos .. '"'
+end
+local payload = ARGV[4] .. enc .. ARGV[5]
+local len = redis.call('RPUSH', KEYS[2], string.format('%014d', now) .. payload)
+local maxlen = tonumber(ARGV[3])
+if len > maxlen then redis.call('LTRIM', KEYS[2], len - maxlen, -1) end
+trim_age()
+redis.call('PEXPIRE', KEYS[1], maxage)
+redis.call('PEXPIRE', KEYS[2], maxage)
+if ARGV[7] ~= '' then redis.call('PUBLISH', ARGV[7], payload) end
+return {epoch, top}
+"#
+);
+
+/// Reads: the room's epoch, top and first held offset, and the envelopes
+/// after a position of that epoch (none when it is of another, ahead, or no
+/// longer held). ARGV (after the prelude's): epoch read from (empty: the
+/// top only), offset read from, most entries, about the most bytes.
+const READ: &str = concat!(
+    prelude!(),
+    r#"
+local top = tonumber(redis.call('HGET', KEYS[1], 't'))
+trim_age()
 local first = top - redis.call('LLEN', KEYS[2]) + 1
 local out = {epoch, top, first}
 local after = tonumber(ARGV[4])
@@ -121,7 +126,8 @@ for i, item in ipairs(items) do
   out[#out + 1] = string.sub(item, 15)
 end
 return out
-"#;
+"#
+);
 
 /// The two keys of a room's history.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -468,8 +474,8 @@ async fn serve(
                     .arg(&keys.meta)
                     .arg(&keys.list)
                     .arg(new_epoch())
-                    .arg(append.config.max_messages.max(1))
                     .arg(age_ms(&append.config))
+                    .arg(append.config.max_messages.max(1))
                     .arg(&append.prefix[..])
                     .arg(&append.suffix[..])
                     .arg(codec)

@@ -47,19 +47,8 @@ async fn node(name: &str, servers: &[&RedisServer], codec: Codec) -> (Node, Sock
     (node, addr, bus)
 }
 
-/// Percent-encodes a query value.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn resume(epoch: &str, offset: u64) -> String {
-    encode(&json!([["chat", "r1", epoch, offset]]).to_string())
+    percent_encode(&json!([["chat", "r1", epoch, offset]]).to_string())
 }
 
 /// A plain client (the original's frames), bound as `id`, in room `r1`.

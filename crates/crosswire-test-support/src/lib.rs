@@ -45,7 +45,7 @@ pub mod tls;
 pub mod wait;
 pub mod ws;
 
-pub use net::{free_addr, free_port, http_body, http_get};
+pub use net::{free_addr, free_port, http_body, http_get, percent_encode};
 pub use redis_server::RedisServer;
 pub use tls::{CertPem, TestPki};
 pub use wait::{bounded, eventually, eventually_async, recv, wait_until, within, WAIT};

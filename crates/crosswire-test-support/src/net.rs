@@ -44,6 +44,26 @@ pub fn http_body(response: &str) -> &str {
         .map_or(response, |(_, body)| body)
 }
 
+/// Percent-encodes a query value: every byte but the unreserved characters
+/// of RFC 3986 (letters, digits, `-`, `_`, `.`, `~`).
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(crosswire_test_support::percent_encode(r#"["a b"]"#), "%5B%22a%20b%22%5D");
+/// ```
+pub fn percent_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

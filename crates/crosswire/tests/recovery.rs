@@ -43,19 +43,8 @@ async fn cluster(hub: &MemoryHub, count: usize) -> Vec<(Node, SocketAddr)> {
     nodes
 }
 
-/// Percent-encodes a query value.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn resume(epoch: &str, offset: u64) -> String {
-    encode(&json!([["chat", "r1", epoch, offset]]).to_string())
+    percent_encode(&json!([["chat", "r1", epoch, offset]]).to_string())
 }
 
 /// Connects an opted-in client as `id` and reads its `_cw_joined` frame.

@@ -586,8 +586,7 @@ impl Node {
         event: &'static str,
         handler: H,
     ) -> Result<HandlerId> {
-        let h = erase(&self.inner.state, handler)?;
-        Ok(self.inner.cross_events.add(event, h, false, None))
+        self.add_handler_unchecked(event, handler, false, None)
     }
 
     /// A call of one of crosswire's own cross-server events.
@@ -615,6 +614,16 @@ impl Node {
         if is_reserved_cross(event) {
             return Err(Error::ReservedEvent(event.to_owned()));
         }
+        self.add_handler_unchecked(event, handler, once, tag)
+    }
+
+    fn add_handler_unchecked<M: 'static, H: Handler<CrossContext, M>>(
+        &self,
+        event: &str,
+        handler: H,
+        once: bool,
+        tag: Option<String>,
+    ) -> Result<HandlerId> {
         let h = erase(&self.inner.state, handler)?;
         Ok(self.inner.cross_events.add(event, h, once, tag))
     }
@@ -695,16 +704,9 @@ impl Node {
                 "emitCrossServer: message cannot be null or undefined",
             ));
         }
-        Ok(CrossServerEmit {
-            node: self,
-            event: event.to_owned(),
-            payload,
-            targets: Vec::new(),
-            except_self: false,
-            expected: None,
-            expect_all: false,
-            timeout: DEFAULT_TIMEOUT,
-        })
+        let mut emit = self.emit_internal("", payload);
+        emit.event = event.to_owned();
+        Ok(emit)
     }
 
     /// Cancels a pending call (`deleteCrossServerCallback`): its timer stops,
