@@ -32,6 +32,10 @@ struct Args {
     /// single node without Redis.
     #[arg(long = "redis", env = "REDIS_URLS", value_delimiter = ',')]
     redis: Vec<String>,
+    /// NATS server URL (`nats://host:port`); repeatable for a NATS cluster.
+    /// Not with --redis.
+    #[arg(long = "nats", value_delimiter = ',', conflicts_with = "redis")]
+    nats: Vec<String>,
     /// PEM certificate of the authority that signed the `rediss://`
     /// servers' certificates (default: the system's trusted ones).
     #[arg(long, value_name = "PATH")]
@@ -158,10 +162,8 @@ fn listen_error(addr: &str, e: &dyn std::fmt::Display) -> String {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let nodes = args
-        .nodes
-        .unwrap_or(if args.redis.is_empty() { 1 } else { 2 })
-        .max(1);
+    let clustered = !args.redis.is_empty() || !args.nats.is_empty();
+    let nodes = args.nodes.unwrap_or(if clustered { 2 } else { 1 }).max(1);
     let mut builder = args
         .limits
         .apply(Node::builder().server_name(args.name.clone()));
@@ -192,9 +194,13 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         crosswire::cross_server::DEFAULT_TIMEOUT,
         Duration::from_millis,
     );
-    if args.redis.is_empty() {
+    if !args.nats.is_empty() {
+        let mut config = crosswire_nats::NatsBusConfig::new(args.nats.iter().cloned());
+        config.name = Some(args.name.clone());
+        builder = builder.bus(crosswire_nats::NatsBus::connect(config).await?);
+    } else if args.redis.is_empty() {
         if nodes != 1 {
-            return Err("--nodes other than 1 needs --redis".into());
+            return Err("--nodes other than 1 needs --redis or --nats".into());
         }
     } else {
         let mut config = RedisBusConfig::new(args.redis.iter().cloned());

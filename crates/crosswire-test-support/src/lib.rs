@@ -38,6 +38,7 @@
 //! bounded(task).await.unwrap();
 //! # }
 //! ```
+pub mod nats_server;
 pub mod net;
 pub mod process;
 pub mod redis_server;
@@ -45,6 +46,7 @@ pub mod tls;
 pub mod wait;
 pub mod ws;
 
+pub use nats_server::NatsServer;
 pub use net::{free_addr, free_port, http_body, http_get, percent_encode};
 pub use redis_server::RedisServer;
 pub use tls::{CertPem, TestPki};

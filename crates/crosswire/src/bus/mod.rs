@@ -8,7 +8,9 @@
 //! * [`MemoryBus`]: nodes in one process (the embedded default and the
 //!   backbone of fast tests);
 //! * `RedisBus` in the `crosswire-redis` crate: any number of independent
-//!   Redis nodes, wire-compatible with the original's cluster.
+//!   Redis nodes, wire-compatible with the original's cluster;
+//! * `NatsBus` in the `crosswire-nats` crate: a NATS server or cluster
+//!   (crosswire nodes only: the original speaks Redis).
 
 mod budget;
 mod memory;
