@@ -7,9 +7,6 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// How long a started server has to greet a client.
-const START_LIMIT: Duration = Duration::from_secs(10);
-
 /// A `nats-server` child process on a loopback port; killed (SIGKILL) on
 /// drop. The program must be on `PATH` (`apt-get install nats-server`).
 #[derive(Debug)]
@@ -48,15 +45,8 @@ impl NatsServer {
     /// 10 s.
     pub fn restart(&mut self) {
         self.kill();
-        let deadline = Instant::now() + START_LIMIT;
-        while !self.spawn() {
-            assert!(
-                Instant::now() < deadline,
-                "could not start nats-server on port {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let port = self.port;
+        crate::process::start_on_port("nats-server", port, || self.spawn());
     }
 
     fn spawn(&mut self) -> bool {

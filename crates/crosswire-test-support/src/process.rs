@@ -46,6 +46,20 @@ pub fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
+/// Runs `spawn` (which starts a server on `port` and says whether it came
+/// up) until it succeeds, for up to 10 s: a port just freed by a killed
+/// server may still be held for a moment.
+pub(crate) fn start_on_port(program: &str, port: u16, mut spawn: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !spawn() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "could not start {program} on port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -142,15 +142,8 @@ impl RedisServer {
     /// running first. Retries while the port is still held, for up to 10 s.
     pub fn restart(&mut self) {
         self.kill();
-        let deadline = Instant::now() + START_LIMIT;
-        while !self.spawn() {
-            assert!(
-                Instant::now() < deadline,
-                "could not restart redis-server on port {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let port = self.port;
+        process::start_on_port("redis-server", port, || self.spawn());
     }
 
     /// Starts a server on `self.port`; true once it answers PING, false if it
