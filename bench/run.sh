@@ -19,6 +19,8 @@
 # Cases:  single  = fanout1-max fanout1-40k echo1 rpc1 count1 conns1
 #         cluster = fanout2-max unicast2-max unicast2-fixed rpc2 count2   (two nodes + Redis)
 #         (unicast2-fixed: both systems at the same rate, UNICAST_RATE, to compare latency)
+#         nats = unicast2-max-nats fanout2-max-nats rpc2-nats (crosswire on a
+#                nats-server, the peer on Redis)
 #         history = fanout1-max fanout1-hist-plain fanout1-hist fanout1-40k fanout1-40k-hist
 #                   fanout2-max fanout2-hist
 #         (-hist: crosswire keeps the room's history, bench-server --history bench,
@@ -54,6 +56,7 @@ if [ -z "$CASES" ]; then
     single) CASES="$SINGLE_CASES" ;;
     cluster) CASES="$CLUSTER_CASES" ;;
     all) CASES="$SINGLE_CASES $CLUSTER_CASES" ;;
+    nats) CASES="unicast2-max-nats fanout2-max-nats rpc2-nats" ;;
     history) CASES="fanout1-max fanout1-hist-plain fanout1-hist fanout1-40k fanout1-40k-hist fanout2-max fanout2-hist" ;;
     *) echo "run.sh: --set single|cluster|all|history" >&2; exit 64 ;;
   esac
@@ -141,6 +144,23 @@ fi
 REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 say "redis-server on $REDIS_URL (pid $REDIS_PID)"
 
+# The -nats cases run crosswire's nodes on a nats-server (the peer, which
+# has no NATS adapter here, on Redis as usual).
+NATS_URL=""
+NATS_PID=""
+case " $CASES " in
+  *-nats*)
+    command -v nats-server >/dev/null || { echo "run.sh: nats-server not found" >&2; exit 1; }
+    NATS_PORT="$(free_ports 1)"
+    nats-server -a 127.0.0.1 -p "$NATS_PORT" > "$OUT/nats.log" 2>&1 &
+    NATS_PID=$!
+    PIDS+=("$NATS_PID")
+    sleep 0.5
+    NATS_URL="nats://127.0.0.1:$NATS_PORT"
+    say "nats-server on $NATS_URL (pid $NATS_PID)"
+    ;;
+esac
+
 NODE_PIDS=()
 NODE_URLS=()
 NODE_PIDARGS=()
@@ -152,10 +172,14 @@ start_nodes() {
   for i in $(seq 1 "$count"); do
     port="${ports[$((i - 1))]}"
     log="$OUT/$case_.$system.n$i.log"
-    local redis_args=()
+    local redis_args=() bus_args=()
     if [ "$count" -gt 1 ]; then redis_args=(--redis "$REDIS_URL" --nodes "$count"); fi
+    bus_args=("${redis_args[@]}")
+    if [ "${CROSSWIRE_BUS:-redis}" = nats ] && [ "$count" -gt 1 ]; then
+      bus_args=(--nats "$NATS_URL" --nodes "$count")
+    fi
     case "$system" in
-      crosswire) "$BIN/bench-server" --port "$port" --name "n$i" "${redis_args[@]}" ${CROSSWIRE_ARGS:-} > "$log" 2>&1 & ;;
+      crosswire) "$BIN/bench-server" --port "$port" --name "n$i" "${bus_args[@]}" ${CROSSWIRE_ARGS:-} > "$log" 2>&1 & ;;
       socketio) "$NODE" bench/socketio/server.js --port "$port" --name "n$i" "${redis_args[@]}" > "$log" 2>&1 & ;;
     esac
     pid=$!
@@ -167,7 +191,11 @@ start_nodes() {
     wait_listening "${NODE_PIDS[$((i - 1))]}" "$OUT/$case_.$system.n$i.log" "$system node n$i ($case_)" || return 1
   done
   if [ "$count" -gt 1 ]; then
-    NODE_PIDARGS+=(--pid "redis=$REDIS_PID")
+    if [ "$system" = crosswire ] && [ "${CROSSWIRE_BUS:-redis}" = nats ]; then
+      NODE_PIDARGS+=(--pid "nats=$NATS_PID")
+    else
+      NODE_PIDARGS+=(--pid "redis=$REDIS_PID")
+    fi
     sleep 1 # let the nodes see each other through Redis
   fi
   return 0
@@ -223,6 +251,11 @@ for c in $CASES; do
       run_case "$c" 1 fanout -n "$FANOUT_N" -p "$FANOUT_P" --find-max --rate 10 --duration "$STEP_SECS" ;;
     fanout1-40k-hist) CROSSWIRE_ARGS="--history bench" CROSSWIRE_LOADGEN_ARGS="--recovery" \
       run_case "$c" 1 fanout -n "$FANOUT_N" -p "$FANOUT_P" --rate 40 --duration 10 ;;
+    unicast2-max-nats) CROSSWIRE_BUS=nats \
+      run_case "$c" 2 unicast -c "$UNICAST_C" --find-max --rate 2000 --duration "$STEP_SECS" ;;
+    fanout2-max-nats) CROSSWIRE_BUS=nats \
+      run_case "$c" 2 fanout -n "$FANOUT_N" -p "$FANOUT_P" --find-max --rate 10 --duration "$STEP_SECS" ;;
+    rpc2-nats) CROSSWIRE_BUS=nats run_case "$c" 2 rpc -c "$ECHO_C" --duration "$LOOP_SECS" --warmup 2 ;;
     fanout2-hist) CROSSWIRE_ARGS="--history bench" CROSSWIRE_LOADGEN_ARGS="--recovery" \
       run_case "$c" 2 fanout -n "$FANOUT_N" -p "$FANOUT_P" --find-max --rate 10 --duration "$STEP_SECS" ;;
     echo1) run_case "$c" 1 echo -c "$ECHO_C" --duration "$LOOP_SECS" --warmup 2 ;;

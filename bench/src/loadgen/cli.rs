@@ -26,8 +26,8 @@ pub struct Common {
     #[arg(long, value_enum, default_value_t = Proto::Original, global = true)]
     pub proto: Proto,
     /// Watched process `LABEL=PID` (repeatable): its CPU (user and system)
-    /// and, for `conns`, its RSS. Labels starting with `redis` count as Redis,
-    /// all others as bench servers (for CPU per delivered frame).
+    /// and, for `conns`, its RSS. Labels starting with `redis` or `nats` count
+    /// as the bus, all others as bench servers (for CPU per delivered frame).
     #[arg(long = "pid", global = true)]
     pub pids: Vec<String>,
     /// Source addresses 127.0.0.1..=127.0.0.K to spread connections over;

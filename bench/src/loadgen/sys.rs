@@ -106,9 +106,9 @@ impl Watched {
         })
     }
 
-    /// Whether this is a bench server (not Redis).
+    /// Whether this is a bench server (not the bus: Redis or NATS).
     pub fn is_server(&self) -> bool {
-        !self.label.starts_with("redis")
+        !self.label.starts_with("redis") && !self.label.starts_with("nats")
     }
 }
 
