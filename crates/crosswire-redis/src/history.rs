@@ -241,8 +241,12 @@ impl RedisHistory {
             match worker.bytes.reserve(size) {
                 Some(c) => *charge = Some(c),
                 None => {
-                    let mut none = HashSet::new();
-                    request.fail("history queue full (bytes)", &mut none);
+                    let mut resets = HashSet::new();
+                    request.fail("history queue full (bytes)", &mut resets);
+                    // A reset costs no bytes: it may still get in.
+                    for keys in resets {
+                        let _ = worker.tx.try_send(Request::Reset { keys });
+                    }
                     return;
                 }
             }
@@ -252,11 +256,13 @@ impl RedisHistory {
                 mpsc::error::TrySendError::Full(r) => (r, "history queue full"),
                 mpsc::error::TrySendError::Closed(r) => (r, "redis node removed"),
             };
-            // The reset is kept by the worker when it can be queued later;
-            // a full queue means the node is far behind: the failed append
-            // below asks again.
-            let mut lost = HashSet::new();
-            request.fail(why, &mut lost);
+            // The room's reset is queued when there is room for it; with a
+            // full queue the node is far behind and it may be lost (noted).
+            let mut resets = HashSet::new();
+            request.fail(why, &mut resets);
+            for keys in resets {
+                let _ = worker.tx.try_send(Request::Reset { keys });
+            }
         }
     }
 }

@@ -149,10 +149,12 @@ pub struct Stored {
 /// epoch, taken at random, when the room has none), stores the envelope
 /// with its position and publishes it, in one atomic step; appends of one
 /// endpoint to one room are applied, and their `done` called, in call
-/// order. When the history of a room may have missed a message (a failed
-/// append was published without a position), [`reset`](Self::reset)
-/// drops it, so that its epoch changes rather than a recovery passing over
-/// the message.
+/// order. An append that fails (`done` gets an error) may have been
+/// applied or not, and its caller sends the message without a position: the
+/// backend then drops the room's history itself (as [`reset`](Self::reset)
+/// does), so that its epoch changes rather than a recovery passing over
+/// the message. [`reset`](Self::reset) is for a message that reached the
+/// room without a position by another way (an original node's).
 pub trait HistoryBackend: Send + Sync + 'static {
     /// Appends and publishes; `append.done` gets the outcome.
     fn append(&self, append: Append);

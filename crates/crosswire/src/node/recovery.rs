@@ -123,6 +123,8 @@ impl Node {
             (frame.clone(), options.exclude.clone(), options.local_only);
         let store = SharedHistory::Backend(backend.clone());
         let config_copy = *config;
+        // On failure the backend has reset the room's history itself (see
+        // `HistoryBackend`): the message goes out without a position.
         let done = Box::new(
             move |outcome: Result<crate::history::Position, crate::history::HistoryError>| {
                 let (ns, room) = (ns_owned.as_str(), room_owned.as_str());
@@ -146,9 +148,6 @@ impl Node {
                     Err(e) => {
                         Stats::incr(&node.inner.stats.history_append_failures);
                         tracing::warn!(%ns, %room, error = %e, "room history unavailable: message sent without a position");
-                        if let SharedHistory::Backend(backend) = &store {
-                            backend.reset(ns, room);
-                        }
                         node.deliver_to_room(ns, Some(room), &frame, &exclude);
                         if !local_only {
                             node.relay_room(ns, room, &frame, exclude);
