@@ -57,6 +57,7 @@
 //! ```
 
 mod bus;
+mod cluster;
 mod config;
 mod error;
 mod events;
@@ -71,6 +72,7 @@ mod subscriber;
 mod tls;
 
 pub use bus::{RedisBus, RedisBusStats};
+pub use cluster::{key_slot, RedisClusterBus, RedisClusterConfig, RedisClusterStats};
 pub use config::{RedisBusConfig, Strategy, DEFAULT_PUBLISH_QUEUE_BYTES};
 pub use crosswire;
 pub use error::RedisBusError;

@@ -254,7 +254,7 @@ impl NodeShared {
 }
 
 /// The URL with its password (if any) removed, for logs and status.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) if parsed.password().is_some() => {
             if parsed.set_password(None).is_ok() {

@@ -9,6 +9,8 @@
 //! - [`redis_server`]: real `redis-server` processes on free loopback ports, with
 //!   the faults the bus tests inject (kill -9, SIGSTOP/SIGCONT, restart on
 //!   the same port).
+//! - [`redis_cluster`]: a real Redis Cluster (masters and replicas) formed
+//!   in the test, with a master killed and a slot migrated on demand.
 //! - [`net`]: free ports and a minimal HTTP GET.
 //! - [`process`]: signals and `/proc` figures of a child process.
 //! - [`tls`]: a private certificate authority made in the test, with server
@@ -41,6 +43,7 @@
 pub mod nats_server;
 pub mod net;
 pub mod process;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod tls;
 pub mod wait;
@@ -48,6 +51,7 @@ pub mod ws;
 
 pub use nats_server::NatsServer;
 pub use net::{free_addr, free_port, http_body, http_get, percent_encode};
+pub use redis_cluster::RedisCluster;
 pub use redis_server::RedisServer;
 pub use tls::{CertPem, TestPki};
 pub use wait::{bounded, eventually, eventually_async, recv, wait_until, within, WAIT};

@@ -1,0 +1,456 @@
+//! The cluster bus on a real Redis Cluster (3 masters, sharded pub/sub):
+//! publish and subscribe on channels of every master in call order,
+//! unsubscribe, a slot migrated to another master (the subscription
+//! follows), a master killed and replaced by its replica (the bus
+//! reconnects, subscribes again and counts the loss), and crosswire nodes
+//! doing every send path, cross-server calls and a cross-node count over
+//! it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use bytes::Bytes;
+use crosswire::bus::{Bus, BusMessage};
+use crosswire::{Node, RoomSend};
+use crosswire_redis::{key_slot, RedisClusterBus, RedisClusterConfig};
+use serde_json::json;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::*;
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// Short timeouts for tests; failover of a killed master takes a few
+/// seconds, so publishes may be retried that long.
+fn config(cluster: &RedisCluster, name: &str) -> RedisClusterConfig {
+    RedisClusterConfig {
+        server_name: Some(name.to_owned()),
+        timeout: Duration::from_millis(500),
+        ping_interval: Duration::from_millis(200),
+        publish_timeout: Duration::from_secs(10),
+        subscribe_timeout: Duration::from_secs(10),
+        reconnect_backoff_max: Duration::from_millis(200),
+        ..RedisClusterConfig::new(cluster.seed_urls())
+    }
+}
+
+async fn bus(cluster: &RedisCluster, name: &str) -> RedisClusterBus {
+    let bus = RedisClusterBus::connect(config(cluster, name))
+        .await
+        .unwrap();
+    eventually(LIMIT, "bus healthy", || bus.health().healthy).await;
+    bus
+}
+
+/// What a bus receives, collected in the background.
+struct Inbox {
+    messages: Arc<Mutex<Vec<BusMessage>>>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Inbox {
+    fn new(bus: &RedisClusterBus) -> Self {
+        let mut rx = bus.take_incoming().expect("first take");
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let sink = messages.clone();
+        let task = tokio::spawn(async move {
+            while let Some(m) = rx.recv().await {
+                sink.lock().unwrap().push(m);
+            }
+        });
+        Inbox {
+            messages,
+            _task: task,
+        }
+    }
+
+    fn payloads(&self, channel: &str) -> Vec<Bytes> {
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| &*m.channel == channel)
+            .map(|m| m.payload.clone())
+            .collect()
+    }
+
+    async fn wait_for(&self, channel: &str, payload: &str) {
+        eventually(LIMIT, &format!("{payload} on {channel}"), || {
+            self.payloads(channel)
+                .iter()
+                .any(|p| &p[..] == payload.as_bytes())
+        })
+        .await;
+    }
+}
+
+/// Per master port, `per_master` channel names whose slots it owns (the
+/// names as Redis hashes them: checked against CLUSTER KEYSLOT).
+fn channels_per_master(cluster: &RedisCluster, per_master: usize) -> HashMap<u16, Vec<String>> {
+    let masters = cluster.master_ports();
+    let mut out: HashMap<u16, Vec<String>> = masters.iter().map(|m| (*m, Vec::new())).collect();
+    for i in 0.. {
+        if out.values().all(|v| v.len() >= per_master) {
+            break;
+        }
+        let name = format!("ws:room:c{i}");
+        let slot = key_slot(&name);
+        let owner = cluster.owner_of(slot);
+        let list = out.get_mut(&owner).unwrap();
+        if list.len() < per_master {
+            assert_eq!(slot, cluster.key_slot(&name), "key_slot agrees with Redis");
+            list.push(name);
+        }
+    }
+    out
+}
+
+/// `PUBSUB SHARDNUMSUB channel` on the master at `port`.
+async fn shard_numsub(port: u16, channel: &str) -> i64 {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let (_, n): (String, i64) = redis::cmd("PUBSUB")
+        .arg("SHARDNUMSUB")
+        .arg(channel)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_on_every_master_arrive_in_call_order_and_unsubscribe_stops_them() {
+    let cluster = tokio::task::block_in_place(|| RedisCluster::start(3, 0));
+    let per_master = channels_per_master(&cluster, 2);
+    let a = bus(&cluster, "a").await;
+    let b = bus(&cluster, "b").await;
+    assert_eq!(b.masters().len(), 3);
+    let inbox = Inbox::new(&b);
+    let channels: Vec<&String> = per_master.values().flatten().collect();
+    for c in &channels {
+        within(LIMIT, b.subscribe(c)).await.unwrap();
+    }
+    for (port, list) in &per_master {
+        for c in list {
+            assert_eq!(b.master_of(c).unwrap(), format!("127.0.0.1:{port}"));
+            assert_eq!(
+                shard_numsub(*port, c).await,
+                1,
+                "{c} subscribed on its master"
+            );
+        }
+    }
+    // Interleaved over every channel; publish futures not awaited one by
+    // one: the order is the call order.
+    let mut pending = Vec::new();
+    for i in 0..200 {
+        for c in &channels {
+            pending.push(a.publish(c, Bytes::from(format!("{i}"))));
+        }
+    }
+    for p in pending {
+        within(LIMIT, p).await.unwrap();
+    }
+    eventually(LIMIT, "every message", || {
+        channels.iter().all(|c| inbox.payloads(c).len() == 200)
+    })
+    .await;
+    for c in &channels {
+        let got: Vec<String> = inbox
+            .payloads(c)
+            .iter()
+            .map(|p| String::from_utf8(p.to_vec()).unwrap())
+            .collect();
+        let want: Vec<String> = (0..200).map(|i| i.to_string()).collect();
+        assert_eq!(got, want, "call order on {c}");
+    }
+    assert_eq!(a.stats().published, 200 * channels.len() as u64);
+    // Unsubscribe one channel of a master; another of the same master stays:
+    // what the master delivers after the unsubscribed message is ordered.
+    let (port, list) = per_master.iter().next().unwrap();
+    let (gone, kept) = (&list[0], &list[1]);
+    within(LIMIT, b.unsubscribe(gone)).await.unwrap();
+    assert_eq!(shard_numsub(*port, gone).await, 0);
+    assert_eq!(shard_numsub(*port, kept).await, 1);
+    within(LIMIT, a.publish(gone, "after".into()))
+        .await
+        .unwrap();
+    within(LIMIT, a.publish(kept, "after".into()))
+        .await
+        .unwrap();
+    inbox.wait_for(kept, "after").await;
+    assert_eq!(inbox.payloads(gone).len(), 200, "nothing after unsubscribe");
+    // Subscribe again: delivered again.
+    within(LIMIT, b.subscribe(gone)).await.unwrap();
+    within(LIMIT, a.publish(gone, "again".into()))
+        .await
+        .unwrap();
+    inbox.wait_for(gone, "again").await;
+    let health = b.health();
+    assert!(health.healthy && health.nodes.len() == 3, "{health:?}");
+    assert_eq!((health.reconnects, health.dropped), (0, 0));
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_follows_its_slot_to_another_master() {
+    let cluster = tokio::task::block_in_place(|| RedisCluster::start(3, 0));
+    let a = bus(&cluster, "a").await;
+    let b = bus(&cluster, "b").await;
+    let inbox = Inbox::new(&b);
+    let channel = "ws:room:moving";
+    let slot = key_slot(channel);
+    let from = cluster.owner_of(slot);
+    let to = *cluster.master_ports().iter().find(|p| **p != from).unwrap();
+    within(LIMIT, b.subscribe(channel)).await.unwrap();
+    within(LIMIT, a.publish(channel, "before".into()))
+        .await
+        .unwrap();
+    inbox.wait_for(channel, "before").await;
+
+    tokio::task::block_in_place(|| cluster.migrate_slot(slot, to));
+    // Redis unsubscribes the channel on the old master; the bus reads the
+    // slot map and subscribes at the new one.
+    let new_master = format!("127.0.0.1:{to}");
+    eventually(LIMIT, "subscribed at the new master", || {
+        b.master_of(channel).as_deref() == Some(new_master.as_str())
+    })
+    .await;
+    assert!(within(LIMIT, b.wait_subscribed(LIMIT)).await);
+    assert_eq!(shard_numsub(to, channel).await, 1);
+    assert_eq!(shard_numsub(from, channel).await, 0);
+    let stats = b.stats();
+    assert_eq!(stats.moved_subscriptions, 1, "{stats:?}");
+    assert!(b.health().reconnects >= 1, "the window of loss is counted");
+    // The publisher still has the old map: MOVED, then the new master.
+    within(LIMIT, a.publish(channel, "after".into()))
+        .await
+        .unwrap();
+    inbox.wait_for(channel, "after").await;
+    assert!(a.stats().redirects >= 1, "{:?}", a.stats());
+    assert_eq!(a.master_of(channel).as_deref(), Some(new_master.as_str()));
+    let got = inbox.payloads(channel);
+    assert_eq!(got, [Bytes::from("before"), Bytes::from("after")]);
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_master_is_replaced_and_the_bus_resubscribes_with_the_loss_counted() {
+    let mut cluster = tokio::task::block_in_place(|| RedisCluster::start(3, 1));
+    let per_master = channels_per_master(&cluster, 1);
+    let a = bus(&cluster, "a").await;
+    let b = bus(&cluster, "b").await;
+    let inbox = Inbox::new(&b);
+    for list in per_master.values() {
+        within(LIMIT, b.subscribe(&list[0])).await.unwrap();
+    }
+    let victim = cluster.master_ports()[0];
+    let channel = per_master[&victim][0].clone();
+    let other = per_master
+        .iter()
+        .find(|(p, _)| **p != victim)
+        .map(|(_, l)| l[0].clone())
+        .unwrap();
+    within(LIMIT, a.publish(&channel, "0".into()))
+        .await
+        .unwrap();
+    inbox.wait_for(&channel, "0").await;
+    assert_eq!(b.health().reconnects, 0);
+
+    let promoted = tokio::task::block_in_place(|| cluster.kill_master_and_wait_failover(victim));
+    let promoted_addr = format!("127.0.0.1:{promoted}");
+    eventually(
+        Duration::from_secs(20),
+        "the bus follows the failover",
+        || b.master_of(&channel).as_deref() == Some(promoted_addr.as_str()) && b.health().healthy,
+    )
+    .await;
+    assert!(within(LIMIT, b.wait_subscribed(LIMIT)).await);
+    assert!(!b.masters().contains(&format!("127.0.0.1:{victim}")));
+    let health = b.health();
+    assert!(
+        health.reconnects >= 1,
+        "the lost subscriber is counted: {health:?}"
+    );
+    assert_eq!(health.nodes.len(), 3);
+    // Later messages arrive, on the failed-over shard and on the others.
+    within(Duration::from_secs(15), a.publish(&channel, "1".into()))
+        .await
+        .unwrap();
+    inbox.wait_for(&channel, "1").await;
+    within(LIMIT, a.publish(&other, "x".into())).await.unwrap();
+    inbox.wait_for(&other, "x").await;
+    assert_eq!(shard_numsub(promoted, &channel).await, 1);
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn connect_refuses_an_empty_or_invalid_seed_list() {
+    assert!(RedisClusterBus::connect(RedisClusterConfig::default())
+        .await
+        .is_err());
+    assert!(
+        RedisClusterBus::connect(RedisClusterConfig::new(["redis+unix:///tmp/x.sock"]))
+            .await
+            .is_err()
+    );
+    // An unreachable seed: the bus starts, unhealthy, and publishes fail in time.
+    let mut config = RedisClusterConfig::new([format!("redis://{}", free_addr())]);
+    config.timeout = Duration::from_millis(100);
+    config.publish_timeout = Duration::from_millis(300);
+    let bus = RedisClusterBus::connect(config).await.unwrap();
+    assert!(!bus.health().healthy);
+    assert!(within(LIMIT, bus.publish("c", "x".into())).await.is_err());
+    assert_eq!(bus.stats().publish_failures, 1);
+    bus.close().await;
+}
+
+/// A WebSocket node on the cluster bus; binds `?id=`.
+async fn ws_node(cluster: &RedisCluster, name: &str) -> (Node, SocketAddr, RedisClusterBus) {
+    let bus = bus(cluster, name).await;
+    let node = Node::builder()
+        .server_name(name)
+        .bus(bus.clone())
+        .membership(Duration::from_millis(100), Duration::from_millis(1000))
+        .build()
+        .unwrap();
+    let n = node.clone();
+    node.on_connection(move |socket, hs| {
+        let n = n.clone();
+        async move {
+            if let Some(id) = hs.param("id") {
+                n.set_user_socket(id, &socket).unwrap();
+            }
+        }
+    });
+    let addr = node.listen("127.0.0.1:0").await.unwrap();
+    within(LIMIT, node.ready()).await;
+    (node, addr, bus)
+}
+
+async fn client(node: &Node, addr: SocketAddr, id: &str) -> Ws {
+    let ws = ws::connect(addr, &format!("?id={id}")).await;
+    eventually(LIMIT, "socket bound", || node.get_socket(id).is_some()).await;
+    ws
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_paths_calls_and_counts_across_three_nodes_on_a_redis_cluster() {
+    let cluster = tokio::task::block_in_place(|| RedisCluster::start(3, 0));
+    let mut nodes = Vec::new();
+    for name in ["n1", "n2", "n3"] {
+        nodes.push(ws_node(&cluster, name).await);
+    }
+    // The nodes' channels are spread over more than one master.
+    let used: std::collections::HashSet<String> = nodes[0]
+        .0
+        .subscribed_channels()
+        .iter()
+        .filter_map(|c| nodes[0].2.master_of(c))
+        .collect();
+    assert!(used.len() >= 2, "channels on {used:?}");
+    let mut a = client(&nodes[0].0, nodes[0].1, "a").await;
+    let mut b = client(&nodes[1].0, nodes[1].1, "b").await;
+    let mut c = client(&nodes[2].0, nodes[2].1, "c").await;
+
+    nodes[0].0.broadcast("news", &json!({"n": 1})).unwrap();
+    for ws in [&mut a, &mut b, &mut c] {
+        assert_eq!(next_text(ws).await, r#"{"event":"news","payload":{"n":1}}"#);
+    }
+    nodes[1].0.to_socket_id("c", "pm", &"hello").unwrap();
+    assert_eq!(
+        next_text(&mut c).await,
+        r#"{"event":"pm","payload":"hello"}"#
+    );
+    nodes[2]
+        .0
+        .to_socket_ids(&["a", "b", "ghost"], "pm", &[1, 2])
+        .unwrap();
+    assert_eq!(next_text(&mut a).await, r#"{"event":"pm","payload":[1,2]}"#);
+    assert_eq!(next_text(&mut b).await, r#"{"event":"pm","payload":[1,2]}"#);
+    for ((node, _, _), id) in nodes.iter().zip(["a", "b", "c"]) {
+        node.join_room("chat", "r1", id).unwrap();
+    }
+    for (node, _, _) in &nodes {
+        within(LIMIT, node.ready()).await;
+    }
+    nodes[0]
+        .0
+        .broadcast_to_room(
+            "chat",
+            "r1",
+            "say",
+            &json!({"t": "yo"}),
+            RoomSend::new().exclude(["b"]),
+        )
+        .unwrap();
+    assert_eq!(
+        next_text(&mut a).await,
+        r#"{"event":"say","payload":{"t":"yo"}}"#
+    );
+    assert_eq!(
+        next_text(&mut c).await,
+        r#"{"event":"say","payload":{"t":"yo"}}"#
+    );
+    nothing_more(&mut b).await;
+
+    // Cross-server calls: targeted, to all, except self.
+    for (node, _, _) in &nodes {
+        let name = node.server_name().to_owned();
+        node.on_cross_server(
+            "who",
+            move |_m: crosswire::CrossServerMessage, r: Option<crosswire::CrossReply>| {
+                let name = name.clone();
+                async move { r.unwrap().send(&name).unwrap() }
+            },
+        )
+        .unwrap();
+    }
+    let r = nodes[0]
+        .0
+        .emit_cross_server("who", &1)
+        .unwrap()
+        .to(["n3"])
+        .collect()
+        .await
+        .unwrap();
+    assert!(r.success);
+    assert_eq!(r.responses["n3"].payload, Some(json!("n3")));
+    eventually(LIMIT, "membership", || nodes[0].0.live_nodes().len() == 3).await;
+    let r = nodes[0]
+        .0
+        .emit_cross_server("who", &1)
+        .unwrap()
+        .expect_all()
+        .collect()
+        .await
+        .unwrap();
+    assert!(r.success);
+    assert_eq!(r.responses.len(), 3);
+    let r = nodes[0]
+        .0
+        .emit_cross_server("who", &1)
+        .unwrap()
+        .except_self()
+        .expect(2)
+        .collect()
+        .await
+        .unwrap();
+    assert!(r.success && !r.responses.contains_key("n1"));
+    assert_eq!(r.responses.len(), 2);
+
+    // A count across the nodes.
+    let counts = nodes[1].0.query().room_counts("chat").await.unwrap();
+    assert!(!counts.partial);
+    assert_eq!(counts.value["r1"], 3);
+    for (node, _, bus) in &nodes {
+        let health = node.health();
+        assert_eq!(health.status, crosswire::HealthStatus::Ok, "{health:?}");
+        assert_eq!(bus.stats().publish_failures, 0);
+    }
+}
