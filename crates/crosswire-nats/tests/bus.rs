@@ -1,14 +1,19 @@
-//! crosswire nodes on a real `nats-server`: every send path across nodes,
-//! cross-server calls and membership, and a server restarted mid-stream
+//! crosswire nodes on a real `nats-server`: the cross-node suite (every send
+//! path across nodes, cross-server calls, cluster queries, a node crashing)
+//! in both codecs, and a server restarted mid-stream
 //! (the bus reconnects, subscribes again, counts the reconnection; what was
 //! published while it was away is lost, as core NATS says).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../crosswire-test-support/suites/cross_node.rs"]
+mod cross_node;
+
 use crosswire::bus::Bus;
-use crosswire::{Node, RoomSend};
+use crosswire::protocol::envelope::Codec;
+use crosswire::{Node, NodeBuilder};
 use crosswire_nats::{NatsBus, NatsBusConfig};
 use crosswire_test_support::{eventually, next_text, within, NatsServer, Ws};
-use serde_json::json;
+use futures_util::future::BoxFuture;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -45,55 +50,34 @@ async fn client(node: &Node, addr: SocketAddr, id: &str) -> Ws {
     ws
 }
 
+/// The cross-node suite's nodes: on `server`, in `codec`, announcing every
+/// 100 ms and dropped after 1 s of silence.
+fn on_nats(server: &NatsServer, codec: Codec) -> impl Fn(&str) -> BoxFuture<'static, NodeBuilder> {
+    let url = server.url();
+    move |name: &str| -> BoxFuture<'static, NodeBuilder> {
+        let mut config = NatsBusConfig::new([url.clone()]);
+        config.name = Some(name.to_owned());
+        let name = name.to_owned();
+        Box::pin(async move {
+            Node::builder()
+                .server_name(name)
+                .codec(codec)
+                .bus(NatsBus::connect(config).await.unwrap())
+                .membership(Duration::from_millis(100), Duration::from_millis(1000))
+        })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_send_path_and_cross_server_calls_cross_nodes() {
+async fn cross_node_suite_on_nats_msgpack() {
     let server = NatsServer::start();
-    let (n1, a1, _b1) = node(&server, "n1").await;
-    let (n2, a2, _b2) = node(&server, "n2").await;
-    let mut a = client(&n1, a1, "a").await;
-    let mut b = client(&n2, a2, "b").await;
-    n1.broadcast("news", &json!({"n": 1})).unwrap();
-    for ws in [&mut a, &mut b] {
-        assert_eq!(next_text(ws).await, r#"{"event":"news","payload":{"n":1}}"#);
-    }
-    n1.to_socket_id("b", "pm", &"hello").unwrap();
-    assert_eq!(
-        next_text(&mut b).await,
-        r#"{"event":"pm","payload":"hello"}"#
-    );
-    n2.to_socket_ids(&["a", "b"], "multi", &[1, 2]).unwrap();
-    for ws in [&mut a, &mut b] {
-        assert_eq!(next_text(ws).await, r#"{"event":"multi","payload":[1,2]}"#);
-    }
-    n1.join_room("chat", "r.1", "a").unwrap();
-    n2.join_room("chat", "r.1", "b").unwrap();
-    within(LIMIT, n1.ready()).await;
-    within(LIMIT, n2.ready()).await;
-    n2.broadcast_to_room("chat", "r.1", "say", &"yo", RoomSend::new().exclude(["b"]))
-        .unwrap();
-    assert_eq!(next_text(&mut a).await, r#"{"event":"say","payload":"yo"}"#);
-    // Cross-server calls and membership.
-    eventually(LIMIT, "members", || n1.live_nodes().len() == 2).await;
-    n2.on_cross_server(
-        "double",
-        |msg: crosswire::CrossServerMessage, reply: Option<crosswire::CrossReply>| async move {
-            if let (Some(n), Some(reply)) = (msg.payload.as_i64(), reply) {
-                let _ = reply.send(&(n * 2));
-            }
-        },
-    )
-    .unwrap();
-    let result = n1
-        .emit_cross_server("double", &21)
-        .unwrap()
-        .to(["n2"])
-        .collect()
-        .await
-        .unwrap();
-    assert_eq!(result.responses["n2"].payload, Some(json!(42)));
-    let counts = n1.query().room_counts("chat").await.unwrap();
-    assert!(!counts.partial);
-    assert_eq!(counts.value["r.1"], 2);
+    cross_node::run_all(on_nats(&server, Codec::MsgPack)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_node_suite_on_nats_json() {
+    let server = NatsServer::start();
+    cross_node::run_all(on_nats(&server, Codec::Json)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

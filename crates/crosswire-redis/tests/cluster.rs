@@ -1,17 +1,21 @@
-//! crosswire nodes on real Redis servers: every send path across nodes in
-//! both codecs, cross-server calls, a Redis node killed during a stream of
+//! crosswire nodes on real Redis servers: the cross-node suite (every send
+//! path across nodes, cross-server calls, cluster queries, a node crashing)
+//! in both codecs, a Redis node killed during a stream of
 //! room broadcasts, and byte compatibility with the original as a system test
 //! (the test vectors of `docs/protocol.md` published raw into Redis, and a
 //! node's own PUBLISHes compared with them).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../crosswire-test-support/suites/cross_node.rs"]
+mod cross_node;
 #[path = "../../crosswire-protocol/tests/doc_vectors/mod.rs"]
 mod doc_vectors;
 mod support;
 
 use crosswire::protocol::envelope::Codec;
-use crosswire::{Node, RoomSend};
+use crosswire::{Node, NodeBuilder, RoomSend};
 use crosswire_redis::{RedisBus, Strategy};
+use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use serde_json::json;
 use std::collections::HashMap;
@@ -82,119 +86,37 @@ async fn client(node: &Node, addr: SocketAddr, id: &str) -> Ws {
     ws
 }
 
-async fn send_paths(codec: Codec) {
-    let r1 = RedisServer::start();
-    let r2 = RedisServer::start();
-    let o = Opts {
-        codec,
-        strategy: Strategy::RoundRobin,
-        redundant: false,
-    };
-    let mut nodes = Vec::new();
-    for name in ["n1", "n2", "n3"] {
-        nodes.push(ws_node(name, &[&r1, &r2], &o).await);
+/// The cross-node suite's nodes: on two Redis servers (round robin), in
+/// `codec`, announcing every 100 ms and dropped after 1 s of silence.
+fn on_redis(
+    servers: &[&RedisServer],
+    codec: Codec,
+) -> impl Fn(&str) -> BoxFuture<'static, NodeBuilder> {
+    let template = config(servers, Strategy::RoundRobin);
+    move |name: &str| -> BoxFuture<'static, NodeBuilder> {
+        let mut cfg = template.clone();
+        cfg.server_name = Some(name.to_owned());
+        let name = name.to_owned();
+        Box::pin(async move {
+            Node::builder()
+                .server_name(name)
+                .codec(codec)
+                .bus(support::connect(cfg).await)
+                .membership(Duration::from_millis(100), Duration::from_millis(1000))
+        })
     }
-    let mut a = client(&nodes[0].0, nodes[0].1, "a").await;
-    let mut b = client(&nodes[1].0, nodes[1].1, "b").await;
-    let mut c = client(&nodes[2].0, nodes[2].1, "c").await;
-
-    nodes[0].0.broadcast("news", &json!({"n": 1})).unwrap();
-    for ws in [&mut a, &mut b, &mut c] {
-        assert_eq!(next_text(ws).await, frame_of("V5"));
-    }
-    nodes[1].0.to_socket_id("c", "pm", &"hello").unwrap();
-    assert_eq!(
-        next_text(&mut c).await,
-        r#"{"event":"pm","payload":"hello"}"#
-    );
-    nodes[2]
-        .0
-        .to_socket_ids(&["a", "b", "ghost"], "pm", &[1, 2])
-        .unwrap();
-    assert_eq!(next_text(&mut a).await, r#"{"event":"pm","payload":[1,2]}"#);
-    assert_eq!(next_text(&mut b).await, r#"{"event":"pm","payload":[1,2]}"#);
-    for ((node, _, _), id) in nodes.iter().zip(["a", "b", "c"]) {
-        node.join_room("chat", "r1", id).unwrap();
-    }
-    for (node, _, _) in &nodes {
-        within(LIMIT, node.ready()).await;
-    }
-    nodes[0]
-        .0
-        .broadcast_to_room(
-            "chat",
-            "r1",
-            "say",
-            &json!({"t": "yo"}),
-            RoomSend::new().exclude(["b"]),
-        )
-        .unwrap();
-    assert_eq!(
-        next_text(&mut a).await,
-        r#"{"event":"say","payload":{"t":"yo"}}"#
-    );
-    assert_eq!(
-        next_text(&mut c).await,
-        r#"{"event":"say","payload":{"t":"yo"}}"#
-    );
-    nodes[0].0.broadcast_local("local", &1).unwrap();
-    assert_eq!(next_text(&mut a).await, r#"{"event":"local","payload":1}"#);
-    nothing_more(&mut b).await;
-    nothing_more(&mut c).await;
-
-    // Cross-server calls: targeted, broadcast to all, except self.
-    for (node, _, _) in &nodes {
-        let name = node.server_name().to_owned();
-        node.on_cross_server(
-            "who",
-            move |_m: crosswire::CrossServerMessage, r: Option<crosswire::CrossReply>| {
-                let name = name.clone();
-                async move { r.unwrap().send(&name).unwrap() }
-            },
-        )
-        .unwrap();
-    }
-    let r = nodes[0]
-        .0
-        .emit_cross_server("who", &1)
-        .unwrap()
-        .to(["n3"])
-        .collect()
-        .await
-        .unwrap();
-    assert!(r.success);
-    assert_eq!(r.responses["n3"].payload, Some(json!("n3")));
-    eventually(LIMIT, "membership", || nodes[0].0.live_nodes().len() == 3).await;
-    let r = nodes[0]
-        .0
-        .emit_cross_server("who", &1)
-        .unwrap()
-        .expect_all()
-        .collect()
-        .await
-        .unwrap();
-    assert!(r.success);
-    assert_eq!(r.responses.len(), 3);
-    let r = nodes[0]
-        .0
-        .emit_cross_server("who", &1)
-        .unwrap()
-        .except_self()
-        .expect(2)
-        .collect()
-        .await
-        .unwrap();
-    assert!(r.success && !r.responses.contains_key("n1"));
 }
 
 #[tokio::test]
-async fn send_paths_and_calls_across_three_nodes_on_two_redis_msgpack() {
-    send_paths(Codec::MsgPack).await;
+async fn cross_node_suite_on_two_redis_msgpack() {
+    let (r1, r2) = (RedisServer::start(), RedisServer::start());
+    cross_node::run_all(on_redis(&[&r1, &r2], Codec::MsgPack)).await;
 }
 
 #[tokio::test]
-async fn send_paths_and_calls_across_three_nodes_on_two_redis_json() {
-    send_paths(Codec::Json).await;
+async fn cross_node_suite_on_two_redis_json() {
+    let (r1, r2) = (RedisServer::start(), RedisServer::start());
+    cross_node::run_all(on_redis(&[&r1, &r2], Codec::Json)).await;
 }
 
 /// What [`kill_during_stream`] observed.

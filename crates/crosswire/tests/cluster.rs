@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "../../crosswire-test-support/suites/cross_node.rs"]
+mod cross_node;
 
 use common::*;
 use crosswire::bus::MemoryHub;
@@ -116,6 +118,33 @@ async fn every_send_path_crosses_nodes_msgpack() {
 #[tokio::test]
 async fn every_send_path_crosses_nodes_json() {
     every_send_path_crosses_nodes(Codec::Json).await;
+}
+
+/// The cross-node suite every bus runs (send paths, cross-server calls,
+/// cluster queries, a node crashing), on the memory bus.
+async fn cross_node_suite(codec: Codec) {
+    let hub = MemoryHub::new();
+    cross_node::run_all(
+        move |name: &str| -> futures_util::future::BoxFuture<'static, NodeBuilder> {
+            let builder = Node::builder()
+                .server_name(name)
+                .codec(codec)
+                .bus(hub.bus())
+                .membership(Duration::from_millis(100), Duration::from_millis(1000));
+            Box::pin(async move { builder })
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn cross_node_suite_msgpack() {
+    cross_node_suite(Codec::MsgPack).await;
+}
+
+#[tokio::test]
+async fn cross_node_suite_json() {
+    cross_node_suite(Codec::Json).await;
 }
 
 async fn answer_with_name(c: &Cluster) {
