@@ -21,6 +21,13 @@
 #         (unicast2-fixed: both systems at the same rate, UNICAST_RATE, to compare latency)
 #         nats = unicast2-max-nats fanout2-max-nats rpc2-nats (crosswire on a
 #                nats-server, the peer on Redis)
+#         rcluster = unicast2-max-rcluster fanout2-max-rcluster (crosswire on a
+#                3-master Redis Cluster with sharded pub/sub, the peer on Redis)
+#         traffic = traffic8-compat traffic8-host (crosswire only: 8 nodes on one
+#                Redis, TRAFFIC_C clients in rooms of 2 placed at random, each
+#                sending a room message and a unicast, TRAFFIC_RATE pairs/s in all;
+#                bus messages received per node in the compatible mode and
+#                routing by host)
 #         history = fanout1-max fanout1-hist-plain fanout1-hist fanout1-40k fanout1-40k-hist
 #                   fanout2-max fanout2-hist
 #         (-hist: crosswire keeps the room's history, bench-server --history bench,
@@ -44,7 +51,7 @@ while [ $# -gt 0 ]; do
     --set) SET="$2"; shift 2 ;;
     --cases) CASES="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 64 ;;
   esac
 done
@@ -57,13 +64,17 @@ if [ -z "$CASES" ]; then
     cluster) CASES="$CLUSTER_CASES" ;;
     all) CASES="$SINGLE_CASES $CLUSTER_CASES" ;;
     nats) CASES="unicast2-max-nats fanout2-max-nats rpc2-nats" ;;
+    rcluster) CASES="unicast2-max-rcluster fanout2-max-rcluster" ;;
+    traffic) CASES="traffic8-compat traffic8-host" ;;
     history) CASES="fanout1-max fanout1-hist-plain fanout1-hist fanout1-40k fanout1-40k-hist fanout2-max fanout2-hist" ;;
-    *) echo "run.sh: --set single|cluster|all|history" >&2; exit 64 ;;
+    *) echo "run.sh: --set single|cluster|all|nats|rcluster|traffic|history" >&2; exit 64 ;;
   esac
 fi
 
 STEP_SECS="${STEP_SECS:-5}"
 FANOUT_N="${FANOUT_N:-1000}"
+TRAFFIC_C="${TRAFFIC_C:-2000}"
+TRAFFIC_RATE="${TRAFFIC_RATE:-1000}"
 FANOUT_P="${FANOUT_P:-10}"
 ECHO_C="${ECHO_C:-50}"
 LOOP_SECS="${LOOP_SECS:-10}"
@@ -161,6 +172,54 @@ case " $CASES " in
     ;;
 esac
 
+# The -rcluster cases run crosswire's nodes on a Redis Cluster of three
+# masters (bench-server --redis-cluster), formed here with CLUSTER
+# ADDSLOTSRANGE / MEET; the peer stays on the single redis-server.
+RCLUSTER_URLS=""
+RCLUSTER_PIDS=()
+case " $CASES " in
+  *-rcluster*)
+    RC_DIR="$OUT/rcluster"
+    mkdir -p "$RC_DIR"
+    RC_PORTS=($(free_ports 6)) # three client ports, three cluster bus ports
+    for i in 0 1 2; do
+      redis-server --port "${RC_PORTS[$i]}" --cluster-port "${RC_PORTS[$((i + 3))]}" \
+        --bind 127.0.0.1 --save "" --appendonly no --cluster-enabled yes \
+        --cluster-config-file "nodes-${RC_PORTS[$i]}.conf" --dir "$RC_DIR" \
+        > "$RC_DIR/${RC_PORTS[$i]}.log" 2>&1 &
+      RCLUSTER_PIDS+=("$!")
+      PIDS+=("$!")
+    done
+    for i in 0 1 2; do
+      for _ in $(seq 1 100); do
+        redis-cli -p "${RC_PORTS[$i]}" ping 2>/dev/null | grep -q PONG && break
+        sleep 0.1
+      done
+    done
+    redis-cli -p "${RC_PORTS[0]}" cluster addslotsrange 0 5460 > /dev/null
+    redis-cli -p "${RC_PORTS[1]}" cluster addslotsrange 5461 10922 > /dev/null
+    redis-cli -p "${RC_PORTS[2]}" cluster addslotsrange 10923 16383 > /dev/null
+    for i in 1 2; do
+      redis-cli -p "${RC_PORTS[0]}" cluster meet 127.0.0.1 "${RC_PORTS[$i]}" "${RC_PORTS[$((i + 3))]}" > /dev/null
+    done
+    rc_ok=0
+    for _ in $(seq 1 300); do
+      rc_ok=1
+      for i in 0 1 2; do
+        redis-cli -p "${RC_PORTS[$i]}" cluster info 2>/dev/null | grep -q 'cluster_state:ok' || rc_ok=0
+      done
+      [ "$rc_ok" = 1 ] && break
+      sleep 0.1
+    done
+    if [ "$rc_ok" != 1 ]; then
+      echo "FAILED: the Redis Cluster did not reach cluster_state:ok within 30 s (logs $RC_DIR)" >&2
+      exit 1
+    fi
+    RCLUSTER_URLS="redis://127.0.0.1:${RC_PORTS[0]},redis://127.0.0.1:${RC_PORTS[1]},redis://127.0.0.1:${RC_PORTS[2]}"
+    say "redis cluster on $RCLUSTER_URLS (pids ${RCLUSTER_PIDS[*]})"
+    ;;
+esac
+
 NODE_PIDS=()
 NODE_URLS=()
 NODE_PIDARGS=()
@@ -178,6 +237,9 @@ start_nodes() {
     if [ "${CROSSWIRE_BUS:-redis}" = nats ] && [ "$count" -gt 1 ]; then
       bus_args=(--nats "$NATS_URL" --nodes "$count")
     fi
+    if [ "${CROSSWIRE_BUS:-redis}" = rcluster ] && [ "$count" -gt 1 ]; then
+      bus_args=(--redis-cluster "$RCLUSTER_URLS" --nodes "$count")
+    fi
     case "$system" in
       crosswire) "$BIN/bench-server" --port "$port" --name "n$i" "${bus_args[@]}" ${CROSSWIRE_ARGS:-} > "$log" 2>&1 & ;;
       socketio) "$NODE" bench/socketio/server.js --port "$port" --name "n$i" "${redis_args[@]}" > "$log" 2>&1 & ;;
@@ -193,6 +255,8 @@ start_nodes() {
   if [ "$count" -gt 1 ]; then
     if [ "$system" = crosswire ] && [ "${CROSSWIRE_BUS:-redis}" = nats ]; then
       NODE_PIDARGS+=(--pid "nats=$NATS_PID")
+    elif [ "$system" = crosswire ] && [ "${CROSSWIRE_BUS:-redis}" = rcluster ]; then
+      for i in 0 1 2; do NODE_PIDARGS+=(--pid "redis-c$((i + 1))=${RCLUSTER_PIDS[$i]}"); done
     else
       NODE_PIDARGS+=(--pid "redis=$REDIS_PID")
     fi
@@ -216,7 +280,7 @@ stop_nodes() {
 run_case() {
   local case_="$1" count="$2"; shift 2
   local system proto rc
-  for system in crosswire socketio; do
+  for system in ${SYSTEMS:-crosswire socketio}; do
     proto=original; [ "$system" = socketio ] && proto=socketio
     say "$case_: $system ($count node(s))"
     if ! start_nodes "$system" "$count" "$case_"; then
@@ -256,8 +320,18 @@ for c in $CASES; do
     fanout2-max-nats) CROSSWIRE_BUS=nats \
       run_case "$c" 2 fanout -n "$FANOUT_N" -p "$FANOUT_P" --find-max --rate 10 --duration "$STEP_SECS" ;;
     rpc2-nats) CROSSWIRE_BUS=nats run_case "$c" 2 rpc -c "$ECHO_C" --duration "$LOOP_SECS" --warmup 2 ;;
+    unicast2-max-rcluster) CROSSWIRE_BUS=rcluster \
+      run_case "$c" 2 unicast -c "$UNICAST_C" --find-max --rate 2000 --duration "$STEP_SECS" ;;
+    fanout2-max-rcluster) CROSSWIRE_BUS=rcluster \
+      run_case "$c" 2 fanout -n "$FANOUT_N" -p "$FANOUT_P" --find-max --rate 10 --duration "$STEP_SECS" ;;
     fanout2-hist) CROSSWIRE_ARGS="--history bench" CROSSWIRE_LOADGEN_ARGS="--recovery" \
       run_case "$c" 2 fanout -n "$FANOUT_N" -p "$FANOUT_P" --find-max --rate 10 --duration "$STEP_SECS" ;;
+    traffic8-compat)
+      SYSTEMS=crosswire CROSSWIRE_ARGS="--routing compatible" \
+        run_case "$c" 8 traffic -c "$TRAFFIC_C" --room-size 2 --rate "$TRAFFIC_RATE" --duration "$LOOP_SECS" ;;
+    traffic8-host)
+      SYSTEMS=crosswire CROSSWIRE_ARGS="--routing by-host" \
+        run_case "$c" 8 traffic -c "$TRAFFIC_C" --room-size 2 --rate "$TRAFFIC_RATE" --duration "$LOOP_SECS" ;;
     echo1) run_case "$c" 1 echo -c "$ECHO_C" --duration "$LOOP_SECS" --warmup 2 ;;
     rpc1) run_case "$c" 1 rpc -c "$ECHO_C" --duration 5 --warmup 1 ;;
     count1) run_case "$c" 1 count -c "$ECHO_C" --duration 5 --warmup 1 ;;

@@ -7,6 +7,7 @@
 //! cargo run --release -p crosswire-bench --bin bench-server -- --tls-cert fullchain.pem --tls-key privkey.pem
 //! cargo run --release -p crosswire-bench --bin bench-server -- --redis rediss://127.0.0.1:6380 --redis-ca ca.pem
 //! cargo run --release -p crosswire-bench --bin bench-server -- --history bench --history-max-messages 5000
+//! cargo run --release -p crosswire-bench --bin bench-server -- --redis-cluster redis://127.0.0.1:7000,redis://127.0.0.1:7001
 //! ```
 //!
 //! Port 0 picks a free port; the chosen ones are printed
@@ -36,6 +37,16 @@ struct Args {
     /// Not with --redis.
     #[arg(long = "nats", value_delimiter = ',', conflicts_with = "redis")]
     nats: Vec<String>,
+    /// Seed URLs of a Redis Cluster (Redis 7+, sharded pub/sub); the
+    /// masters are found from them. Not with --redis or --nats; the
+    /// --redis-ca / --redis-client-* flags apply.
+    #[arg(
+        long = "redis-cluster",
+        value_delimiter = ',',
+        value_name = "URL",
+        conflicts_with_all = ["redis", "nats"]
+    )]
+    redis_cluster: Vec<String>,
     /// PEM certificate of the authority that signed the `rediss://`
     /// servers' certificates (default: the system's trusted ones).
     #[arg(long, value_name = "PATH")]
@@ -87,6 +98,11 @@ struct Args {
     /// the first with 4012).
     #[arg(long)]
     one_session: bool,
+    /// How messages travel between nodes: `compatible` (the original's
+    /// wire, every node receives every room and socket-id message) or
+    /// `by-host` (each node receives only what it hosts).
+    #[arg(long, value_enum, default_value_t = RoutingArg::Compatible)]
+    routing: RoutingArg,
     /// Membership: announce every MS milliseconds, drop a silent node after
     /// TIMEOUT_MS (default 2000,7000).
     #[arg(long, value_name = "MS,TIMEOUT_MS", value_delimiter = ',')]
@@ -100,6 +116,15 @@ struct Args {
     /// crosswire's 300 000).
     #[arg(long, value_name = "MS", requires = "history")]
     history_max_age_ms: Option<u64>,
+}
+
+/// `--routing`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum RoutingArg {
+    /// The original's routing.
+    Compatible,
+    /// Routing by host.
+    ByHost,
 }
 
 fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -162,7 +187,8 @@ fn listen_error(addr: &str, e: &dyn std::fmt::Display) -> String {
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let clustered = !args.redis.is_empty() || !args.nats.is_empty();
+    let clustered =
+        !args.redis.is_empty() || !args.nats.is_empty() || !args.redis_cluster.is_empty();
     let nodes = args.nodes.unwrap_or(if clustered { 2 } else { 1 }).max(1);
     let mut builder = args
         .limits
@@ -174,6 +200,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.presence(ns.clone());
     }
     builder = builder.one_session_per_id(args.one_session);
+    if args.routing == RoutingArg::ByHost {
+        builder = builder.routing(crosswire::Routing::ByHost);
+    }
     match args.membership_ms[..] {
         [] => {}
         [every, timeout] if every > 0 && timeout > every => {
@@ -194,13 +223,19 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         crosswire::cross_server::DEFAULT_TIMEOUT,
         Duration::from_millis,
     );
-    if !args.nats.is_empty() {
+    if !args.redis_cluster.is_empty() {
+        let mut config =
+            crosswire_redis::RedisClusterConfig::new(args.redis_cluster.iter().cloned());
+        config.server_name = Some(args.name.clone());
+        config.tls = redis_tls(&args)?;
+        builder = builder.bus(crosswire_redis::RedisClusterBus::connect(config).await?);
+    } else if !args.nats.is_empty() {
         let mut config = crosswire_nats::NatsBusConfig::new(args.nats.iter().cloned());
         config.name = Some(args.name.clone());
         builder = builder.bus(crosswire_nats::NatsBus::connect(config).await?);
     } else if args.redis.is_empty() {
         if nodes != 1 {
-            return Err("--nodes other than 1 needs --redis or --nats".into());
+            return Err("--nodes other than 1 needs --redis, --redis-cluster or --nats".into());
         }
     } else {
         let mut config = RedisBusConfig::new(args.redis.iter().cloned());
@@ -262,6 +297,18 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     })?;
 
     node.on("echo", |p: Value| async move { p })?;
+
+    // This node's bus counters (`loadgen traffic`).
+    node.on("stats", |node: Node| async move {
+        let s = node.stats();
+        json!({
+            "bus_received": s.bus_received,
+            "bus_received_bytes": s.bus_received_bytes,
+            "routed_unknown_ids": s.routed_unknown_ids,
+            "routed_forwarded": s.routed_forwarded,
+            "directory": node.directory_size(),
+        })
+    })?;
 
     // Whether socket id `{id}` is bound here.
     node.on("bound", |node: Node, p: Value| async move {

@@ -100,6 +100,12 @@ pub enum Cmd {
     /// and missing members on every node, cluster query latency, a frozen
     /// node (partial answers) and a killed node (leaves announced).
     Presence(PresenceArgs),
+    /// Bus traffic per node: C clients over the --url nodes in rooms of
+    /// --room-size placed at random, each sending pairs of a room message and
+    /// a message to a random client; prints the bus messages and bytes each
+    /// node received (crosswire bench-server `stats`), deliveries, loss and
+    /// latency.
+    Traffic(TrafficArgs),
     /// Prints a crosswire / peer table from JSON result lines (files or -).
     Compare(CompareArgs),
     /// Prints N free loopback TCP ports (for scripts).
@@ -418,4 +424,30 @@ pub struct RecoveryArgs {
     /// Process id of the Redis server for --kill-redis-at.
     #[arg(long, value_name = "PID", requires = "kill_redis_at")]
     pub kill_redis_pid: Option<u32>,
+}
+
+/// `traffic` options.
+#[derive(Args, Debug, Clone)]
+pub struct TrafficArgs {
+    /// Clients (client i on --url i mod K).
+    #[arg(short = 'c', long = "clients", default_value_t = 2000)]
+    pub c: usize,
+    /// Members per room; rooms are drawn at random over the clients.
+    #[arg(long, default_value_t = 2)]
+    pub room_size: usize,
+    /// Pairs (a room message and a unicast) per second, all clients together.
+    #[arg(long, default_value_t = 2000.0)]
+    pub rate: f64,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Unmeasured seconds before.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// The step fails if the p99 latency is above this (ms).
+    #[arg(long, default_value_t = 50.0)]
+    pub p99_ms: f64,
+    /// Seed of the room draw.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }

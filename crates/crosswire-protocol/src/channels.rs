@@ -72,6 +72,8 @@ pub struct Channels {
     bridge: String,
     private_socket: String,
     broadcast: String,
+    /// Routing by host: the per-room and per-node channels are recognised.
+    routed: bool,
 }
 
 /// Which handler a message received on a channel goes to (`docs/protocol.md`
@@ -102,6 +104,19 @@ pub enum ChannelKind {
     PrivateSocket,
     /// Any other channel starting with `wsPrefix`: a room namespace.
     Room,
+    /// Routing by host only ([`Channels::routed`]): the channel of one room,
+    /// `<bridgePrefix>room:<len>:<namespace>:<room>`
+    /// ([`Channels::room`]); its messages are room messages.
+    RoutedRoom,
+    /// Routing by host only: a node's channel for messages to the socket ids
+    /// it holds, `<bridgePrefix>ids:<server>` ([`Channels::node_sockets`]);
+    /// its messages are private-socket messages.
+    NodeSockets,
+    /// Routing by host only: a node's channel for cross-server events
+    /// addressed to it and for replies to its calls,
+    /// `<bridgePrefix>node:<server>` ([`Channels::node_bridge`]); its
+    /// messages are bridge messages.
+    NodeBridge,
     /// Everything else: the application's custom channels.
     Custom,
 }
@@ -179,7 +194,102 @@ impl Channels {
             bridge: format!("{bridge_prefix}{BRIDGE_SUFFIX}"),
             private_socket: format!("{ws_prefix}{PRIVATE_SOCKET_SUFFIX}"),
             broadcast: format!("{ws_prefix}{BROADCAST_SUFFIX}"),
+            routed: false,
         }
+    }
+
+    /// The same names, with the channels of routing by host recognised by
+    /// [`classify`](Self::classify): a room's own channel, and each node's
+    /// channels for its socket ids and its cross-server messages. Without
+    /// it those names are custom channels, as in the original.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::channels::{ChannelKind, Channels};
+    /// let ch = Channels::default().routed(true);
+    /// assert!(ch.is_routed());
+    /// assert_eq!(ch.classify(&ch.room("chat", "r1")), ChannelKind::RoutedRoom);
+    /// assert_eq!(ch.classify(&ch.node_sockets("n1")), ChannelKind::NodeSockets);
+    /// assert_eq!(ch.classify(&ch.node_bridge("n1")), ChannelKind::NodeBridge);
+    /// assert_eq!(Channels::default().classify(&ch.room("chat", "r1")), ChannelKind::Custom);
+    /// ```
+    pub fn routed(mut self, on: bool) -> Channels {
+        self.routed = on;
+        self
+    }
+
+    /// Whether the channels of routing by host are recognised.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::channels::Channels;
+    /// assert!(!Channels::default().is_routed());
+    /// ```
+    pub fn is_routed(&self) -> bool {
+        self.routed
+    }
+
+    /// The channel of one room under routing by host:
+    /// `<bridgePrefix>room:<byte length of ns>:<ns>:<room>`, so that no two
+    /// (namespace, room) pairs share a channel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::channels::Channels;
+    /// let ch = Channels::default();
+    /// assert_eq!(ch.room("chat", "r1"), "csbp:room:4:chat:r1");
+    /// assert_ne!(ch.room("a:b", "c"), ch.room("a", "b:c"));
+    /// ```
+    pub fn room(&self, ns: &str, room: &str) -> String {
+        format!("{}room:{}:{ns}:{room}", self.bridge_prefix, ns.len())
+    }
+
+    /// A node's channel for messages to the socket ids it holds (routing by
+    /// host): `<bridgePrefix>ids:<server>`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::channels::Channels;
+    /// assert_eq!(Channels::default().node_sockets("n1"), "csbp:ids:n1");
+    /// ```
+    pub fn node_sockets(&self, server: &str) -> String {
+        format!("{}ids:{server}", self.bridge_prefix)
+    }
+
+    /// A node's channel for the cross-server events addressed to it and the
+    /// replies to its calls (routing by host): `<bridgePrefix>node:<server>`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::channels::Channels;
+    /// assert_eq!(Channels::default().node_bridge("n1"), "csbp:node:n1");
+    /// ```
+    pub fn node_bridge(&self, server: &str) -> String {
+        format!("{}node:{server}", self.bridge_prefix)
+    }
+
+    /// Whether `channel` is one of the names routing by host uses (a custom
+    /// channel must not take one in that mode).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use crosswire_protocol::channels::Channels;
+    /// let ch = Channels::default();
+    /// assert!(ch.is_routing_channel("csbp:ids:n2"));
+    /// assert!(!ch.is_routing_channel("jobs"));
+    /// ```
+    pub fn is_routing_channel(&self, channel: &str) -> bool {
+        channel
+            .strip_prefix(self.bridge_prefix.as_str())
+            .is_some_and(|rest| {
+                rest.starts_with("room:") || rest.starts_with("ids:") || rest.starts_with("node:")
+            })
     }
 
     /// The bridge prefix (default `csbp:`).
@@ -328,6 +438,19 @@ impl Channels {
     pub fn classify(&self, channel: &str) -> ChannelKind {
         if channel == self.bridge {
             ChannelKind::Bridge
+        } else if let Some(rest) = self
+            .routed
+            .then(|| channel.strip_prefix(self.bridge_prefix.as_str()))
+            .flatten()
+            .filter(|_| self.is_routing_channel(channel))
+        {
+            if rest.starts_with("room:") {
+                ChannelKind::RoutedRoom
+            } else if rest.starts_with("ids:") {
+                ChannelKind::NodeSockets
+            } else {
+                ChannelKind::NodeBridge
+            }
         } else if channel.starts_with(&self.ws_prefix) {
             if channel == self.private_socket {
                 ChannelKind::PrivateSocket

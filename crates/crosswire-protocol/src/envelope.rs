@@ -989,12 +989,16 @@ pub fn decode_ws_route(
     bytes: &[u8],
     codec: Codec,
 ) -> Result<Envelope<WsRoute>, EnvelopeError> {
-    if !matches!(
-        kind,
-        ChannelKind::Broadcast | ChannelKind::PrivateSocket | ChannelKind::Room
-    ) {
-        return Err(EnvelopeError::UnexpectedChannel(kind));
-    }
+    // A room's own channel and a node's socket-id channel (routing by host)
+    // carry the same envelopes as a namespace channel and the private one.
+    let kind = match kind {
+        ChannelKind::RoutedRoom => ChannelKind::Room,
+        ChannelKind::NodeSockets => ChannelKind::PrivateSocket,
+        ChannelKind::Broadcast | ChannelKind::PrivateSocket | ChannelKind::Room => kind,
+        ChannelKind::Bridge | ChannelKind::NodeBridge | ChannelKind::Custom => {
+            return Err(EnvelopeError::UnexpectedChannel(kind));
+        }
+    };
     let (mut outer, message_id, position) = decode_outer(bytes, codec)?;
     let data = match outer.remove("data") {
         Some(Value::String(s)) => PushFrame::from_text(s),

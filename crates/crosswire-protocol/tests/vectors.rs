@@ -71,6 +71,9 @@ fn check_bus_vector(v: &Vector) {
                 }
                 encode_ws_route(&env.message, env.message_id.as_deref(), codec).unwrap()
             }
+            ChannelKind::RoutedRoom | ChannelKind::NodeSockets | ChannelKind::NodeBridge => {
+                unreachable!("the default channels classify no routing-by-host channel")
+            }
             ChannelKind::Custom => {
                 encode_value(&decode_value(&bytes, codec).unwrap(), codec).unwrap()
             }

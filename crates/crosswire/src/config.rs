@@ -392,6 +392,10 @@ pub struct NodeConfig {
     /// One session per socket id across the cluster (see
     /// [`NodeBuilder::one_session_per_id`](crate::NodeBuilder::one_session_per_id)).
     pub one_session: bool,
+    /// How messages find their nodes: the original's way (every node gets
+    /// every room and socket-id message; the default) or routing by host
+    /// (see [`Routing`]). Every node of a cluster must use the same.
+    pub routing: Routing,
     /// TLS for [`listen`](crate::Node::listen) and
     /// [`serve`](crate::Node::serve): with it they accept `wss://`
     /// connections only (feature `tls`; set with
@@ -401,6 +405,48 @@ pub struct NodeConfig {
     #[cfg(feature = "tls")]
     #[serde(skip)]
     pub tls: Option<TlsConfig>,
+}
+
+/// How a cluster routes room and socket-id messages between its nodes.
+///
+/// * `Compatible` (the default, the original's wire): a room message goes
+///   on its namespace's channel and a message to socket ids on the shared
+///   private channel; every node subscribed to them receives it and drops
+///   what it does not host. Original Node.js nodes can be members.
+/// * `ByHost`: a node subscribes to the channel of each room it has members
+///   in, and to channels of its own for the socket ids it holds and for the
+///   cross-server events addressed to it. The nodes keep a directory of which
+///   node holds which id (told on the bridge channel, synchronised to
+///   newcomers, dropped with a node that goes away), so a message to one id
+///   reaches the node that holds it, a room message the nodes with members,
+///   and a reply only its caller. Ids the directory does not know yet go on
+///   the shared private channel, as in the compatible mode, and a node that
+///   no longer holds an id it was sent passes the message on there, so a
+///   directory that lags costs traffic, not messages. crosswire nodes only:
+///   a node that sees a member of the other mode (or an original node)
+///   reports it in [`Node::health`](crate::Node::health) and its logs.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> crosswire::Result<()> {
+/// use crosswire::Routing;
+/// assert_eq!(Routing::default(), Routing::Compatible);
+/// let node = crosswire::Node::builder().routing(Routing::ByHost).build()?;
+/// assert_eq!(node.config().routing, Routing::ByHost);
+/// assert_eq!(serde_json::to_string(&Routing::ByHost)?, r#""by_host""#);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Routing {
+    /// The original's routing (every node receives everything).
+    #[default]
+    Compatible,
+    /// Nodes receive only what they host (crosswire nodes only).
+    ByHost,
 }
 
 /// A token bucket: `burst` events at once, refilled at `per_second`.
@@ -463,6 +509,7 @@ impl Default for NodeConfig {
             history: Default::default(),
             presence: Default::default(),
             one_session: false,
+            routing: Routing::Compatible,
             #[cfg(feature = "tls")]
             tls: None,
         }

@@ -99,7 +99,7 @@ pub use auth::Refusal;
 pub use config::SlowConsumerPolicy;
 #[cfg(feature = "tls")]
 pub use config::TlsConfig;
-pub use config::{NodeConfig, RateLimit};
+pub use config::{NodeConfig, RateLimit, Routing};
 pub use cross_server::{
     CrossServerCall, CrossServerMessage, CrossServerResponse, CrossServerResult, ReplyData,
 };
@@ -109,8 +109,8 @@ pub use events::{HandlerId, Reply};
 pub use handler::{Data, State};
 pub use node::{
     CloseInfo, ClusterAnswer, ClusterQuery, ClusterSocket, CrossReply, CrossServerEmit, Node,
-    NodeBuilder, RoomSend, WeakNode, CLAIM_EVENT, DEFAULT_QUERY_TIMEOUT, KICKED_CLOSE_CODE,
-    PRESENCE_EVENT, QUERY_EVENT, SYNC_EVENT,
+    NodeBuilder, RoomSend, WeakNode, CLAIM_EVENT, DEFAULT_QUERY_TIMEOUT, DIRECTORY_EVENT,
+    DIRECTORY_SYNC_EVENT, KICKED_CLOSE_CODE, PRESENCE_EVENT, QUERY_EVENT, SYNC_EVENT,
 };
 pub use ops::{Health, HealthStatus};
 /// The metrics registry crate of [`Node::register_metrics`], re-exported so

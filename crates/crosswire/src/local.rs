@@ -5,7 +5,7 @@
 
 use crate::catch_up::{positioned_text, CatchUp, Why};
 use crate::history::{HistoryConfig, Position, SharedHistory};
-use crate::rooms::Rooms;
+use crate::rooms::{Rooms, Shape};
 use crate::socket::Socket;
 use axum::extract::ws::Utf8Bytes;
 use crosswire_protocol::client::PushFrame;
@@ -255,38 +255,41 @@ impl Local {
     // ----- rooms ---------------------------------------------------------------
 
     /// Adds `socket_id` to a room; `created` runs, under the room lock, when
-    /// this is the namespace's first room here (so that what follows from it
-    /// happens in the order of room changes).
-    pub(crate) fn join(&self, ns: &str, room: &str, socket_id: &str, created: impl FnOnce()) {
+    /// this created the room or its namespace here (so that what follows
+    /// from it happens in the order of room changes).
+    pub(crate) fn join(&self, ns: &str, room: &str, socket_id: &str, created: impl FnOnce(Shape)) {
         let mut rooms = self.rooms.write();
-        if rooms.join(ns, room, socket_id) {
-            created();
+        let shape = rooms.join(ns, room, socket_id);
+        if shape.changed() {
+            created(shape);
         }
     }
 
     /// Removes `socket_id` from a room; `emptied` runs, under the room lock,
-    /// when the namespace has no room left here.
-    pub(crate) fn leave(&self, ns: &str, room: &str, socket_id: &str, emptied: impl FnOnce()) {
+    /// when this emptied the room or the namespace here.
+    pub(crate) fn leave(&self, ns: &str, room: &str, socket_id: &str, emptied: impl FnOnce(Shape)) {
         let mut rooms = self.rooms.write();
-        if rooms.leave(ns, room, socket_id) {
-            emptied();
+        let shape = rooms.leave(ns, room, socket_id);
+        if shape.changed() {
+            emptied(shape);
         }
     }
 
     /// Deletes a room with its memberships; `emptied` as for [`leave`](Self::leave).
-    pub(crate) fn remove_room(&self, ns: &str, room: &str, emptied: impl FnOnce()) {
+    pub(crate) fn remove_room(&self, ns: &str, room: &str, emptied: impl FnOnce(Shape)) {
         let mut rooms = self.rooms.write();
-        if rooms.remove_room(ns, room) {
-            emptied();
+        let shape = rooms.remove_room(ns, room);
+        if shape.changed() {
+            emptied(shape);
         }
     }
 
     /// Removes `socket_id` from every room; `emptied` runs, under the room
-    /// lock, for each namespace left without a room.
-    pub(crate) fn leave_all(&self, socket_id: &str, mut emptied: impl FnMut(&str)) {
+    /// lock, for each room (namespace, room) this emptied.
+    pub(crate) fn leave_all(&self, socket_id: &str, mut emptied: impl FnMut(&str, &str, Shape)) {
         let mut rooms = self.rooms.write();
-        for ns in rooms.leave_all(socket_id) {
-            emptied(&ns);
+        for (ns, room, shape) in rooms.leave_all(socket_id) {
+            emptied(&ns, &room, shape);
         }
     }
 
@@ -298,12 +301,13 @@ impl Local {
         ns: &str,
         room: &str,
         socket_id: &str,
-        created: impl FnOnce(),
+        created: impl FnOnce(Shape),
         joined: impl FnOnce(),
     ) {
         let mut rooms = self.rooms.write();
-        if rooms.join(ns, room, socket_id) {
-            created();
+        let shape = rooms.join(ns, room, socket_id);
+        if shape.changed() {
+            created(shape);
         }
         joined();
     }

@@ -79,6 +79,10 @@ pub struct Health {
     pub live_nodes: Vec<String>,
     /// The bus, when the node has one.
     pub bus: Option<BusHealth>,
+    /// A routing conflict this node saw in its cluster
+    /// ([`Node::routing_conflict`]); the status is then at best `degraded`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing_conflict: Option<String>,
 }
 
 impl Node {
@@ -102,11 +106,13 @@ impl Node {
     /// ```
     pub fn health(&self) -> Health {
         let bus = self.cluster().map(|c| c.bus.health());
+        let routing_conflict = self.routing_conflict();
         let status = if self.is_shut_down() || bus.as_ref().is_some_and(|b| !b.healthy) {
             HealthStatus::Unavailable
-        } else if bus
-            .as_ref()
-            .is_some_and(|b| b.nodes.iter().any(|n| !n.healthy))
+        } else if routing_conflict.is_some()
+            || bus
+                .as_ref()
+                .is_some_and(|b| b.nodes.iter().any(|n| !n.healthy))
         {
             HealthStatus::Degraded
         } else {
@@ -118,6 +124,7 @@ impl Node {
             connections: self.connection_count(),
             live_nodes: self.live_nodes(),
             bus,
+            routing_conflict,
         }
     }
 

@@ -39,6 +39,23 @@ pub enum Match {
 
 type Members = IndexSet<String>;
 
+/// What a membership change did to the index: created (on join) or emptied
+/// and deleted (on leave) the room, and its namespace.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shape {
+    /// The room was created / emptied.
+    pub(crate) room: bool,
+    /// The namespace was created / emptied.
+    pub(crate) namespace: bool,
+}
+
+impl Shape {
+    /// Whether anything was created or emptied.
+    pub(crate) fn changed(self) -> bool {
+        self.room || self.namespace
+    }
+}
+
 #[derive(Debug, Default)]
 struct Namespace {
     rooms: IndexMap<String, Members>,
@@ -64,10 +81,13 @@ fn prefixed<'a, V>(
 }
 
 impl Rooms {
-    /// Adds `socket_id` to the room. Returns true when the namespace was created
-    /// by this call (its first room on this node).
-    pub(crate) fn join(&mut self, ns: &str, room: &str, socket_id: &str) -> bool {
-        let created = !self.namespaces.contains_key(ns);
+    /// Adds `socket_id` to the room. Returns what this call created (the
+    /// room, the namespace: their first member on this node).
+    pub(crate) fn join(&mut self, ns: &str, room: &str, socket_id: &str) -> Shape {
+        let mut created = Shape {
+            room: false,
+            namespace: !self.namespaces.contains_key(ns),
+        };
         let namespace = self.namespaces.entry(ns.to_owned()).or_default();
         match namespace.rooms.get_mut(room) {
             Some(members) => {
@@ -79,6 +99,7 @@ impl Rooms {
                 let mut members = Members::default();
                 members.insert(socket_id.to_owned());
                 namespace.rooms.insert(room.to_owned(), members);
+                created.room = true;
             }
         }
         let joined = self.by_socket.entry(socket_id.to_owned()).or_default();
@@ -97,24 +118,25 @@ impl Rooms {
         created
     }
 
-    /// Removes `socket_id` from the room. Returns true when this emptied (and
-    /// deleted) the namespace.
-    pub(crate) fn leave(&mut self, ns: &str, room: &str, socket_id: &str) -> bool {
-        let mut ns_emptied = false;
+    /// Removes `socket_id` from the room. Returns what this emptied (and
+    /// deleted): the room, the namespace.
+    pub(crate) fn leave(&mut self, ns: &str, room: &str, socket_id: &str) -> Shape {
+        let mut emptied = Shape::default();
         if let Some(namespace) = self.namespaces.get_mut(ns) {
             if let Some(members) = namespace.rooms.get_mut(room) {
                 members.swap_remove(socket_id);
                 if members.is_empty() {
                     namespace.rooms.shift_remove(room);
+                    emptied.room = true;
                 }
             }
             if namespace.rooms.is_empty() {
                 self.namespaces.remove(ns);
-                ns_emptied = true;
+                emptied.namespace = true;
             }
         }
         self.forget_membership(socket_id, ns, room);
-        ns_emptied
+        emptied
     }
 
     fn forget_membership(&mut self, socket_id: &str, ns: &str, room: &str) {
@@ -131,17 +153,20 @@ impl Rooms {
         }
     }
 
-    /// Deletes a room and every membership in it. Returns true when this emptied
-    /// the namespace.
-    pub(crate) fn remove_room(&mut self, ns: &str, room: &str) -> bool {
+    /// Deletes a room and every membership in it. Returns what this emptied:
+    /// the room (if it existed), the namespace.
+    pub(crate) fn remove_room(&mut self, ns: &str, room: &str) -> Shape {
         let Some(namespace) = self.namespaces.get_mut(ns) else {
-            return false;
+            return Shape::default();
         };
         let Some(members) = namespace.rooms.shift_remove(room) else {
-            return false;
+            return Shape::default();
         };
-        let emptied = namespace.rooms.is_empty();
-        if emptied {
+        let emptied = Shape {
+            room: true,
+            namespace: namespace.rooms.is_empty(),
+        };
+        if emptied.namespace {
             self.namespaces.remove(ns);
         }
         for id in &members {
@@ -150,8 +175,9 @@ impl Rooms {
         emptied
     }
 
-    /// Removes `socket_id` from every room. Returns the namespaces this emptied.
-    pub(crate) fn leave_all(&mut self, socket_id: &str) -> Vec<String> {
+    /// Removes `socket_id` from every room. Returns the rooms this emptied,
+    /// with whether each emptied its namespace.
+    pub(crate) fn leave_all(&mut self, socket_id: &str) -> Vec<(String, String, Shape)> {
         let Some(joined) = self.by_socket.remove(socket_id) else {
             return Vec::new();
         };
@@ -160,17 +186,38 @@ impl Rooms {
             let Some(namespace) = self.namespaces.get_mut(&ns) else {
                 continue;
             };
+            let first = emptied.len();
             for room in rooms {
                 if let Some(members) = namespace.rooms.get_mut(&room) {
                     members.swap_remove(socket_id);
                     if members.is_empty() {
                         namespace.rooms.shift_remove(&room);
+                        emptied.push((
+                            ns.clone(),
+                            room,
+                            Shape {
+                                room: true,
+                                namespace: false,
+                            },
+                        ));
                     }
                 }
             }
             if namespace.rooms.is_empty() {
                 self.namespaces.remove(&ns);
-                emptied.push(ns);
+                // The namespace went with its last emptied room.
+                let any = emptied.len() > first;
+                match emptied.last_mut() {
+                    Some(last) if any => last.2.namespace = true,
+                    _ => emptied.push((
+                        ns,
+                        String::new(),
+                        Shape {
+                            room: false,
+                            namespace: true,
+                        },
+                    )),
+                }
             }
         }
         emptied
@@ -298,27 +345,54 @@ mod tests {
     #[test]
     fn join_leave_and_namespace_lifecycle() {
         let mut r = Rooms::default();
-        assert!(r.join("chat", "r1", "u1"));
-        assert!(!r.join("chat", "r2", "u1"));
-        assert!(!r.join("chat", "r1", "u2"));
+        let both = Shape {
+            room: true,
+            namespace: true,
+        };
+        let room = Shape {
+            room: true,
+            namespace: false,
+        };
+        assert_eq!(r.join("chat", "r1", "u1"), both);
+        assert_eq!(r.join("chat", "r2", "u1"), room);
+        assert_eq!(r.join("chat", "r1", "u2"), Shape::default());
+        assert!(!r.join("chat", "r1", "u2").changed());
         assert_eq!(r.socket_count("chat", None, Match::Exact), 3);
         assert_eq!(r.room_ids("chat", Match::Exact), vec!["r1", "r2"]);
-        assert!(!r.leave("chat", "r1", "u1"));
-        assert!(!r.leave("chat", "r2", "u1"));
-        assert!(r.leave("chat", "r1", "u2"));
+        assert_eq!(r.leave("chat", "r1", "u1"), Shape::default());
+        assert_eq!(r.leave("chat", "r2", "u1"), room);
+        assert_eq!(r.leave("chat", "r1", "u2"), both);
         assert!(!r.has_namespace("chat"));
         assert!(r.by_socket.is_empty());
     }
 
     #[test]
-    fn leave_all_reports_emptied_namespaces() {
+    fn leave_all_reports_emptied_rooms_and_namespaces() {
         let mut r = Rooms::default();
         r.join("a", "1", "u1");
         r.join("b", "1", "u1");
         r.join("b", "2", "u2");
+        r.join("c", "1", "u1");
+        r.join("c", "2", "u1");
         let mut emptied = r.leave_all("u1");
-        emptied.sort();
-        assert_eq!(emptied, vec!["a"]);
+        emptied.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+        let both = Shape {
+            room: true,
+            namespace: true,
+        };
+        let room = Shape {
+            room: true,
+            namespace: false,
+        };
+        let names: Vec<(&str, &str)> = emptied
+            .iter()
+            .map(|(n, r, _)| (n.as_str(), r.as_str()))
+            .collect();
+        assert_eq!(names, [("a", "1"), ("b", "1"), ("c", "1"), ("c", "2")]);
+        assert_eq!(emptied[0].2, both);
+        assert_eq!(emptied[1].2, room);
+        assert!(emptied[2].2.namespace || emptied[3].2.namespace);
+        assert!(emptied[2].2.room && emptied[3].2.room);
         assert!(r.has_namespace("b"));
         assert!(!r.is_joined("u1", "b", None));
     }
@@ -341,7 +415,14 @@ mod tests {
         let mut r = Rooms::default();
         r.join("chat", "r1", "u1");
         r.join("chat", "r1", "u2");
-        assert!(r.remove_room("chat", "r1"));
+        assert_eq!(
+            r.remove_room("chat", "r1"),
+            Shape {
+                room: true,
+                namespace: true
+            }
+        );
+        assert_eq!(r.remove_room("chat", "r1"), Shape::default());
         assert!(!r.is_joined("u1", "chat", Some("r1")));
         assert!(r.joined_rooms("u2", None).is_empty());
     }

@@ -334,6 +334,25 @@ node_stats! {
             /// that no recovery passes over them.
             history_append_failures,
         }
+        "bus_received_bytes", "Bytes of the bus messages received." {
+            /// Bytes of the bus messages received (payloads, as the bus
+            /// delivered them).
+            bus_received_bytes,
+        }
+        "routed_ids", "Messages to socket ids under routing by host that took the shared channel, by reason.", "reason" {
+            /// Messages (or the part of one) to socket ids the directory did
+            /// not place on a live node: sent on the shared channel.
+            routed_unknown_ids = "unknown",
+            /// Messages sent to this node for ids it no longer held, passed
+            /// on to the shared channel.
+            routed_forwarded = "forwarded",
+        }
+        "routing_conflicts", "Cluster members seen routing in the other mode (or not announcing themselves) under routing by host." {
+            /// Times this node saw a member of its cluster that routes in the
+            /// other mode, or a sender that never announces itself (an
+            /// original node) while routing by host.
+            routing_conflicts,
+        }
         "bus_publish_oversize", "Messages not published because they exceeded max_bus_message_size." {
             /// Messages this node refused to publish because, encoded, they
             /// exceeded `max_bus_message_size`.

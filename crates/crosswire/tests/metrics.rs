@@ -36,6 +36,16 @@ crosswire_recoveries_total{node="n1",outcome="incomplete"}
 # HELP crosswire_history_append_failures_total Room messages the history could not store: sent without a position, the room's history reset.
 # TYPE crosswire_history_append_failures_total counter
 crosswire_history_append_failures_total{node="n1"}
+# HELP crosswire_bus_received_bytes_total Bytes of the bus messages received.
+# TYPE crosswire_bus_received_bytes_total counter
+crosswire_bus_received_bytes_total{node="n1"}
+# HELP crosswire_routed_ids_total Messages to socket ids under routing by host that took the shared channel, by reason.
+# TYPE crosswire_routed_ids_total counter
+crosswire_routed_ids_total{node="n1",reason="unknown"}
+crosswire_routed_ids_total{node="n1",reason="forwarded"}
+# HELP crosswire_routing_conflicts_total Cluster members seen routing in the other mode (or not announcing themselves) under routing by host.
+# TYPE crosswire_routing_conflicts_total counter
+crosswire_routing_conflicts_total{node="n1"}
 # HELP crosswire_bus_publish_oversize_total Messages not published because they exceeded max_bus_message_size.
 # TYPE crosswire_bus_publish_oversize_total counter
 crosswire_bus_publish_oversize_total{node="n1"}

@@ -49,6 +49,7 @@ pub(crate) async fn start_fanout(env: &Env, n: usize, p: usize, all: bool, pad: 
         clients: 0,
         permits: vec![Semaphore::new(0)],
         window: 0,
+        room_of: Vec::new(),
     });
     let (cmd_tx, cmd_rx) = watch::channel(None);
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();

@@ -8,6 +8,7 @@
 //! | `conns` | [`conns`](mod@conns) |
 //! | `slow`, `storm` | [`soak`](crate::loadgen::soak) |
 //! | `recovery` | [`recovery`](mod@recovery) |
+//! | `traffic` | [`traffic`](mod@traffic) |
 //!
 //! [`rate`] runs the open-loop rate steps of `fanout` and `unicast` (and of the
 //! soak scenarios' steady fan-out). This module holds the pieces every
@@ -33,6 +34,7 @@ pub(crate) mod fanout;
 pub(crate) mod presence;
 pub(crate) mod rate;
 pub(crate) mod recovery;
+pub(crate) mod traffic;
 pub(crate) mod unicast;
 
 pub use closed_loop::{count, echo, rpc};
@@ -40,6 +42,7 @@ pub use conns::conns;
 pub use fanout::fanout;
 pub use presence::presence;
 pub use recovery::recovery;
+pub use traffic::traffic;
 pub use unicast::unicast;
 
 /// Namespace used by every scenario.
@@ -287,6 +290,8 @@ pub fn connections(cmd: &Cmd) -> usize {
         // One session per user once a wave settled, both sessions of the
         // users of a wave, the observer and a probe per node.
         Cmd::Presence(a) => a.users + 2 * a.wave.min(a.users) + 8,
+        // The clients and a probe per node.
+        Cmd::Traffic(a) => a.c + 64,
         Cmd::Compare(_) | Cmd::FreePorts { .. } => 0,
     }
 }
@@ -322,6 +327,7 @@ pub async fn run(env: &Env, cmd: &Cmd) -> Option<Outcome> {
         Cmd::Storm(a) => soak::storm(env, a).await,
         Cmd::Recovery(a) => recovery(env, a).await,
         Cmd::Presence(a) => presence(env, a).await,
+        Cmd::Traffic(a) => traffic(env, a).await,
         Cmd::Compare(_) | Cmd::FreePorts { .. } => return None,
     })
 }

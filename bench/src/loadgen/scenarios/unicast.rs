@@ -27,6 +27,7 @@ pub async fn unicast(env: &Env, a: &UnicastArgs) -> Outcome {
             vec![Semaphore::new(0)]
         },
         window,
+        room_of: Vec::new(),
     });
     let (cmd_tx, cmd_rx) = watch::channel(None);
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();

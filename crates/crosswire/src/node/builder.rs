@@ -861,6 +861,37 @@ impl NodeBuilder {
         self
     }
 
+    /// How room and socket-id messages travel between nodes (see
+    /// [`Routing`](crate::Routing)); default the original's way. Every node
+    /// of the cluster must use the same; original nodes cannot take part in
+    /// [`Routing::ByHost`](crate::Routing::ByHost), and preset room
+    /// namespaces mean nothing there (rooms are subscribed one by one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::{bus::MemoryHub, Routing};
+    /// let node = crosswire::Node::builder()
+    ///     .server_name("n1")
+    ///     .bus(MemoryHub::new().bus())
+    ///     .routing(Routing::ByHost)
+    ///     .build()?;
+    /// node.join_room("chat", "r1", "u1")?;
+    /// node.ready().await;
+    /// assert_eq!(
+    ///     node.subscribed_channels(),
+    ///     ["csbp:ids:n1", "csbp:node:n1", "csbp:room:4:chat:r1", "csbp:server_bridge", "ws:broadcast", "ws:private_socket"]
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn routing(mut self, routing: crate::Routing) -> Self {
+        self.config.routing = routing;
+        self
+    }
+
     /// One session per socket id across the cluster: when an id is bound
     /// ([`Node::set_user_socket`]) on any node, its earlier sockets on every
     /// node are closed with 4012 ([`KICKED_CLOSE_CODE`](crate::KICKED_CLOSE_CODE):
@@ -961,7 +992,8 @@ impl NodeBuilder {
     /// ```
     pub fn build(self) -> Result<Node> {
         let config = self.config;
-        let channels = Channels::new(&config.bridge_prefix, &config.ws_prefix)?;
+        let channels = Channels::new(&config.bridge_prefix, &config.ws_prefix)?
+            .routed(config.routing == crate::Routing::ByHost);
         if config.server_ping_interval.is_zero() {
             return Err(Error::Config(
                 "server_ping_interval must be positive".into(),
@@ -998,6 +1030,13 @@ impl NodeBuilder {
             return Err(Error::Config(
                 "server_name must be a non-empty string".into(),
             ));
+        }
+        if let Some(c) = (config.custom_channels.iter()).find(|c| channels.is_routing_channel(c)) {
+            if channels.is_routed() {
+                return Err(Error::Config(format!(
+                    "custom channel {c} takes a name routing by host uses"
+                )));
+            }
         }
         let mut presets = Vec::new();
         for ns in &config.preset_room_namespaces {
@@ -1083,6 +1122,9 @@ impl NodeBuilder {
             members: DashMap::new(),
             sessions: Default::default(),
             presence: Default::default(),
+            directory: Default::default(),
+            routing_conflict: Default::default(),
+            unannounced: DashMap::new(),
             custom_handler: RwLock::new(None),
             auth: self.auth,
         });
@@ -1093,9 +1135,27 @@ impl NodeBuilder {
         if let (Some(cluster), Some(rx)) = (&inner.cluster, incoming) {
             let ch = &inner.channels;
             cluster.want(ch.bridge(), Reason::Core, true);
+            if ch.is_routed() {
+                // Its own channel for the cross-server events addressed to
+                // it and the replies to its calls.
+                cluster.want(
+                    &ch.node_bridge(&inner.config.server_name),
+                    Reason::Core,
+                    true,
+                );
+            }
             if inner.config.websocket {
-                for p in &presets {
-                    cluster.want(p, Reason::Preset, true);
+                if ch.is_routed() {
+                    // Rooms are subscribed one by one: presets mean nothing.
+                    cluster.want(
+                        &ch.node_sockets(&inner.config.server_name),
+                        Reason::Core,
+                        true,
+                    );
+                } else {
+                    for p in &presets {
+                        cluster.want(p, Reason::Preset, true);
+                    }
                 }
                 cluster.want(ch.private_socket(), Reason::Core, true);
                 cluster.want(ch.broadcast(), Reason::Core, true);
@@ -1115,6 +1175,7 @@ impl NodeBuilder {
         node.install_queries()?;
         node.install_sessions()?;
         node.install_presence()?;
+        node.install_directory()?;
         Ok(node)
     }
 }

@@ -350,6 +350,7 @@ impl Node {
         };
         let stats = &self.inner.stats;
         Stats::incr(&stats.bus_received);
+        Stats::add(&stats.bus_received_bytes, msg.payload.len() as u64);
         if msg.payload.len() > self.inner.config.max_bus_message_size {
             Stats::incr(&stats.bus_dropped_oversize);
             tracing::debug!(channel = %msg.channel, size = msg.payload.len(), "bus message too large: dropped");
@@ -374,8 +375,11 @@ impl Node {
             },
         };
         match self.inner.channels.classify(&msg.channel) {
-            ChannelKind::Bridge => match decode_bridge(payload, codec) {
+            ChannelKind::Bridge | ChannelKind::NodeBridge => match decode_bridge(payload, codec) {
                 Ok(env) => {
+                    if let Some(sender) = env.message.sender_server() {
+                        self.check_sender(sender);
+                    }
                     if env.message.sender_server() == Some(own) {
                         Stats::incr(&stats.bus_own_skipped);
                     } else if cluster.is_duplicate(env.message_id.as_deref()) {
@@ -386,20 +390,24 @@ impl Node {
                 }
                 Err(e) => self.drop_invalid(&msg.channel, &e),
             },
-            kind @ (ChannelKind::Broadcast | ChannelKind::PrivateSocket | ChannelKind::Room) => {
-                match decode_ws_route(kind, payload, codec) {
-                    Ok(env) => {
-                        if env.message.sender_server() == own && !self.comes_back(&env) {
-                            Stats::incr(&stats.bus_own_skipped);
-                        } else if cluster.is_duplicate(env.message_id.as_deref()) {
-                            Stats::incr(&stats.bus_duplicates);
-                        } else {
-                            self.deliver_route(&msg.channel, env.message, env.position);
-                        }
+            kind @ (ChannelKind::Broadcast
+            | ChannelKind::PrivateSocket
+            | ChannelKind::Room
+            | ChannelKind::RoutedRoom
+            | ChannelKind::NodeSockets) => match decode_ws_route(kind, payload, codec) {
+                Ok(env) => {
+                    self.check_sender(env.message.sender_server());
+                    if env.message.sender_server() == own && !self.comes_back(&env) {
+                        Stats::incr(&stats.bus_own_skipped);
+                    } else if cluster.is_duplicate(env.message_id.as_deref()) {
+                        Stats::incr(&stats.bus_duplicates);
+                    } else {
+                        let forward = kind == ChannelKind::NodeSockets;
+                        self.deliver_route(&msg.channel, env.message, env.position, forward);
                     }
-                    Err(e) => self.drop_invalid(&msg.channel, &e),
                 }
-            }
+                Err(e) => self.drop_invalid(&msg.channel, &e),
+            },
             ChannelKind::Custom => match decode_value(payload, codec) {
                 Ok(value) => {
                     if is_own_message(&value, own) {
@@ -440,27 +448,38 @@ impl Node {
         tracing::debug!(%channel, %error, "undecodable bus message: dropped");
     }
 
-    /// Delivers a routed frame to this node's matching sockets.
+    /// Delivers a routed frame to this node's matching sockets. With
+    /// `forward` (a message sent to this node's own socket-id channel), the
+    /// ids it does not hold (any more) are passed on to the shared channel.
     fn deliver_route(
         &self,
         channel: &str,
         route: WsRoute,
         position: Option<crate::history::Position>,
+        forward: bool,
     ) {
         match route {
             WsRoute::Broadcast { data, .. } => self.broadcast_frame(&data, true),
             WsRoute::Socket {
                 data, socket_id, ..
             } => {
-                self.push_to_bound(&socket_id, &crate::socket::to_utf8(&data));
+                if !self.push_to_bound(&socket_id, &crate::socket::to_utf8(&data)) && forward {
+                    self.forward_unheld(&[&socket_id], &data);
+                }
             }
             WsRoute::Sockets {
                 data, socket_ids, ..
             } => {
                 // One conversion for every recipient.
                 let text = crate::socket::to_utf8(&data);
+                let mut unheld = Vec::new();
                 for id in &socket_ids {
-                    self.push_to_bound(id, &text);
+                    if !self.push_to_bound(id, &text) && forward {
+                        unheld.push(id.as_str());
+                    }
+                }
+                if !unheld.is_empty() {
+                    self.forward_unheld(&unheld, &data);
                 }
             }
             WsRoute::Room {
@@ -472,8 +491,17 @@ impl Node {
             } => {
                 // The namespace must belong to the channel it came on: a
                 // message cannot reach another namespace's members.
-                match self.inner.channels.room_namespace(&room_namespace) {
-                    Ok(c) if c == channel => {}
+                let expected = match room_id.as_deref() {
+                    Some(room) => self.room_channel(&room_namespace, room),
+                    // A message to a whole namespace (from an original
+                    // node) has no room channel.
+                    None if !self.inner.channels.is_routed() => {
+                        self.inner.channels.room_namespace(&room_namespace).ok()
+                    }
+                    None => None,
+                };
+                match expected {
+                    Some(c) if c == channel => {}
                     _ => {
                         Stats::incr(&self.inner.stats.bus_dropped_invalid);
                         tracing::debug!(%channel, %room_namespace, "room message on a foreign channel: dropped");

@@ -123,15 +123,14 @@ impl CrossReply {
             self.node.resolve_reply(data);
             return Ok(());
         }
-        let Some(cluster) = self.node.cluster() else {
-            return Err(Error::NoBus);
-        };
         let msg = BridgeMessage::Reply(BridgeReply {
             sender_server: data.sender_server,
             callback_id: data.callback_id,
             payload: data.payload,
         });
-        cluster.publish_bridge(self.node.inner.channels.bridge(), &msg)
+        // With routing by host the reply goes to its caller only.
+        let origin: Vec<String> = self.origin.iter().cloned().collect();
+        self.node.publish_bridge_to(&origin, &msg)
     }
 }
 
@@ -479,6 +478,8 @@ impl CrossServerEmit<'_> {
                 callback_id: callback_id.clone(),
             });
         }
+        let _ = cluster;
+        let targets = self.targets.clone();
         let bridge = BridgeMessage::Event(BridgeEvent {
             event: self.event,
             sender_server: Some(own),
@@ -487,7 +488,7 @@ impl CrossServerEmit<'_> {
             callback_id,
             key_order,
         });
-        if let Err(e) = cluster.publish_bridge(node.inner.channels.bridge(), &bridge) {
+        if let Err(e) = node.publish_bridge_to(&targets, &bridge) {
             // Nothing went out: no reply will come, so free the call's slot now.
             if let Some(call) = &call {
                 node.delete_cross_server_callback(call.callback_id());
@@ -808,6 +809,12 @@ impl Node {
             BridgeMessage::Event(ev) => {
                 if ev.event == MEMBER_EVENT || ev.event == MEMBER_LEAVE_EVENT {
                     if let Some(sender) = ev.sender_server {
+                        let routing = (ev.payload.as_ref())
+                            .and_then(|p| p.get("routing"))
+                            .and_then(Value::as_str);
+                        if ev.event == MEMBER_EVENT {
+                            self.check_routing(&sender, routing);
+                        }
                         self.observe_member(sender, ev.event == MEMBER_EVENT);
                     }
                     return;
@@ -872,10 +879,75 @@ impl Node {
                 // Introduce ourselves to the newcomer at once.
                 self.announce(MEMBER_EVENT);
                 self.presence_node_appeared(&name);
+                self.directory_node_appeared(&name);
             }
         } else if self.inner.members.remove(&name).is_some() {
             self.presence_node_gone(&name);
+            self.directory_node_gone(&name);
         }
+    }
+
+    /// A member announced itself with `routing` (absent: the compatible
+    /// mode); a mode other than this node's is a conflict.
+    fn check_routing(&self, name: &str, routing: Option<&str>) {
+        let theirs = routing.unwrap_or("compatible");
+        let mine = if self.inner.channels.is_routed() {
+            "by_host"
+        } else {
+            "compatible"
+        };
+        if theirs != mine {
+            self.report_routing_conflict(format!(
+                "node {name} routes {theirs} and this node {mine}: every node of a cluster \
+                 must use the same Routing, or messages are lost"
+            ));
+        }
+    }
+
+    /// Notes a sender seen on the bus (routing by host): one that never
+    /// announces itself is not a crosswire node of this mode.
+    pub(crate) fn check_sender(&self, sender: &str) {
+        if !self.inner.channels.is_routed()
+            || sender.is_empty()
+            || sender == self.server_name()
+            || self.inner.members.contains_key(sender)
+            || self.inner.unannounced.contains_key(sender)
+        {
+            return;
+        }
+        self.inner
+            .unannounced
+            .insert(sender.to_owned(), Instant::now());
+    }
+
+    /// Records and reports a routing conflict (once per distinct reason).
+    fn report_routing_conflict(&self, why: String) {
+        let mut current = self.inner.routing_conflict.lock();
+        if current.as_deref() != Some(why.as_str()) {
+            Stats::incr(&self.inner.stats.routing_conflicts);
+            tracing::error!(conflict = %why, "cluster routing conflict");
+            *current = Some(why);
+        }
+    }
+
+    /// Why this cluster's routing is broken, if this node saw it: a member
+    /// that routes in the other mode ([`Routing`](crate::Routing)), or,
+    /// while routing by host, a sender that never announces itself (an
+    /// original node). Also in [`health`](Self::health), which then says
+    /// `degraded`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().build()?;
+    /// assert_eq!(node.routing_conflict(), None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn routing_conflict(&self) -> Option<String> {
+        self.inner.routing_conflict.lock().clone()
     }
 
     /// Drops the members silent for longer than `member_timeout`, and says
@@ -895,6 +967,23 @@ impl Node {
             if gone.is_some() {
                 tracing::info!(node = %name, "cluster member gone (silent past member_timeout)");
                 self.presence_node_gone(&name);
+                self.directory_node_gone(&name);
+            }
+        }
+        // Senders that never announced themselves within member_timeout.
+        let silent: Vec<String> = (self.inner.unannounced.iter())
+            .filter(|e| {
+                self.inner.members.contains_key(e.key()) || now.duration_since(*e.value()) > timeout
+            })
+            .map(|e| e.key().clone())
+            .collect();
+        for name in silent {
+            self.inner.unannounced.remove(&name);
+            if !self.inner.members.contains_key(&name) {
+                self.report_routing_conflict(format!(
+                    "node {name} publishes on the bus but never announces itself (an original \
+                     node?): routing by host needs crosswire nodes routing by host everywhere"
+                ));
             }
         }
     }
@@ -904,7 +993,11 @@ impl Node {
             let msg = BridgeMessage::Event(BridgeEvent {
                 event: event.to_owned(),
                 sender_server: Some(self.server_name().to_owned()),
-                payload: Some(serde_json::json!({ "v": 1 })),
+                payload: Some(if self.inner.channels.is_routed() {
+                    serde_json::json!({ "v": 1, "routing": "by_host" })
+                } else {
+                    serde_json::json!({ "v": 1 })
+                }),
                 target_server: Vec::new(),
                 callback_id: None,
                 key_order: KeyOrder::Emit,

@@ -33,6 +33,7 @@ mod builder;
 pub(crate) mod cluster;
 mod context;
 mod cross;
+mod directory;
 mod dispatch;
 mod handlers;
 mod presence;
@@ -48,6 +49,7 @@ mod tasks;
 pub use builder::NodeBuilder;
 pub use context::{ClientContext, CrossContext};
 pub use cross::{CrossReply, CrossServerEmit};
+pub use directory::{DIRECTORY_EVENT, DIRECTORY_SYNC_EVENT};
 pub use presence::{PRESENCE_EVENT, SYNC_EVENT};
 pub use queries::{ClusterAnswer, ClusterQuery, ClusterSocket, DEFAULT_QUERY_TIMEOUT, QUERY_EVENT};
 pub use sends::RoomSend;
@@ -145,6 +147,13 @@ pub(crate) struct NodeInner {
     pub(in crate::node) sessions: session::Sessions,
     /// The cluster's room presence, as this node knows it.
     pub(in crate::node) presence: presence::Presence,
+    /// Which node holds which socket id (routing by host).
+    pub(in crate::node) directory: directory::Directory,
+    /// Why this node's cluster mixes routing modes, once it saw it.
+    pub(in crate::node) routing_conflict: parking_lot::Mutex<Option<String>>,
+    /// Senders seen on the bus that have not announced themselves yet, with
+    /// when they were first seen (routing by host).
+    pub(in crate::node) unannounced: DashMap<String, std::time::Instant>,
     pub(in crate::node) custom_handler: RwLock<Option<Arc<CustomHandler>>>,
     pub(in crate::node) auth: Option<Arc<crate::auth::AuthMessage>>,
 }

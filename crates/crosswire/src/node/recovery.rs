@@ -99,7 +99,7 @@ impl Node {
         let cluster = self.cluster();
         let message_id = cluster.and_then(|c| c.next_message_id());
         let channel = match (cluster, options.local_only) {
-            (Some(_), false) => self.inner.channels.room_namespace(ns).ok(),
+            (Some(_), false) => self.room_channel(ns, room),
             _ => None,
         };
         let split =
@@ -206,7 +206,7 @@ impl Node {
             ns,
             room,
             socket_id,
-            || self.namespace_changed(ns, true),
+            |shape| self.rooms_changed(ns, room, shape, true),
             || {
                 if let Some(socket) = socket.as_ref().filter(|s| s.recovery().is_some()) {
                     self.recover_room(socket, ns, room);

@@ -33,6 +33,7 @@ impl Node {
     pub fn set_user_socket(&self, socket_id: &str, socket: &Socket) -> Result<Option<Socket>> {
         non_empty(socket_id, SOCKET_ID_MSG)?;
         let previous = self.inner.local.bind(socket_id, socket);
+        self.directory_touched(socket_id);
         self.claim_login(socket_id, socket, previous.as_ref());
         self.recover_bound(socket_id, socket);
         Ok(previous)
@@ -68,6 +69,7 @@ impl Node {
             self.session_ended(socket_id, socket.id());
         }
         self.inner.local.unbind(socket_id);
+        self.directory_touched(socket_id);
         self.leave_all_rooms(socket_id);
         Ok(())
     }
@@ -148,6 +150,7 @@ impl Node {
     /// remove them from their rooms.
     pub(crate) fn release(&self, socket: &Socket) {
         for id in self.inner.local.release(socket) {
+            self.directory_touched(&id);
             self.session_ended(&id, socket.id());
             self.leave_all_rooms(&id);
         }

@@ -22,7 +22,39 @@ impl Node {
         let Some(cluster) = self.cluster() else {
             return;
         };
-        let route = match socket_ids {
+        if !self.routes_by_host() {
+            let route = self.sockets_route(socket_ids, frame);
+            cluster.publish_route(self.inner.channels.private_socket(), &route);
+            return;
+        }
+        // Routing by host: each holder gets its own ids on its own channel;
+        // ids no live node is known to hold go on the shared channel.
+        let routes = self.route_ids(socket_ids);
+        for (node, ids) in &routes.nodes {
+            let route = self.sockets_route(ids, frame);
+            cluster.publish_route(&self.inner.channels.node_sockets(node), &route);
+        }
+        if !routes.unknown.is_empty() {
+            Stats::incr(&self.inner.stats.routed_unknown_ids);
+            let route = self.sockets_route(&routes.unknown, frame);
+            cluster.publish_route(self.inner.channels.private_socket(), &route);
+        }
+    }
+
+    /// Passes a message sent to this node's socket-id channel on to the
+    /// shared channel, for the ids this node does not hold (any more): the
+    /// sender's directory was behind.
+    pub(crate) fn forward_unheld(&self, socket_ids: &[&str], frame: &PushFrame) {
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
+        Stats::incr(&self.inner.stats.routed_forwarded);
+        let route = self.sockets_route(socket_ids, frame);
+        cluster.publish_route(self.inner.channels.private_socket(), &route);
+    }
+
+    fn sockets_route(&self, socket_ids: &[&str], frame: &PushFrame) -> WsRoute {
+        match socket_ids {
             [one] => WsRoute::Socket {
                 data: frame.clone(),
                 socket_id: (*one).to_owned(),
@@ -33,8 +65,28 @@ impl Node {
                 socket_ids: many.iter().map(|s| (*s).to_owned()).collect(),
                 sender_server: self.server_name().to_owned(),
             },
-        };
-        cluster.publish_route(self.inner.channels.private_socket(), &route);
+        }
+    }
+
+    /// Publishes a bridge message: on the shared bridge channel, or with
+    /// routing by host on the own channel of each of `targets` (none: the
+    /// shared channel).
+    pub(crate) fn publish_bridge_to(
+        &self,
+        targets: &[String],
+        msg: &crosswire_protocol::envelope::BridgeMessage,
+    ) -> Result<()> {
+        let cluster = self.cluster().ok_or(Error::NoBus)?;
+        if !self.routes_by_host() || targets.is_empty() {
+            return cluster.publish_bridge(self.inner.channels.bridge(), msg);
+        }
+        let mut result = Ok(());
+        for target in targets.iter().filter(|t| *t != self.server_name()) {
+            if let Err(e) = cluster.publish_bridge(&self.inner.channels.node_bridge(target), msg) {
+                result = Err(e);
+            }
+        }
+        result
     }
 
     pub(crate) fn relay_room(&self, ns: &str, room: &str, frame: &PushFrame, exclude: Vec<String>) {
@@ -54,7 +106,7 @@ impl Node {
         let Some(cluster) = self.cluster() else {
             return;
         };
-        let Ok(channel) = self.inner.channels.room_namespace(ns) else {
+        let Some(channel) = self.room_channel(ns, room) else {
             return;
         };
         let route = WsRoute::Room {
@@ -110,6 +162,11 @@ impl Node {
     pub async fn subscribe(&self, channel: &str) -> Result<()> {
         non_empty(channel, "The channel must be a non-empty string")?;
         let cluster = self.cluster().ok_or(Error::NoBus)?;
+        if self.inner.channels.is_routed() && self.inner.channels.is_routing_channel(channel) {
+            return Err(Error::InvalidArgument(
+                "this channel name is used by routing by host",
+            ));
+        }
         cluster.want(channel, Reason::Manual, true);
         cluster.wait_confirmed(channel, true).await;
         Ok(())

@@ -5,6 +5,7 @@ use super::*;
 use crate::error::NAMESPACE_MSG;
 use crate::error::ROOM_ID_MSG;
 use crate::error::SOCKET_ID_MSG;
+use crate::rooms::Shape;
 use crate::Match;
 use crosswire_protocol::presence::Op;
 use indexmap::IndexMap;
@@ -47,9 +48,9 @@ impl Node {
             // First room of this namespace here: subscribe its channel
             // (under the room lock, so subscription changes follow room
             // changes in order).
-            self.inner
-                .local
-                .join(ns, room, socket_id, || self.namespace_changed(ns, true));
+            self.inner.local.join(ns, room, socket_id, |shape| {
+                self.rooms_changed(ns, room, shape, true)
+            });
         }
         // Presence lists connected sockets: an id bound to none here (not
         // connected, or just logged in elsewhere) is a member of the room
@@ -60,17 +61,39 @@ impl Node {
         Ok(())
     }
 
-    /// A namespace got its first room (`created`) or lost its last one.
-    pub(crate) fn namespace_changed(&self, ns: &str, created: bool) {
+    /// A room or a namespace got its first member here (`created`) or lost
+    /// its last one: the channels that follow them. In the compatible mode a
+    /// namespace's channel (kept when `auto_unsubscribe` is off); with
+    /// routing by host the room's own channel, always given up when empty.
+    pub(crate) fn rooms_changed(&self, ns: &str, room: &str, shape: Shape, created: bool) {
         let Some(cluster) = self.cluster() else {
             return;
         };
-        if !created && !self.inner.config.auto_unsubscribe {
+        if self.inner.channels.is_routed() {
+            if shape.room {
+                cluster.want(&self.inner.channels.room(ns, room), Reason::Room, created);
+            }
+            return;
+        }
+        if !shape.namespace || (!created && !self.inner.config.auto_unsubscribe) {
             return;
         }
         if let Ok(channel) = self.inner.channels.room_namespace(ns) {
             cluster.want(&channel, Reason::Room, created);
         }
+    }
+
+    /// The channel a message of room `room` of `ns` travels on: its
+    /// namespace's, or with routing by host its own. `None` for a
+    /// namespace that maps to a reserved channel.
+    pub(crate) fn room_channel(&self, ns: &str, room: &str) -> Option<String> {
+        let channels = &self.inner.channels;
+        let namespace = channels.room_namespace(ns).ok()?;
+        Some(if channels.is_routed() {
+            channels.room(ns, room)
+        } else {
+            namespace
+        })
     }
 
     /// Removes `socket_id` from a room (`leaveRoom`).
@@ -92,9 +115,9 @@ impl Node {
         non_empty(ns, NAMESPACE_MSG)?;
         non_empty(room, ROOM_ID_MSG)?;
         non_empty(socket_id, SOCKET_ID_MSG)?;
-        self.inner
-            .local
-            .leave(ns, room, socket_id, || self.namespace_changed(ns, false));
+        self.inner.local.leave(ns, room, socket_id, |shape| {
+            self.rooms_changed(ns, room, shape, false)
+        });
         if self.history_of(ns).is_some() {
             self.left_with_history(ns, room, socket_id);
         }
@@ -127,7 +150,7 @@ impl Node {
         };
         self.inner
             .local
-            .remove_room(ns, room, || self.namespace_changed(ns, false));
+            .remove_room(ns, room, |shape| self.rooms_changed(ns, room, shape, false));
         for id in members {
             self.presence_changed(ns, room, &id, Op::Leave);
         }
@@ -146,9 +169,9 @@ impl Node {
                 }
             }
         }
-        self.inner
-            .local
-            .leave_all(socket_id, |ns| self.namespace_changed(ns, false));
+        self.inner.local.leave_all(socket_id, |ns, room, shape| {
+            self.rooms_changed(ns, room, shape, false)
+        });
         for (ns, room) in left {
             self.presence_changed(&ns, &room, socket_id, Op::Leave);
         }

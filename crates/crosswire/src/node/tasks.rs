@@ -10,11 +10,20 @@ pub(crate) async fn announcer(node: Weak<NodeInner>, stop: CancellationToken) {
         None => return,
     };
     if let Some(cluster) = cluster {
-        let bridge = node.upgrade().map(|n| n.channels.bridge().to_owned());
-        if let Some(bridge) = bridge {
+        // Announced once it can hear the others (and, routing by host, the
+        // calls and replies addressed to it).
+        let channels: Vec<String> = match node.upgrade() {
+            Some(n) if n.channels.is_routed() => vec![
+                n.channels.bridge().to_owned(),
+                n.channels.node_bridge(&n.config.server_name),
+            ],
+            Some(n) => vec![n.channels.bridge().to_owned()],
+            None => return,
+        };
+        for channel in &channels {
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = cluster.wait_confirmed(&bridge, true) => {}
+                _ = cluster.wait_confirmed(channel, true) => {}
             }
         }
     }

@@ -42,4 +42,6 @@ pub(crate) struct RateCtx {
     /// Unicast closed loop: one semaphore per sender (never empty).
     pub(crate) permits: Vec<Semaphore>,
     pub(crate) window: usize,
+    /// `traffic`: the room number of each client (empty otherwise).
+    pub(crate) room_of: Vec<usize>,
 }

@@ -22,6 +22,9 @@ pub(crate) enum Sends {
     Room,
     All,
     To,
+    /// Per tick one message to the sender's own room (`RateCtx::room_of`,
+    /// datum index 2j) and one to a random client (index 2j + 1).
+    Pair,
 }
 
 /// Sender schedule within a step.
@@ -147,9 +150,10 @@ pub(crate) async fn rate_task(
                 let step = p.cmd.step;
                 let mut out = c.outbox();
                 for _ in 0..to_send {
+                    let idx = if sends == Sends::Pair { 2 * p.j } else { p.j };
                     let d = Datum {
                         s: me,
-                        q: (step << 32) | p.j,
+                        q: (step << 32) | idx,
                         t,
                     };
                     p.j += 1;
@@ -174,6 +178,32 @@ pub(crate) async fn rate_task(
                         Sends::To => {
                             let to =
                                 pick_target(&mut rng, me as usize, my_node, nodes, ctx.clients);
+                            out.text_with(|b| {
+                                encode_event(proto, b, "to", None, |b| {
+                                    let _ = std::io::Write::write_fmt(
+                                        b,
+                                        format_args!(r#"{{"to":"c{to}","data":"#),
+                                    );
+                                    d.write(b);
+                                    b.push(b'}');
+                                })
+                            })
+                        }
+                        Sends::Pair => {
+                            let room = ctx.room_of.get(me as usize).copied().unwrap_or(0);
+                            out.text_with(|b| {
+                                encode_event(proto, b, "room", None, |b| {
+                                    let _ = std::io::Write::write_fmt(
+                                        b,
+                                        format_args!(r#"{{"ns":"{NS}","room":"t{room}","data":"#),
+                                    );
+                                    d.write(b);
+                                    b.push(b'}');
+                                })
+                            });
+                            let to =
+                                pick_target(&mut rng, me as usize, my_node, nodes, ctx.clients);
+                            let d = Datum { q: d.q + 1, ..d };
                             out.text_with(|b| {
                                 encode_event(proto, b, "to", None, |b| {
                                     let _ = std::io::Write::write_fmt(
