@@ -15,7 +15,7 @@ mod support;
 
 use crosswire_test_support::{
     closed, connect, eventually_async, http_body, http_get, next_json, nothing_more, send_text,
-    within, NatsServer, RedisServer, Ws,
+    within, NatsServer, RedisCluster, RedisServer, Ws,
 };
 use rustix::process::{kill_process, Pid, Signal};
 use serde_json::{json, Value};
@@ -52,6 +52,16 @@ macro_rules! on_buses {
 on_buses! {
     kill9_of_one_node_on_redis: bus(RedisServer::start(), |r| vec!["--redis".into(), r.url()]);
     kill9_of_one_node_on_nats: bus(NatsServer::start(), |n| vec!["--nats".into(), n.url()]);
+    kill9_of_one_node_on_a_redis_cluster: bus(
+        tokio::task::block_in_place(|| RedisCluster::start(3, 0)),
+        |c| vec!["--redis-cluster".into(), c.seed_urls().join(",")],
+    );
+    kill9_of_one_node_on_redis_routing_by_host: bus(RedisServer::start(), |r| {
+        vec!["--redis".into(), r.url(), "--routing".into(), "by-host".into()]
+    });
+    kill9_of_one_node_on_nats_routing_by_host: bus(NatsServer::start(), |n| {
+        vec!["--nats".into(), n.url(), "--routing".into(), "by-host".into()]
+    });
 }
 
 /// Sends `event` with `payload` and a fresh callback id; returns the reply's

@@ -75,6 +75,12 @@ async fn cross_node_suite_on_nats_msgpack() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_node_suite_on_nats_routing_by_host() {
+    let server = NatsServer::start();
+    cross_node::run_all(cross_node::by_host(on_nats(&server, Codec::MsgPack))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cross_node_suite_on_nats_json() {
     let server = NatsServer::start();
     cross_node::run_all(on_nats(&server, Codec::Json)).await;

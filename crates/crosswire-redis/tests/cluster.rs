@@ -114,6 +114,12 @@ async fn cross_node_suite_on_two_redis_msgpack() {
 }
 
 #[tokio::test]
+async fn cross_node_suite_on_two_redis_routing_by_host() {
+    let (r1, r2) = (RedisServer::start(), RedisServer::start());
+    cross_node::run_all(cross_node::by_host(on_redis(&[&r1, &r2], Codec::MsgPack))).await;
+}
+
+#[tokio::test]
 async fn cross_node_suite_on_two_redis_json() {
     let (r1, r2) = (RedisServer::start(), RedisServer::start());
     cross_node::run_all(on_redis(&[&r1, &r2], Codec::Json)).await;

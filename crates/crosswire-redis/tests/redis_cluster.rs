@@ -2,20 +2,21 @@
 //! publish and subscribe on channels of every master in call order,
 //! unsubscribe, a slot migrated to another master (the subscription
 //! follows), a master killed and replaced by its replica (the bus
-//! reconnects, subscribes again and counts the loss), and crosswire nodes
-//! doing every send path, cross-server calls and a cross-node count over
-//! it.
+//! reconnects, subscribes again and counts the loss), and the cross-node
+//! suite every bus runs (send paths, calls, queries, a node crashing), in
+//! the compatible mode and routing by host.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../crosswire-test-support/suites/cross_node.rs"]
+mod cross_node;
 mod support;
 
 use bytes::Bytes;
 use crosswire::bus::{Bus, BusMessage};
-use crosswire::{Node, RoomSend};
+use crosswire::{Node, NodeBuilder};
 use crosswire_redis::{key_slot, RedisClusterBus, RedisClusterConfig};
-use serde_json::json;
+use futures_util::future::BoxFuture;
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
@@ -310,147 +311,39 @@ async fn connect_refuses_an_empty_or_invalid_seed_list() {
     bus.close().await;
 }
 
-/// A WebSocket node on the cluster bus; binds `?id=`.
-async fn ws_node(cluster: &RedisCluster, name: &str) -> (Node, SocketAddr, RedisClusterBus) {
-    let bus = bus(cluster, name).await;
-    let node = Node::builder()
-        .server_name(name)
-        .bus(bus.clone())
-        .membership(Duration::from_millis(100), Duration::from_millis(1000))
-        .build()
-        .unwrap();
-    let n = node.clone();
-    node.on_connection(move |socket, hs| {
-        let n = n.clone();
-        async move {
-            if let Some(id) = hs.param("id") {
-                n.set_user_socket(id, &socket).unwrap();
-            }
-        }
-    });
-    let addr = node.listen("127.0.0.1:0").await.unwrap();
-    within(LIMIT, node.ready()).await;
-    (node, addr, bus)
+/// The cross-node suite's nodes: on `cluster`, announcing every 100 ms and
+/// dropped after 1 s of silence.
+fn on_cluster(cluster: &RedisCluster) -> impl Fn(&str) -> BoxFuture<'static, NodeBuilder> {
+    let template = config(cluster, "n");
+    move |name: &str| -> BoxFuture<'static, NodeBuilder> {
+        let cfg = RedisClusterConfig {
+            server_name: Some(name.to_owned()),
+            ..template.clone()
+        };
+        let name = name.to_owned();
+        Box::pin(async move {
+            let bus = RedisClusterBus::connect(cfg).await.unwrap();
+            eventually(LIMIT, "bus healthy", || bus.health().healthy).await;
+            Node::builder()
+                .server_name(name)
+                .bus(bus)
+                .membership(Duration::from_millis(100), Duration::from_millis(1000))
+        })
+    }
 }
 
-async fn client(node: &Node, addr: SocketAddr, id: &str) -> Ws {
-    let ws = ws::connect(addr, &format!("?id={id}")).await;
-    eventually(LIMIT, "socket bound", || node.get_socket(id).is_some()).await;
-    ws
-}
-
+/// Every send path, cross-server calls, cluster queries and a node crashing,
+/// across three nodes on a 3-master cluster.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn send_paths_calls_and_counts_across_three_nodes_on_a_redis_cluster() {
+async fn cross_node_suite_on_a_redis_cluster() {
     let cluster = tokio::task::block_in_place(|| RedisCluster::start(3, 0));
-    let mut nodes = Vec::new();
-    for name in ["n1", "n2", "n3"] {
-        nodes.push(ws_node(&cluster, name).await);
-    }
-    // The nodes' channels are spread over more than one master.
-    let used: std::collections::HashSet<String> = nodes[0]
-        .0
-        .subscribed_channels()
-        .iter()
-        .filter_map(|c| nodes[0].2.master_of(c))
-        .collect();
-    assert!(used.len() >= 2, "channels on {used:?}");
-    let mut a = client(&nodes[0].0, nodes[0].1, "a").await;
-    let mut b = client(&nodes[1].0, nodes[1].1, "b").await;
-    let mut c = client(&nodes[2].0, nodes[2].1, "c").await;
+    cross_node::run_all(on_cluster(&cluster)).await;
+}
 
-    nodes[0].0.broadcast("news", &json!({"n": 1})).unwrap();
-    for ws in [&mut a, &mut b, &mut c] {
-        assert_eq!(next_text(ws).await, r#"{"event":"news","payload":{"n":1}}"#);
-    }
-    nodes[1].0.to_socket_id("c", "pm", &"hello").unwrap();
-    assert_eq!(
-        next_text(&mut c).await,
-        r#"{"event":"pm","payload":"hello"}"#
-    );
-    nodes[2]
-        .0
-        .to_socket_ids(&["a", "b", "ghost"], "pm", &[1, 2])
-        .unwrap();
-    assert_eq!(next_text(&mut a).await, r#"{"event":"pm","payload":[1,2]}"#);
-    assert_eq!(next_text(&mut b).await, r#"{"event":"pm","payload":[1,2]}"#);
-    for ((node, _, _), id) in nodes.iter().zip(["a", "b", "c"]) {
-        node.join_room("chat", "r1", id).unwrap();
-    }
-    for (node, _, _) in &nodes {
-        within(LIMIT, node.ready()).await;
-    }
-    nodes[0]
-        .0
-        .broadcast_to_room(
-            "chat",
-            "r1",
-            "say",
-            &json!({"t": "yo"}),
-            RoomSend::new().exclude(["b"]),
-        )
-        .unwrap();
-    assert_eq!(
-        next_text(&mut a).await,
-        r#"{"event":"say","payload":{"t":"yo"}}"#
-    );
-    assert_eq!(
-        next_text(&mut c).await,
-        r#"{"event":"say","payload":{"t":"yo"}}"#
-    );
-    nothing_more(&mut b).await;
-
-    // Cross-server calls: targeted, to all, except self.
-    for (node, _, _) in &nodes {
-        let name = node.server_name().to_owned();
-        node.on_cross_server(
-            "who",
-            move |_m: crosswire::CrossServerMessage, r: Option<crosswire::CrossReply>| {
-                let name = name.clone();
-                async move { r.unwrap().send(&name).unwrap() }
-            },
-        )
-        .unwrap();
-    }
-    let r = nodes[0]
-        .0
-        .emit_cross_server("who", &1)
-        .unwrap()
-        .to(["n3"])
-        .collect()
-        .await
-        .unwrap();
-    assert!(r.success);
-    assert_eq!(r.responses["n3"].payload, Some(json!("n3")));
-    eventually(LIMIT, "membership", || nodes[0].0.live_nodes().len() == 3).await;
-    let r = nodes[0]
-        .0
-        .emit_cross_server("who", &1)
-        .unwrap()
-        .expect_all()
-        .collect()
-        .await
-        .unwrap();
-    assert!(r.success);
-    assert_eq!(r.responses.len(), 3);
-    let r = nodes[0]
-        .0
-        .emit_cross_server("who", &1)
-        .unwrap()
-        .except_self()
-        .expect(2)
-        .collect()
-        .await
-        .unwrap();
-    assert!(r.success && !r.responses.contains_key("n1"));
-    assert_eq!(r.responses.len(), 2);
-
-    // A count across the nodes.
-    let counts = nodes[1].0.query().room_counts("chat").await.unwrap();
-    assert!(!counts.partial);
-    assert_eq!(counts.value["r1"], 3);
-    for (node, _, bus) in &nodes {
-        let health = node.health();
-        assert_eq!(health.status, crosswire::HealthStatus::Ok, "{health:?}");
-        assert_eq!(bus.stats().publish_failures, 0);
-    }
+/// The same, routing by host: rooms and nodes have channels of their own,
+/// spread over the shards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_node_suite_on_a_redis_cluster_routing_by_host() {
+    let cluster = tokio::task::block_in_place(|| RedisCluster::start(3, 0));
+    cross_node::run_all(cross_node::by_host(on_cluster(&cluster))).await;
 }

@@ -51,6 +51,16 @@ pub async fn run_all(make: impl Fn(&str) -> BoxFuture<'static, NodeBuilder>) {
     crash(&make).await;
 }
 
+/// The same nodes as `make`'s, routing by host (`Routing::ByHost`).
+pub fn by_host(
+    make: impl Fn(&str) -> BoxFuture<'static, NodeBuilder>,
+) -> impl Fn(&str) -> BoxFuture<'static, NodeBuilder> {
+    move |name: &str| -> BoxFuture<'static, NodeBuilder> {
+        let builder = make(name);
+        Box::pin(async move { builder.await.routing(crosswire::Routing::ByHost) })
+    }
+}
+
 /// Builds the node, binds `?id=` connections to that socket id, registers
 /// the suite's cross-server handlers, listens and waits until it is ready.
 ///
