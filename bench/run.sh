@@ -18,6 +18,8 @@
 #
 # Cases:  single  = fanout1-max fanout1-40k echo1 rpc1 count1 conns1
 #         cluster = fanout2-max unicast2-max unicast2-fixed rpc2 count2   (two nodes + Redis)
+#                   and fanout2-max-json unicast2-max-json rpc2-json count2-json (crosswire's
+#                   bus envelopes in JSON, bench-server --codec json; MessagePack otherwise)
 #         (unicast2-fixed: both systems at the same rate, UNICAST_RATE, to compare latency)
 #         nats = unicast2-max-nats fanout2-max-nats rpc2-nats (crosswire on a
 #                nats-server, the peer on Redis)
@@ -57,7 +59,7 @@ while [ $# -gt 0 ]; do
 done
 
 SINGLE_CASES="fanout1-max fanout1-40k echo1 rpc1 count1 conns1"
-CLUSTER_CASES="fanout2-max unicast2-max unicast2-fixed rpc2 count2"
+CLUSTER_CASES="fanout2-max unicast2-max unicast2-fixed rpc2 count2 fanout2-max-json unicast2-max-json rpc2-json count2-json"
 if [ -z "$CASES" ]; then
   case "$SET" in
     single) CASES="$SINGLE_CASES" ;;
@@ -336,6 +338,12 @@ for c in $CASES; do
     rpc1) run_case "$c" 1 rpc -c "$ECHO_C" --duration 5 --warmup 1 ;;
     count1) run_case "$c" 1 count -c "$ECHO_C" --duration 5 --warmup 1 ;;
     conns1) run_case "$c" 1 conns -n "$CONNS_N" --settle 3 --hold 5 ;;
+    fanout2-max-json) CROSSWIRE_ARGS="--codec json" \
+      run_case "$c" 2 fanout -n "$FANOUT_N" -p "$FANOUT_P" --find-max --rate 10 --duration "$STEP_SECS" ;;
+    unicast2-max-json) CROSSWIRE_ARGS="--codec json" \
+      run_case "$c" 2 unicast -c "$UNICAST_C" --find-max --rate 2000 --duration "$STEP_SECS" ;;
+    rpc2-json) CROSSWIRE_ARGS="--codec json" run_case "$c" 2 rpc -c "$ECHO_C" --duration "$LOOP_SECS" --warmup 2 ;;
+    count2-json) CROSSWIRE_ARGS="--codec json" run_case "$c" 2 count -c "$ECHO_C" --duration "$LOOP_SECS" --warmup 2 ;;
     fanout2-max) run_case "$c" 2 fanout -n "$FANOUT_N" -p "$FANOUT_P" --find-max --rate 10 --duration "$STEP_SECS" ;;
     unicast2-max) run_case "$c" 2 unicast -c "$UNICAST_C" --find-max --rate 2000 --duration "$STEP_SECS" ;;
     unicast2-fixed) run_case "$c" 2 unicast -c "$UNICAST_C" --rate "$UNICAST_RATE" --duration "$LOOP_SECS" ;;

@@ -103,6 +103,11 @@ struct Args {
     /// `by-host` (each node receives only what it hosts).
     #[arg(long, value_enum, default_value_t = RoutingArg::Compatible)]
     routing: RoutingArg,
+    /// Codec of the bus envelopes: `msgpack` (the default, the original's
+    /// `enableRedisDataCompression: true`) or `json`. Every node of a
+    /// cluster must use the same.
+    #[arg(long, value_enum, default_value_t = CodecArg::Msgpack)]
+    codec: CodecArg,
     /// Membership: announce every MS milliseconds, drop a silent node after
     /// TIMEOUT_MS (default 2000,7000).
     #[arg(long, value_name = "MS,TIMEOUT_MS", value_delimiter = ',')]
@@ -116,6 +121,15 @@ struct Args {
     /// crosswire's 300 000).
     #[arg(long, value_name = "MS", requires = "history")]
     history_max_age_ms: Option<u64>,
+}
+
+/// `--codec`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum CodecArg {
+    /// MessagePack.
+    Msgpack,
+    /// JSON.
+    Json,
 }
 
 /// `--routing`.
@@ -200,6 +214,10 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         builder = builder.presence(ns.clone());
     }
     builder = builder.one_session_per_id(args.one_session);
+    builder = builder.codec(match args.codec {
+        CodecArg::Msgpack => crosswire::protocol::envelope::Codec::MsgPack,
+        CodecArg::Json => crosswire::protocol::envelope::Codec::Json,
+    });
     if args.routing == RoutingArg::ByHost {
         builder = builder.routing(crosswire::Routing::ByHost);
     }
