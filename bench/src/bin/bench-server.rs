@@ -290,6 +290,8 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .socket_ids()
             .iter()
             .all(|id| node.join_room(ns, room, id).is_ok());
+        // Replied once the other nodes' messages to the room reach this one.
+        node.room_ready(ns, room).await;
         Some(json!({ "ok": ok }))
     })?;
 

@@ -160,6 +160,25 @@ impl Cluster {
         }
         drop(state);
         self.wake.notify_one();
+        // Waiters on a channel that is no longer wanted must see it.
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Waits until `channel` is confirmed subscribed, or no longer wanted.
+    pub(crate) async fn wait_wanted_confirmed(&self, channel: &str) {
+        let mut rx = self.generation.subscribe();
+        loop {
+            {
+                let s = self.subs.lock();
+                let wanted = s.desired.get(channel).is_some_and(Want::any);
+                if !wanted || s.confirmed.contains(channel) {
+                    return;
+                }
+            }
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Whether the channel is wanted for any reason.

@@ -83,6 +83,39 @@ impl Node {
         }
     }
 
+    /// Waits until this node gets the other nodes' messages to room `room`
+    /// of `ns`: the bus subscription its members here need (the
+    /// namespace's channel, or with routing by host the room's own) is
+    /// confirmed. A node subscribes when a room (or namespace) gets its
+    /// first member here, and what other nodes send before the bus confirms
+    /// it does not reach this node: await this after a join when the next
+    /// message matters. Immediate without a bus, or when the room has no
+    /// member here.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// use crosswire::{bus::MemoryHub, Routing};
+    /// let node = crosswire::Node::builder()
+    ///     .bus(MemoryHub::new().bus())
+    ///     .routing(Routing::ByHost)
+    ///     .build()?;
+    /// node.join_room("chat", "r1", "u1")?;
+    /// node.room_ready("chat", "r1").await;
+    /// assert!(node.subscribed_channels().contains(&"csbp:room:4:chat:r1".to_owned()));
+    /// node.room_ready("chat", "nobody-here").await; // returns at once
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn room_ready(&self, ns: &str, room: &str) {
+        let (Some(cluster), Some(channel)) = (self.cluster(), self.room_channel(ns, room)) else {
+            return;
+        };
+        cluster.wait_wanted_confirmed(&channel).await;
+    }
+
     /// The channel a message of room `room` of `ns` travels on: its
     /// namespace's, or with routing by host its own. `None` for a
     /// namespace that maps to a reserved channel.
