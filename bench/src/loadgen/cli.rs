@@ -169,6 +169,16 @@ pub struct FanoutArgs {
     /// Event to publish.
     #[arg(long, value_enum, default_value_t = FanEvent::Room)]
     pub event: FanEvent,
+    /// Freeze this process (SIGSTOP, e.g. a Redis server) during the
+    /// measured step, then thaw it (SIGCONT); a fixed rate only.
+    #[arg(long, value_name = "PID", conflicts_with = "find_max")]
+    pub freeze_pid: Option<u32>,
+    /// Seconds into the measured step when --freeze-pid is frozen.
+    #[arg(long, default_value_t = 2.0)]
+    pub freeze_at: f64,
+    /// Seconds --freeze-pid stays frozen.
+    #[arg(long, default_value_t = 3.0)]
+    pub freeze_for: f64,
     /// Rate control.
     #[command(flatten)]
     pub rate: RateArgs,

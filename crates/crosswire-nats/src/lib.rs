@@ -379,6 +379,7 @@ impl Bus for NatsBus {
             publish_failures: c.failures.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
             reconnects: c.reconnects.load(Ordering::Relaxed).saturating_sub(1),
+            in_doubt: 0,
         }
     }
 

@@ -57,6 +57,13 @@ pub struct RedisBusStats {
     pub reconnects: u64,
     /// Subscription changes reported to the subscription error handlers.
     pub subscription_errors: u64,
+    /// Publishes written to a Redis node that then stopped answering
+    /// (frozen, cut off) within `ping_timeout`: not sent again elsewhere,
+    /// so never delivered twice; delivered if that node comes back.
+    pub publish_in_doubt: u64,
+    /// Times a Redis node's publisher stalled: a batch of PUBLISHes
+    /// unanswered for `stall_timeout`, which takes it out of rotation.
+    pub publish_stalls: u64,
 }
 
 /// Stops the bus when the last [`RedisBus`] handle is dropped.
@@ -424,6 +431,8 @@ impl RedisBus {
             dropped: get(&c.dropped),
             reconnects: get(&c.reconnects),
             subscription_errors: get(&c.subscription_errors),
+            publish_in_doubt: get(&c.in_doubt),
+            publish_stalls: get(&c.stalls),
         }
     }
 
@@ -508,6 +517,7 @@ impl Bus for RedisBus {
             publish_failures: stats.publish_failures,
             dropped: stats.dropped,
             reconnects: stats.reconnects,
+            in_doubt: stats.publish_in_doubt,
         }
     }
 }

@@ -88,6 +88,22 @@ pub struct RedisBusConfig {
     #[serde(with = "millis", alias = "redisPingTimeout")]
     pub ping_timeout: Duration,
 
+    /// How long a batch of PUBLISHes may stay unanswered before its Redis
+    /// node is taken out of rotation (default 100 ms). A frozen or cut-off
+    /// Redis is thus detected by the traffic itself, within this time: the
+    /// publishes queued for it and not yet written go to another node at
+    /// once, and the ones already written wait for its answer (they are
+    /// delivered when it comes back, and never sent a second time, which
+    /// could deliver them twice); if it does not answer within
+    /// `ping_timeout`, they resolve as [`BusError::InDoubt`](crosswire::bus::BusError::InDoubt)
+    /// and are counted (`RedisBusStats::publish_in_doubt`). The node is
+    /// used again as soon as it answers. The cost of a low value: a Redis
+    /// that is only slow (a fork for a snapshot of a large dataset, a distant
+    /// data centre) leaves the rotation for a while and the others take its
+    /// share; raise it above the worst answer time of a healthy node.
+    #[serde(with = "millis")]
+    pub stall_timeout: Duration,
+
     /// Whether the periodic PING runs (`redisForcePing`, default `true`).
     ///
     /// Pings run when this is `true` or the strategy is
@@ -184,6 +200,7 @@ impl Default for RedisBusConfig {
             strategy: Strategy::Random,
             ping_interval: Duration::from_millis(5000),
             ping_timeout: Duration::from_millis(2000),
+            stall_timeout: Duration::from_millis(100),
             force_ping: true,
             redundant: false,
             reconnect_backoff_max: Duration::from_millis(2000),
@@ -232,6 +249,13 @@ impl RedisBusConfig {
     /// The timeout, never zero.
     pub(crate) fn timeout(&self) -> Duration {
         self.ping_timeout.max(Duration::from_millis(1))
+    }
+
+    /// The stall timeout, never zero and at most the timeout.
+    pub(crate) fn stall(&self) -> Duration {
+        self.stall_timeout
+            .max(Duration::from_millis(1))
+            .min(self.timeout())
     }
 
     /// The ping period, never zero.

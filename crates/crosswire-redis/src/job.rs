@@ -19,6 +19,8 @@ pub(crate) struct Counters {
     pub(crate) dropped: AtomicU64,
     pub(crate) reconnects: AtomicU64,
     pub(crate) subscription_errors: AtomicU64,
+    pub(crate) in_doubt: AtomicU64,
+    pub(crate) stalls: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -77,6 +79,17 @@ impl Group {
             if let Some(tx) = self.tx.lock().take() {
                 bump(&counters.failures);
                 let _ = tx.send(Err(error));
+            }
+        }
+    }
+
+    /// A copy was written to a node that stopped answering: the publish is
+    /// in doubt unless another copy succeeds.
+    pub(crate) fn in_doubt(&self, counters: &Counters, why: String) {
+        bump(&counters.in_doubt);
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(tx) = self.tx.lock().take() {
+                let _ = tx.send(Err(BusError::InDoubt(why)));
             }
         }
     }

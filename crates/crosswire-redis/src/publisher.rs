@@ -170,20 +170,33 @@ async fn serve(
     let mut batch: Option<BoxFuture<'static, BatchResult>> = None;
     let mut in_flight: Vec<Job> = Vec::new();
     let mut timeouts = 0u32;
+    let stall_after = config.stall();
+    // When the batch in flight stalls (unanswered for `stall_timeout`).
+    let mut stall_at: Option<Instant> = None;
+    // The batch in flight stalled: the node is out of rotation, and what is
+    // queued for it goes elsewhere.
+    let mut stalled = false;
     let end = loop {
         tokio::select! {
             biased;
             _ = node.cancel.cancelled() => break End::Cancelled,
             Some(result) = OptionFuture::from(batch.as_mut()) => {
                 batch = None;
+                stall_at = None;
                 let sent = std::mem::take(&mut in_flight);
                 node.in_flight.store(0, Ordering::Release);
                 match result {
                     Ok(Ok(values)) => {
                         timeouts = 0;
                         settle(shared, node, sent, values);
+                        if std::mem::take(&mut stalled) {
+                            // It answers again: back in rotation.
+                            shared.set_health(node, ConnKind::Publisher, true, HealthEventKind::Ping, None);
+                        }
                     }
                     Ok(Err(e)) => {
+                        // The connection broke: the node is gone, and what it
+                        // did not answer goes to another one.
                         let reason = e.to_string();
                         for job in sent {
                             shared.fail_over(job, node, reason.clone());
@@ -191,9 +204,16 @@ async fn serve(
                         break End::Lost(reason);
                     }
                     Err(_) => {
+                        // Written, never answered: it may still deliver them
+                        // (a frozen Redis does when it wakes up), so they
+                        // are not sent again (twice would be worse); in doubt.
                         let reason = no_answer("PUBLISH", t);
+                        tracing::warn!(
+                            node = %node.addr(), publishes = sent.len(),
+                            "redis did not answer: publishes in doubt (delivered if it comes back)"
+                        );
                         for job in sent {
-                            shared.fail_over(job, node, reason.clone());
+                            job.group.in_doubt(&shared.counters, format!("{reason} by {}", node.addr()));
                         }
                         shared.set_health(node, ConnKind::Publisher, false, HealthEventKind::Ping, Some(reason));
                         timeouts += 1;
@@ -203,11 +223,27 @@ async fn serve(
                     }
                 }
             }
+            _ = time::sleep_until(stall_at.unwrap_or_else(Instant::now)), if stall_at.is_some() && !stalled => {
+                stalled = true;
+                bump(&shared.counters.stalls);
+                let reason = format!(
+                    "PUBLISH not answered within {} ms ({} written to it wait for its answer)",
+                    stall_after.as_millis(),
+                    in_flight.len()
+                );
+                shared.set_health(node, ConnKind::Publisher, false, HealthEventKind::Ping, Some(reason.clone()));
+                // Queued here, not written yet: safe to send elsewhere.
+                while let Ok(job) = jobs.try_recv() {
+                    shared.fail_over(job, node, reason.clone());
+                }
+            }
+
             Some(outcome) = OptionFuture::from(pinging.as_mut()) => {
                 pinging = None;
                 match outcome {
                     PingOutcome::Answered(rtt) => {
                         timeouts = 0;
+                        stalled = false;
                         node.set_latency(rtt);
                         shared.set_health(node, ConnKind::Publisher, true, HealthEventKind::Ping, None);
                     }
@@ -227,8 +263,13 @@ async fn serve(
                     }
                 }
             }
-            job = jobs.recv(), if batch.is_none() => {
+            job = jobs.recv(), if batch.is_none() || stalled => {
                 let Some(first) = job else { break End::Cancelled };
+                if batch.is_some() {
+                    // Stalled: nothing more is written to it.
+                    shared.fail_over(first, node, "publisher stalled".into());
+                    continue;
+                }
                 let list = collect_batch(first, jobs);
                 if !node.pub_healthy.load(Ordering::Acquire) {
                     for job in list {
@@ -251,6 +292,7 @@ async fn serve(
                 }));
                 node.in_flight.store(list.len(), Ordering::Release);
                 in_flight = list;
+                stall_at = Some(Instant::now() + stall_after);
             }
             _ = ticker.tick(), if pinging.is_none()
                 && (config.pings() || !node.pub_healthy.load(Ordering::Acquire)) => {

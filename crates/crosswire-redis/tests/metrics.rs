@@ -50,6 +50,8 @@ async fn every_bus_node_has_its_series() {
         r#"crosswire_bus_publish_failures_total{node="n1"}"#.to_owned(),
         r#"crosswire_bus_receive_dropped_total{node="n1"}"#.to_owned(),
         r#"crosswire_bus_reconnects_total{node="n1"}"#.to_owned(),
+        r#"crosswire_bus_publish_in_doubt_total{node="n1"}"#.to_owned(),
+        r#"crosswire_bus_received_bytes_total{node="n1"}"#.to_owned(),
     ];
     for name in [
         "crosswire_bus_node_healthy",

@@ -336,7 +336,7 @@ const NODE_GAUGES: [Reading<Node>; 4] = [
 ];
 
 /// The bus's loss counters (nodes with a bus only).
-const BUS_LOSSES: [Reading<BusHealth>; 3] = [
+const BUS_LOSSES: [Reading<BusHealth>; 4] = [
     Reading {
         name: "crosswire_bus_publish_failures",
         help: "Publishes no bus node took (all down or refusing): messages lost.",
@@ -354,6 +354,12 @@ const BUS_LOSSES: [Reading<BusHealth>; 3] = [
         help: "Reconnections of bus connections (a subscriber misses what is published meanwhile).",
         kind: MetricType::Counter,
         read: |h| h.reconnects,
+    },
+    Reading {
+        name: "crosswire_bus_publish_in_doubt",
+        help: "Publishes written to a bus node that stopped answering: delivered if it comes back, not sent again.",
+        kind: MetricType::Counter,
+        read: |h| h.in_doubt,
     },
 ];
 

@@ -135,6 +135,9 @@ crosswire_bus_receive_dropped_total{node="n1"}
 # HELP crosswire_bus_reconnects_total Reconnections of bus connections (a subscriber misses what is published meanwhile).
 # TYPE crosswire_bus_reconnects_total counter
 crosswire_bus_reconnects_total{node="n1"}
+# HELP crosswire_bus_publish_in_doubt_total Publishes written to a bus node that stopped answering: delivered if it comes back, not sent again.
+# TYPE crosswire_bus_publish_in_doubt_total counter
+crosswire_bus_publish_in_doubt_total{node="n1"}
 # HELP crosswire_bus_node_healthy Whether a bus node is used for publishing.
 # TYPE crosswire_bus_node_healthy gauge
 # HELP crosswire_bus_node_published_total Messages published through a bus node.

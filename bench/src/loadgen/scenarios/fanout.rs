@@ -3,7 +3,7 @@
 //! steady fan-out.
 
 use super::rate::{rate_outcome, rate_task, RateCtx, RateRun, Sends, StepCmd};
-use super::{add_errors, connect, finish, wait_ready, Env, Opened, Outcome, FAN_ROOM};
+use super::{add_errors, connect, finish, signal, wait_ready, Env, Opened, Outcome, FAN_ROOM};
 use crate::loadgen::cli::{FanEvent, FanoutArgs};
 use crate::loadgen::gen::Shared;
 use crate::loadgen::hist::round3;
@@ -108,11 +108,40 @@ pub async fn fanout(env: &Env, a: &FanoutArgs) -> Outcome {
         "ramp": a.rate.ramp, "p99_ms": a.rate.p99_ms, "nodes": env.target.urls.len(),
         "connect_s": round3(fan.opened.secs),
     });
-    let (steps, best, notes) = if fan.opened.failures.is_empty() {
+    // A process frozen during the measured step (after the warm-up).
+    let freezer = a.freeze_pid.map(|pid| {
+        let at = a.rate.warmup.max(0.0) + a.freeze_at.max(0.0);
+        let (at, hold) = (
+            std::time::Duration::from_secs_f64(at),
+            std::time::Duration::from_secs_f64(a.freeze_for.max(0.0)),
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(at).await;
+            let stopped = signal(pid, "-STOP");
+            eprintln!("fanout: process {pid} frozen ({stopped})");
+            tokio::time::sleep(hold).await;
+            let resumed = signal(pid, "-CONT");
+            eprintln!("fanout: process {pid} thawed ({resumed})");
+            stopped && resumed
+        })
+    });
+    let (steps, best, mut notes) = if fan.opened.failures.is_empty() {
         fan.runner(env, a.rate.p99_ms).run(&a.rate).await
     } else {
         (Vec::new(), None, Vec::new())
     };
+    if let (Some(task), Some(pid)) = (freezer, a.freeze_pid) {
+        // Never leave a process frozen behind.
+        if !task.await.unwrap_or(false) {
+            signal(pid, "-CONT");
+            notes.push(format!("process {pid} could not be frozen and thawed"));
+        } else {
+            notes.push(format!(
+                "process {pid} frozen {} s into the measured step for {} s",
+                a.freeze_at, a.freeze_for
+            ));
+        }
+    }
     let Fan {
         sh,
         handles,

@@ -161,6 +161,15 @@ pub(crate) async fn open_join(
     Ok(c)
 }
 
+/// Sends signal `sig` (`-STOP`, `-CONT`, `-9`, ...) to process `pid`
+/// with kill(1); whether it was delivered.
+pub(crate) fn signal(pid: u32, sig: &str) -> bool {
+    std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Appends a run's notes and failures to its human report.
 pub(crate) fn push_verdict(lines: &mut Vec<String>, notes: &[String], failures: &[String]) {
     lines.extend(notes.iter().map(|n| format!("note: {n}")));

@@ -17,7 +17,7 @@
 //!    see a leave for every member it held (`leave_latency_ms` from the
 //!    kill), and the surviving nodes must list none of them afterwards.
 
-use super::{Env, Outcome};
+use super::{signal, Env, Outcome};
 use crate::loadgen::cli::PresenceArgs;
 use crate::loadgen::client::OPEN_TIMEOUT;
 use crate::loadgen::wire::{decode, encode_event, Incoming, Proto};
@@ -186,13 +186,6 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     let i = ((v.len() as f64 - 1.0) * p).round() as usize;
     (v[i.min(v.len() - 1)] * 1000.0).round() / 1000.0
-}
-
-fn signal(pid: u32, sig: &str) -> bool {
-    std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// `presence`: see the module documentation.

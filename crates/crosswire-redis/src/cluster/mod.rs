@@ -775,6 +775,7 @@ impl Bus for RedisClusterBus {
             publish_failures: stats.publish_failures,
             dropped: stats.dropped,
             reconnects: stats.reconnects,
+            in_doubt: 0,
         }
     }
 

@@ -95,6 +95,16 @@ pub struct BusHealth {
     /// Reconnections of the bus's connections. A subscriber misses what is
     /// published while it is disconnected.
     pub reconnects: u64,
+    /// Publishes written to a transport node that then stopped answering
+    /// (frozen, cut off): not sent again elsewhere, so that they cannot be
+    /// delivered twice. They are delivered if that node comes back, lost if
+    /// it does not. Counted since the bus started; not serialized while 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub in_doubt: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Health of one transport node of a bus.
@@ -165,6 +175,11 @@ pub enum BusError {
     /// The bus was closed.
     #[error("bus closed")]
     Closed,
+    /// The message was written to a bus node that stopped answering: it
+    /// is delivered if that node comes back, lost if it does not (it is not
+    /// sent again elsewhere, which could deliver it twice).
+    #[error("publish in doubt: {0}")]
+    InDoubt(String),
 }
 
 /// A pub/sub transport between nodes.
