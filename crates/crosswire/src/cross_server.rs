@@ -4,7 +4,7 @@
 //!
 //! Replies travel as the original's `_Cs_Cb_` bridge messages, so crosswire
 //! and original nodes answer each other. A pending call lives in one table
-//! keyed by its callback id, with one timer that is cancelled when the call
+//! keyed by its callback id, with a deadline in a table that one task sweeps, removed when the call
 //! completes or is deleted.
 
 use crosswire_protocol::envelope::CALLBACK_EVENT;
@@ -415,7 +415,8 @@ pub(crate) struct Pending {
     /// it, and 32 unboxed responses would make every pending call ~4 KB
     /// heavier.
     tx: mpsc::UnboundedSender<Box<CrossServerResponse>>,
-    timer: tokio::task::AbortHandle,
+    /// Its key in [`PendingCalls::deadlines`].
+    deadline: (tokio::time::Instant, u64),
 }
 
 /// The calls a node waits on, keyed by callback id, with a bound on their
@@ -426,6 +427,61 @@ pub(crate) struct PendingCalls {
     /// Reserved slots (registered calls, and calls being registered).
     count: AtomicUsize,
     max: usize,
+    /// When each call times out, earliest first: one task sweeps them (a
+    /// timer task per call cost a spawn and a wake-up per call).
+    deadlines: parking_lot::Mutex<std::collections::BTreeMap<(tokio::time::Instant, u64), String>>,
+    next_key: std::sync::atomic::AtomicU64,
+    /// Wakes the sweeper when the earliest deadline changes (or the table
+    /// goes away).
+    wake: Arc<tokio::sync::Notify>,
+    sweeper: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for PendingCalls {
+    fn drop(&mut self) {
+        // The sweeper sees the table gone and ends.
+        self.wake.notify_one();
+    }
+}
+
+/// Times out the calls of `table` as their deadlines pass, until the table
+/// is dropped.
+async fn sweep_deadlines(table: std::sync::Weak<PendingCalls>, wake: Arc<tokio::sync::Notify>) {
+    loop {
+        let next = {
+            let Some(t) = table.upgrade() else { return };
+            let now = tokio::time::Instant::now();
+            let mut expired = Vec::new();
+            let next = {
+                let mut d = t.deadlines.lock();
+                while let Some(entry) = d.first_entry() {
+                    if entry.key().0 > now {
+                        break;
+                    }
+                    expired.push(entry.remove());
+                }
+                d.first_key_value().map(|(k, _)| k.0)
+            };
+            for id in expired {
+                if let Some(p) = t.remove(&id) {
+                    let _ = p.tx.send(Box::new(CrossServerResponse::Timeout {
+                        callback_id: id,
+                        unresponded: p.remaining,
+                    }));
+                }
+            }
+            next
+        };
+        match next {
+            Some(at) => {
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => {}
+                    () = wake.notified() => {}
+                }
+            }
+            None => wake.notified().await,
+        }
+    }
 }
 
 impl PendingCalls {
@@ -434,6 +490,10 @@ impl PendingCalls {
             map: DashMap::new(),
             count: AtomicUsize::new(0),
             max,
+            deadlines: parking_lot::Mutex::new(std::collections::BTreeMap::new()),
+            next_key: std::sync::atomic::AtomicU64::new(0),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            sweeper: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -466,27 +526,29 @@ impl PendingCalls {
         if !self.reserve() {
             return Err(self.max);
         }
-        let table = Arc::downgrade(self);
-        let id = callback_id.clone();
-        let timer = tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            let Some(table) = table.upgrade() else { return };
-            if let Some(p) = table.remove(&id) {
-                let _ = p.tx.send(Box::new(CrossServerResponse::Timeout {
-                    callback_id: id,
-                    unresponded: p.remaining,
-                }));
-            }
-        })
-        .abort_handle();
+        if !self.sweeper.swap(true, Ordering::AcqRel) {
+            tokio::spawn(sweep_deadlines(Arc::downgrade(self), self.wake.clone()));
+        }
+        let deadline = (
+            tokio::time::Instant::now() + timeout,
+            self.next_key.fetch_add(1, Ordering::Relaxed),
+        );
         self.map.insert(
             callback_id.clone(),
             Pending {
                 remaining: expected,
                 tx,
-                timer,
+                deadline,
             },
         );
+        let earliest = {
+            let mut d = self.deadlines.lock();
+            d.insert(deadline, callback_id.clone());
+            d.first_key_value().is_some_and(|(k, _)| *k == deadline)
+        };
+        if earliest {
+            self.wake.notify_one();
+        }
         Ok(CrossServerCall {
             callback_id,
             rx,
@@ -516,20 +578,15 @@ impl PendingCalls {
 
     /// Ends a call (its stream ends); false when there was none.
     pub(crate) fn delete(&self, id: &str) -> bool {
-        match self.remove(id) {
-            Some(p) => {
-                p.timer.abort();
-                true
-            }
-            None => false,
-        }
+        self.remove(id).is_some()
     }
 
     /// Removes a call and frees its slot.
     fn remove(&self, id: &str) -> Option<Pending> {
         let removed = self.map.remove(id).map(|(_, p)| p);
-        if removed.is_some() {
+        if let Some(p) = &removed {
             self.count.fetch_sub(1, Ordering::AcqRel);
+            self.deadlines.lock().remove(&p.deadline);
         }
         removed
     }
