@@ -1136,6 +1136,78 @@ pub fn is_own_message(value: &Value, server_name: &str) -> bool {
     }
 }
 
+/// Whether the envelope in `bytes`, received on a channel of `kind`, was
+/// sent by `server`: its `senderServer` (inside `data` on the bridge
+/// channels, at the top on the routing channels) equals it, the last one
+/// counting when a key repeats, as for the full decoders.
+///
+/// It reads nothing else and builds nothing, so that a node can skip its
+/// own publications, which the bus hands back to it, before decoding them.
+/// `false` whenever the bytes do not say so plainly (not an envelope, the
+/// field missing or not a string, a custom channel): such messages go to
+/// the full decoders as before.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire_protocol::channels::ChannelKind;
+/// use crosswire_protocol::envelope::{encode_ws_route, sent_by, Codec, WsRoute};
+/// use crosswire_protocol::client::PushFrame;
+/// let route = WsRoute::Broadcast { data: PushFrame::from_text("{}"), sender_server: "n1".into() };
+/// for codec in [Codec::Json, Codec::MsgPack] {
+///     let bytes = encode_ws_route(&route, None, codec)?;
+///     assert!(sent_by(&bytes, codec, ChannelKind::Broadcast, "n1"));
+///     assert!(!sent_by(&bytes, codec, ChannelKind::Broadcast, "n2"));
+/// }
+/// let bridge = br#"{"data":{"event":"e","senderServer":"n1","payload":1}}"#;
+/// assert!(sent_by(bridge, Codec::Json, ChannelKind::Bridge, "n1"));
+/// assert!(!sent_by(b"\xc1", Codec::MsgPack, ChannelKind::Bridge, "n1"));
+/// # Ok::<(), crosswire_protocol::envelope::EnvelopeError>(())
+/// ```
+pub fn sent_by(bytes: &[u8], codec: Codec, kind: ChannelKind, server: &str) -> bool {
+    let nested = match kind {
+        ChannelKind::Bridge | ChannelKind::NodeBridge => true,
+        ChannelKind::Broadcast
+        | ChannelKind::PrivateSocket
+        | ChannelKind::Room
+        | ChannelKind::RoutedRoom
+        | ChannelKind::NodeSockets => false,
+        ChannelKind::Custom => return false,
+    };
+    match codec {
+        Codec::Json => json_sender(bytes, nested).is_some_and(|s| s == server.as_bytes()),
+        Codec::MsgPack => {
+            crate::msgpack::sender(bytes, nested).is_some_and(|s| s == server.as_bytes())
+        }
+    }
+}
+
+/// `senderServer` of a JSON envelope, without building it.
+fn json_sender(bytes: &[u8], nested: bool) -> Option<Vec<u8>> {
+    use std::borrow::Cow;
+    #[derive(serde::Deserialize)]
+    struct Sender<'a> {
+        #[serde(rename = "senderServer", borrow)]
+        sender: Option<Cow<'a, str>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Bridge<'a> {
+        #[serde(borrow)]
+        data: Option<Sender<'a>>,
+    }
+    // A repeated key makes these fail (serde refuses duplicate fields): the
+    // message then goes to the full decoder.
+    let sender = if nested {
+        serde_json::from_slice::<Bridge<'_>>(bytes)
+            .ok()?
+            .data?
+            .sender
+    } else {
+        serde_json::from_slice::<Sender<'_>>(bytes).ok()?.sender
+    };
+    sender.map(|s| s.as_bytes().to_vec())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

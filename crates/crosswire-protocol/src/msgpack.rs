@@ -685,3 +685,182 @@ mod tests {
         ));
     }
 }
+
+/// `senderServer` of a MessagePack envelope (inside its `data` map when
+/// `nested`), the last one when the key repeats, without building anything:
+/// the other values are skipped. `None` when the bytes are not a map or the
+/// field is missing or not a string.
+pub(crate) fn sender(bytes: &[u8], nested: bool) -> Option<&[u8]> {
+    let mut buf = bytes;
+    let entries = map_len(&mut buf)?;
+    let mut found: Option<&[u8]> = None;
+    for _ in 0..entries {
+        let key = str_of(&mut buf);
+        match (key, nested) {
+            (Some(b"senderServer"), false) => found = str_of(&mut buf),
+            (Some(b"data"), true) => {
+                found = None;
+                let mut inner = buf;
+                let n = map_len(&mut inner);
+                match n {
+                    Some(n) => {
+                        for _ in 0..n {
+                            match str_of(&mut inner) {
+                                Some(b"senderServer") => found = str_of(&mut inner),
+                                _ => skip(&mut inner)?,
+                            }
+                        }
+                        buf = inner;
+                    }
+                    None => skip(&mut buf)?,
+                }
+            }
+            (Some(_), _) => skip(&mut buf)?,
+            // A key that is not a string: skip it and its value.
+            (None, _) => {
+                skip(&mut buf)?;
+                skip(&mut buf)?;
+            }
+        }
+    }
+    found
+}
+
+/// Reads a map header.
+fn map_len(buf: &mut &[u8]) -> Option<usize> {
+    use rmp::Marker;
+    let marker = rmp::decode::read_marker(buf).ok()?;
+    Some(match marker {
+        Marker::FixMap(n) => n as usize,
+        Marker::Map16 => take_be(buf, 2)?,
+        Marker::Map32 => take_be(buf, 4)?,
+        _ => return None,
+    })
+}
+
+/// Reads a string (fixstr / str8 / str16 / str32); on any other value the
+/// buffer is left where it was and `None` returned.
+fn str_of<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
+    use rmp::Marker;
+    let mut b = *buf;
+    let len = match rmp::decode::read_marker(&mut b).ok()? {
+        Marker::FixStr(n) => n as usize,
+        Marker::Str8 => take_be(&mut b, 1)?,
+        Marker::Str16 => take_be(&mut b, 2)?,
+        Marker::Str32 => take_be(&mut b, 4)?,
+        _ => return None,
+    };
+    let s = b.get(..len)?;
+    *buf = &b[len..];
+    Some(s)
+}
+
+/// A big-endian length of `n` bytes.
+fn take_be(buf: &mut &[u8], n: usize) -> Option<usize> {
+    let bytes = buf.get(..n)?;
+    let v = bytes
+        .iter()
+        .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+    *buf = &buf[n..];
+    Some(v)
+}
+
+/// Skips one value, without recursion: `pending` counts the values still
+/// to skip (a container adds its items). Every value takes at least one
+/// byte, so more pending values than bytes left is malformed.
+fn skip(buf: &mut &[u8]) -> Option<()> {
+    use rmp::Marker;
+    let mut pending = 1usize;
+    while pending > 0 {
+        pending -= 1;
+        let marker = rmp::decode::read_marker(buf).ok()?;
+        let bytes = match marker {
+            Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => {
+                0
+            }
+            Marker::U8 | Marker::I8 => 1,
+            Marker::U16 | Marker::I16 => 2,
+            Marker::U32 | Marker::I32 | Marker::F32 => 4,
+            Marker::U64 | Marker::I64 | Marker::F64 => 8,
+            Marker::FixStr(n) => n as usize,
+            Marker::Str8 | Marker::Bin8 => take_be(buf, 1)?,
+            Marker::Str16 | Marker::Bin16 => take_be(buf, 2)?,
+            Marker::Str32 | Marker::Bin32 => take_be(buf, 4)?,
+            Marker::FixArray(n) => {
+                pending = pending.checked_add(n as usize)?;
+                0
+            }
+            Marker::Array16 => {
+                pending = pending.checked_add(take_be(buf, 2)?)?;
+                0
+            }
+            Marker::Array32 => {
+                pending = pending.checked_add(take_be(buf, 4)?)?;
+                0
+            }
+            Marker::FixMap(n) => {
+                pending = pending.checked_add(2 * n as usize)?;
+                0
+            }
+            Marker::Map16 => {
+                pending = pending.checked_add(2 * take_be(buf, 2)?)?;
+                0
+            }
+            Marker::Map32 => {
+                pending = pending.checked_add(take_be(buf, 4)?.checked_mul(2)?)?;
+                0
+            }
+            Marker::FixExt1 => 2,
+            Marker::FixExt2 => 3,
+            Marker::FixExt4 => 5,
+            Marker::FixExt8 => 9,
+            Marker::FixExt16 => 17,
+            Marker::Ext8 => take_be(buf, 1)? + 1,
+            Marker::Ext16 => take_be(buf, 2)? + 1,
+            Marker::Ext32 => take_be(buf, 4)? + 1,
+            Marker::Reserved => return None,
+        };
+        if pending > buf.len() {
+            return None;
+        }
+        *buf = buf.get(bytes..)?;
+    }
+    Some(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod sender_tests {
+    use super::*;
+
+    #[test]
+    fn the_sender_is_found_among_values_of_every_kind() {
+        let v = serde_json::json!({
+            "data": {"event": "e", "payload": {"a": [1, -2, 3.5, null, true, "x", {"b": 70000}], "n": 4294967296u64}, "senderServer": "n1", "targetServer": ["n2"]},
+            "cwMid": "m:1"
+        });
+        let bytes = crate::envelope::encode_value(&v, crate::envelope::Codec::MsgPack).unwrap();
+        assert_eq!(sender(&bytes, true), Some(&b"n1"[..]));
+        assert_eq!(sender(&bytes, false), None);
+        let top = crate::envelope::encode_value(
+            &serde_json::json!({"data": "x", "senderServer": "n2"}),
+            crate::envelope::Codec::MsgPack,
+        )
+        .unwrap();
+        assert_eq!(sender(&top, false), Some(&b"n2"[..]));
+    }
+
+    #[test]
+    fn malformed_input_is_refused_not_panicked() {
+        for bytes in [
+            &b""[..],
+            b"\x81",
+            b"\x81\xa4data",
+            b"\x81\xa4data\x81",
+            b"\xdf\xff\xff\xff\xff",
+            b"\x81\xa4data\xdd\xff\xff\xff\xff",
+        ] {
+            assert_eq!(sender(bytes, true), None);
+        }
+    }
+}

@@ -10,7 +10,7 @@ use crosswire_protocol::client::{
 };
 use crosswire_protocol::envelope::{
     decode_bridge, decode_value, decode_ws_route, encode_bridge, encode_value, encode_ws_route,
-    BridgeEvent, BridgeMessage, BridgeReply, Codec, KeyOrder, WsRoute,
+    sent_by, BridgeEvent, BridgeMessage, BridgeReply, Codec, KeyOrder, WsRoute,
 };
 use crosswire_protocol::params::{append_custom_params, parse_ws_request_params, ParseOptions};
 use proptest::prelude::*;
@@ -321,5 +321,61 @@ proptest! {
         let _ = decode_client_frame(&text, &heartbeat);
         let _ = decode_server_frame(&text, &heartbeat);
         let _ = decode_value(text.as_bytes(), Codec::Json);
+    }
+}
+
+/// A map with arbitrary values around (or instead of) a `senderServer`, at
+/// the top or inside `data`.
+fn envelope_like() -> impl Strategy<Value = Value> {
+    let sender = prop_oneof![
+        Just(None),
+        Just(Some(Value::from("n1"))),
+        Just(Some(Value::from("n2"))),
+        json_value().prop_map(Some),
+    ];
+    (
+        prop::collection::vec((any::<String>(), json_value()), 0..4),
+        sender.clone(),
+        sender,
+        any::<bool>(),
+    )
+        .prop_map(|(extra, top, inner, data_is_map)| {
+            let mut data: Map<String, Value> = extra.iter().cloned().collect();
+            if let Some(v) = inner {
+                data.insert("senderServer".into(), v);
+            }
+            let mut outer: Map<String, Value> = extra.into_iter().collect();
+            outer.insert(
+                "data".into(),
+                if data_is_map {
+                    Value::Object(data)
+                } else {
+                    Value::from("x")
+                },
+            );
+            if let Some(v) = top {
+                outer.insert("senderServer".into(), v);
+            }
+            Value::Object(outer)
+        })
+}
+
+proptest! {
+    /// The fast sender check never says "own" for a message the full
+    /// decoders would not attribute to that node, and finds every own one.
+    #[test]
+    fn sent_by_agrees_with_the_full_decoders(v in envelope_like(), codec in codec()) {
+        let bytes = encode_value(&v, codec).unwrap();
+        let bridge_sender = v.get("data").and_then(|d| d.get("senderServer")).and_then(Value::as_str);
+        let route_sender = v.get("senderServer").and_then(Value::as_str);
+        prop_assert_eq!(sent_by(&bytes, codec, ChannelKind::Bridge, "n1"), bridge_sender == Some("n1"));
+        prop_assert_eq!(sent_by(&bytes, codec, ChannelKind::Broadcast, "n1"), route_sender == Some("n1"));
+        prop_assert!(!sent_by(&bytes, codec, ChannelKind::Custom, "n1"));
+    }
+
+    #[test]
+    fn sent_by_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256), codec in codec()) {
+        let _ = sent_by(&bytes, codec, ChannelKind::Bridge, "n1");
+        let _ = sent_by(&bytes, codec, ChannelKind::Room, "n1");
     }
 }

@@ -219,6 +219,7 @@ async fn a_node_without_a_bus_has_no_bus_metrics() {
         "crosswire_bus_publish_failures_total",
         "crosswire_bus_receive_dropped_total",
         "crosswire_bus_reconnects_total",
+        "crosswire_bus_publish_in_doubt_total",
         "crosswire_bus_node_",
     ];
     let mut expected: Vec<String> = SHAPE

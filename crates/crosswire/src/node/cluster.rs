@@ -15,7 +15,7 @@ use bytes::Bytes;
 use crosswire_protocol::channels::ChannelKind;
 use crosswire_protocol::envelope::{
     decode_bridge, decode_value, decode_ws_route, encode_bridge, encode_ws_route_at,
-    is_own_message, BridgeMessage, Codec, WsRoute,
+    is_own_message, sent_by, BridgeMessage, Codec, WsRoute,
 };
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -393,7 +393,20 @@ impl Node {
                 }
             },
         };
-        match self.inner.channels.classify(&msg.channel) {
+        let kind = self.inner.channels.classify(&msg.channel);
+        // The bus hands a node its own publications back: skipped before
+        // they are decoded. (Not a room message that a history in the bus
+        // positioned: those come back on purpose, see `comes_back`.)
+        let may_come_back = !matches!(kind, ChannelKind::Bridge | ChannelKind::NodeBridge)
+            && matches!(
+                self.inner.history,
+                Some(crate::history::SharedHistory::Backend(_))
+            );
+        if !may_come_back && sent_by(payload, codec, kind, own) {
+            Stats::incr(&stats.bus_own_skipped);
+            return;
+        }
+        match kind {
             ChannelKind::Bridge | ChannelKind::NodeBridge => match decode_bridge(payload, codec) {
                 Ok(env) => {
                     if let Some(sender) = env.message.sender_server() {
