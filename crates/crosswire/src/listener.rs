@@ -48,18 +48,6 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 /// How often an accept failure is logged at most.
 const ACCEPT_ERROR_LOG_PERIOD: Duration = Duration::from_secs(10);
 
-/// Most connections whose handshake (TLS, request head, upgrade) is worked
-/// on at once. A burst of thousands of connections then cannot fill the
-/// runtime's queues ahead of the tasks that deliver to the sockets already
-/// open: the others wait, parked, for a slot (their `handshake_timeout`
-/// runs meanwhile).
-const HANDSHAKE_SLOTS: usize = 32;
-
-/// Longest time a connection keeps its handshake slot: one that sends its
-/// request head slowly goes on without a slot, so it cannot hold up the
-/// others.
-const HANDSHAKE_SLOT_TIME: Duration = Duration::from_millis(50);
-
 /// Connections that have not completed their upgrade, oldest first, each
 /// with the token that drops it.
 struct Pending {
@@ -164,7 +152,6 @@ pub(crate) async fn serve<H: Host>(
     stop: CancellationToken,
 ) {
     let pending = Arc::new(Pending::new(host.config()));
-    let slots = Arc::new(tokio::sync::Semaphore::new(HANDSHAKE_SLOTS));
     let stats = host.stats().clone();
     #[cfg(feature = "tls")]
     let tls = host.config().tls.as_ref().map(|t| t.acceptor());
@@ -222,20 +209,10 @@ pub(crate) async fn serve<H: Host>(
         let pending = pending.clone();
         let app = app.clone();
         let host = host.clone();
-        let slots = slots.clone();
         #[cfg(feature = "tls")]
         let tls = tls.clone();
         tokio::spawn(async move {
             let accepted = tokio::time::Instant::now();
-            // Bounded slices of handshakes: wait for a slot, keep it while
-            // the handshake works, at most HANDSHAKE_SLOT_TIME.
-            let slot = tokio::select! {
-                slot = slots.acquire_owned() => slot.ok(),
-                () = token.cancelled() => {
-                    pending.remove(id);
-                    return;
-                }
-            };
             let ended = async {
                 #[cfg(feature = "tls")]
                 if let Some(tls) = tls {
@@ -247,21 +224,12 @@ pub(crate) async fn serve<H: Host>(
                 }
                 serve_connection(&host, tcp, remote, app, accepted).await;
             };
-            tokio::pin!(ended);
-            let mut slot = slot;
-            let give_back = tokio::time::sleep(HANDSHAKE_SLOT_TIME);
-            tokio::pin!(give_back);
-            loop {
-                tokio::select! {
-                    () = &mut ended => break,
-                    () = token.cancelled() => {
-                        tracing::debug!(%remote, "connection waiting for its upgrade pushed out");
-                        break;
-                    }
-                    () = &mut give_back, if slot.is_some() => slot = None,
+            tokio::select! {
+                () = ended => {}
+                () = token.cancelled() => {
+                    tracing::debug!(%remote, "connection waiting for its upgrade pushed out");
                 }
             }
-            drop(slot);
             pending.remove(id);
         });
     }
