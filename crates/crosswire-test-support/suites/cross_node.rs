@@ -51,6 +51,22 @@ pub async fn run_all(make: impl Fn(&str) -> BoxFuture<'static, NodeBuilder>) {
     crash(&make).await;
 }
 
+/// The suite's nodes on the in-memory bus `hub`, in `codec`, announcing
+/// every 100 ms and dropped after 1 s of silence.
+pub fn on_memory(
+    hub: crosswire::bus::MemoryHub,
+    codec: crosswire::protocol::envelope::Codec,
+) -> impl Fn(&str) -> BoxFuture<'static, NodeBuilder> {
+    move |name: &str| -> BoxFuture<'static, NodeBuilder> {
+        let builder = Node::builder()
+            .server_name(name)
+            .codec(codec)
+            .bus(hub.bus())
+            .membership(Duration::from_millis(100), Duration::from_millis(1000));
+        Box::pin(async move { builder })
+    }
+}
+
 /// The same nodes as `make`'s, routing by host (`Routing::ByHost`).
 pub fn by_host(
     make: impl Fn(&str) -> BoxFuture<'static, NodeBuilder>,

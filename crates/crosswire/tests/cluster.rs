@@ -123,18 +123,7 @@ async fn every_send_path_crosses_nodes_json() {
 /// The cross-node suite every bus runs (send paths, cross-server calls,
 /// cluster queries, a node crashing), on the memory bus.
 async fn cross_node_suite(codec: Codec) {
-    let hub = MemoryHub::new();
-    cross_node::run_all(
-        move |name: &str| -> futures_util::future::BoxFuture<'static, NodeBuilder> {
-            let builder = Node::builder()
-                .server_name(name)
-                .codec(codec)
-                .bus(hub.bus())
-                .membership(Duration::from_millis(100), Duration::from_millis(1000));
-            Box::pin(async move { builder })
-        },
-    )
-    .await;
+    cross_node::run_all(cross_node::on_memory(MemoryHub::new(), codec)).await;
 }
 
 #[tokio::test]

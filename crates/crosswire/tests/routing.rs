@@ -261,18 +261,10 @@ async fn routing_channel_names_are_refused_as_custom_channels() {
 
 /// The cross-node suite every bus runs, routing by host.
 async fn suite(codec: Codec) {
-    let hub = MemoryHub::new();
-    cross_node::run_all(
-        move |name: &str| -> futures_util::future::BoxFuture<'static, NodeBuilder> {
-            let builder = Node::builder()
-                .server_name(name)
-                .codec(codec)
-                .bus(hub.bus())
-                .routing(Routing::ByHost)
-                .membership(Duration::from_millis(100), Duration::from_millis(1000));
-            Box::pin(async move { builder })
-        },
-    )
+    cross_node::run_all(cross_node::by_host(cross_node::on_memory(
+        MemoryHub::new(),
+        codec,
+    )))
     .await;
 }
 

@@ -590,6 +590,20 @@ impl Node {
         self.add_handler_unchecked(event, handler, false, None)
     }
 
+    /// What another node sent in one of crosswire's own events: its name
+    /// and the payload read as `T`; `None` for this node's own message or a
+    /// payload of another shape.
+    pub(crate) fn sent_by_other_node<T: serde::de::DeserializeOwned>(
+        &self,
+        msg: CrossServerMessage,
+    ) -> Option<(String, T)> {
+        let from = msg.sender_server?;
+        if from == self.server_name() {
+            return None;
+        }
+        Some((from, serde_json::from_value(msg.payload).ok()?))
+    }
+
     /// A call of one of crosswire's own cross-server events.
     pub(crate) fn emit_internal(&self, event: &'static str, payload: Value) -> CrossServerEmit<'_> {
         CrossServerEmit {

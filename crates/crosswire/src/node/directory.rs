@@ -249,15 +249,9 @@ impl Node {
         self.on_internal(
             DIRECTORY_EVENT,
             |node: Node, msg: CrossServerMessage| async move {
-                let (Some(from), Ok(d)) = (
-                    msg.sender_server,
-                    serde_json::from_value::<Delta>(msg.payload),
-                ) else {
+                let Some((from, d)) = node.sent_by_other_node::<Delta>(msg) else {
                     return;
                 };
-                if from == node.server_name() {
-                    return;
-                }
                 let from: Arc<str> = from.into();
                 let now = Instant::now();
                 let mut state = node.directory().state.lock();
@@ -273,15 +267,9 @@ impl Node {
         self.on_internal(
             DIRECTORY_SYNC_EVENT,
             |node: Node, msg: CrossServerMessage| async move {
-                let (Some(from), Ok(sync)) = (
-                    msg.sender_server,
-                    serde_json::from_value::<Sync>(msg.payload),
-                ) else {
+                let Some((from, sync)) = node.sent_by_other_node::<Sync>(msg) else {
                     return;
                 };
-                if from == node.server_name() {
-                    return;
-                }
                 let from: Arc<str> = from.into();
                 let now = Instant::now();
                 let mut state = node.directory().state.lock();

@@ -311,13 +311,10 @@ impl Node {
         self.on_internal(
             PRESENCE_EVENT,
             |node: Node, msg: CrossServerMessage| async move {
-                let (Some(from), Ok(d)) = (
-                    msg.sender_server,
-                    serde_json::from_value::<Delta>(msg.payload),
-                ) else {
+                let Some((from, d)) = node.sent_by_other_node::<Delta>(msg) else {
                     return;
                 };
-                if from != node.server_name() && node.has_presence(&d.ns) {
+                if node.has_presence(&d.ns) {
                     if let Some(change) = node.inner.presence.apply(&from, &d) {
                         node.tell_members(&change);
                     }
@@ -327,16 +324,11 @@ impl Node {
         self.on_internal(
             SYNC_EVENT,
             |node: Node, msg: CrossServerMessage| async move {
-                let (Some(from), Ok(sync)) = (
-                    msg.sender_server,
-                    serde_json::from_value::<Sync>(msg.payload),
-                ) else {
+                let Some((from, sync)) = node.sent_by_other_node::<Sync>(msg) else {
                     return;
                 };
-                if from != node.server_name() {
-                    for change in node.inner.presence.replace_node(&from, &sync) {
-                        node.tell_members(&change);
-                    }
+                for change in node.inner.presence.replace_node(&from, &sync) {
+                    node.tell_members(&change);
                 }
             },
         )?;
