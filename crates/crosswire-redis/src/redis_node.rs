@@ -272,7 +272,12 @@ pub(crate) fn redact(url: &str) -> String {
 /// The reconnection delay after `failures` failed attempts in a row: 50 ms
 /// doubling per failure, capped, then jittered down by up to half.
 pub(crate) fn backoff(failures: u32, config: &RedisBusConfig) -> Duration {
-    let cap = config.reconnect_backoff_max.max(Duration::from_millis(1));
+    backoff_capped(failures, config.reconnect_backoff_max)
+}
+
+/// [`backoff`] with the cap given.
+pub(crate) fn backoff_capped(failures: u32, cap: Duration) -> Duration {
+    let cap = cap.max(Duration::from_millis(1));
     let base = Duration::from_millis(50)
         .saturating_mul(1u32 << failures.min(16))
         .min(cap);

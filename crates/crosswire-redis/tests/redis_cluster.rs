@@ -12,12 +12,11 @@ mod cross_node;
 mod support;
 
 use bytes::Bytes;
-use crosswire::bus::{Bus, BusMessage};
+use crosswire::bus::Bus;
 use crosswire::{Node, NodeBuilder};
 use crosswire_redis::{key_slot, RedisClusterBus, RedisClusterConfig};
 use futures_util::future::BoxFuture;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
 
@@ -45,46 +44,15 @@ async fn bus(cluster: &RedisCluster, name: &str) -> RedisClusterBus {
     bus
 }
 
-/// What a bus receives, collected in the background.
-struct Inbox {
-    messages: Arc<Mutex<Vec<BusMessage>>>,
-    _task: tokio::task::JoinHandle<()>,
-}
-
-impl Inbox {
-    fn new(bus: &RedisClusterBus) -> Self {
-        let mut rx = bus.take_incoming().expect("first take");
-        let messages = Arc::new(Mutex::new(Vec::new()));
-        let sink = messages.clone();
-        let task = tokio::spawn(async move {
-            while let Some(m) = rx.recv().await {
-                sink.lock().unwrap().push(m);
-            }
-        });
-        Inbox {
-            messages,
-            _task: task,
-        }
-    }
-
-    fn payloads(&self, channel: &str) -> Vec<Bytes> {
-        self.messages
-            .lock()
-            .unwrap()
+/// Waits until `payload` arrived on `channel`.
+async fn wait_for(inbox: &Inbox, channel: &str, payload: &str) {
+    eventually(LIMIT, &format!("{payload} on {channel}"), || {
+        inbox
+            .payloads(channel)
             .iter()
-            .filter(|m| &*m.channel == channel)
-            .map(|m| m.payload.clone())
-            .collect()
-    }
-
-    async fn wait_for(&self, channel: &str, payload: &str) {
-        eventually(LIMIT, &format!("{payload} on {channel}"), || {
-            self.payloads(channel)
-                .iter()
-                .any(|p| &p[..] == payload.as_bytes())
-        })
-        .await;
-    }
+            .any(|p| &p[..] == payload.as_bytes())
+    })
+    .await;
 }
 
 /// Per master port, `per_master` channel names whose slots it owns (the
@@ -181,14 +149,14 @@ async fn channels_on_every_master_arrive_in_call_order_and_unsubscribe_stops_the
     within(LIMIT, a.publish(kept, "after".into()))
         .await
         .unwrap();
-    inbox.wait_for(kept, "after").await;
+    wait_for(&inbox, kept, "after").await;
     assert_eq!(inbox.payloads(gone).len(), 200, "nothing after unsubscribe");
     // Subscribe again: delivered again.
     within(LIMIT, b.subscribe(gone)).await.unwrap();
     within(LIMIT, a.publish(gone, "again".into()))
         .await
         .unwrap();
-    inbox.wait_for(gone, "again").await;
+    wait_for(&inbox, gone, "again").await;
     let health = b.health();
     assert!(health.healthy && health.nodes.len() == 3, "{health:?}");
     assert_eq!((health.reconnects, health.dropped), (0, 0));
@@ -210,7 +178,7 @@ async fn a_subscription_follows_its_slot_to_another_master() {
     within(LIMIT, a.publish(channel, "before".into()))
         .await
         .unwrap();
-    inbox.wait_for(channel, "before").await;
+    wait_for(&inbox, channel, "before").await;
 
     tokio::task::block_in_place(|| cluster.migrate_slot(slot, to));
     // Redis unsubscribes the channel on the old master; the bus reads the
@@ -230,7 +198,7 @@ async fn a_subscription_follows_its_slot_to_another_master() {
     within(LIMIT, a.publish(channel, "after".into()))
         .await
         .unwrap();
-    inbox.wait_for(channel, "after").await;
+    wait_for(&inbox, channel, "after").await;
     assert!(a.stats().redirects >= 1, "{:?}", a.stats());
     assert_eq!(a.master_of(channel).as_deref(), Some(new_master.as_str()));
     let got = inbox.payloads(channel);
@@ -259,7 +227,7 @@ async fn a_killed_master_is_replaced_and_the_bus_resubscribes_with_the_loss_coun
     within(LIMIT, a.publish(&channel, "0".into()))
         .await
         .unwrap();
-    inbox.wait_for(&channel, "0").await;
+    wait_for(&inbox, &channel, "0").await;
     assert_eq!(b.health().reconnects, 0);
 
     let promoted = tokio::task::block_in_place(|| cluster.kill_master_and_wait_failover(victim));
@@ -282,9 +250,9 @@ async fn a_killed_master_is_replaced_and_the_bus_resubscribes_with_the_loss_coun
     within(Duration::from_secs(15), a.publish(&channel, "1".into()))
         .await
         .unwrap();
-    inbox.wait_for(&channel, "1").await;
+    wait_for(&inbox, &channel, "1").await;
     within(LIMIT, a.publish(&other, "x".into())).await.unwrap();
-    inbox.wait_for(&other, "x").await;
+    wait_for(&inbox, &other, "x").await;
     assert_eq!(shard_numsub(promoted, &channel).await, 1);
     a.close().await;
     b.close().await;

@@ -145,11 +145,7 @@ impl RedisClusterConfig {
 
     /// The reconnection delay after `failures` failed attempts in a row.
     pub(crate) fn backoff(&self, failures: u32) -> Duration {
-        let cap = self.reconnect_backoff_max.max(Duration::from_millis(1));
-        let base = Duration::from_millis(50)
-            .saturating_mul(1u32 << failures.min(16))
-            .min(cap);
-        base.mul_f64(rand::random_range(0.5..=1.0))
+        crate::redis_node::backoff_capped(failures, self.reconnect_backoff_max)
     }
 }
 

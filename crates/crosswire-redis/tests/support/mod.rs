@@ -51,7 +51,7 @@ pub struct Inbox {
 }
 
 impl Inbox {
-    pub fn new(bus: &RedisBus) -> Self {
+    pub fn new(bus: &impl crosswire::bus::Bus) -> Self {
         let mut rx: mpsc::Receiver<BusMessage> = bus.take_incoming().expect("first take");
         let messages = Arc::new(Mutex::new(Vec::new()));
         let sink = messages.clone();
@@ -70,6 +70,17 @@ impl Inbox {
         self.messages.lock().unwrap().len()
     }
 
+    /// The payloads received on `channel`, in order.
+    pub fn payloads(&self, channel: &str) -> Vec<Bytes> {
+        self.messages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| &*m.channel == channel)
+            .map(|m| m.payload.clone())
+            .collect()
+    }
+
     /// How many times each payload arrived on `channel`.
     pub fn counts(&self, channel: &str) -> HashMap<Bytes, usize> {
         let mut counts = HashMap::new();
@@ -79,16 +90,6 @@ impl Inbox {
             }
         }
         counts
-    }
-
-    pub fn payloads(&self, channel: &str) -> Vec<Bytes> {
-        self.messages
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|m| &*m.channel == channel)
-            .map(|m| m.payload.clone())
-            .collect()
     }
 }
 
