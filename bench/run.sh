@@ -76,6 +76,9 @@ fi
 STEP_SECS="${STEP_SECS:-5}"
 FANOUT_N="${FANOUT_N:-1000}"
 TRAFFIC_C="${TRAFFIC_C:-2000}"
+# crosswire's nodes share the machine's cores: each runs cores / nodes
+# worker threads (at least one), as each Node.js peer runs one thread.
+CORES="$(nproc)"
 TRAFFIC_RATE="${TRAFFIC_RATE:-1000}"
 FANOUT_P="${FANOUT_P:-10}"
 ECHO_C="${ECHO_C:-50}"
@@ -243,7 +246,8 @@ start_nodes() {
       bus_args=(--redis-cluster "$RCLUSTER_URLS" --nodes "$count")
     fi
     case "$system" in
-      crosswire) "$BIN/bench-server" --port "$port" --name "n$i" "${bus_args[@]}" ${CROSSWIRE_ARGS:-} > "$log" 2>&1 & ;;
+      crosswire) "$BIN/bench-server" --port "$port" --name "n$i" "${bus_args[@]}" \
+        --worker-threads "$(( CORES / count > 0 ? CORES / count : 1 ))" ${CROSSWIRE_ARGS:-} > "$log" 2>&1 & ;;
       socketio) "$NODE" bench/socketio/server.js --port "$port" --name "n$i" "${redis_args[@]}" > "$log" 2>&1 & ;;
     esac
     pid=$!

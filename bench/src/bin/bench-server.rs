@@ -103,6 +103,11 @@ struct Args {
     /// `by-host` (each node receives only what it hosts).
     #[arg(long, value_enum, default_value_t = RoutingArg::Compatible)]
     routing: RoutingArg,
+    /// Worker threads of the runtime (default: one per core). When K
+    /// nodes share a machine, cores / K avoids handing every message
+    /// between more threads than there are cores.
+    #[arg(long, value_name = "N")]
+    worker_threads: Option<usize>,
     /// Codec of the bus envelopes: `msgpack` (the default, the original's
     /// `enableRedisDataCompression: true`) or `json`. Every node of a
     /// cluster must use the same.
@@ -145,14 +150,26 @@ fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .init();
-    match run(Args::parse()).await {
+    let args = Args::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(n) = args.worker_threads {
+        runtime.worker_threads(n.max(1));
+    }
+    let runtime = match runtime.build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bench-server: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // Plainly, not as `Debug` (which would print a string in quotes).
