@@ -89,7 +89,9 @@ pub struct RedisBusConfig {
     pub ping_timeout: Duration,
 
     /// How long a batch of PUBLISHes may stay unanswered before its Redis
-    /// node is taken out of rotation (default 100 ms). A frozen or cut-off
+    /// node is taken out of rotation, when another Redis node can take the
+    /// traffic (default 100 ms; when every node is that slow, as on an
+    /// overloaded machine, publishing waits instead of failing). A frozen or cut-off
     /// Redis is thus detected by the traffic itself, within this time: the
     /// publishes queued for it and not yet written go to another node at
     /// once, and the ones already written wait for its answer (they are

@@ -224,6 +224,14 @@ async fn serve(
                 }
             }
             _ = time::sleep_until(stall_at.unwrap_or_else(Instant::now)), if stall_at.is_some() && !stalled => {
+                stall_at = None;
+                // Only when another Redis node can take the traffic: a
+                // stall of every node (an overloaded machine) must slow
+                // publishing down, not fail it.
+                let others = shared.nodes().iter().any(|n| n.id != node.id && n.is_target());
+                if !others {
+                    continue;
+                }
                 stalled = true;
                 bump(&shared.counters.stalls);
                 let reason = format!(
