@@ -8,9 +8,7 @@
 //! each node has to read, next to the deliveries, loss and latency.
 
 use super::rate::{rate_task, RateCtx, RateRun, Sends, StepResult};
-use super::{
-    add_errors, connect, finish, human_lat, push_verdict, wait_ready, Env, Outcome, REPLY_TIMEOUT,
-};
+use super::{connect, end, human_lat, push_verdict, wait_ready, Env, Outcome, REPLY_TIMEOUT};
 use crate::loadgen::cli::TrafficArgs;
 use crate::loadgen::client::{open, request};
 use crate::loadgen::gen::{Rng, Shared};
@@ -223,13 +221,7 @@ pub async fn traffic(env: &Env, a: &TrafficArgs) -> Outcome {
             }
         }
     }
-    finish(&sh, handles).await;
-    push_verdict(&mut lines, &notes, &failures);
-    let mut out = Outcome {
-        lines,
-        json,
-        failures,
-    };
-    add_errors(&mut out, &sh);
-    out
+    // The notes first; `end` adds the failures.
+    push_verdict(&mut lines, &notes, &[]);
+    end(&sh, handles, lines, json, failures).await
 }
