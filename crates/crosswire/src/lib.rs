@@ -83,6 +83,7 @@ pub mod events;
 mod extract;
 pub mod handler;
 pub mod history;
+pub mod http_api;
 mod listener;
 mod local;
 pub mod node;

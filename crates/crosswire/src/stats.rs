@@ -408,6 +408,36 @@ node_stats! {
             /// `timeout`.
             handshakes_tls_failed = "tls",
         }
+        "http_api_requests", "Requests answered by the HTTP API, by answer code (ok, or the error code).", "code" {
+            /// HTTP API requests answered successfully.
+            http_api_ok = "ok",
+            /// HTTP API requests without an accepted bearer token.
+            http_api_unauthorized = "unauthorized",
+            /// HTTP API requests whose body was not JSON.
+            http_api_invalid_json = "invalid_json",
+            /// HTTP API requests whose JSON did not fit the route.
+            http_api_invalid_request = "invalid_request",
+            /// HTTP API requests with a body above the limit.
+            http_api_body_too_large = "body_too_large",
+            /// HTTP API requests whose body was not `application/json`.
+            http_api_unsupported_media_type = "unsupported_media_type",
+            /// HTTP API requests for no route.
+            http_api_not_found = "not_found",
+            /// HTTP API requests with a method the route does not take.
+            http_api_method_not_allowed = "method_not_allowed",
+            /// HTTP API calls naming nodes that are not live.
+            http_api_unknown_server = "unknown_server",
+            /// HTTP API requests for a feature the node does not run.
+            http_api_feature_disabled = "feature_disabled",
+            /// HTTP API requests above its rate limit.
+            http_api_rate_limited = "rate_limited",
+            /// HTTP API requests refused while the node could not serve them.
+            http_api_unavailable = "unavailable",
+            /// HTTP API calls refused at max_pending_cross_server_calls.
+            http_api_too_many_calls = "too_many_calls",
+            /// HTTP API requests that failed inside the node.
+            http_api_internal = "internal",
+        }
         "bus_messages", "Bus messages received, by outcome.", "outcome" {
             /// Messages received from the bus.
             bus_received = "received",
@@ -451,6 +481,25 @@ impl Stats {
 
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Every counter as `(name, value)`: the family's name without its
+    /// `crosswire_` prefix, and for a labelled family `.<label value>`
+    /// (`socket_closes.slow_consumer`).
+    pub(crate) fn counter_values(&self) -> Vec<(String, u64)> {
+        let mut out = Vec::new();
+        for family in COUNTERS {
+            let name = family.name.trim_start_matches("crosswire_");
+            for series in family.series {
+                let value = (series.get)(self).load(Ordering::Relaxed);
+                let key = match series.value {
+                    Some(v) => format!("{name}.{v}"),
+                    None => name.to_owned(),
+                };
+                out.push((key, value));
+            }
+        }
+        out
     }
 
     /// Writes every counter and histogram family, each series labelled

@@ -579,7 +579,7 @@ fn close_info(frame: Option<CloseFrame>) -> CloseInfo {
 }
 
 /// Per-socket token bucket for the rate limit.
-struct TokenBucket {
+pub(crate) struct TokenBucket {
     tokens: f64,
     burst: f64,
     per_second: f64,
@@ -587,7 +587,7 @@ struct TokenBucket {
 }
 
 impl TokenBucket {
-    fn new(limit: crate::config::RateLimit) -> Self {
+    pub(crate) fn new(limit: crate::config::RateLimit) -> Self {
         TokenBucket {
             tokens: f64::from(limit.burst.max(1)),
             burst: f64::from(limit.burst.max(1)),
@@ -596,7 +596,7 @@ impl TokenBucket {
         }
     }
 
-    fn take(&mut self) -> bool {
+    pub(crate) fn take(&mut self) -> bool {
         let now = tokio::time::Instant::now();
         let elapsed = now.duration_since(self.last).as_secs_f64();
         self.last = now;
