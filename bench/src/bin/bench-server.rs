@@ -80,6 +80,8 @@ struct Args {
     metrics_port: Option<u16>,
     #[command(flatten)]
     limits: crosswire::cli::LimitArgs,
+    #[command(flatten)]
+    http: crosswire::cli::HttpApiArgs,
     /// Most cross-server calls waiting at once (default: crosswire's 10 000).
     #[arg(long)]
     max_pending_calls: Option<usize>,
@@ -450,6 +452,9 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         ""
     };
     println!("bench-server {}{tls} listening on {addr}", args.name);
+    if let Some(api) = args.http.serve(&node).await? {
+        println!("bench-server {} HTTP API on {api}", args.name);
+    }
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

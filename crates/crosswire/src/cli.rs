@@ -160,3 +160,97 @@ fn parse_rate(s: &str) -> Result<(f64, u32), String> {
     }
     Ok((rate, burst))
 }
+
+/// The HTTP API's flags ([`crate::http_api`]): where to serve it, its
+/// tokens and its admin page. Without `--http-api` no API is served.
+///
+/// # Examples
+///
+/// ```
+/// use clap::Parser;
+/// #[derive(Parser)]
+/// struct Args {
+///     #[command(flatten)]
+///     http: crosswire::cli::HttpApiArgs,
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let args = Args::parse_from([
+///     "server", "--http-api", "127.0.0.1:0", "--http-token", "new,old", "--admin",
+/// ]);
+/// assert_eq!(args.http.http_token, ["new", "old"]);
+/// let node = crosswire::Node::builder().build()?;
+/// let addr = args.http.serve(&node).await?;
+/// assert!(addr.is_some());
+/// // No address, no API.
+/// assert!(Args::parse_from(["server"]).http.serve(&node).await?.is_none());
+/// // An address without a token is refused.
+/// assert!(Args::parse_from(["server", "--http-api", "127.0.0.1:0"]).http.serve(&node).await.is_err());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct HttpApiArgs {
+    /// Serve the HTTP API (and the admin page with --admin) on this
+    /// address, e.g. 127.0.0.1:8090. Keep it off the public network.
+    #[arg(long, value_name = "ADDR")]
+    pub http_api: Option<String>,
+    /// Bearer token of the HTTP API; repeat it (or separate with commas) to
+    /// accept several while rotating them.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        env = "CROSSWIRE_HTTP_TOKENS",
+        hide_env_values = true
+    )]
+    pub http_token: Vec<String>,
+    /// Serve the admin page at /admin of the HTTP API.
+    #[arg(long)]
+    pub admin: bool,
+    /// Largest HTTP API request body in bytes (default 1 MiB).
+    #[arg(long, value_name = "BYTES")]
+    pub http_max_body: Option<usize>,
+    /// HTTP API requests allowed as `PER_SECOND:BURST` (default 2000:4000),
+    /// or `off`.
+    #[arg(long, value_name = "PER_SECOND:BURST", value_parser = parse_optional_rate)]
+    pub http_rate_limit: Option<Option<crate::RateLimit>>,
+}
+
+fn parse_optional_rate(s: &str) -> Result<Option<crate::RateLimit>, String> {
+    if s == "off" {
+        return Ok(None);
+    }
+    let (per_second, burst) = parse_rate(s)?;
+    Ok(Some(crate::RateLimit { per_second, burst }))
+}
+
+impl HttpApiArgs {
+    /// The API's configuration from the flags.
+    pub fn config(&self) -> crate::http_api::HttpApiConfig {
+        let mut config = crate::http_api::HttpApiConfig::new(self.http_token.iter().cloned())
+            .admin_page(self.admin);
+        if let Some(bytes) = self.http_max_body {
+            config = config.max_body_bytes(bytes);
+        }
+        if let Some(limit) = self.http_rate_limit {
+            config.rate_limit = limit;
+        }
+        config
+    }
+
+    /// Serves the API of `node` when `--http-api` was given; returns its
+    /// address.
+    ///
+    /// # Errors
+    ///
+    /// No `--http-token`, or the address cannot be bound.
+    pub async fn serve(&self, node: &crate::Node) -> crate::Result<Option<std::net::SocketAddr>> {
+        match &self.http_api {
+            Some(addr) => node
+                .listen_http_api(addr.as_str(), self.config())
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
+    }
+}

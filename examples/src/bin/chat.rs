@@ -121,6 +121,9 @@ struct Args {
     any_origin: bool,
     #[command(flatten)]
     limits: crosswire::cli::LimitArgs,
+    /// The HTTP API (served by the first node of the process).
+    #[command(flatten)]
+    http: crosswire::cli::HttpApiArgs,
 }
 
 /// What the node knows about a connected person (kept on the socket).
@@ -427,6 +430,19 @@ async fn start_node(
         node.server_name(),
         local.port()
     );
+    if index == 0 {
+        if let Some(api) = args.http.serve(&node).await? {
+            let admin = if args.http.admin {
+                " (admin page: /admin)"
+            } else {
+                ""
+            };
+            println!(
+                "HTTP API of {} on http://{api}/api/v1/{admin}",
+                node.server_name()
+            );
+        }
+    }
     Ok(node)
 }
 
