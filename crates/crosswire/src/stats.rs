@@ -427,8 +427,6 @@ node_stats! {
             http_api_method_not_allowed = "method_not_allowed",
             /// HTTP API calls naming nodes that are not live.
             http_api_unknown_server = "unknown_server",
-            /// HTTP API requests for a feature the node does not run.
-            http_api_feature_disabled = "feature_disabled",
             /// HTTP API requests above its rate limit.
             http_api_rate_limited = "rate_limited",
             /// HTTP API requests refused while the node could not serve them.

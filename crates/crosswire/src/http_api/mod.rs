@@ -53,10 +53,10 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use crosswire_protocol::client::PushFrame;
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -319,8 +319,6 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 404: a call names nodes that are not live members of the cluster.
     UnknownServer,
-    /// 404: the namespace has no room presence on this node.
-    FeatureDisabled,
     /// 429: more requests than the API's rate limit.
     RateLimited,
     /// 503: the node is shutting down, or its bus cannot publish (nothing
@@ -350,7 +348,6 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::UnknownServer => "unknown_server",
-            ErrorCode::FeatureDisabled => "feature_disabled",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::TooManyCalls => "too_many_calls",
@@ -371,7 +368,7 @@ impl ErrorCode {
             ErrorCode::InvalidJson | ErrorCode::InvalidRequest => 400,
             ErrorCode::BodyTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
-            ErrorCode::NotFound | ErrorCode::UnknownServer | ErrorCode::FeatureDisabled => 404,
+            ErrorCode::NotFound | ErrorCode::UnknownServer => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RateLimited => 429,
             ErrorCode::Unavailable | ErrorCode::TooManyCalls => 503,
@@ -389,7 +386,6 @@ impl ErrorCode {
             ErrorCode::NotFound => &stats.http_api_not_found,
             ErrorCode::MethodNotAllowed => &stats.http_api_method_not_allowed,
             ErrorCode::UnknownServer => &stats.http_api_unknown_server,
-            ErrorCode::FeatureDisabled => &stats.http_api_feature_disabled,
             ErrorCode::RateLimited => &stats.http_api_rate_limited,
             ErrorCode::Unavailable => &stats.http_api_unavailable,
             ErrorCode::TooManyCalls => &stats.http_api_too_many_calls,
@@ -692,20 +688,17 @@ impl<T: DeserializeOwned> axum::extract::FromRequest<Arc<Api>> for JsonBody<T> {
     }
 }
 
-/// A payload as the request gave it (`null` when absent): passed on
-/// without being parsed into a tree.
-fn payload_or_null(payload: &Option<Box<RawValue>>) -> &RawValue {
-    const NULL: &str = "null";
-    match payload {
-        Some(p) => p,
-        None => {
-            // A literal that is valid JSON: cannot fail.
-            static NULL_RAW: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
-            NULL_RAW.get_or_init(|| {
-                RawValue::from_string(NULL.to_owned()).unwrap_or_else(|_| unreachable!())
-            })
-        }
-    }
+/// A field that is present, `null` included (absent: `None`, by
+/// `#[serde(default)]`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// The frame of `event` with `payload` (none: the frame has no `payload`
+/// key, as the original writes an event sent without one).
+fn frame(event: &str, payload: Option<&Value>) -> ApiResult<PushFrame> {
+    non_empty(event, "event")?;
+    PushFrame::encode(event, payload).map_err(|e| crate::Error::from(e).into())
 }
 
 fn non_empty(value: &str, what: &'static str) -> ApiResult<()> {
@@ -764,8 +757,8 @@ const SENT: Json<Sent> = Json(Sent { ok: true });
 #[serde(deny_unknown_fields)]
 struct BroadcastBody {
     event: String,
-    #[serde(default)]
-    payload: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    payload: Option<Value>,
     #[serde(default)]
     local_only: bool,
 }
@@ -774,14 +767,9 @@ async fn broadcast(
     State(api): State<Arc<Api>>,
     JsonBody(body): JsonBody<BroadcastBody>,
 ) -> ApiResult<Json<Sent>> {
-    non_empty(&body.event, "event")?;
+    let frame = frame(&body.event, body.payload.as_ref())?;
     check_serving(&api.node)?;
-    let payload = payload_or_null(&body.payload);
-    if body.local_only {
-        api.node.broadcast_local(&body.event, payload)?;
-    } else {
-        api.node.broadcast(&body.event, payload)?;
-    }
+    api.node.broadcast_frame(&frame, body.local_only);
     Ok(SENT)
 }
 
@@ -790,15 +778,15 @@ async fn broadcast(
 struct SendBody {
     ids: Vec<String>,
     event: String,
-    #[serde(default)]
-    payload: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    payload: Option<Value>,
 }
 
 async fn send(
     State(api): State<Arc<Api>>,
     JsonBody(body): JsonBody<SendBody>,
 ) -> ApiResult<Json<Sent>> {
-    non_empty(&body.event, "event")?;
+    let frame = frame(&body.event, body.payload.as_ref())?;
     check_ids(&body.ids, "ids")?;
     if body.ids.is_empty() {
         return Err(ApiError::new(
@@ -807,8 +795,7 @@ async fn send(
         ));
     }
     check_serving(&api.node)?;
-    api.node
-        .to_socket_ids(&body.ids, &body.event, payload_or_null(&body.payload))?;
+    api.node.to_socket_ids_frame(&body.ids, &frame);
     Ok(SENT)
 }
 
@@ -818,8 +805,8 @@ struct RoomSendBody {
     namespace: String,
     room: String,
     event: String,
-    #[serde(default)]
-    payload: Option<Box<RawValue>>,
+    #[serde(default, deserialize_with = "present")]
+    payload: Option<Value>,
     #[serde(default)]
     exclude: Vec<String>,
     #[serde(default)]
@@ -832,20 +819,16 @@ async fn room_send(
 ) -> ApiResult<Json<Sent>> {
     non_empty(&body.namespace, "namespace")?;
     non_empty(&body.room, "room")?;
-    non_empty(&body.event, "event")?;
+    let frame = frame(&body.event, body.payload.as_ref())?;
     check_ids(&body.exclude, "exclude")?;
+    api.node.check_room_args(&body.namespace, &body.room)?;
     check_serving(&api.node)?;
     let mut options = RoomSend::new().exclude(body.exclude);
     if body.local_only {
         options = options.local_only();
     }
-    api.node.broadcast_to_room(
-        &body.namespace,
-        &body.room,
-        &body.event,
-        payload_or_null(&body.payload),
-        options,
-    )?;
+    api.node
+        .broadcast_to_room_frame(&body.namespace, &body.room, &frame, options)?;
     Ok(SENT)
 }
 
@@ -867,8 +850,9 @@ enum AllLiteral {
 #[serde(deny_unknown_fields)]
 struct CallBody {
     event: String,
-    #[serde(default)]
-    payload: Option<Box<RawValue>>,
+    /// Required, and not `null`: cross-server events always carry a
+    /// message (the original refuses one without).
+    payload: Value,
     #[serde(default)]
     servers: Vec<String>,
     #[serde(default)]
@@ -940,13 +924,9 @@ async fn call(
         }
     }
     check_serving(&api.node)?;
-    let payload: Value = match &body.payload {
-        Some(raw) => serde_json::from_str(raw.get()).map_err(crate::Error::from)?,
-        None => Value::Null,
-    };
     let mut emit = api
         .node
-        .emit_cross_server(&body.event, &payload)?
+        .emit_cross_server(&body.event, &body.payload)?
         .timeout(timeout);
     if !body.servers.is_empty() {
         emit = emit.to(body.servers);

@@ -67,7 +67,6 @@ fn http_errors(s: &StatsSnapshot) -> u64 {
         s.http_api_not_found,
         s.http_api_method_not_allowed,
         s.http_api_unknown_server,
-        s.http_api_feature_disabled,
         s.http_api_rate_limited,
         s.http_api_unavailable,
         s.http_api_too_many_calls,
