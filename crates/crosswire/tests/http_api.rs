@@ -107,6 +107,18 @@ async fn raw(
     (status, body)
 }
 
+/// A bad request: token, method, path, content type, body, and the
+/// status and error code expected.
+type Case<'a> = (
+    Option<&'a str>,
+    Method,
+    &'a str,
+    Option<&'a str>,
+    String,
+    u16,
+    &'a str,
+);
+
 fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("")
 }
@@ -361,7 +373,7 @@ async fn bad_input_gets_clear_codes_and_is_counted() {
     let json = Some("application/json");
     let send = "/api/v1/broadcast";
 
-    let cases: Vec<(Option<&str>, Method, &str, Option<&str>, String, u16, &str)> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             None,
             Method::POST,
