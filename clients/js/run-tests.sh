@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Tests of the JavaScript client (clients/js) and the browser test of the chat
-# demo (examples/chat/browser-test). Installs what they need when it is
-# missing (Node.js, redis-server, chromium from Debian; npm packages from the
-# lock files; never a browser download), builds the two Rust binaries they
-# run, then runs them.
+# Tests of the JavaScript client (clients/js) and the browser tests of the chat
+# demo and of the HTTP API's admin page (examples/chat/browser-test). Installs
+# what they need when it is missing (Node.js, redis-server, chromium from
+# Debian; npm packages from the lock files; never a browser download), builds
+# the two Rust binaries they run, then runs them.
 #
 #   clients/js/run-tests.sh              everything
 #   clients/js/run-tests.sh --no-browser the client tests only
-#   clients/js/run-tests.sh --browser    the browser test only
+#   clients/js/run-tests.sh --browser    the browser tests only
 #
 # Honours CARGO_TARGET_DIR. Exits non-zero if any test fails.
 set -euo pipefail
@@ -80,9 +80,11 @@ if [ "$run_client" = 1 ]; then
 fi
 
 if [ "$run_browser" = 1 ]; then
-    log "browser test (headless chromium, two chat nodes on redis)"
+    log "browser test of the chat (headless chromium, two chat nodes on redis)"
     npm_install "$BROWSER"
     (cd "$BROWSER" && node --test --test-timeout=180000 chat.test.mjs) || status=1
+    log "browser test of the admin page (headless chromium, two chat nodes with the HTTP API)"
+    (cd "$BROWSER" && node --test --test-timeout=180000 admin.test.mjs) || status=1
     echo "screenshots: $ROOT/target/screenshots/"
 fi
 

@@ -179,6 +179,17 @@ pub struct FanoutArgs {
     /// Seconds --freeze-pid stays frozen.
     #[arg(long, default_value_t = 3.0)]
     pub freeze_for: f64,
+    /// Publish through a crosswire node's HTTP API at this address
+    /// (`127.0.0.1:PORT`, repeatable: publisher i posts to address i mod
+    /// count) instead of WebSocket publishers: each publisher POSTs its
+    /// messages to `/api/v1/rooms/send` (or `/api/v1/broadcast` with
+    /// `--event all`) on one keep-alive connection; latency runs from the
+    /// request's start to the WebSocket delivery.
+    #[arg(long = "http-api", value_name = "ADDR", requires = "http_token")]
+    pub http_api: Vec<String>,
+    /// Bearer token of --http-api.
+    #[arg(long, env = "CROSSWIRE_HTTP_TOKENS", hide_env_values = true)]
+    pub http_token: Option<String>,
     /// Rate control.
     #[command(flatten)]
     pub rate: RateArgs,

@@ -54,6 +54,8 @@ use std::time::Duration;
 /// assert!(Args::try_parse_from(["server", "--rate-limit", "fast"]).is_err());
 /// ```
 #[derive(clap::Args, Debug, Clone, Default)]
+// The doc comment is for rustdoc: the program's own about text stays.
+#[command(about = None, long_about = None)]
 pub struct LimitArgs {
     /// Most open WebSocket connections; more are closed with 1013.
     #[arg(long)]
@@ -179,6 +181,9 @@ fn parse_rate(s: &str) -> Result<(f64, u32), String> {
 ///     "server", "--http-api", "127.0.0.1:0", "--http-token", "new,old", "--admin",
 /// ]);
 /// assert_eq!(args.http.http_token, ["new", "old"]);
+/// let off = Args::parse_from(["server", "--http-rate-limit", "off"]);
+/// assert!(off.http.config().rate_limit.is_none());
+/// assert!(Args::try_parse_from(["server", "--http-rate-limit"]).is_err());
 /// let node = crosswire::Node::builder().build()?;
 /// let addr = args.http.serve(&node).await?;
 /// assert!(addr.is_some());
@@ -190,6 +195,7 @@ fn parse_rate(s: &str) -> Result<(f64, u32), String> {
 /// # }
 /// ```
 #[derive(clap::Args, Debug, Clone, Default)]
+#[command(about = None, long_about = None)]
 pub struct HttpApiArgs {
     /// Serve the HTTP API (and the admin page with --admin) on this
     /// address, e.g. 127.0.0.1:8090. Keep it off the public network.
@@ -213,15 +219,41 @@ pub struct HttpApiArgs {
     /// HTTP API requests allowed as `PER_SECOND:BURST` (default 2000:4000),
     /// or `off`.
     #[arg(long, value_name = "PER_SECOND:BURST", value_parser = parse_optional_rate)]
-    pub http_rate_limit: Option<Option<crate::RateLimit>>,
+    pub http_rate_limit: Option<RateSetting>,
 }
 
-fn parse_optional_rate(s: &str) -> Result<Option<crate::RateLimit>, String> {
+/// A rate limit given on the command line: a rate, or `off`.
+///
+/// # Examples
+///
+/// ```
+/// use crosswire::cli::RateSetting;
+/// assert_eq!(RateSetting::Off.limit(), None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RateSetting {
+    /// `PER_SECOND:BURST`.
+    Limit(crate::RateLimit),
+    /// `off`: no limit.
+    Off,
+}
+
+impl RateSetting {
+    /// The limit, `None` for `off`.
+    pub fn limit(self) -> Option<crate::RateLimit> {
+        match self {
+            RateSetting::Limit(l) => Some(l),
+            RateSetting::Off => None,
+        }
+    }
+}
+
+fn parse_optional_rate(s: &str) -> Result<RateSetting, String> {
     if s == "off" {
-        return Ok(None);
+        return Ok(RateSetting::Off);
     }
     let (per_second, burst) = parse_rate(s)?;
-    Ok(Some(crate::RateLimit { per_second, burst }))
+    Ok(RateSetting::Limit(crate::RateLimit { per_second, burst }))
 }
 
 impl HttpApiArgs {
@@ -232,8 +264,8 @@ impl HttpApiArgs {
         if let Some(bytes) = self.http_max_body {
             config = config.max_body_bytes(bytes);
         }
-        if let Some(limit) = self.http_rate_limit {
-            config.rate_limit = limit;
+        if let Some(setting) = self.http_rate_limit {
+            config.rate_limit = setting.limit();
         }
         config
     }

@@ -13,66 +13,24 @@
 // redis-server, chromium. clients/js/run-tests.sh provides all three.
 // Screenshots go to target/screenshots/.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import {
+  CHAT_BIN,
+  SCREENSHOTS,
+  WAIT,
+  assertText,
+  freePort,
+  launchBrowser,
+  lowContrast,
+  start,
+  startRedis,
+  stop,
+  stopAll,
+} from './helpers.mjs';
 
-const REPO = path.resolve(fileURLToPath(new URL('../../..', import.meta.url)));
-const TARGET = path.resolve(REPO, process.env.CARGO_TARGET_DIR || 'target');
-const CHAT_BIN = process.env.CROSSWIRE_CHAT_BIN || path.join(TARGET, 'debug', 'chat');
-const REDIS_SERVER = process.env.REDIS_SERVER || 'redis-server';
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const SCREENSHOTS = path.join(REPO, 'target', 'screenshots');
-/** Longest wait for anything the page should show. */
-const WAIT = 10000;
-
-const children = [];
 let browser;
-
-async function freePort() {
-  const server = net.createServer();
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-/** Spawns `cmd`; resolves with [child, match] once stdout matches `ready`. */
-async function start(cmd, args, ready) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let out = '';
-  const match = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${cmd} not ready in ${WAIT} ms:\n${out}`)), WAIT);
-    const onData = (chunk) => {
-      out += chunk;
-      const m = ready.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        resolve(m);
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', (chunk) => (out += chunk));
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`${cmd} exited (${code}):\n${out}`)));
-  });
-  child.removeAllListeners('exit');
-  child.exited = new Promise((resolve) => child.once('exit', resolve));
-  return [child, match];
-}
-
-async function stop(child, signal = 'SIGTERM') {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-  await child.exited;
-  clearTimeout(timer);
-}
 
 /**
  * Starts a chat process with two nodes on the in-memory bus (with room
@@ -158,33 +116,12 @@ async function waitForCluster(url, count) {
 }
 
 before(async () => {
-  for (const [what, file] of [
-    ['chat binary', CHAT_BIN],
-    ['chromium', CHROMIUM],
-  ]) {
-    if (!existsSync(file)) throw new Error(`${what} missing: ${file} (clients/js/run-tests.sh installs/builds it)`);
-  }
-  mkdirSync(SCREENSHOTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-dev-shm-usage',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--disable-quic',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
-  for (const child of children) await stop(child, 'SIGKILL');
+  await stopAll();
 });
 
 /** Opens the page of node `url`, with fast heartbeat, retries and refreshes. */
@@ -226,19 +163,6 @@ async function lastMessage(page, name, text) {
   return last;
 }
 
-async function assertText(locator, expected) {
-  const deadline = Date.now() + WAIT;
-  let actual;
-  for (;;) {
-    actual = (await locator.count()) > 0 ? await locator.first().textContent() : null;
-    if (expected instanceof RegExp ? expected.test(actual ?? '') : actual === expected) return actual;
-    if (Date.now() > deadline) {
-      assert.fail(`expected ${locator} to show ${expected}, it shows ${JSON.stringify(actual)}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
 /** Chromium's accessibility tree of `page`, without the ignored nodes. */
 async function accessibilityTree(page) {
   const cdp = await page.context().newCDPSession(page);
@@ -271,57 +195,6 @@ async function controls(page) {
     .map((n) => `${n.role.value} "${(n.name?.value ?? '').trim()}"`);
 }
 
-/**
- * Visible text of `page` below WCAG AA (4.5:1): one line per element whose
- * own text, blended by its opacity over its first opaque background, falls
- * short. Disabled controls are exempt, as in WCAG.
- */
-async function lowContrast(page) {
-  return page.evaluate(() => {
-    const parse = (css) => {
-      const m = /rgba?\(([^)]+)\)/.exec(css);
-      if (!m) return null;
-      const [r, g, b, a = 1] = m[1].split(/[\s,/]+/).filter(Boolean).map(Number);
-      return { r, g, b, a };
-    };
-    const channel = (v) => {
-      const c = v / 255;
-      return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
-    };
-    const luminance = (c) => 0.2126 * channel(c.r) + 0.7152 * channel(c.g) + 0.0722 * channel(c.b);
-    const background = (el) => {
-      for (let e = el; e; e = e.parentElement) {
-        const c = parse(getComputedStyle(e).backgroundColor);
-        if (c && c.a > 0) return c;
-      }
-      return { r: 255, g: 255, b: 255, a: 1 };
-    };
-    const bad = [];
-    for (const el of document.querySelectorAll('body *')) {
-      const ownText = Array.from(el.childNodes).some((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim());
-      if (!ownText || el.closest('[hidden]') || el.getClientRects().length === 0) continue;
-      const style = getComputedStyle(el);
-      if (style.visibility !== 'visible' || el.matches(':disabled')) continue;
-      let alpha = parse(style.color).a;
-      for (let e = el; e; e = e.parentElement) alpha *= Number(getComputedStyle(e).opacity);
-      const fg = parse(style.color);
-      const bg = background(el);
-      const shown = {
-        r: alpha * fg.r + (1 - alpha) * bg.r,
-        g: alpha * fg.g + (1 - alpha) * bg.g,
-        b: alpha * fg.b + (1 - alpha) * bg.b,
-      };
-      const [hi, lo] = [luminance(shown), luminance(bg)].sort((x, y) => y - x);
-      const ratio = (hi + 0.05) / (lo + 0.05);
-      if (ratio < 4.5) {
-        const what = `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}${el.className ? '.' + el.className : ''}`;
-        bad.push(`${what} "${el.textContent.trim().slice(0, 30)}": ${ratio.toFixed(2)}:1`);
-      }
-    }
-    return bad;
-  });
-}
-
 /** Records every text the status element shows, from now on. */
 async function recordStatus(page) {
   await page.evaluate(() => {
@@ -342,11 +215,7 @@ async function recordStatus(page) {
 
 test('two nodes on Redis: join, online count, messages, escaping, limits, reconnection', async () => {
   const redisPort = await freePort();
-  await start(
-    REDIS_SERVER,
-    ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    /Ready to accept connections/,
-  );
+  await startRedis(redisPort);
   const redisUrl = `redis://127.0.0.1:${redisPort}`;
   const [, [, url1]] = await startNode('b1', 0, redisUrl);
   let [node2, [, url2]] = await startNode('b2', 0, redisUrl);
@@ -526,11 +395,7 @@ test('a node whose Redis is not up says so on its page, until Redis is up', asyn
   await page.screenshot({ path: path.join(SCREENSHOTS, 'chat-redis-unreachable.png') });
 
   // Redis starts: the node reconnects and the warning goes.
-  await start(
-    REDIS_SERVER,
-    ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    /Ready to accept connections/,
-  );
+  await startRedis(redisPort);
   await page.locator('#bus-warning').waitFor({ state: 'hidden', timeout: WAIT });
   assert.equal((await fetch(new URL('health', url))).status, 200);
   assert.deepEqual(problems, []);

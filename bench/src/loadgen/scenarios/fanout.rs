@@ -2,7 +2,7 @@
 //! `all`) at a rate. The fan-out set-up also serves the soak scenarios'
 //! steady fan-out.
 
-use super::rate::{rate_outcome, rate_task, RateCtx, RateRun, Sends, StepCmd};
+use super::rate::{http_task, rate_outcome, rate_task, RateCtx, RateRun, Sends, StepCmd};
 use super::{add_errors, connect, finish, signal, wait_ready, Env, Opened, Outcome, FAN_ROOM};
 use crate::loadgen::cli::{FanEvent, FanoutArgs};
 use crate::loadgen::gen::Shared;
@@ -36,9 +36,25 @@ impl Fan {
     }
 }
 
+/// Publishers that post to crosswire nodes' HTTP API (`fanout --http-api`).
+#[derive(Debug, Clone)]
+pub(crate) struct HttpPublishers {
+    /// API addresses; publisher i posts to address i mod count.
+    pub(crate) apis: Vec<String>,
+    pub(crate) token: String,
+}
+
 /// Connects N subscribers (ids `s0..`, joined to the fan-out room) and P
-/// publishers (`p0..`) and waits until all are ready.
-pub(crate) async fn start_fanout(env: &Env, n: usize, p: usize, all: bool, pad: usize) -> Fan {
+/// publishers (`p0..`; with `http`, P HTTP API publishers instead) and waits
+/// until all are ready.
+pub(crate) async fn start_fanout(
+    env: &Env,
+    n: usize,
+    p: usize,
+    all: bool,
+    pad: usize,
+    http: Option<HttpPublishers>,
+) -> Fan {
     let n = n.max(1);
     let p = p.max(1);
     let sh = Arc::new(Shared::new(env.gen.threads(), p as u64));
@@ -55,7 +71,23 @@ pub(crate) async fn start_fanout(env: &Env, n: usize, p: usize, all: bool, pad: 
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
     let sem = Arc::new(Semaphore::new(env.common.connect_concurrency.max(1)));
     let mut handles = Vec::new();
-    for i in 0..n + p {
+    let ws_publishers = if http.is_some() { 0 } else { p };
+    if let Some(h) = &http {
+        for i in 0..p {
+            let api = h.apis[i % h.apis.len().max(1)].clone();
+            let task = http_task(
+                ctx.clone(),
+                api,
+                h.token.clone(),
+                i as u64,
+                i as f64 / p as f64,
+                all,
+                cmd_rx.clone(),
+            );
+            handles.push(env.gen.spawn(n + i, task));
+        }
+    }
+    for i in 0..n + ws_publishers {
         let (id, idx, is_pub) = if i < n {
             (format!("s{i}"), i, false)
         } else {
@@ -81,9 +113,10 @@ pub(crate) async fn start_fanout(env: &Env, n: usize, p: usize, all: bool, pad: 
         }));
     }
     drop(ready_tx);
-    let opened = wait_ready(&mut ready_rx, n + p).await;
+    let opened = wait_ready(&mut ready_rx, n + ws_publishers).await;
+    let via = if http.is_some() { " (HTTP API)" } else { "" };
     eprintln!(
-        "fan-out: {n} subscribers + {p} publishers connected in {:.2} s",
+        "fan-out: {n} subscribers + {p} publishers{via} ready in {:.2} s",
         opened.secs
     );
     Fan {
@@ -92,21 +125,34 @@ pub(crate) async fn start_fanout(env: &Env, n: usize, p: usize, all: bool, pad: 
         cmd: cmd_tx,
         handles,
         opened,
-        per_msg: if all { (n + p) as u64 } else { n as u64 },
+        per_msg: if all {
+            (n + ws_publishers) as u64
+        } else {
+            n as u64
+        },
     }
 }
 
 /// `fanout`: N subscribers in one room, P publishers.
 pub async fn fanout(env: &Env, a: &FanoutArgs) -> Outcome {
     let all = a.event == FanEvent::All;
-    let fan = start_fanout(env, a.n, a.p, all, 0).await;
+    let http = a
+        .http_token
+        .clone()
+        .filter(|_| !a.http_api.is_empty())
+        .map(|token| HttpPublishers {
+            apis: a.http_api.clone(),
+            token,
+        });
+    let via_http = http.is_some();
+    let fan = start_fanout(env, a.n, a.p, all, 0, http).await;
     let (n, p) = (a.n.max(1), a.p.max(1));
     let per_msg = fan.per_msg;
     let params = json!({
         "subscribers": n, "publishers": p, "event": if all { "all" } else { "room" },
         "rate": a.rate.rate, "duration_s": a.rate.duration, "find_max": a.rate.find_max,
         "ramp": a.rate.ramp, "p99_ms": a.rate.p99_ms, "nodes": env.target.urls.len(),
-        "connect_s": round3(fan.opened.secs),
+        "connect_s": round3(fan.opened.secs), "via": if via_http { "http" } else { "websocket" },
     });
     // A process frozen during the measured step (after the warm-up).
     let freezer = a.freeze_pid.map(|pid| {

@@ -53,7 +53,7 @@ async fn steady(env: &Env, a: &SteadyArgs, scenario: &str) -> Result<Fan, Outcom
     if let Err(e) = check_steady(a) {
         return Err(failed(scenario, vec![e]));
     }
-    let fan = start_fanout(env, a.n, a.p, false, a.pad).await;
+    let fan = start_fanout(env, a.n, a.p, false, a.pad, None).await;
     if fan.opened.failures.is_empty() {
         return Ok(fan);
     }

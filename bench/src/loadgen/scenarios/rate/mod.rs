@@ -10,11 +10,13 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+pub(crate) mod http_sender;
 pub(crate) mod outcome;
 pub(crate) mod run;
 pub(crate) mod sender;
 pub(crate) mod step;
 
+pub(crate) use http_sender::http_task;
 pub(crate) use outcome::rate_outcome;
 pub(crate) use run::RateRun;
 pub(crate) use sender::{rate_task, Sends};

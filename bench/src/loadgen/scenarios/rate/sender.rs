@@ -29,15 +29,31 @@ pub(crate) enum Sends {
 
 /// Sender schedule within a step.
 #[derive(Debug, Clone, Copy)]
-struct Plan {
-    cmd: StepCmd,
-    j: u64,
-    total: u64,
+pub(super) struct Plan {
+    pub(super) cmd: StepCmd,
+    /// The next message's index.
+    pub(super) j: u64,
+    /// Messages of the step.
+    pub(super) total: u64,
     offset: f64,
 }
 
 impl Plan {
-    fn at(&self, j: u64) -> Instant {
+    /// The schedule of `cmd` for a sender at `phase` (0..1) of the period.
+    pub(super) fn new(cmd: StepCmd, phase: f64) -> Plan {
+        let offset = phase / cmd.rate.max(1e-9);
+        let dur = cmd.end.saturating_duration_since(cmd.start).as_secs_f64();
+        let total = ((dur - offset) * cmd.rate).ceil().max(0.0) as u64;
+        Plan {
+            cmd,
+            j: 0,
+            total,
+            offset,
+        }
+    }
+
+    /// When message `j` is due.
+    pub(super) fn at(&self, j: u64) -> Instant {
         self.cmd.start + Duration::from_secs_f64(self.offset + j as f64 / self.cmd.rate.max(1e-9))
     }
 }
@@ -112,12 +128,9 @@ pub(crate) async fn rate_task(
                     break;
                 }
                 let new = *cmd.borrow_and_update();
-                plan = new.filter(|_| sends != Sends::Nothing).map(|cmd| {
-                    let offset = phase / cmd.rate.max(1e-9);
-                    let dur = cmd.end.saturating_duration_since(cmd.start).as_secs_f64();
-                    let total = ((dur - offset) * cmd.rate).ceil().max(0.0) as u64;
-                    Plan { cmd, j: 0, total, offset }
-                });
+                plan = new
+                    .filter(|_| sends != Sends::Nothing)
+                    .map(|cmd| Plan::new(cmd, phase));
             }
             _ = tokio::time::sleep_until(end_at), if plan.is_some() && window => {
                 plan = None;
