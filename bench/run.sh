@@ -30,6 +30,11 @@
 #                sending a room message and a unicast, TRAFFIC_RATE pairs/s in all;
 #                bus messages received per node in the compatible mode and
 #                routing by host)
+#         http = http2-1k http2-max (crosswire only: two nodes on Redis, the
+#                HTTP API on n1, 10 publishers POSTing room messages to it,
+#                subscribers on both nodes; http2-1k: 100 subscribers at
+#                1,000 requests/s for LOOP_SECS; http2-max: 10 subscribers,
+#                the highest passing rate, the API's rate limit off)
 #         history = fanout1-max fanout1-hist-plain fanout1-hist fanout1-40k fanout1-40k-hist
 #                   fanout2-max fanout2-hist
 #         (-hist: crosswire keeps the room's history, bench-server --history bench,
@@ -53,7 +58,7 @@ while [ $# -gt 0 ]; do
     --set) SET="$2"; shift 2 ;;
     --cases) CASES="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/{/^set -euo/!p}' "$0"; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; exit 64 ;;
   esac
 done
@@ -68,8 +73,9 @@ if [ -z "$CASES" ]; then
     nats) CASES="unicast2-max-nats fanout2-max-nats rpc2-nats" ;;
     rcluster) CASES="unicast2-max-rcluster fanout2-max-rcluster" ;;
     traffic) CASES="traffic8-compat traffic8-host" ;;
+    http) CASES="http2-1k http2-max" ;;
     history) CASES="fanout1-max fanout1-hist-plain fanout1-hist fanout1-40k fanout1-40k-hist fanout2-max fanout2-hist" ;;
-    *) echo "run.sh: --set single|cluster|all|nats|rcluster|traffic|history" >&2; exit 64 ;;
+    *) echo "run.sh: --set single|cluster|all|nats|rcluster|traffic|http|history" >&2; exit 64 ;;
   esac
 fi
 
@@ -79,6 +85,7 @@ TRAFFIC_C="${TRAFFIC_C:-2000}"
 # crosswire's nodes share the machine's cores: each runs cores / nodes
 # worker threads (at least one), as each Node.js peer runs one thread.
 CORES="$(nproc)"
+HTTP_TOKEN="bench-$RANDOM$RANDOM$RANDOM"
 TRAFFIC_RATE="${TRAFFIC_RATE:-1000}"
 FANOUT_P="${FANOUT_P:-10}"
 ECHO_C="${ECHO_C:-50}"
@@ -246,7 +253,13 @@ start_nodes() {
       bus_args=(--redis-cluster "$RCLUSTER_URLS" --nodes "$count")
     fi
     case "$system" in
-      crosswire) "$BIN/bench-server" --port "$port" --name "n$i" "${bus_args[@]}" \
+      crosswire)
+        local api_args=()
+        if [ -n "${CROSSWIRE_HTTP:-}" ] && [ "$i" = 1 ]; then
+          HTTP_API_ADDR="127.0.0.1:$(free_ports 1)"
+          api_args=(--http-api "$HTTP_API_ADDR" --http-token "$HTTP_TOKEN" --http-rate-limit "$CROSSWIRE_HTTP")
+        fi
+        "$BIN/bench-server" --port "$port" --name "n$i" "${bus_args[@]}" "${api_args[@]}" \
         --worker-threads "$(( CORES / count > 0 ? CORES / count : 1 ))" ${CROSSWIRE_ARGS:-} > "$log" 2>&1 & ;;
       socketio) "$NODE" bench/socketio/server.js --port "$port" --name "n$i" "${redis_args[@]}" > "$log" 2>&1 & ;;
     esac
@@ -296,8 +309,12 @@ run_case() {
     set +e
     local extra=()
     [ "$system" = crosswire ] && extra=(${CROSSWIRE_LOADGEN_ARGS:-})
+    local after=() # options of the scenario's subcommand
+    if [ "$system" = crosswire ] && [ -n "${CROSSWIRE_HTTP:-}" ]; then
+      after=(--http-api "$HTTP_API_ADDR" --http-token "$HTTP_TOKEN")
+    fi
     "$BIN/loadgen" --proto "$proto" "${NODE_URLS[@]}" "${NODE_PIDARGS[@]}" "${extra[@]}" \
-      --threads "$THREADS" --system "$system" --case "$case_" "$@" \
+      --threads "$THREADS" --system "$system" --case "$case_" "$@" "${after[@]}" \
       > "$OUT/$case_.$system.out" 2> "$OUT/$case_.$system.err"
     rc=$?
     set -e
@@ -338,6 +355,10 @@ for c in $CASES; do
     traffic8-host)
       SYSTEMS=crosswire CROSSWIRE_ARGS="--routing by-host" \
         run_case "$c" 8 traffic -c "$TRAFFIC_C" --room-size 2 --rate "$TRAFFIC_RATE" --duration "$LOOP_SECS" ;;
+    http2-1k) SYSTEMS=crosswire CROSSWIRE_HTTP=2000:4000 \
+        run_case "$c" 2 fanout -n 100 -p 10 --rate 1000 --duration "$LOOP_SECS" ;;
+    http2-max) SYSTEMS=crosswire CROSSWIRE_HTTP=off \
+        run_case "$c" 2 fanout -n 10 -p 10 --find-max --rate 1000 --duration "$STEP_SECS" ;;
     echo1) run_case "$c" 1 echo -c "$ECHO_C" --duration "$LOOP_SECS" --warmup 2 ;;
     rpc1) run_case "$c" 1 rpc -c "$ECHO_C" --duration 5 --warmup 1 ;;
     count1) run_case "$c" 1 count -c "$ECHO_C" --duration 5 --warmup 1 ;;

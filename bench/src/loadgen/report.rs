@@ -234,8 +234,13 @@ pub fn compare(a: &CompareArgs) -> i32 {
             ours.map(limit_of).unwrap_or_else(|| "-".into()),
             peer.map(limit_of).unwrap_or_else(|| "-".into())
         );
-        // Scenarios only crosswire's bench server can answer.
-        let ours_only = scenario == "traffic";
+        // Scenarios only crosswire's bench server can answer: `traffic`,
+        // and publishing through crosswire's HTTP API.
+        let via_http = ours
+            .and_then(|r| r.pointer("/params/via"))
+            .and_then(Value::as_str)
+            == Some("http");
+        let ours_only = scenario == "traffic" || via_http;
         for (name, r) in [(&a.ours, ours), (&a.peer, peer)] {
             match r {
                 None if ours_only && name == &a.peer => {}

@@ -78,7 +78,7 @@ pub(crate) async fn rate_task(
     let my_node = me as usize % nodes;
     let mut seen = Seen::default();
     let mut tally = Tally::default();
-    let mut rng = Rng::new(me + 7);
+    let mut rng = Rng::new(me.wrapping_add(7));
     let mut plan: Option<Plan> = None;
     let window = ctx.window > 0 && sends == Sends::To;
     let pad = ctx.pad;
