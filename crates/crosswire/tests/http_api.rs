@@ -780,3 +780,40 @@ async fn a_shut_down_node_answers_unavailable() {
     assert_eq!((r.status, &r.body["status"]), (503, &json!("unavailable")));
     assert_eq!(node.stats().http_api_unavailable, 1);
 }
+
+#[tokio::test]
+async fn the_api_listener_bounds_what_a_connection_holds() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let node = Node::builder()
+        .server_name("a")
+        .handshake_timeout(Duration::from_millis(300))
+        .max_handshake_size(8192)
+        .build()
+        .unwrap();
+    let api = node.listen_http_api("127.0.0.1:0", config()).await.unwrap();
+
+    // A client that never completes its request head is dropped.
+    let mut slow = tokio::net::TcpStream::connect(api).await.unwrap();
+    slow.write_all(b"GET /api/v1/nodes HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = within(WAIT, slow.read_to_end(&mut rest)).await;
+    wait_until(|| node.stats().handshakes_timed_out == 1).await;
+
+    // A head above the bound is refused.
+    let big = format!(
+        "GET /api/v1/nodes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\nX-Pad: {}\r\n\r\n",
+        "p".repeat(16_384)
+    );
+    let mut stream = tokio::net::TcpStream::connect(api).await.unwrap();
+    let _ = stream.write_all(big.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = within(WAIT, stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+
+    // A well-behaved client is served on the same listener.
+    let r = client(api).get("/api/v1/nodes").await.unwrap();
+    assert_eq!(r.status, 200);
+}

@@ -554,6 +554,17 @@ impl Node {
 
     /// Serves [`http_api`](Node::http_api) on `addr` (port 0 for any free
     /// port) until [`shutdown`](Node::shutdown); returns the bound address.
+    /// Its connections are bounded as the WebSocket listener's are before
+    /// their upgrade: each request head must arrive within the node's
+    /// [`handshake_timeout`](crate::NodeConfig::handshake_timeout) (an idle
+    /// keep-alive connection is closed after it) and fit in
+    /// [`max_handshake_size`](crate::NodeConfig::max_handshake_size) (431
+    /// above it); at most
+    /// [`max_pending_handshakes`](crate::NodeConfig::max_pending_handshakes)
+    /// connections are open at once (a new one pushes out the oldest); they
+    /// count in the same metrics (`crosswire_handshakes_failed_total`).
+    /// Always plain HTTP, even when the node serves `wss://`: put a TLS
+    /// proxy in front where the API crosses a network.
     ///
     /// # Examples
     ///
@@ -578,17 +589,43 @@ impl Node {
         let router = self.http_api(config)?;
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
-        let stopped = self.shutdown_token().clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stopped.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "HTTP API listener failed");
-            }
-        });
+        // The node's own bounds on what a connection may hold before its
+        // request is read (head size and time, connections waiting, file
+        // descriptors), without its TLS: the API is plain HTTP.
+        let mut listener_config = self.config().clone();
+        #[cfg(feature = "tls")]
+        {
+            listener_config.tls = None;
+        }
+        let host = ApiHost {
+            node: self.clone(),
+            config: Arc::new(listener_config),
+        };
+        let stop = self.shutdown_token().clone();
+        tokio::spawn(crate::listener::serve(host, listener, router, stop));
         tracing::info!(%local, "HTTP API listening");
         Ok(local)
+    }
+}
+
+/// The API's listener as the accept loop sees it.
+#[derive(Clone)]
+struct ApiHost {
+    node: Node,
+    config: Arc<crate::NodeConfig>,
+}
+
+impl crate::listener::Host for ApiHost {
+    fn config(&self) -> &crate::NodeConfig {
+        &self.config
+    }
+
+    fn stats(&self) -> &Arc<Stats> {
+        self.node.counters()
+    }
+
+    fn connection_count(&self) -> usize {
+        self.node.connection_count()
     }
 }
 
