@@ -592,11 +592,13 @@ impl Node {
         // The node's own bounds on what a connection may hold before its
         // request is read (head size and time, connections waiting, file
         // descriptors), without its TLS: the API is plain HTTP.
-        let mut listener_config = self.config().clone();
         #[cfg(feature = "tls")]
-        {
-            listener_config.tls = None;
-        }
+        let listener_config = crate::NodeConfig {
+            tls: None,
+            ..self.config().clone()
+        };
+        #[cfg(not(feature = "tls"))]
+        let listener_config = self.config().clone();
         let host = ApiHost {
             node: self.clone(),
             config: Arc::new(listener_config),
