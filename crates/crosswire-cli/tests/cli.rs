@@ -3,44 +3,23 @@
 //! clients bound to socket ids.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crosswire::http_api::HttpApiConfig;
-use crosswire::{CrossReply, CrossServerMessage, Node};
-use crosswire_test_support::{
-    bounded, connect, free_addr, next_text, nothing_more, wait_until, Ws,
-};
+mod common;
+
+use common::TestNode;
+use crosswire::{CrossReply, CrossServerMessage};
+use crosswire_test_support::{bounded, free_addr, next_text, nothing_more};
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::process::{Output, Stdio};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const TOKEN: &str = "cli-test-token";
 
-/// A node named `n1` serving WebSocket clients (bound to their `?id=`) and
-/// the HTTP API; it answers the cross-server event `ping` with
+/// The test node, answering the cross-server event `ping` with
 /// `{"pong": <payload>}`.
-struct TestNode {
-    node: Node,
-    ws: SocketAddr,
-    api: SocketAddr,
-}
-
-impl TestNode {
-    async fn start() -> TestNode {
-        let node = Node::builder().server_name("n1").build().unwrap();
-        let ws = node.listen("127.0.0.1:0").await.unwrap();
-        let n = node.clone();
-        node.on_connection(move |socket, hs| {
-            let n = n.clone();
-            async move {
-                match hs.param("id") {
-                    Some(id) => {
-                        n.set_user_socket(id, &socket).unwrap();
-                    }
-                    None => socket.close(4011, "Auth failure"),
-                }
-            }
-        });
-        node.on_cross_server(
+async fn test_node() -> TestNode {
+    let t = TestNode::start(TOKEN).await;
+    t.node
+        .on_cross_server(
             "ping",
             |msg: CrossServerMessage, reply: Option<CrossReply>| async move {
                 if let Some(reply) = reply {
@@ -49,21 +28,15 @@ impl TestNode {
             },
         )
         .unwrap();
-        let api = node
-            .listen_http_api("127.0.0.1:0", HttpApiConfig::new([TOKEN]))
-            .await
-            .unwrap();
-        TestNode { node, ws, api }
-    }
+    t
+}
 
-    /// A WebSocket client bound to `id`.
-    async fn client(&self, id: &str) -> Ws {
-        let ws = connect(self.ws, &format!("?id={id}")).await;
-        wait_until(|| self.node.get_socket(id).is_some()).await;
-        ws
-    }
+trait RunCli {
+    /// Runs `crosswire --api <api> --token <TOKEN> ARGS` against the node.
+    async fn run(&self, args: &[&str]) -> Output;
+}
 
-    /// Runs `crosswire --api <api> --token <TOKEN> ARGS`.
+impl RunCli for TestNode {
     async fn run(&self, args: &[&str]) -> Output {
         run_with(&self.api.to_string(), TOKEN, args).await
     }
@@ -104,7 +77,7 @@ fn assert_exit(o: &Output, code: i32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_reaches_a_room_ids_and_everyone() {
-    let t = TestNode::start().await;
+    let t = test_node().await;
     let mut a = t.client("a").await;
     let mut b = t.client("b").await;
     let mut c = t.client("c").await;
@@ -195,7 +168,7 @@ async fn a_payload_that_is_not_json_is_refused_before_any_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_prints_the_replies_and_says_whether_it_completed() {
-    let t = TestNode::start().await;
+    let t = test_node().await;
     let o = t.run(&["call", "ping", r#"{"n":1}"#]).await;
     assert_exit(&o, 0);
     let out = stdout(&o);
@@ -231,7 +204,7 @@ async fn call_prints_the_replies_and_says_whether_it_completed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_health_rooms_room_locate_and_stats() {
-    let t = TestNode::start().await;
+    let t = test_node().await;
     let _a = t.client("a").await;
     let _b = t.client("b").await;
     t.node.join_room("chat", "lobby", "a").unwrap();
@@ -301,7 +274,7 @@ async fn nodes_health_rooms_room_locate_and_stats() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_say_what_failed() {
-    let t = TestNode::start().await;
+    let t = test_node().await;
     let api = t.api.to_string();
     let o = run_with(&api, "wrong-token", &["nodes"]).await;
     assert_exit(&o, 1);
@@ -373,7 +346,7 @@ async fn watch_lines(mut cmd: tokio::process::Command, n: usize) -> Vec<String> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_prints_a_line_per_interval_and_keeps_going_when_unreachable() {
-    let t = TestNode::start().await;
+    let t = test_node().await;
     let _a = t.client("a").await;
     let mut cmd = cli(&t.api.to_string(), TOKEN);
     cmd.args(["watch", "--every-ms", "200"]);

@@ -4,9 +4,11 @@
 //! is answered, and both end with status 0.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use crosswire::http_api::HttpApiConfig;
-use crosswire::{CrossReply, CrossServerMessage, Node};
-use crosswire_test_support::{bounded, connect, next_json, nothing_more, wait_until, Ws};
+mod common;
+
+use common::TestNode;
+use crosswire::{CrossReply, CrossServerMessage};
+use crosswire_test_support::{bounded, next_json, nothing_more, Ws};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::Output;
@@ -17,12 +19,6 @@ fn example(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../docs/examples/http-api")
         .join(name)
-}
-
-async fn client(node: &Node, addr: std::net::SocketAddr, id: &str) -> Ws {
-    let ws = connect(addr, &format!("?id={id}")).await;
-    wait_until(|| node.get_socket(id).is_some()).await;
-    ws
 }
 
 /// Asserts the next frame of `ws` is `event` with the payload's `from`.
@@ -45,20 +41,8 @@ fn assert_ok(o: &Output, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_curl_and_python_examples_reach_their_sockets() {
-    let node = Node::builder().server_name("n1").build().unwrap();
-    let ws = node.listen("127.0.0.1:0").await.unwrap();
-    let n = node.clone();
-    node.on_connection(move |socket, hs| {
-        let n = n.clone();
-        async move {
-            match hs.param("id") {
-                Some(id) => {
-                    n.set_user_socket(id, &socket).unwrap();
-                }
-                None => socket.close(4011, "Auth failure"),
-            }
-        }
-    });
+    let t = TestNode::start(TOKEN).await;
+    let (node, api) = (t.node.clone(), t.api);
     let (calls_tx, mut calls) = tokio::sync::mpsc::unbounded_channel();
     node.on_cross_server(
         "status-check",
@@ -72,18 +56,13 @@ async fn the_curl_and_python_examples_reach_their_sockets() {
         },
     )
     .unwrap();
-    let api = node
-        .listen_http_api("127.0.0.1:0", HttpApiConfig::new([TOKEN]))
-        .await
-        .unwrap();
-
     // Two members of the room, two sockets bound to the target ids, one
     // bystander.
-    let mut member1 = client(&node, ws, "m1").await;
-    let mut member2 = client(&node, ws, "m2").await;
-    let mut target1 = client(&node, ws, "t1").await;
-    let mut target2 = client(&node, ws, "t2").await;
-    let mut bystander = client(&node, ws, "x").await;
+    let mut member1 = t.client("m1").await;
+    let mut member2 = t.client("m2").await;
+    let mut target1 = t.client("t1").await;
+    let mut target2 = t.client("t2").await;
+    let mut bystander = t.client("x").await;
     node.join_room("ops", "night shift", "m1").unwrap();
     node.join_room("ops", "night shift", "m2").unwrap();
 
