@@ -21,32 +21,15 @@ async fn http_sends_reach_both_nodes_without_loss() {
     let redis = RedisServer::start();
     let url = redis.url();
     let api = format!("127.0.0.1:{}", free_port());
-    let n1 = Server::start(&[
-        "--name",
-        "n1",
-        "--redis",
-        &url,
-        "--nodes",
-        "2",
-        "--membership-ms",
-        "200,1000",
-        "--http-api",
-        &api,
-        "--http-token",
-        TOKEN,
-    ])
-    .await;
-    let n2 = Server::start(&[
-        "--name",
-        "n2",
-        "--redis",
-        &url,
-        "--nodes",
-        "2",
-        "--membership-ms",
-        "200,1000",
-    ])
-    .await;
+    let node = |name: &'static str| {
+        let mut args = vec!["--name", name, "--redis", &url, "--nodes", "2"];
+        args.extend(["--membership-ms", "200,1000"]);
+        args
+    };
+    let mut with_api = node("n1");
+    with_api.extend(["--http-api", &api, "--http-token", TOKEN]);
+    let n1 = Server::start(&with_api).await;
+    let n2 = Server::start(&node("n2")).await;
     let mut client = ApiClient::new(api.clone(), TOKEN).timeout(WAIT);
     // Both nodes are members before the run.
     eventually_async(WAIT, "both nodes live in n1's view", || {

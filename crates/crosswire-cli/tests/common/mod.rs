@@ -2,6 +2,10 @@
 //! clients bound to their `?id=`, the HTTP API on its own port.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+// The crosswire crate's own test node (ids bound from `?id=`).
+#[path = "../../../crosswire/tests/common/mod.rs"]
+mod binding;
+
 use crosswire::http_api::HttpApiConfig;
 use crosswire::Node;
 use crosswire_test_support::{connect, wait_until, Ws};
@@ -20,20 +24,7 @@ impl TestNode {
     /// Starts the node; it binds each WebSocket client to its `?id=` and
     /// refuses one without (4011).
     pub async fn start(token: &str) -> TestNode {
-        let node = Node::builder().server_name("n1").build().unwrap();
-        let ws = node.listen("127.0.0.1:0").await.unwrap();
-        let n = node.clone();
-        node.on_connection(move |socket, hs| {
-            let n = n.clone();
-            async move {
-                match hs.param("id") {
-                    Some(id) => {
-                        n.set_user_socket(id, &socket).unwrap();
-                    }
-                    None => socket.close(4011, "Auth failure"),
-                }
-            }
-        });
+        let (node, ws) = binding::start_binding(Node::builder().server_name("n1")).await;
         let api = node
             .listen_http_api("127.0.0.1:0", HttpApiConfig::new([token]))
             .await
