@@ -29,7 +29,6 @@ use crate::config::{NodeConfig, MIN_HEAD_BUFFER};
 use crate::stats::Stats;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use parking_lot::Mutex;
@@ -144,11 +143,37 @@ pub(crate) trait Host: Clone + Send + Sync + 'static {
     fn connection_count(&self) -> usize;
 }
 
+/// What a listener serves: a router, or one route's method router (no path
+/// routing, so nothing of it stays in the request's extensions).
+pub(crate) trait App:
+    tower::Service<
+        http::Request<Body>,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+        Future: Send,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> App for S where
+    S: tower::Service<
+            http::Request<Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
 /// Serves `app` on `listener` until `stop` is cancelled.
-pub(crate) async fn serve<H: Host>(
+pub(crate) async fn serve<H: Host, A: App>(
     host: H,
     listener: TcpListener,
-    app: Router,
+    app: A,
     stop: CancellationToken,
 ) {
     let pending = Arc::new(Pending::new(host.config()));
@@ -267,14 +292,15 @@ async fn tls_handshake<H: Host>(
 /// is done) until it ends or is upgraded (the upgraded connection then
 /// belongs to its WebSocket task). The request head must be complete
 /// `handshake_timeout` after `accepted`.
-async fn serve_connection<H, IO>(
+async fn serve_connection<H, IO, A>(
     host: &H,
     io: IO,
     remote: SocketAddr,
-    app: Router,
+    app: A,
     accepted: tokio::time::Instant,
 ) where
     H: Host,
+    A: App,
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let config = host.config();

@@ -673,7 +673,12 @@ impl Socket {
         self.0.handshake.data.lock().insert(value);
     }
 
-    /// A copy of the value of type `T` attached to the socket.
+    /// A copy of the value of type `T` attached to the socket: by
+    /// [`insert_data`](Socket::insert_data), by the upgrade hook
+    /// ([`Handshake::insert_data`]), or by a tower layer in the upgrade
+    /// request's extensions (the router's own entries, `ConnectInfo` and
+    /// `MatchedPath`, are not kept: the peer's address is
+    /// [`Handshake::remote_addr`]).
     ///
     /// # Examples
     ///

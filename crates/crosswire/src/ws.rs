@@ -121,9 +121,12 @@ impl Node {
         }
         let listener = bind(addr).await?;
         let local = listener.local_addr()?;
-        let node = self.clone();
-        let app = self.router();
-        tokio::spawn(async move { node.serve(listener, app).await });
+        // The WebSocket route alone, without a router around it: a router
+        // leaves its path parameters in every request's extensions, which
+        // each socket keeps ([`Socket::data`]).
+        let app = self.ws_route::<()>().with_state(());
+        let stop = self.shutdown_token().clone();
+        tokio::spawn(crate::listener::serve(self.clone(), listener, app, stop));
         #[cfg(feature = "tls")]
         let tls = self.config().tls.is_some();
         #[cfg(not(feature = "tls"))]
@@ -325,6 +328,13 @@ fn detach_uri(uri: &http::Uri) -> http::Uri {
 fn request_data(extensions: &mut http::Extensions) -> http::Extensions {
     let mut data = std::mem::take(extensions);
     data.remove::<OriginalUri>();
+    // Kept apart (`Handshake::remote_addr`), or the router's own.
+    data.remove::<ConnectInfo<SocketAddr>>();
+    data.remove::<axum::extract::MatchedPath>();
+    if data.is_empty() {
+        // No table kept for nothing (an emptied map keeps its allocation).
+        return http::Extensions::new();
+    }
     data
 }
 

@@ -88,6 +88,21 @@ crosswire_handshakes_failed_total{node="n1",reason="too_large"}
 crosswire_handshakes_failed_total{node="n1",reason="evicted"}
 crosswire_handshakes_failed_total{node="n1",reason="bad_request"}
 crosswire_handshakes_failed_total{node="n1",reason="tls"}
+# HELP crosswire_http_api_requests_total Requests answered by the HTTP API, by answer code (ok, or the error code).
+# TYPE crosswire_http_api_requests_total counter
+crosswire_http_api_requests_total{node="n1",code="ok"}
+crosswire_http_api_requests_total{node="n1",code="unauthorized"}
+crosswire_http_api_requests_total{node="n1",code="invalid_json"}
+crosswire_http_api_requests_total{node="n1",code="invalid_request"}
+crosswire_http_api_requests_total{node="n1",code="body_too_large"}
+crosswire_http_api_requests_total{node="n1",code="unsupported_media_type"}
+crosswire_http_api_requests_total{node="n1",code="not_found"}
+crosswire_http_api_requests_total{node="n1",code="method_not_allowed"}
+crosswire_http_api_requests_total{node="n1",code="unknown_server"}
+crosswire_http_api_requests_total{node="n1",code="rate_limited"}
+crosswire_http_api_requests_total{node="n1",code="unavailable"}
+crosswire_http_api_requests_total{node="n1",code="too_many_calls"}
+crosswire_http_api_requests_total{node="n1",code="internal"}
 # HELP crosswire_bus_messages_total Bus messages received, by outcome.
 # TYPE crosswire_bus_messages_total counter
 crosswire_bus_messages_total{node="n1",outcome="received"}
