@@ -368,7 +368,9 @@ pub struct NodeConfig {
     /// limit (`ulimit -n`), for the rest of the process. Default 256.
     pub fd_reserve: usize,
     /// Request headers a socket keeps after its upgrade (lower-case names).
-    /// Empty (the default): every header, up to
+    /// Empty (the default): every header but the handshake's own
+    /// (`Connection`, `Upgrade`, `Sec-WebSocket-Key`, `-Version`,
+    /// `-Extensions`), up to
     /// [`kept_header_bytes`](NodeConfig::kept_header_bytes). The upgrade hook
     /// always sees every header.
     pub keep_headers: Vec<String>,

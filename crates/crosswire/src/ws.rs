@@ -389,20 +389,34 @@ fn origin_host(origin: &str) -> Option<&str> {
 /// copied into its own allocation: hyper parses the head without copying,
 /// so a kept slice would keep the whole read buffer alive.
 fn kept_headers(config: &crate::NodeConfig, headers: &http::HeaderMap) -> http::HeaderMap {
-    let mut kept = http::HeaderMap::new();
     let mut budget = config.kept_header_bytes;
-    for (name, value) in headers {
+    let keep = |name: &http::HeaderName, value: &http::HeaderValue, budget: &mut usize| {
         if config.keep_headers.is_empty() {
             let size = name.as_str().len() + value.len();
-            if size > budget {
-                continue;
+            if size > *budget || is_upgrade_header(name) {
+                return false;
             }
-            budget -= size;
-        } else if !config
-            .keep_headers
+            *budget -= size;
+            true
+        } else {
+            config
+                .keep_headers
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(name.as_str()))
+        }
+    };
+    // Sized to what is kept: a map grown one header at a time keeps room
+    // for several more, with every socket.
+    let count = {
+        let mut budget = budget;
+        headers
             .iter()
-            .any(|k| k.eq_ignore_ascii_case(name.as_str()))
-        {
+            .filter(|(name, value)| keep(name, value, &mut budget))
+            .count()
+    };
+    let mut kept = http::HeaderMap::with_capacity(count);
+    for (name, value) in headers {
+        if !keep(name, value, &mut budget) {
             continue;
         }
         let copy =
@@ -410,6 +424,24 @@ fn kept_headers(config: &crate::NodeConfig, headers: &http::HeaderMap) -> http::
         kept.append(name.clone(), copy);
     }
     kept
+}
+
+/// The WebSocket handshake's own headers, which say nothing once the
+/// connection is upgraded: not kept by default (the upgrade hook sees them;
+/// [`NodeConfig::keep_headers`](crate::NodeConfig::keep_headers) can name
+/// them).
+fn is_upgrade_header(name: &http::HeaderName) -> bool {
+    use http::header::{
+        CONNECTION, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
+    };
+    [
+        CONNECTION,
+        UPGRADE,
+        SEC_WEBSOCKET_KEY,
+        SEC_WEBSOCKET_VERSION,
+        SEC_WEBSOCKET_EXTENSIONS,
+    ]
+    .contains(name)
 }
 
 /// Registers a new connection's socket with the node and wraps it with its

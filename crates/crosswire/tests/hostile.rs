@@ -254,6 +254,23 @@ async fn a_socket_keeps_a_bounded_copy_of_its_headers() {
     assert!(hs.headers.get("x-big").is_none());
     assert_eq!(hs.headers.get("x-small").unwrap(), "kept");
     assert_eq!(hs.param("id"), Some("u1"));
+    // The handshake's own headers are not kept; the others are.
+    assert!(hs.headers.get("host").is_some());
+    for name in [
+        "connection",
+        "upgrade",
+        "sec-websocket-key",
+        "sec-websocket-version",
+    ] {
+        assert!(hs.headers.get(name).is_none(), "{name} kept");
+    }
+    // Sized to what is kept (a map grown from empty has room for 6).
+    assert!(
+        hs.headers.capacity() < 6,
+        "{} slots for {} headers",
+        hs.headers.capacity(),
+        hs.headers.len()
+    );
     let kept: usize = hs
         .headers
         .iter()
