@@ -817,3 +817,42 @@ async fn the_api_listener_bounds_what_a_connection_holds() {
     let r = client(api).get("/api/v1/nodes").await.unwrap();
     assert_eq!(r.status, 200);
 }
+
+#[tokio::test]
+async fn a_message_the_bus_would_refuse_is_refused_before_any_socket_gets_it() {
+    let hub = MemoryHub::new();
+    let (node, addr) = start_binding(
+        Node::builder()
+            .server_name("a")
+            .bus(hub.bus())
+            .max_bus_message_size(64 * 1024),
+    )
+    .await;
+    node.ready().await;
+    let api = node.listen_http_api("127.0.0.1:0", config()).await.unwrap();
+    let mut u1 = connect_id(&node, addr, "u1").await;
+    let mut api = client(api);
+    let big = "x".repeat(64 * 1024);
+    let r = post(
+        &mut api,
+        "/api/v1/broadcast",
+        json!({"event": "big", "payload": big}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, code(&r.body)),
+        (413, "body_too_large"),
+        "{:?}",
+        r.body
+    );
+    let r = post(
+        &mut api,
+        "/api/v1/send",
+        json!({"ids": ["u1"], "event": "big", "payload": big}),
+    )
+    .await;
+    assert_eq!((r.status, code(&r.body)), (413, "body_too_large"));
+    // Nothing reached the socket: the next frame is a later one.
+    post(&mut api, "/api/v1/broadcast", json!({"event": "small"})).await;
+    assert_eq!(next_text(&mut u1).await, r#"{"event":"small"}"#);
+}

@@ -735,10 +735,24 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::E
 
 /// The frame of `event` with `payload` (none: the frame has no `payload`
 /// key, as the original writes an event sent without one).
-fn frame(event: &str, payload: Option<&Value>) -> ApiResult<PushFrame> {
+fn frame(node: &Node, event: &str, payload: Option<&Value>) -> ApiResult<PushFrame> {
     non_empty(event, "event")?;
-    PushFrame::encode(event, payload).map_err(|e| crate::Error::from(e).into())
+    let frame = PushFrame::encode(event, payload).map_err(crate::Error::from)?;
+    // Refused here rather than sent to this node's sockets only: the bus
+    // would not take it (its envelope adds the channel, the sender and the
+    // exclusions to the frame).
+    let max = node.config().max_bus_message_size;
+    if node.cluster().is_some() && frame.as_str().len() + BUS_ENVELOPE_ROOM > max {
+        return Err(ApiError::new(
+            ErrorCode::BodyTooLarge,
+            format!("the message would exceed the bus's limit of {max} bytes"),
+        ));
+    }
+    Ok(frame)
 }
+
+/// Room left for a bus envelope around a frame when checking its size.
+const BUS_ENVELOPE_ROOM: usize = 4096;
 
 fn non_empty(value: &str, what: &'static str) -> ApiResult<()> {
     if value.is_empty() {
@@ -806,7 +820,7 @@ async fn broadcast(
     State(api): State<Arc<Api>>,
     JsonBody(body): JsonBody<BroadcastBody>,
 ) -> ApiResult<Json<Sent>> {
-    let frame = frame(&body.event, body.payload.as_ref())?;
+    let frame = frame(&api.node, &body.event, body.payload.as_ref())?;
     check_serving(&api.node)?;
     api.node.broadcast_frame(&frame, body.local_only);
     Ok(SENT)
@@ -825,7 +839,7 @@ async fn send(
     State(api): State<Arc<Api>>,
     JsonBody(body): JsonBody<SendBody>,
 ) -> ApiResult<Json<Sent>> {
-    let frame = frame(&body.event, body.payload.as_ref())?;
+    let frame = frame(&api.node, &body.event, body.payload.as_ref())?;
     check_ids(&body.ids, "ids")?;
     if body.ids.is_empty() {
         return Err(ApiError::new(
@@ -858,7 +872,7 @@ async fn room_send(
 ) -> ApiResult<Json<Sent>> {
     non_empty(&body.namespace, "namespace")?;
     non_empty(&body.room, "room")?;
-    let frame = frame(&body.event, body.payload.as_ref())?;
+    let frame = frame(&api.node, &body.event, body.payload.as_ref())?;
     check_ids(&body.exclude, "exclude")?;
     api.node.check_room_args(&body.namespace, &body.room)?;
     check_serving(&api.node)?;
