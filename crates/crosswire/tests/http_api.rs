@@ -304,9 +304,12 @@ async fn queries_and_health() {
     assert_eq!((r.status, &r.body["status"]), (200, &json!("ok")));
     assert_eq!(r.body["connections"], 1);
 
+    // A namespace with rooms on the other node only is listed too.
+    t.b.0.join_room("game", "g1", "u2").unwrap();
     let r = api.get("/api/v1/rooms").await.unwrap();
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body["namespaces"]["chat"], json!({"r1": 2, "r2": 1}));
+    assert_eq!(r.body["namespaces"]["game"], json!({"g1": 1}));
     assert_eq!(r.body["partial"], false);
     let r = api.get("/api/v1/rooms?namespace=none").await.unwrap();
     assert_eq!(r.body["namespaces"], json!({"none": {}}));

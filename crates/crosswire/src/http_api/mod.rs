@@ -1085,17 +1085,23 @@ async fn rooms(
 ) -> ApiResult<Json<Rooms>> {
     let query = query_params(query)?;
     let timeout = query_timeout(&api, query.timeout_ms)?;
+    let mut answer = Rooms {
+        partial: false,
+        missing: Vec::new(),
+        namespaces: BTreeMap::new(),
+    };
     let namespaces = match query.namespace {
         Some(ns) => {
             non_empty(&ns, "namespace")?;
             vec![ns]
         }
-        None => api.node.room_namespaces(),
-    };
-    let mut answer = Rooms {
-        partial: false,
-        missing: Vec::new(),
-        namespaces: BTreeMap::new(),
+        None => {
+            // Every node's namespaces, not only this node's.
+            let found = api.node.query().timeout(timeout).namespaces().await?;
+            answer.partial = found.partial;
+            answer.missing = found.missing;
+            found.value
+        }
     };
     for ns in namespaces {
         let counts = api.node.query().timeout(timeout).room_counts(&ns).await?;

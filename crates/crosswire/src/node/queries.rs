@@ -127,6 +127,7 @@ enum Ask {
     All,
     Counts { ns: String },
     Locate { id: String },
+    Namespaces,
 }
 
 impl Node {
@@ -187,6 +188,7 @@ impl Node {
                 serde_json::to_value(counts).unwrap_or(Value::Null)
             }
             Ask::Locate { id } => Value::Bool(self.get_socket(id).is_some()),
+            Ask::Namespaces => serde_json::to_value(self.room_namespaces()).unwrap_or(Value::Null),
         }
     }
 }
@@ -251,6 +253,36 @@ impl ClusterQuery {
             }
         })
         .await
+    }
+
+    /// The namespaces that have rooms on some node, sorted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// node.join_room("chat", "r1", "u1")?;
+    /// assert_eq!(node.query().namespaces().await?.value, ["chat"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn namespaces(self) -> Result<ClusterAnswer<Vec<String>>> {
+        let mut answer = self
+            .ask(
+                Ask::Namespaces,
+                Vec::new(),
+                |all: &mut Vec<String>, _, part| {
+                    if let Ok(names) = serde_json::from_value::<Vec<String>>(part) {
+                        all.extend(names);
+                    }
+                },
+            )
+            .await?;
+        answer.value.sort();
+        answer.value.dedup();
+        Ok(answer)
     }
 
     /// The nodes that hold socket id `id` (one, normally; none when it is
