@@ -220,6 +220,16 @@ async fn nodes_health_rooms_room_locate_and_stats() {
     let out = stdout(&o);
     assert!(out.starts_with("ok: node n1, 2 connections"), "{out}");
 
+    let o = t.run(&["cluster"]).await;
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("n1 "))
+        .unwrap_or_default();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells, ["n1", "ok", "2", "1", "none"], "{out}");
+
     let o = t.run(&["rooms"]).await;
     assert_exit(&o, 0);
     let out = stdout(&o);

@@ -9,7 +9,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{prometheus_text, DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// How a node is doing, as [`Node::health`] reports it (serialized in lower
@@ -22,7 +22,7 @@ use std::fmt;
 /// assert_eq!(serde_json::to_string(&HealthStatus::Degraded).ok().as_deref(), Some("\"degraded\""));
 /// assert_eq!(HealthStatus::Ok.as_str(), "ok");
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthStatus {
     /// Serving, and every bus node is healthy.
@@ -66,7 +66,7 @@ impl HealthStatus {
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Health {
     /// `ok`, `degraded` (the bus has unhealthy nodes but can publish) or
     /// `unavailable` (shutting down, or the bus cannot publish).
@@ -81,7 +81,7 @@ pub struct Health {
     pub bus: Option<BusHealth>,
     /// A routing conflict this node saw in its cluster
     /// ([`Node::routing_conflict`]); the status is then at best `degraded`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing_conflict: Option<String>,
 }
 

@@ -304,6 +304,20 @@ async fn queries_and_health() {
     assert_eq!((r.status, &r.body["status"]), (200, &json!("ok")));
     assert_eq!(r.body["connections"], 1);
 
+    // Every node's health, as each reports it.
+    let r = api.get("/api/v1/cluster").await.unwrap();
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["partial"], false);
+    for name in ["a", "b"] {
+        let h = &r.body["nodes"][name];
+        assert_eq!(
+            (&h["node"], &h["status"], &h["connections"]),
+            (&json!(name), &json!("ok"), &json!(1)),
+            "{h}"
+        );
+        assert_eq!(h["bus"]["healthy"], true, "{h}");
+    }
+
     // A namespace with rooms on the other node only is listed too.
     t.b.0.join_room("game", "g1", "u2").unwrap();
     let r = api.get("/api/v1/rooms").await.unwrap();

@@ -205,6 +205,19 @@ test('admin page: refuses a wrong token, then shows the cluster, connections, ro
     null,
     { timeout: WAIT },
   );
+  // Every node's own report: a1 holds five connections, a2 the one chat
+  // page; both see two live nodes and a healthy bus.
+  await admin.waitForFunction(
+    () => {
+      const row = (n) => Array.from(document.querySelectorAll(`#cluster tr[data-node="${n}"] td`), (td) => td.textContent);
+      const [a1, a2] = [row('a1'), row('a2')];
+      return a1.length === 7 && a2.length === 7 &&
+        a1[1] === 'ok' && a1[2] === '5' && a1[3] === '2' && a1[4] === 'healthy' &&
+        a2[1] === 'ok' && a2[2] === '1' && a2[3] === '2' && a2[4] === 'healthy';
+    },
+    null,
+    { timeout: WAIT },
+  );
 
   // Rooms over the cluster, largest first: lobby has three people on a1 and
   // one on a2. The markup of a room name is shown as text.

@@ -95,6 +95,10 @@ enum Command {
     Call(Call),
     /// List the live nodes of the cluster.
     Nodes,
+    /// Every live node's own report: status, connections, the nodes it
+    /// sees, its bus (GET /api/v1/cluster); exit 2 when a node is not ok or
+    /// did not answer.
+    Cluster,
     /// The node's health and its bus nodes (exit 0 ok, 2 degraded, 1
     /// unavailable).
     Health,
@@ -335,6 +339,7 @@ async fn run(cli: Cli) -> Outcome {
             call(&mut client(timeout.max(call_wait)), out, c).await
         }
         Command::Nodes => nodes(&mut client(timeout), out).await,
+        Command::Cluster => cluster(&mut client(timeout), out).await,
         Command::Health => health(&mut client(timeout), out).await,
         Command::Rooms { namespace, query } => {
             rooms(&mut client(timeout), out, namespace, query).await
@@ -522,6 +527,50 @@ async fn nodes(api: &mut ApiClient, out: Out) -> Outcome {
         }
     }
     Ok(EXIT_OK)
+}
+
+async fn cluster(api: &mut ApiClient, out: Out) -> Outcome {
+    let (body, printed) = success(out, api.get(&format!("{API}/cluster")).await?)?;
+    let empty = serde_json::Map::new();
+    let nodes = body["nodes"].as_object().unwrap_or(&empty);
+    let all_ok = nodes.values().all(|h| h["status"] == "ok");
+    if !printed {
+        let rows: Vec<Vec<String>> = nodes
+            .iter()
+            .map(|(name, h)| {
+                let bus = match h.get("bus") {
+                    Some(b) if b.is_object() => if b["healthy"] == true {
+                        "healthy"
+                    } else {
+                        "cannot publish"
+                    }
+                    .to_owned(),
+                    _ => "none".to_owned(),
+                };
+                vec![
+                    name.clone(),
+                    str_field(h, "status").to_owned(),
+                    number(h, "connections"),
+                    strings(h, "live_nodes").len().to_string(),
+                    bus,
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(
+                &["NODE", "STATUS", "CONNECTIONS", "LIVE NODES SEEN", "BUS"],
+                &rows
+            )
+        );
+        warn_partial(&body);
+    }
+    let partial = body["partial"] == true;
+    Ok(if all_ok && !partial {
+        EXIT_OK
+    } else {
+        EXIT_DEGRADED
+    })
 }
 
 /// The exit code of a health status.

@@ -79,7 +79,7 @@ pub struct BusMessage {
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct BusHealth {
     /// Whether messages can be published at all.
     pub healthy: bool,
@@ -99,7 +99,7 @@ pub struct BusHealth {
     /// (frozen, cut off): not sent again elsewhere, so that they cannot be
     /// delivered twice. They are delivered if that node comes back, lost if
     /// it does not. Counted since the bus started; not serialized while 0.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub in_doubt: u64,
 }
 
@@ -127,7 +127,7 @@ fn is_zero(n: &u64) -> bool {
 /// );
 /// # Ok::<(), serde_json::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BusNodeHealth {
     /// The node's address or name.
     pub name: String,
@@ -140,7 +140,7 @@ pub struct BusNodeHealth {
     /// Publishes that failed on it and were handed to another node.
     pub failovers: u64,
     /// Why it is unhealthy (its last connection error), while it is.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 

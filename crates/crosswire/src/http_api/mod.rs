@@ -101,6 +101,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/call"),
     ("GET", "/api/v1/nodes"),
     ("GET", "/api/v1/health"),
+    ("GET", "/api/v1/cluster"),
     ("GET", "/api/v1/rooms"),
     ("GET", "/api/v1/rooms/{namespace}/{room}"),
     ("GET", "/api/v1/sockets/{id}"),
@@ -535,6 +536,7 @@ impl Node {
             .route("/api/v1/call", post(call))
             .route("/api/v1/nodes", get(nodes))
             .route("/api/v1/health", get(health))
+            .route("/api/v1/cluster", get(cluster))
             .route("/api/v1/rooms", get(rooms))
             .route("/api/v1/rooms/{namespace}/{room}", get(room))
             .route("/api/v1/sockets/{id}", get(socket))
@@ -1034,6 +1036,27 @@ async fn health(State(api): State<Arc<Api>>) -> Response {
         StatusCode::OK
     };
     (status, Json(h)).into_response()
+}
+
+#[derive(Serialize)]
+struct ClusterHealth {
+    /// Some live node did not answer in time.
+    partial: bool,
+    missing: Vec<String>,
+    nodes: BTreeMap<String, crate::Health>,
+}
+
+async fn cluster(
+    State(api): State<Arc<Api>>,
+    query: Result<Query<TimeoutQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<ClusterHealth>> {
+    let timeout = query_timeout(&api, query_params(query)?.timeout_ms)?;
+    let answer = api.node.query().timeout(timeout).health().await?;
+    Ok(Json(ClusterHealth {
+        partial: answer.partial,
+        missing: answer.missing,
+        nodes: answer.value,
+    }))
 }
 
 #[derive(Deserialize)]

@@ -128,6 +128,7 @@ enum Ask {
     Counts { ns: String },
     Locate { id: String },
     Namespaces,
+    Health,
 }
 
 impl Node {
@@ -189,6 +190,7 @@ impl Node {
             }
             Ask::Locate { id } => Value::Bool(self.get_socket(id).is_some()),
             Ask::Namespaces => serde_json::to_value(self.room_namespaces()).unwrap_or(Value::Null),
+            Ask::Health => serde_json::to_value(self.health()).unwrap_or(Value::Null),
         }
     }
 }
@@ -283,6 +285,29 @@ impl ClusterQuery {
         answer.value.sort();
         answer.value.dedup();
         Ok(answer)
+    }
+
+    /// Every live node's [`Health`](crate::Health) (its status,
+    /// connections, view of the cluster and bus), by node name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> crosswire::Result<()> {
+    /// let node = crosswire::Node::builder().server_name("n1").build()?;
+    /// let health = node.query().health().await?;
+    /// assert_eq!(health.value["n1"].connections, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn health(self) -> Result<ClusterAnswer<BTreeMap<String, crate::Health>>> {
+        self.ask(Ask::Health, BTreeMap::new(), |all, node, part| {
+            if let Ok(health) = serde_json::from_value::<crate::Health>(part) {
+                all.insert(node.to_owned(), health);
+            }
+        })
+        .await
     }
 
     /// The nodes that hold socket id `id` (one, normally; none when it is
