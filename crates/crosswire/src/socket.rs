@@ -92,7 +92,9 @@ pub mod close_code {
 /// assert_eq!(handshake.uri.path(), "/lobby");
 /// assert_eq!(handshake.param("id"), Some("u1"));
 /// assert_eq!(handshake.path(), Some("lobby"));
-/// assert!(handshake.headers.contains_key("sec-websocket-key"));
+/// assert!(handshake.headers.contains_key("host"));
+/// // The handshake's own headers are not kept after the upgrade hook.
+/// assert!(!handshake.headers.contains_key("sec-websocket-key"));
 /// assert_eq!(handshake.remote_addr.map(|a| a.ip().is_loopback()), Some(true));
 /// # Ok(())
 /// # }
@@ -104,7 +106,11 @@ pub struct Handshake {
     /// Query parameters and path, parsed as the original's
     /// `parseWsRequestParams` does (path without leading slashes).
     pub params: RequestParams,
-    /// Request headers.
+    /// Request headers: in the upgrade hook, all of them; in a socket's
+    /// handshake, those [`NodeConfig::keep_headers`](crate::NodeConfig::keep_headers)
+    /// and [`kept_header_bytes`](crate::NodeConfig::kept_header_bytes) keep
+    /// (by default every header but the WebSocket handshake's own, up to
+    /// 4 KiB).
     pub headers: HeaderMap,
     /// The peer's address, when the server knows it.
     pub remote_addr: Option<SocketAddr>,
