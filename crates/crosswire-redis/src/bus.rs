@@ -185,6 +185,7 @@ impl RedisBus {
             counters: Counters::default(),
             cancel: CancellationToken::new(),
             closed: AtomicBool::new(false),
+            stall_gate: Mutex::new(()),
         });
         let bus = RedisBus {
             handle: Arc::new(Handle {

@@ -68,6 +68,12 @@ impl Group {
         }
     }
 
+    /// Gives `node` back: its copy left it without being written (handed
+    /// over from a queue), so the copy may come back to it later.
+    pub(crate) fn release(&self, node: NodeId) {
+        self.used.lock().retain(|n| *n != node);
+    }
+
     pub(crate) fn succeed(&self) {
         if let Some(tx) = self.tx.lock().take() {
             let _ = tx.send(Ok(()));

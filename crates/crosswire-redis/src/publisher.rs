@@ -89,7 +89,7 @@ pub(crate) async fn run(shared: Arc<Shared>, node: Arc<NodeShared>, mut jobs: mp
     // Removed or closed: whatever is still queued goes elsewhere (or fails).
     jobs.close();
     while let Ok(job) = jobs.try_recv() {
-        shared.fail_over(job, &node, "node removed".into());
+        shared.hand_over(job, &node, "node removed".into());
     }
 }
 
@@ -107,7 +107,7 @@ async fn idle<F: Future>(
             biased;
             _ = node.cancel.cancelled() => return None,
             out = &mut fut => return Some(out),
-            Some(job) = jobs.recv() => shared.fail_over(job, node, "not connected".into()),
+            Some(job) = jobs.recv() => shared.hand_over(job, node, "not connected".into()),
         }
     }
 }
@@ -227,7 +227,9 @@ async fn serve(
                 stall_at = None;
                 // Only when another Redis node can take the traffic: a
                 // stall of every node (an overloaded machine) must slow
-                // publishing down, not fail it.
+                // publishing down, not fail it. Decided under the gate, so
+                // that of two publishers stalling at once one stays.
+                let gate = shared.stall_gate.lock();
                 let others = shared.nodes().iter().any(|n| n.id != node.id && n.is_target());
                 if !others {
                     continue;
@@ -240,9 +242,10 @@ async fn serve(
                     in_flight.len()
                 );
                 shared.set_health(node, ConnKind::Publisher, false, HealthEventKind::Ping, Some(reason.clone()));
+                drop(gate);
                 // Queued here, not written yet: safe to send elsewhere.
                 while let Ok(job) = jobs.try_recv() {
-                    shared.fail_over(job, node, reason.clone());
+                    shared.hand_over(job, node, reason.clone());
                 }
             }
 
@@ -275,13 +278,13 @@ async fn serve(
                 let Some(first) = job else { break End::Cancelled };
                 if batch.is_some() {
                     // Stalled: nothing more is written to it.
-                    shared.fail_over(first, node, "publisher stalled".into());
+                    shared.hand_over(first, node, "publisher stalled".into());
                     continue;
                 }
                 let list = collect_batch(first, jobs);
                 if !node.pub_healthy.load(Ordering::Acquire) {
                     for job in list {
-                        shared.fail_over(job, node, "publisher unhealthy".into());
+                        shared.hand_over(job, node, "publisher unhealthy".into());
                     }
                     continue;
                 }

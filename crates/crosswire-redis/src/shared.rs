@@ -52,6 +52,10 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     pub(crate) cancel: CancellationToken,
     pub(crate) closed: AtomicBool,
+    /// Taken by a publisher that stalled while it decides to leave the
+    /// rotation: two stalling at once must not both leave it (each seeing
+    /// the other still in it), or publishes fail with every Redis node up.
+    pub(crate) stall_gate: Mutex<()>,
 }
 
 impl Shared {
@@ -320,17 +324,17 @@ impl Shared {
         match node.jobs_bytes.reserve(job.payload.len()) {
             Some(charge) => job.charge = Some(charge),
             None => {
-                self.fail_over(job, node, "publish queue full (bytes)".into());
+                self.hand_over(job, node, "publish queue full (bytes)".into());
                 return;
             }
         }
         match node.jobs.try_send(job) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(job)) => {
-                self.fail_over(job, node, "publish queue full".into());
+                self.hand_over(job, node, "publish queue full".into());
             }
             Err(mpsc::error::TrySendError::Closed(job)) => {
-                self.fail_over(job, node, "node removed".into());
+                self.hand_over(job, node, "node removed".into());
             }
         }
     }
@@ -338,6 +342,15 @@ impl Shared {
     /// Hands a copy that failed on node `failed` to the next publish target
     /// after it in configuration order that no copy of the same publish used
     /// yet; settles it as failed when there is none.
+    /// Fails over a copy that `from` never wrote (it was queued there, or
+    /// not even that): `from` may take it again later, after another node
+    /// handed it back in turn (a copy bouncing between two stalling nodes
+    /// is not lost for having visited both).
+    pub(crate) fn hand_over(&self, job: Job, from: &NodeShared, reason: String) {
+        job.group.release(from.id);
+        self.fail_over(job, from, reason);
+    }
+
     pub(crate) fn fail_over(&self, job: Job, failed: &NodeShared, reason: String) {
         let from = failed.id;
         if self.is_closed() {
