@@ -338,6 +338,11 @@ async fn run(env: &Env, a: &PresenceArgs) -> Result<Outcome, String> {
         let expected = t_all[r].len();
         if reply["count"].as_u64() != Some(expected as u64) || reply["partial"] != false {
             query_wrong += 1;
+            eprintln!(
+                "presence: query of room p{r} on node {}: expected {expected}, got {reply} after {:.1} ms",
+                q % k,
+                t0.elapsed().as_secs_f64() * 1000.0
+            );
         }
     }
 
