@@ -100,3 +100,23 @@ impl Group {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_handed_back_can_return_to_the_node_it_left_unwritten() {
+        let (tx, _rx) = oneshot::channel();
+        let (a, b) = (NodeId::new(0), NodeId::new(1));
+        let group = Group::new(tx, vec![a]);
+        // Handed from a (queued, never written) to b...
+        group.release(a);
+        assert!(group.claim(b));
+        // ...and from b back to a, which took no copy of it.
+        group.release(b);
+        assert!(group.claim(a));
+        // A node that holds a copy is not claimed twice (redundant mode).
+        assert!(!group.claim(a));
+    }
+}
