@@ -339,9 +339,6 @@ impl Shared {
         }
     }
 
-    /// Hands a copy that failed on node `failed` to the next publish target
-    /// after it in configuration order that no copy of the same publish used
-    /// yet; settles it as failed when there is none.
     /// Fails over a copy that `from` never wrote (it was queued there, or
     /// not even that): `from` may take it again later, after another node
     /// handed it back in turn (a copy bouncing between two stalling nodes
@@ -351,6 +348,9 @@ impl Shared {
         self.fail_over(job, from, reason);
     }
 
+    /// Hands a copy that failed on node `failed` to the next publish target
+    /// after it in configuration order that no copy of the same publish used
+    /// yet; settles it as failed when there is none.
     pub(crate) fn fail_over(&self, job: Job, failed: &NodeShared, reason: String) {
         let from = failed.id;
         if self.is_closed() {
