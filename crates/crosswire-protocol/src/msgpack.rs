@@ -695,7 +695,7 @@ pub(crate) fn sender(bytes: &[u8], nested: bool) -> Option<&[u8]> {
     let entries = map_len(&mut buf)?;
     let mut found: Option<&[u8]> = None;
     for _ in 0..entries {
-        let key = str_of(&mut buf);
+        let key = key_of(&mut buf);
         match (key, nested) {
             (Some(b"senderServer"), false) => found = str_of(&mut buf),
             (Some(b"data"), true) => {
@@ -705,7 +705,7 @@ pub(crate) fn sender(bytes: &[u8], nested: bool) -> Option<&[u8]> {
                 match n {
                     Some(n) => {
                         for _ in 0..n {
-                            match str_of(&mut inner) {
+                            match key_of(&mut inner) {
                                 Some(b"senderServer") => found = str_of(&mut inner),
                                 _ => skip(&mut inner)?,
                             }
@@ -741,6 +741,17 @@ fn map_len(buf: &mut &[u8]) -> Option<usize> {
 /// Reads a string (fixstr / str8 / str16 / str32); on any other value the
 /// buffer is left where it was and `None` returned.
 fn str_of<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
+    text_of(buf, false)
+}
+
+/// Reads a map key that names a property: a string, or a binary (the full
+/// decoder takes a Buffer key as its UTF-8 text, see [`Reader::key`]); on
+/// any other value the buffer is left where it was and `None` returned.
+fn key_of<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
+    text_of(buf, true)
+}
+
+fn text_of<'a>(buf: &mut &'a [u8], bin: bool) -> Option<&'a [u8]> {
     use rmp::Marker;
     let mut b = *buf;
     let len = match rmp::decode::read_marker(&mut b).ok()? {
@@ -748,6 +759,9 @@ fn str_of<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
         Marker::Str8 => take_be(&mut b, 1)?,
         Marker::Str16 => take_be(&mut b, 2)?,
         Marker::Str32 => take_be(&mut b, 4)?,
+        Marker::Bin8 if bin => take_be(&mut b, 1)?,
+        Marker::Bin16 if bin => take_be(&mut b, 2)?,
+        Marker::Bin32 if bin => take_be(&mut b, 4)?,
         _ => return None,
     };
     let s = b.get(..len)?;
@@ -848,6 +862,20 @@ mod sender_tests {
         )
         .unwrap();
         assert_eq!(sender(&top, false), Some(&b"n2"[..]));
+    }
+
+    #[test]
+    fn a_binary_key_counts_as_the_full_decoder_counts_it() {
+        // {"senderServer": "n1", <bin "senderServer">: "n2"}: the last one
+        // wins, as in `decode`.
+        let mut bytes = vec![0x82, 0xac];
+        bytes.extend_from_slice(b"senderServer");
+        bytes.extend_from_slice(b"\xa2n1\xc4\x0c");
+        bytes.extend_from_slice(b"senderServer");
+        bytes.extend_from_slice(b"\xa2n2");
+        let full = decode(&bytes).unwrap();
+        assert_eq!(full["senderServer"], "n2");
+        assert_eq!(sender(&bytes, false), Some(&b"n2"[..]));
     }
 
     #[test]
