@@ -385,45 +385,38 @@ fn origin_host(origin: &str) -> Option<&str> {
 }
 
 /// The headers a socket keeps: those named in `keep_headers`, or else every
-/// header in order while they fit in `kept_header_bytes`. Each kept value is
+/// header but the handshake's own, in order while they fit in
+/// `kept_header_bytes`. Each kept value is
 /// copied into its own allocation: hyper parses the head without copying,
 /// so a kept slice would keep the whole read buffer alive.
 fn kept_headers(config: &crate::NodeConfig, headers: &http::HeaderMap) -> http::HeaderMap {
     let mut budget = config.kept_header_bytes;
-    let keep = |name: &http::HeaderName, value: &http::HeaderValue, budget: &mut usize| {
-        if config.keep_headers.is_empty() {
+    let kept: Vec<(&http::HeaderName, &http::HeaderValue)> = headers
+        .iter()
+        .filter(|(name, value)| {
+            if !config.keep_headers.is_empty() {
+                return config
+                    .keep_headers
+                    .iter()
+                    .any(|k| k.eq_ignore_ascii_case(name.as_str()));
+            }
             let size = name.as_str().len() + value.len();
-            if size > *budget || is_upgrade_header(name) {
+            if size > budget || is_upgrade_header(name) {
                 return false;
             }
-            *budget -= size;
+            budget -= size;
             true
-        } else {
-            config
-                .keep_headers
-                .iter()
-                .any(|k| k.eq_ignore_ascii_case(name.as_str()))
-        }
-    };
+        })
+        .collect();
     // Sized to what is kept: a map grown one header at a time keeps room
     // for several more, with every socket.
-    let count = {
-        let mut budget = budget;
-        headers
-            .iter()
-            .filter(|(name, value)| keep(name, value, &mut budget))
-            .count()
-    };
-    let mut kept = http::HeaderMap::with_capacity(count);
-    for (name, value) in headers {
-        if !keep(name, value, &mut budget) {
-            continue;
-        }
+    let mut map = http::HeaderMap::with_capacity(kept.len());
+    for (name, value) in kept {
         let copy =
             http::HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
-        kept.append(name.clone(), copy);
+        map.append(name.clone(), copy);
     }
-    kept
+    map
 }
 
 /// The WebSocket handshake's own headers, which say nothing once the
