@@ -149,16 +149,19 @@ impl Node {
         let node = self.clone();
         get(move || {
             let node = node.clone();
-            async move {
-                let h = node.health();
-                let code = if h.status == HealthStatus::Unavailable {
-                    http::StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    http::StatusCode::OK
-                };
-                (code, axum::Json(h)).into_response()
-            }
+            async move { node.health_response() }
         })
+    }
+
+    /// [`Node::health`] as JSON, 200 unless the node is unavailable (503).
+    pub(crate) fn health_response(&self) -> axum::response::Response {
+        let h = self.health();
+        let code = if h.status == HealthStatus::Unavailable {
+            http::StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            http::StatusCode::OK
+        };
+        (code, axum::Json(h)).into_response()
     }
 
     /// A route serving the node's metrics in the Prometheus text format

@@ -47,7 +47,7 @@ use crate::node::{Node, RoomSend};
 use crate::stats::Stats;
 use crate::RateLimit;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequestParts, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -938,25 +938,7 @@ async fn call(
     JsonBody(body): JsonBody<CallBody>,
 ) -> ApiResult<Json<CallAnswer>> {
     non_empty(&body.event, "event")?;
-    let timeout = match body.timeout_ms {
-        None => DEFAULT_CALL_TIMEOUT.min(api.max_call_timeout),
-        Some(0) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidRequest,
-                "timeout_ms must be at least 1",
-            ))
-        }
-        Some(ms) if Duration::from_millis(ms) > api.max_call_timeout => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!(
-                    "timeout_ms exceeds the API's limit of {} ms",
-                    api.max_call_timeout.as_millis()
-                ),
-            ))
-        }
-        Some(ms) => Duration::from_millis(ms),
-    };
+    let timeout = api.timeout(body.timeout_ms, DEFAULT_CALL_TIMEOUT)?;
     if !body.servers.is_empty() {
         if body.expect.is_some() || body.except_self {
             return Err(ApiError::new(
@@ -1029,13 +1011,7 @@ async fn nodes(State(api): State<Arc<Api>>) -> Json<Nodes> {
 }
 
 async fn health(State(api): State<Arc<Api>>) -> Response {
-    let h = api.node.health();
-    let status = if h.status == crate::HealthStatus::Unavailable {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
-    (status, Json(h)).into_response()
+    api.node.health_response()
 }
 
 #[derive(Serialize)]
@@ -1048,9 +1024,9 @@ struct ClusterHealth {
 
 async fn cluster(
     State(api): State<Arc<Api>>,
-    query: Result<Query<TimeoutQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<TimeoutQuery>,
 ) -> ApiResult<Json<ClusterHealth>> {
-    let timeout = query_timeout(&api, query_params(query)?.timeout_ms)?;
+    let timeout = api.query_timeout(query.timeout_ms)?;
     let answer = api.node.query().timeout(timeout).health().await?;
     Ok(Json(ClusterHealth {
         partial: answer.partial,
@@ -1076,38 +1052,57 @@ struct Rooms {
     namespaces: BTreeMap<String, BTreeMap<String, usize>>,
 }
 
-fn query_timeout(api: &Api, ms: Option<u64>) -> ApiResult<Duration> {
-    match ms {
-        None => Ok(crate::node::DEFAULT_QUERY_TIMEOUT.min(api.max_call_timeout)),
-        Some(0) => Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            "timeout_ms must be at least 1",
-        )),
-        Some(ms) if Duration::from_millis(ms) > api.max_call_timeout => Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!(
-                "timeout_ms exceeds the API's limit of {} ms",
-                api.max_call_timeout.as_millis()
-            ),
-        )),
-        Some(ms) => Ok(Duration::from_millis(ms)),
+impl Api {
+    /// A request's `timeout_ms`: `default` when absent, refused when 0 or
+    /// above the API's `max_call_timeout`.
+    fn timeout(&self, ms: Option<u64>, default: Duration) -> ApiResult<Duration> {
+        match ms {
+            None => Ok(default.min(self.max_call_timeout)),
+            Some(0) => Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "timeout_ms must be at least 1",
+            )),
+            Some(ms) if Duration::from_millis(ms) > self.max_call_timeout => Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "timeout_ms exceeds the API's limit of {} ms",
+                    self.max_call_timeout.as_millis()
+                ),
+            )),
+            Some(ms) => Ok(Duration::from_millis(ms)),
+        }
+    }
+
+    /// A query's `timeout_ms` ([`DEFAULT_QUERY_TIMEOUT`](crate::DEFAULT_QUERY_TIMEOUT)
+    /// when absent).
+    fn query_timeout(&self, ms: Option<u64>) -> ApiResult<Duration> {
+        self.timeout(ms, crate::node::DEFAULT_QUERY_TIMEOUT)
     }
 }
 
-fn query_params<T: DeserializeOwned>(
-    query: Result<Query<T>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<T> {
-    query
-        .map(|Query(q)| q)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))
+/// A request's query string of the route's shape (400 `invalid_request`
+/// otherwise, unknown parameters included).
+struct ApiQuery<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> ApiResult<Self> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| ApiQuery(q))
+            .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))
+    }
 }
 
 async fn rooms(
     State(api): State<Arc<Api>>,
-    query: Result<Query<RoomsQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<RoomsQuery>,
 ) -> ApiResult<Json<Rooms>> {
-    let query = query_params(query)?;
-    let timeout = query_timeout(&api, query.timeout_ms)?;
+    let timeout = api.query_timeout(query.timeout_ms)?;
     let mut answer = Rooms {
         partial: false,
         missing: Vec::new(),
@@ -1126,8 +1121,12 @@ async fn rooms(
             found.value
         }
     };
-    for ns in namespaces {
-        let counts = api.node.query().timeout(timeout).room_counts(&ns).await?;
+    // The namespaces' queries at once: one timeout in all, not one each.
+    let asked = namespaces
+        .iter()
+        .map(|ns| api.node.query().timeout(timeout).room_counts(ns));
+    let counted = futures_util::future::try_join_all(asked).await?;
+    for (ns, counts) in namespaces.into_iter().zip(counted) {
         answer.partial |= counts.partial;
         for m in counts.missing {
             if !answer.missing.contains(&m) {
@@ -1160,9 +1159,9 @@ struct RoomAnswer {
 async fn room(
     State(api): State<Arc<Api>>,
     Path((namespace, room)): Path<(String, String)>,
-    query: Result<Query<TimeoutQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<TimeoutQuery>,
 ) -> ApiResult<Json<RoomAnswer>> {
-    let timeout = query_timeout(&api, query_params(query)?.timeout_ms)?;
+    let timeout = api.query_timeout(query.timeout_ms)?;
     api.node.check_room_args(&namespace, &room)?;
     let answer = api
         .node
@@ -1198,9 +1197,9 @@ struct SocketAnswer {
 async fn socket(
     State(api): State<Arc<Api>>,
     Path(id): Path<String>,
-    query: Result<Query<TimeoutQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(query): ApiQuery<TimeoutQuery>,
 ) -> ApiResult<Json<SocketAnswer>> {
-    let timeout = query_timeout(&api, query_params(query)?.timeout_ms)?;
+    let timeout = api.query_timeout(query.timeout_ms)?;
     non_empty(&id, "id")?;
     let answer = api.node.query().timeout(timeout).locate(&id).await?;
     Ok(Json(SocketAnswer {
