@@ -7,6 +7,7 @@ use super::{add_errors, connect, finish, signal, wait_ready, Env, Opened, Outcom
 use crate::loadgen::cli::{FanEvent, FanoutArgs};
 use crate::loadgen::gen::Shared;
 use crate::loadgen::hist::round3;
+use rustix::process::Signal;
 use serde_json::json;
 use std::sync::Arc;
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -163,10 +164,10 @@ pub async fn fanout(env: &Env, a: &FanoutArgs) -> Outcome {
         );
         tokio::spawn(async move {
             tokio::time::sleep(at).await;
-            let stopped = signal(pid, "-STOP");
+            let stopped = signal(pid, Signal::STOP);
             eprintln!("fanout: process {pid} frozen ({stopped})");
             tokio::time::sleep(hold).await;
-            let resumed = signal(pid, "-CONT");
+            let resumed = signal(pid, Signal::CONT);
             eprintln!("fanout: process {pid} thawed ({resumed})");
             stopped && resumed
         })
@@ -179,7 +180,7 @@ pub async fn fanout(env: &Env, a: &FanoutArgs) -> Outcome {
     if let (Some(task), Some(pid)) = (freezer, a.freeze_pid) {
         // Never leave a process frozen behind.
         if !task.await.unwrap_or(false) {
-            signal(pid, "-CONT");
+            signal(pid, Signal::CONT);
             notes.push(format!("process {pid} could not be frozen and thawed"));
         } else {
             notes.push(format!(

@@ -161,13 +161,13 @@ pub(crate) async fn open_join(
     Ok(c)
 }
 
-/// Sends signal `sig` (`-STOP`, `-CONT`, `-9`, ...) to process `pid`
-/// with kill(1); whether it was delivered.
-pub(crate) fn signal(pid: u32, sig: &str) -> bool {
-    std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success())
+/// Sends `sig` (`Signal::STOP`, `Signal::CONT`, `Signal::KILL`, ...) to
+/// process `pid`; whether it was delivered.
+pub(crate) fn signal(pid: u32, sig: rustix::process::Signal) -> bool {
+    i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .is_some_and(|target| rustix::process::kill_process(target, sig).is_ok())
 }
 
 /// Appends a run's notes and failures to its human report.

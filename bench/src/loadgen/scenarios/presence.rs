@@ -22,6 +22,7 @@ use crate::loadgen::cli::PresenceArgs;
 use crate::loadgen::client::OPEN_TIMEOUT;
 use crate::loadgen::wire::{decode, encode_event, Incoming, Proto};
 use crate::loadgen::ws::{self, WsConn, WsError};
+use rustix::process::Signal;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
@@ -349,7 +350,7 @@ async fn run(env: &Env, a: &PresenceArgs) -> Result<Outcome, String> {
     // 4. A frozen node: queries come back partial, in time.
     let mut frozen = Value::Null;
     if let Some(pid) = a.freeze_pid {
-        if signal(pid, "-STOP") {
+        if signal(pid, Signal::STOP) {
             // Three at once, asked of a node that is not frozen (the last
             // one), while the frozen node still counts as alive (within
             // the membership timeout).
@@ -360,7 +361,7 @@ async fn run(env: &Env, a: &PresenceArgs) -> Result<Outcome, String> {
             let replies = probes[k - 1].ask_all("query", &asks).await?;
             let max = t0.elapsed().as_secs_f64() * 1000.0;
             let partial = replies.iter().filter(|r| r["partial"] == true).count();
-            signal(pid, "-CONT");
+            signal(pid, Signal::CONT);
             if partial < 3 {
                 failures.push(format!(
                     "{} of 3 queries with a frozen node were not partial",
@@ -425,7 +426,7 @@ async fn run(env: &Env, a: &PresenceArgs) -> Result<Outcome, String> {
             .collect();
         while leaves_rx.try_recv().is_ok() {}
         let t0 = Instant::now();
-        if !signal(pid, "-9") {
+        if !signal(pid, Signal::KILL) {
             failures.push(format!("could not kill process {pid}"));
         }
         let mut latency = Vec::new();
